@@ -1,0 +1,42 @@
+"""golf_core's own commands (`python -m golf_core ...`); `golf` adds the orchestrator's.
+
+Each command module exposes `register(subparsers)`, adding parsers whose `func(args) -> int`
+runs the command. Errors a user can fix are raised as ValueError subclasses (ConfigError,
+ShardError, ...) and printed as one line by `run_cli`, exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+CORE_COMMAND_MODULES = ("golf_core.data.cli", "golf_core.train.cli", "golf_core.eval.cli")
+
+
+def build_parser(prog: str, modules: tuple[str, ...]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="parameter-golf experiments")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in modules:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def run_cli(prog: str, modules: tuple[str, ...], argv: list[str] | None = None) -> int:
+    parser = build_parser(prog, modules)
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as e:
+        # One line naming what is wrong; no traceback for input errors.
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli("python -m golf_core", CORE_COMMAND_MODULES, argv)

@@ -1,0 +1,14 @@
+"""DataConfig: where shards and the tokenizer live."""
+from __future__ import annotations
+
+from golf_core.config import Frozen
+
+
+class DataConfig(Frozen):
+    # A directory holding fineweb_{train,val}_NNNNNN.bin shards and one SentencePiece *.model.
+    path: str = "data/synthetic"
+    vocab_size: int = 1024
+    # When `path` has no shards, `golf run` makes synthetic data of this size there (seed below).
+    synthetic_train_tokens: int = 2_000_000
+    synthetic_val_tokens: int = 200_000
+    synthetic_seed: int = 0

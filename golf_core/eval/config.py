@@ -1,0 +1,110 @@
+"""Evaluation configs: sliding windows and chunks, the n-gram mixer, score-first TTT.
+
+Names here are the names in spec files and `--set`: eval.seq_len, eval.stride,
+eval.chunk_tokens, mixer.mode, mixer.orders, mixer.buckets, mixer.min_count,
+mixer.alpha_base, mixer.alpha_range, mixer.entropy_slope, mixer.entropy_center,
+ttt.enabled, ttt.lr.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from golf_core.config import Frozen
+
+# PR #779's hash primes; prime[0] multiplies the oldest context token.
+DEFAULT_PRIMES = (36313, 27191, 51647, 81929, 131071, 174763, 233017)
+
+
+class EvalConfig(Frozen):
+    seq_len: int = Field(1024, ge=8)
+    stride: int = Field(64, ge=1)  # = seq_len for non-overlapping windows
+    batch_seqs: int = Field(32, ge=1)
+    # Score-first chunks (#809: 1,048,576 tokens): score a chunk, then absorb it, then TTT on it.
+    chunk_tokens: int = Field(1_048_576, ge=1)
+    max_tokens: int = Field(0, ge=0)  # 0 = the whole validation split
+    max_eval_seconds: float = Field(600.0, ge=0)  # the challenge's eval cap, audited
+    temperature: float = Field(1.0, gt=0)  # #779 divides logits by 0.98 after TTT
+    audit: bool = True
+    audit_positions: int = Field(32, ge=0)  # positions where sum_v p(v) is measured
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> "EvalConfig":
+        if self.stride > self.seq_len:
+            raise ValueError(f"stride {self.stride} larger than seq_len {self.seq_len}")
+        return self
+
+
+class MixerConfig(Frozen):
+    # none: the model alone. hashed_target: #779's estimator, exact, always non-compliant.
+    # normalized: same tables, selected order's counts over all V candidates renormalized (C2).
+    mode: Literal["none", "hashed_target", "normalized"] = "none"
+    orders: tuple[int, ...] = (2, 3, 4, 5, 6, 7)
+    buckets: int = 4_194_304  # 2^22 per order and table
+    min_count: int = Field(2, ge=1)  # backoff: first order (from the top) with ctx count >= this
+    primes: tuple[int, ...] = DEFAULT_PRIMES
+    warmup_tokens: int = Field(100, ge=0)  # model alone until the tables hold this many tokens
+    # entropy-adaptive alpha (#779): alpha = base + range * sigmoid(slope * (H - center))
+    alpha_base: float = Field(0.05, ge=0.0, le=1.0)
+    alpha_range: float = Field(0.55, ge=0.0, le=1.0)
+    entropy_slope: float = 2.0
+    entropy_center: float = 4.0
+    # per-order centers (#798): {7: 3.0, 6: 3.2, 5: 3.5, 4: 3.8, 3: 4.2, 2: 4.5}; None = one center
+    entropy_centers: dict[int, float] | None = None
+    alpha_max: float = Field(1.0, ge=0.0, le=1.0)  # upper clamp on alpha
+
+    @field_validator("buckets")
+    @classmethod
+    def _pow2(cls, v: int) -> int:
+        if v < 1 or v & (v - 1):
+            raise ValueError(f"must be a power of two (got {v})")
+        return v
+
+    @field_validator("orders")
+    @classmethod
+    def _orders(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v:
+            raise ValueError("at least one order")
+        if any(o < 1 or o > 16 for o in v):
+            raise ValueError(f"orders must lie in 1..16 (got {list(v)})")
+        return tuple(sorted(set(v)))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MixerConfig":
+        if self.alpha_base + self.alpha_range > 1.0 + 1e-12:
+            raise ValueError("alpha_base + alpha_range must be <= 1")
+        if max(self.orders) > len(self.primes):
+            raise ValueError(f"order {max(self.orders)} needs {max(self.orders)} primes, have {len(self.primes)}")
+        if self.entropy_centers is not None:
+            missing = set(self.orders) - set(self.entropy_centers)
+            if missing:
+                raise ValueError(f"entropy_centers lacks orders {sorted(missing)}")
+        return self
+
+    def table_key(self) -> tuple:
+        """The fields that change the n-gram pass (not the mix): one pass per distinct key."""
+        return (self.mode, self.orders, self.buckets, self.min_count, self.primes, self.warmup_tokens)
+
+
+class TTTConfig(Frozen):
+    """Drift-free score-first TTT (#779): adapt after a chunk is scored, never before."""
+
+    enabled: bool = False
+    lr: float = Field(3e-5, gt=0)
+    epochs: int = Field(1, ge=0)
+    batch_seqs: int = Field(32, ge=1)
+    last_k_blocks: int = Field(1, ge=0)  # Q projections of the last k blocks adapt
+    adapt_norms: bool = True  # plus norm / scale parameters
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    byte_weighted: bool = True  # cross entropy weighted by each target's byte count
+    cosine: bool = True  # lr cosine-decays across chunks
+
+
+class EvalSpec(Frozen):
+    """Everything an evaluation job needs besides the artifact and the data."""
+
+    eval: EvalConfig = EvalConfig()
+    mixer: MixerConfig = MixerConfig()
+    ttt: TTTConfig = TTTConfig()

@@ -1,0 +1,70 @@
+"""RunConfig and the named presets: `baseline`, `pr779`, `tiny`.
+
+A preset is a full RunConfig; `--set section.key=value` (or a spec's overrides) edits it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from golf_core.config import ConfigError, Frozen, build, deep_merge, parse_sets
+from golf_core.eval.config import EvalConfig
+from golf_core.model.config import ModelConfig
+from golf_core.quant.config import QuantConfig
+from golf_core.train.config import TrainConfig
+
+
+class RunConfig(Frozen):
+    """What a training job needs: the model, the loop, the artifact, the roundtrip score."""
+
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    quant: QuantConfig = QuantConfig()
+    eval: EvalConfig = EvalConfig(seq_len=1024, stride=1024)  # upstream scores non-overlapping
+
+
+# Each preset is an override tree over RunConfig's defaults (which are the upstream baseline).
+PRESETS: dict[str, dict[str, Any]] = {
+    # Upstream train_gpt.py exactly: 17,059,912 params, int8 + zlib, non-overlapping eval.
+    "baseline": {},
+    # PR #779's record stack (ref c58742a3e): 11 layers, MLP x3 LeakyReLU(0.5)^2, XSA on all
+    # layers, SmearGate, BigramHash, partial RoPE 16/64, value embeddings, EMA, SWA, late QAT,
+    # CROWN-Q, int5 + pruning + zstd-22, seq 2048, 786,432 tokens/step, sliding eval stride 64.
+    "pr779": {
+        "model": {
+            "num_layers": 11, "num_kv_heads": 8, "mlp_mult": 3.0, "activation": "leaky_relu2",
+            "xsa_last_n": 11, "smear_gate": True, "bigram_vocab_size": 4096, "bigram_dim": 128,
+            "rope_dims": 16, "value_embed": True, "ve_dim": 128, "ve_layers": [9, 10],
+            "ln_scale": True, "orthogonal_init": True,
+        },
+        "train": {
+            "train_batch_tokens": 786_432, "train_seq_len": 2048, "warmdown_iters": 3500,
+            "tied_embed_lr": 0.035, "matrix_lr": 0.025, "scalar_lr": 0.025,
+            "muon_momentum": 0.99, "muon_momentum_warmup_start": 0.92,
+            "muon_momentum_warmup_steps": 1500, "grad_clip_norm": 0.3,
+            "muon_wd": 0.04, "adam_wd": 0.04, "ema_decay": 0.997, "swa_every": 50,
+            "late_qat_threshold": 0.5, "crownq_lambda": 0.01,
+        },
+        "quant": {"scheme": "int5", "prune_frac": 0.08, "compressor": "zstd"},
+        "eval": {"seq_len": 2048, "stride": 64},
+    },
+    # The same code at a size that trains on 2 CPU cores in well under a minute.
+    "tiny": {
+        "model": {"num_layers": 2, "model_dim": 64, "num_heads": 4, "num_kv_heads": 2, "mlp_mult": 2.0},
+        "train": {
+            "iterations": 30, "max_wallclock_seconds": 60.0, "train_batch_tokens": 4096,
+            "train_seq_len": 128, "micro_batches": 2, "warmup_steps": 0, "warmdown_iters": 10,
+            "muon_momentum_warmup_steps": 10, "train_log_every": 5, "device": "cpu",
+        },
+        "eval": {"seq_len": 128, "stride": 64, "batch_seqs": 16},
+    },
+}
+
+
+def load_preset(name: str, overrides: list[str] | dict[str, Any] | None = None) -> RunConfig:
+    """The preset `name` with overrides (`["train.seed=42"]` or a nested dict) applied."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset: unknown preset {name!r} (choose from {', '.join(sorted(PRESETS))})")
+    over = overrides or {}
+    if not isinstance(over, dict):
+        over = parse_sets(list(over))
+    return build(RunConfig, deep_merge(PRESETS[name], over))

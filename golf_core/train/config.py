@@ -1,0 +1,51 @@
+"""TrainConfig: the training loop, optimizers and wallclock cap.
+
+Defaults are upstream train_gpt.py's (Muon lr 0.04, momentum 0.85->0.95 over 500 steps,
+524,288 tokens/step at seq 1024, warmdown over the last 1200 steps' worth of wall clock).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from golf_core.config import Frozen
+
+
+class TrainConfig(Frozen):
+    seed: int = 1337
+    iterations: int = Field(20_000, ge=0)
+    max_wallclock_seconds: float = Field(600.0, ge=0)  # 0 = no cap
+    train_batch_tokens: int = Field(524_288, ge=1)
+    train_seq_len: int = Field(1024, ge=8)
+    # world_size x grad_accum_steps; the global batch is the same for any world size dividing it.
+    micro_batches: int = Field(8, ge=1)
+    warmup_steps: int = Field(20, ge=0)  # compile warm-up; weights restored, not counted
+    warmdown_iters: int = Field(1200, ge=0)
+    # optimizers
+    embed_lr: float = 0.6
+    head_lr: float = 0.008
+    tied_embed_lr: float = 0.05
+    matrix_lr: float = 0.04
+    scalar_lr: float = 0.04
+    muon_momentum: float = 0.95
+    muon_backend_steps: int = 5
+    muon_momentum_warmup_start: float = 0.85
+    muon_momentum_warmup_steps: int = 500
+    muon_wd: float = 0.0
+    adam_wd: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.95
+    adam_eps: float = 1e-8
+    grad_clip_norm: float = 0.0
+    # record-stack training options (#779), off in the baseline
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0)  # 0 = off; #779 uses 0.997
+    swa_every: int = Field(0, ge=0)  # 0 = off; #779 averages every 50 steps in warmdown
+    late_qat_threshold: float = Field(0.0, ge=0.0, le=1.0)  # STE fake-quant once lr scale < this
+    crownq_lambda: float = Field(0.0, ge=0.0)  # CROWN-Q quantization-aware penalty weight
+    # logging / eval cadence
+    val_loss_every: int = Field(0, ge=0)  # 0 = only at the end
+    train_log_every: int = Field(50, ge=1)
+    # execution
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compile: bool | None = None  # None = on for CUDA, off for CPU
