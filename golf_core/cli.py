@@ -10,7 +10,12 @@ import argparse
 import importlib
 import sys
 
-CORE_COMMAND_MODULES = ("golf_core.data.cli", "golf_core.train.cli", "golf_core.eval.cli")
+CORE_COMMAND_MODULES = (
+    "golf_core.data.cli",
+    "golf_core.train.cli",
+    "golf_core.eval.cli",  # eval
+    "golf_core.eval.cli_mix",  # mix, audit
+)
 
 
 def build_parser(prog: str, modules: tuple[str, ...]) -> argparse.ArgumentParser:
