@@ -1,0 +1,152 @@
+"""FineWeb token shards: the challenge's binary format, read, written and validated.
+
+A shard is 256 little-endian int32 (`[0]` = magic 20240520, `[1]` = version 1, `[2]` = token
+count), then `count` little-endian uint16 tokens; the file is exactly 1024 + 2·count bytes.
+Same format as upstream `write_datafile` / `load_data_shard`, so real and synthetic data are
+interchangeable. Every check raises `ShardError` naming the file and the exact problem, and
+`check_data_dir` runs them all before any GPU time is spent.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SHARD_MAGIC = 20240520
+SHARD_VERSION = 1
+HEADER_INTS = 256
+HEADER_BYTES = HEADER_INTS * 4  # 1024
+TOKEN_BYTES = 2
+SPLITS = ("train", "val")
+
+
+class ShardError(ValueError):
+    """A shard or data directory that cannot be used; the message names file and problem."""
+
+
+def write_shard(path: str | Path, tokens) -> Path:
+    """Write `tokens` (any int array-like, each in [0, 65535]) as one shard file."""
+    path = Path(path)
+    arr = np.asarray(tokens)
+    if arr.ndim != 1:
+        arr = arr.reshape(-1)
+    if arr.size >= 2**31:
+        raise ShardError(f"{path}: {arr.size} tokens do not fit the int32 count field")
+    if arr.dtype != np.uint16:
+        if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= 2**16):
+            raise ShardError(f"{path}: token ids must lie in [0, 65535] to be stored as uint16")
+        arr = arr.astype(np.uint16)
+    header = np.zeros(HEADER_INTS, dtype="<i4")
+    header[0], header[1], header[2] = SHARD_MAGIC, SHARD_VERSION, arr.size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written aside, then renamed: a reader never sees a half-written shard under its real name.
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        f.write(header.tobytes())
+        f.write(arr.astype("<u2", copy=False).tobytes())
+    tmp.replace(path)
+    return path
+
+
+def read_header(path: str | Path) -> int:
+    """Validate a shard's header and file size; return its token count."""
+    path = Path(path)
+    if not path.is_file():
+        raise ShardError(f"{path}: shard file not found")
+    size = path.stat().st_size
+    if size < HEADER_BYTES:
+        raise ShardError(f"{path}: short header ({size} bytes, a shard header is {HEADER_BYTES})")
+    header = np.fromfile(path, dtype="<i4", count=HEADER_INTS)
+    if int(header[0]) != SHARD_MAGIC:
+        raise ShardError(f"{path}: bad magic {int(header[0])} (expected {SHARD_MAGIC})")
+    if int(header[1]) != SHARD_VERSION:
+        raise ShardError(f"{path}: bad version {int(header[1])} (expected {SHARD_VERSION})")
+    count = int(header[2])
+    if count < 0:
+        raise ShardError(f"{path}: negative token count {count} in header")
+    expected = HEADER_BYTES + TOKEN_BYTES * count
+    if size != expected:
+        raise ShardError(
+            f"{path}: size mismatch: header says {count} tokens, expected {expected} bytes, file has {size}"
+        )
+    return count
+
+
+def _check_vocab(path: Path, tokens: np.ndarray, vocab_size: int) -> None:
+    # np.max over a memmap streams the file once: fast enough for 100M-token shards.
+    if tokens.size == 0 or int(tokens.max()) < vocab_size:
+        return
+    where = int(np.argmax(tokens >= vocab_size))
+    raise ShardError(
+        f"{path}: token {int(tokens[where])} at index {where} is >= vocab_size {vocab_size}"
+    )
+
+
+def read_shard(path: str | Path, vocab_size: int | None = None) -> np.ndarray:
+    """The shard's tokens as a read-only uint16 memmap (validated; vocab checked if given)."""
+    path = Path(path)
+    count = read_header(path)
+    if count == 0:
+        return np.zeros(0, dtype=np.uint16)
+    tokens = np.memmap(path, dtype="<u2", mode="r", offset=HEADER_BYTES, shape=(count,))
+    if vocab_size is not None:
+        _check_vocab(path, tokens, vocab_size)
+    return tokens
+
+
+def split_files(data_dir: str | Path, split: str) -> list[Path]:
+    """Sorted `fineweb_{split}_*.bin` files of a data dir (may be empty)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return sorted(Path(data_dir).glob(f"fineweb_{split}_*.bin"))
+
+
+def load_split(data_dir: str | Path, split: str, vocab_size: int | None = None) -> torch.Tensor:
+    """All shards of a split concatenated in file order, as int64 (a LongTensor)."""
+    files = split_files(data_dir, split)
+    if not files:
+        raise ShardError(f"{data_dir}: no fineweb_{split}_*.bin shards")
+    parts = [np.asarray(read_shard(f, vocab_size), dtype=np.int64) for f in files]
+    return torch.from_numpy(np.concatenate(parts) if len(parts) > 1 else parts[0])
+
+
+def find_tokenizer(data_dir: str | Path) -> Path:
+    """The data dir's single SentencePiece `*.model` file."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ShardError(f"{data_dir}: data directory not found")
+    models = sorted(data_dir.glob("*.model"))
+    if not models:
+        raise ShardError(f"{data_dir}: no SentencePiece *.model tokenizer file")
+    if len(models) > 1:
+        names = ", ".join(m.name for m in models)
+        raise ShardError(f"{data_dir}: expected exactly one *.model tokenizer, found {len(models)}: {names}")
+    return models[0]
+
+
+def check_data_dir(data_dir: str | Path, vocab_size: int) -> None:
+    """Validate a whole data dir (every shard's header, size, max token; the tokenizer).
+
+    Cheap (one streaming pass per shard) and run before any GPU time is spent, so a
+    truncated download fails in seconds with the file's name, not mid-training.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ShardError(f"{data_dir}: data directory not found")
+    for split in SPLITS:
+        files = split_files(data_dir, split)
+        if not files:
+            raise ShardError(f"{data_dir}: no fineweb_{split}_*.bin shards")
+        for f in files:
+            read_shard(f, vocab_size)
+    model = find_tokenizer(data_dir)
+    import sentencepiece as spm  # local: shard reading alone needs no tokenizer library
+
+    try:
+        sp_vocab = int(spm.SentencePieceProcessor(model_file=str(model)).vocab_size())
+    except Exception as e:  # sentencepiece raises OSError/RuntimeError for a bad file
+        raise ShardError(f"{model}: not a loadable SentencePiece model ({e})") from None
+    # Upstream train_gpt.py refuses a VOCAB_SIZE that differs from the tokenizer's.
+    if sp_vocab != vocab_size:
+        raise ShardError(f"{model}: tokenizer vocab_size {sp_vocab} does not match vocab_size {vocab_size}")
