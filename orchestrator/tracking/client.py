@@ -1,0 +1,167 @@
+"""MLflow client access: the tracking URI, error classes, and the synchronous queries
+(resume lookups, artifact download) that the driver and `golf plan` make.
+
+Retries belong to us, not to MLflow's HTTP layer: by default MLflow retries a refused
+connection 7 times with exponential backoff (minutes), which would stall the writer thread's
+own backoff and make `golf plan` hang on a dead server. Unless the user set them, we set
+MLFLOW_HTTP_REQUEST_MAX_RETRIES=0 and MLFLOW_HTTP_REQUEST_TIMEOUT=30 for this process (and
+MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, which saves a call per finished run).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, TypeVar
+
+__all__ = [
+    "DEFAULT_TRACKING_URI", "RunRecord", "TrackingUnavailable",
+    "download_artifacts", "finished_identities", "is_transient", "make_client",
+    "resolve_tracking_uri", "tag_filter",
+]
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+T = TypeVar("T")
+
+
+class TrackingUnavailable(ConnectionError):
+    """The MLflow tracking server (or store) could not be reached; the message names the URI."""
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """Explicit URI, else $MLFLOW_TRACKING_URI, else a SQLite file in the working directory."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def _configure_http() -> None:
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    # set_terminated otherwise makes one more get_run call to print "View run ..." to stdout
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+
+def make_client(uri: str):
+    _configure_http()
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth retrying: no connection, timeouts, 5xx, 429, a locked SQLite file.
+    False for 4xx answers (bad key, changed param value, unknown run): retrying cannot help."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(exc, MlflowException):
+        status = exc.get_http_status_code()
+        return not (400 <= status < 500) or status in (408, 429)
+    if isinstance(exc, json.JSONDecodeError):
+        return True  # a proxy's HTML error page in front of a restarting server
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, PermissionError, TypeError,
+                        ValueError)):
+        return False
+    return True  # requests/urllib3/OSError/sqlalchemy: network or store trouble
+
+
+_SAFE_VALUE = re.compile(r"^[\w.\-:/ ]*$")
+
+
+def tag_filter(key: str, value: str) -> str:
+    """`tags.`golf.identity` = 'abc'` (MLflow's search grammar: backticks for dotted keys)."""
+    if not _SAFE_VALUE.match(value):
+        raise ValueError(f"tag value for search must be [A-Za-z0-9_.-:/ ], got {value!r}")
+    return f"tags.`{key}` = '{value}'"
+
+
+def _query(uri: str, what: str, fn: Callable[[], T], tries: int = 3) -> T:
+    """Run a read query with a short retry; an unreachable store becomes TrackingUnavailable."""
+    delay = 0.5
+    for attempt in range(tries):
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - classified below
+            if not is_transient(e):
+                raise
+            if attempt == tries - 1:
+                raise TrackingUnavailable(
+                    f"MLflow tracking at {uri} unreachable while {what}: {e}".splitlines()[0]
+                ) from e
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the driver needs of an earlier run: its id, status and results."""
+
+    run_id: str
+    status: str
+    artifact_uri: str
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def identity(self) -> str | None:
+        return self.tags.get("golf.identity")
+
+    @classmethod
+    def from_run(cls, run) -> "RunRecord":
+        return cls(run.info.run_id, run.info.status, run.info.artifact_uri,
+                   dict(run.data.tags), dict(run.data.metrics), dict(run.data.params))
+
+
+def search_all(client, experiment_id: str, filter_string: str, order_by=None) -> list:
+    """Every active run matching the filter, across pages."""
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=filter_string,
+                                  max_results=1000, order_by=order_by, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _sqlite_missing(uri: str) -> bool:
+    if not uri.startswith("sqlite:///"):
+        return False
+    return not Path(uri[len("sqlite:///"):]).exists()
+
+
+def finished_identities(tracking_uri: str | None, experiment_name: str) -> set[str]:
+    """Identities that have a FINISHED run in `experiment_name` (for `golf plan`).
+
+    Raises TrackingUnavailable when the server cannot be reached. A SQLite store that does not
+    exist yet means nothing ran: the empty set, without creating the file.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    if _sqlite_missing(uri):
+        return set()
+    client = make_client(uri)
+
+    def query() -> set[str]:
+        exp = client.get_experiment_by_name(experiment_name)
+        if exp is None or exp.lifecycle_stage != "active":
+            return set()
+        runs = search_all(client, exp.experiment_id, "attributes.status = 'FINISHED'")
+        return {r.data.tags["golf.identity"] for r in runs if "golf.identity" in r.data.tags}
+
+    return _query(uri, f"listing finished runs of {experiment_name!r}", query)
+
+
+def download_artifacts(tracking_uri: str | None, run_id: str, path: str,
+                       dst: str | os.PathLike) -> Path:
+    """Fetch artifact `path` (a file or folder) of run `run_id` into `dst`; returns the local path.
+    Works from any node: artifacts come through the tracking server (--serve-artifacts)."""
+    uri = resolve_tracking_uri(tracking_uri)
+    client = make_client(uri)
+    dst = Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    local = _query(uri, f"downloading {path!r} of run {run_id}",
+                   lambda: client.download_artifacts(run_id, path, str(dst)))
+    return Path(local)

@@ -1,0 +1,357 @@
+"""Tracker: the driver's one door to MLflow. Every call returns at once.
+
+Layout (docs/ARCHITECTURE.md): one experiment per spec name; one parent run per sweep
+(`golf.kind=sweep`, reused when the same sweep identity runs again, so the UI shows one parent
+per sweep however often it is resumed); one child run per job ATTEMPT (`mlflow.parentRunId`):
+a retried job's failed attempt ends FAILED with `golf.attempt=1` and the retry is a new run with
+`golf.attempt=2`, so every attempt keeps its own curve and log in the UI.
+
+Delivery: a call is written to the journal (journal.py), queued, and sent by the writer thread
+(writer.py), which batches and retries through server outages. A driver crash loses nothing:
+the next Tracker on the same journal_dir replays what was not acknowledged.
+
+One FINISHED run per identity: the writer searches for a FINISHED run with the same
+`golf.identity` right before it finishes one, and ends a duplicate KILLED
+(`golf.killed_reason=duplicate`). The search and the finish are two calls, so two writers could
+both pass the check; that race cannot happen here because a driver has exactly one writer
+thread (calls are serialized) and one driver runs a spec's experiment at a time (the driver is
+the single writer; `golf run` on a spec already running elsewhere is a user error). Resume uses
+find_finished / close_stale_running before any job starts.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Mapping
+
+from .client import (
+    RunRecord, _query, download_artifacts, finished_identities, make_client,
+    resolve_tracking_uri, search_all, tag_filter,
+)
+from .journal import Journal, adopt_orphans
+from .params import clean_metrics, clean_params, clean_tags, flatten_params, system_tags
+from .writer import Writer
+
+__all__ = ["RunHandle", "Tracker"]
+
+log = logging.getLogger("golf.tracking")
+
+STATUSES = ("FINISHED", "FAILED", "KILLED")
+RESULT_METRICS = (
+    "val_bpb", "val_loss", "artifact_bytes", "code_bytes", "model_bytes",
+    "train_time_s", "eval_time_s", "tokens_per_s",
+)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RunHandle:
+    """One MLflow run as the driver sees it. Methods queue and return; none raises on
+    tracking trouble. `run_id` is None until the writer has created the run."""
+
+    def __init__(self, tracker: "Tracker", key: str, kind: str, identity: str | None):
+        self._tracker = tracker
+        self.key = key
+        self.kind = kind
+        self.identity = identity
+        self.finished: str | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        return self._tracker._writer.runs.get(self.key)
+
+    def wait_run_id(self, timeout: float | None = 30.0) -> str | None:
+        """Block until MLflow gave this run an id (None on timeout or if it never will)."""
+        return self._tracker._writer.wait_run_id(self.key, timeout)
+
+    def __repr__(self) -> str:
+        return f"RunHandle({self.kind}, run_id={self.run_id}, key={self.key[:8]})"
+
+    def _log(self, metrics=(), params=None, tags=None) -> None:
+        op = {"op": "log", "key": self.key}
+        if metrics:
+            op["metrics"] = list(metrics)
+        if params:
+            op["params"] = params
+        if tags:
+            op["tags"] = tags
+        if len(op) > 2:
+            self._tracker._enqueue(op)
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Metrics at `step` (0 when None), stamped now: a replay sends the same stamp, which
+        is what lets the store drop the duplicate."""
+        ts = _now_ms()
+        good = {}
+        for k, v in metrics.items():
+            try:
+                good.update(clean_metrics({k: v}))
+            except TypeError as e:
+                log.warning("metric not logged: %s", e)
+        self._log(metrics=[[k, v, ts, int(step or 0)] for k, v in good.items()])
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Params; nested dicts become flat dotted keys (`model.num_layers`)."""
+        self._log(params=clean_params(params))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self._log(tags=clean_tags(tags))
+
+    def set_validity(self, valid: bool, reason: str | None = None) -> None:
+        tags = {"golf.valid": "true" if valid else "false"}
+        if not valid:
+            tags["golf.reason"] = reason or "unspecified"
+        self.set_tags(tags)
+
+    def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        """A file, or a folder's contents, uploaded under `artifact_path`. The file must stay
+        where it is until the upload (the job's out_dir does)."""
+        self._tracker._enqueue({"op": "artifact", "key": self.key,
+                                "path": str(Path(path).resolve()), "artifact_path": artifact_path})
+
+    log_artifacts = log_artifact
+
+    def log_result(self, result: Mapping[str, Any], curve: bool = False) -> None:
+        """A golf_core result dict: its numeric entries as metrics (the standard names among
+        them), `golf.compliant` from its audit, and with curve=True `train_loss_curve` as
+        per-step `train_loss` (leave False when the steps were streamed already)."""
+        metrics = {k: v for k, v in result.items()  # the seed is a tag, not a measurement
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "seed"}
+        self.log_metrics(metrics)
+        tags = {}
+        compliance = result.get("compliance")
+        if isinstance(compliance, Mapping) and "compliant" in compliance:
+            tags["golf.compliant"] = "true" if compliance["compliant"] else "false"
+        if result.get("code_version"):
+            tags["golf.code_version"] = result["code_version"]
+        if tags:
+            self.set_tags(tags)
+        if curve:
+            for step, loss in result.get("train_loss_curve") or ():
+                self.log_metrics({"train_loss": loss}, step=int(step))
+
+    def finish(self, status: str = "FINISHED", reason: str | None = None) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"run status must be one of {STATUSES}, got {status!r}")
+        if self.finished:
+            log.warning("%r finished twice (%s, then %s); keeping %s",
+                        self, self.finished, status, self.finished)
+            return
+        self.finished = status
+        op = {"op": "finish", "key": self.key, "status": status, "end_ms": _now_ms(),
+              "experiment": self._tracker.experiment_name, "identity": self.identity}
+        if reason:  # why it failed, or why it was killed (stale / duplicate / closed)
+            key = "golf.killed_reason" if status == "KILLED" else "golf.reason"
+            op["tags"] = clean_tags({key: reason})
+        self._tracker._enqueue(op)
+
+
+class Tracker:
+    """Tracker(tracking_uri, experiment_name, journal_dir): see the module docstring.
+
+    tracking_uri: None -> $MLFLOW_TRACKING_URI -> sqlite:///mlflow.db (working directory).
+    journal_dir: None -> ./.golf/mlflow-journal. Journals of dead drivers found there (same
+    tracking URI) are replayed first.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, experiment_name: str = "golf",
+                 journal_dir: str | os.PathLike | None = None, *, linger_s: float = 0.05,
+                 max_backoff_s: float = 5.0):
+        if not experiment_name or not str(experiment_name).strip():
+            raise ValueError("experiment_name must be a non-empty string")
+        self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        self.experiment_name = str(experiment_name)
+        self.journal_dir = Path(journal_dir or Path.cwd() / ".golf" / "mlflow-journal")
+        self._lock = threading.Lock()
+        self._journal = Journal(self.journal_dir, self.tracking_uri)
+        self._writer = Writer(self.tracking_uri, self._journal, linger_s, max_backoff_s)
+        self._handles: list[RunHandle] = []
+        self.sweep: RunHandle | None = None
+        self.sweep_identity: str | None = None
+        self._closed = False
+        self._client = None
+        self.replayed = self._adopt_orphans()
+        self._writer.start()
+
+    def _adopt_orphans(self) -> int:
+        orphans = adopt_orphans(self.journal_dir, self.tracking_uri, self._journal.path)
+        for key, run_id in orphans.runs.items():
+            self._writer.runs[key] = run_id
+            self._journal.map_run(key, run_id)
+        for op in orphans.ops:
+            op.pop("seq", None)
+            op["_tried"] = True  # a create may have reached the server: look it up first
+            self._enqueue(op)
+        self._journal.sync()
+        orphans.release()  # their pending calls are safe in our journal now
+        return len(orphans.ops)
+
+    def _enqueue(self, op: dict) -> None:
+        # one lock around seq + queue: the writer must see ops in seq order
+        with self._lock:
+            if self._closed:
+                log.warning("tracking call %s after Tracker.close() ignored", op["op"])
+                return
+            self._journal.append_op(op)
+            self._writer.submit(op)
+
+    def _new_run(self, kind: str, identity: str | None, tags: dict, name: str,
+                 parent: RunHandle | None, reuse: dict | None = None) -> RunHandle:
+        handle = RunHandle(self, uuid.uuid4().hex, kind, identity)
+        tags = clean_tags({**system_tags(), **tags, "golf.kind": kind, "golf.run_key": handle.key})
+        op = {"op": "create", "key": handle.key, "experiment": self.experiment_name,
+              "tags": tags, "name": name, "start_ms": _now_ms(),
+              "parent": parent.key if parent else None}
+        if reuse:
+            op["reuse"] = reuse
+        self._enqueue(op)
+        self._handles.append(handle)
+        return handle
+
+    # -- runs --------------------------------------------------------------------------------
+    def start_sweep(self, sweep_identity: str, params: Mapping[str, Any] | None = None,
+                    name: str | None = None) -> RunHandle:
+        """The sweep's parent run (reused if this sweep identity has one already). Returns its
+        handle at once; `.run_id` / `.wait_run_id()` give the MLflow id once created."""
+        self.sweep_identity = sweep_identity
+        tags = {"golf.sweep": sweep_identity}
+        self.sweep = self._new_run("sweep", None, tags, name or f"sweep-{sweep_identity[:12]}",
+                                   None, reuse={"golf.kind": "sweep", "golf.sweep": sweep_identity})
+        if params:
+            self.sweep.log_params(params)
+        return self.sweep
+
+    def start_job(self, job: Any, attempt: int = 1) -> RunHandle:
+        """A child run for one attempt of `job` (orchestrator.plan.Job: kind, identity, name,
+        config, deps, seed, params). Params: the flattened config plus job.params."""
+        identity = str(job.identity)
+        tags = {"golf.identity": identity, "golf.attempt": int(attempt)}
+        if getattr(job, "seed", None) is not None:
+            tags["golf.seed"] = int(job.seed)
+        if getattr(job, "deps", None):
+            tags["golf.deps"] = ",".join(map(str, job.deps))  # upstream identities
+        if self.sweep is not None:
+            tags["golf.sweep"] = self.sweep_identity
+        name = str(getattr(job, "name", "") or f"{job.kind}-{identity[:8]}")
+        if attempt > 1:
+            name = f"{name} (attempt {attempt})"
+        handle = self._new_run(str(job.kind), identity, tags, name, self.sweep)
+        params = flatten_params(getattr(job, "config", None) or {})
+        params.update(flatten_params(getattr(job, "params", None) or {}))
+        if params:
+            handle.log_params(params)
+        return handle
+
+    # -- delivery ----------------------------------------------------------------------------
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every call made so far reached MLflow; False on timeout."""
+        if not self._writer.is_alive():  # closed: nothing more will be sent
+            return self._journal.acked >= self._journal.last_seq
+        return self._writer.wait_acked(self._journal.last_seq, timeout)
+
+    def close(self, timeout: float | None = 60.0) -> bool:
+        """Finish what is open (the sweep FINISHED, unfinished jobs KILLED), flush, stop the
+        writer. Calls not delivered within `timeout` stay in the journal for the next Tracker.
+        Returns True when everything was delivered."""
+        if self._closed:
+            return True
+        for h in self._handles:
+            if not h.finished:
+                if h is self.sweep:
+                    h.finish("FINISHED")
+                else:
+                    h.finish("KILLED", reason="tracker closed before the job finished")
+        ok = self.flush(timeout)
+        with self._lock:
+            self._closed = True
+        self._writer.stop()
+        self._writer.join(timeout=40)
+        done = ok and self._journal.acked >= self._journal.last_seq
+        if not done:
+            log.warning("%d tracking calls not delivered to %s; kept in %s for the next Tracker",
+                        self._journal.last_seq - self._journal.acked, self.tracking_uri,
+                        self._journal.path)
+        self._journal.close(delete=done)
+        return done
+
+    def __enter__(self) -> "Tracker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- resume queries (synchronous: the driver needs the answer) ---------------------------
+    def _sync(self, timeout: float | None) -> Any:
+        """Deliver pending calls first (a replayed finish must land before we look), then
+        return the query client."""
+        self.flush(timeout)
+        if self._client is None:
+            self._client = make_client(self.tracking_uri)
+        return self._client
+
+    def _experiment_id(self, client) -> str | None:
+        exp = client.get_experiment_by_name(self.experiment_name)
+        return exp.experiment_id if exp is not None and exp.lifecycle_stage == "active" else None
+
+    def find_finished(self, identity: str, timeout: float | None = 30.0) -> RunRecord | None:
+        """The FINISHED run of `identity` in this experiment (the earliest, should there be
+        several), or None. Raises TrackingUnavailable when MLflow cannot be reached."""
+        client = self._sync(timeout)
+        filt = f"{tag_filter('golf.identity', identity)} and attributes.status = 'FINISHED'"
+
+        def query():
+            exp_id = self._experiment_id(client)
+            if exp_id is None:
+                return None
+            runs = search_all(client, exp_id, filt, order_by=["attributes.start_time ASC"])
+            return RunRecord.from_run(runs[0]) if runs else None
+
+        return _query(self.tracking_uri, f"looking up identity {identity}", query)
+
+    def close_stale_running(self, identity: str | None = None,
+                            timeout: float | None = 30.0) -> list[str]:
+        """End as KILLED (tag `golf.killed_reason=stale`) the RUNNING runs of `identity` (or of
+        the whole experiment when None) that this Tracker does not own: runs of a driver that
+        died. Returns their run ids. Assumes one driver per experiment (see module doc)."""
+        client = self._sync(timeout)
+        filt = "attributes.status = 'RUNNING'"
+        if identity is not None:
+            filt = f"{tag_filter('golf.identity', identity)} and {filt}"
+        own = {h.run_id for h in self._handles if not h.finished}
+
+        def query() -> list[str]:
+            exp_id = self._experiment_id(client)
+            if exp_id is None:
+                return []
+            closed = []
+            for run in search_all(client, exp_id, filt):
+                rid = run.info.run_id
+                if rid in own:
+                    continue
+                client.set_tag(rid, "golf.killed_reason", "stale")
+                client.set_terminated(rid, status="KILLED")
+                closed.append(rid)
+            return closed
+
+        closed = _query(self.tracking_uri, "closing stale runs", query)
+        if closed:
+            log.warning("closed %d stale RUNNING run(s) as KILLED: %s", len(closed), closed)
+        return closed
+
+    def finished_identities(self) -> set[str]:
+        return finished_identities(self.tracking_uri, self.experiment_name)
+
+    def download_artifacts(self, run_id: str, path: str, dst: str | os.PathLike) -> Path:
+        """Fetch artifact `path` of an earlier run (e.g. model.ptz, token_stats.npz) into dst."""
+        return download_artifacts(self.tracking_uri, run_id, path, dst)
+
+    @property
+    def stats(self) -> dict:
+        """MLflow client calls made so far, by method, and transient failures seen."""
+        return {"calls": dict(self._writer.calls), "failures": self._writer.failures}

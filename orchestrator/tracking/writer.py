@@ -1,0 +1,320 @@
+"""The background writer: one thread that sends journaled ops to MLflow in seq order.
+
+Callers only append to a queue; this thread drains it, groups consecutive log ops into
+MlflowClient.log_batch calls (<= 1000 metrics, <= 100 params, <= 100 tags per call: one HTTP
+call costs ~50 ms, so 500 train_loss points must not be 500 calls), and retries with backoff
+(0.25 s doubling to 5 s) while the server is down. Nothing here raises into a job: an error
+MLflow will never accept (4xx: a changed param value, a file that vanished) is logged and
+dropped — for a rejected batch, after retrying its parts one by one so one bad entry loses
+nothing else.
+
+Replays are idempotent: metrics carry the timestamp taken when the caller logged them, and the
+SQL store drops a metric identical in (key, value, timestamp, step); a param re-logged with the
+same value is accepted; tags overwrite; a run create that may have reached the server before
+its answer was lost is looked up by its `golf.run_key` tag before creating it again.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+
+from .client import is_transient, make_client, search_all, tag_filter
+from .journal import Journal
+
+__all__ = ["Writer"]
+
+log = logging.getLogger("golf.tracking")
+
+MAX_METRICS = 1000  # mlflow.utils.validation: MAX_METRICS_PER_BATCH
+MAX_PARAMS_TAGS = 100  # MAX_PARAMS_TAGS_PER_BATCH
+MAX_ENTITIES = 1000  # MAX_ENTITIES_PER_BATCH
+MAX_WINDOW = 5000  # log ops merged before the journal acknowledges progress
+_WARN_EVERY_S = 30.0
+
+
+class _Retry(Exception):
+    """A transient failure: back off and send the same ops again."""
+
+
+class _Permanent(Exception):
+    """MLflow will never accept this call."""
+
+
+def _chunks(metrics: list, params: list, tags: list):
+    first = True
+    while first or metrics or params or tags:
+        first = False
+        cp, params = params[:MAX_PARAMS_TAGS], params[MAX_PARAMS_TAGS:]
+        ct, tags = tags[:MAX_PARAMS_TAGS], tags[MAX_PARAMS_TAGS:]
+        room = min(MAX_METRICS, MAX_ENTITIES - len(cp) - len(ct))
+        cm, metrics = metrics[:room], metrics[room:]
+        yield cm, cp, ct
+
+
+class Writer(threading.Thread):
+    def __init__(self, tracking_uri: str, journal: Journal, linger_s: float = 0.05,
+                 max_backoff_s: float = 5.0):
+        super().__init__(name="golf-mlflow-writer", daemon=True)
+        self.uri = tracking_uri
+        self.journal = journal
+        self.linger_s = linger_s
+        self.max_backoff_s = max_backoff_s
+        self.runs: dict[str, str] = {}  # local run key -> MLflow run id
+        self.dead: set[str] = set()  # keys whose run could never be created
+        self.calls: Counter = Counter()  # MLflow client calls made, by method (tests, stats)
+        self.failures = 0  # transient failures seen
+        self._cond = threading.Condition()
+        self._queue: list[dict] = []
+        self._pending: list[dict] = []
+        self._stopping = False
+        self._urgent = 0  # flush() callers waiting: skip the linger
+        self._experiments: dict[str, str] = {}
+        self._client = None
+        self._last_warn = 0.0
+
+    # -- caller side -------------------------------------------------------------------------
+    def submit(self, op: dict) -> None:
+        with self._cond:
+            self._queue.append(op)
+            self._cond.notify_all()
+
+    def wait_acked(self, seq: int, timeout: float | None) -> bool:
+        with self._cond:
+            self._urgent += 1
+            self._cond.notify_all()
+            try:
+                return self._cond.wait_for(lambda: self.journal.acked >= seq, timeout)
+            finally:
+                self._urgent -= 1
+
+    def wait_run_id(self, key: str, timeout: float | None) -> str | None:
+        with self._cond:
+            self._urgent += 1
+            self._cond.notify_all()
+            try:
+                self._cond.wait_for(lambda: key in self.runs or key in self.dead, timeout)
+                return self.runs.get(key)
+            finally:
+                self._urgent -= 1
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+
+    # -- writer thread -----------------------------------------------------------------------
+    def run(self) -> None:
+        backoff = 0.0
+        while True:
+            with self._cond:
+                while not (self._queue or self._pending or self._stopping):
+                    self._cond.wait()
+                if self._stopping:
+                    return  # whatever is left stays in the journal for the next Tracker
+                if not self._pending:  # let a burst of calls gather into one batch
+                    deadline = time.monotonic() + self.linger_s
+                    while (not self._urgent and not self._stopping
+                           and len(self._queue) < MAX_METRICS
+                           and (left := deadline - time.monotonic()) > 0):
+                        self._cond.wait(left)
+                self._pending.extend(self._queue)
+                self._queue.clear()
+            try:
+                if self._client is None:
+                    self._client = make_client(self.uri)
+                self._process()
+                if backoff:
+                    log.warning("MLflow at %s reachable again; buffered calls delivered", self.uri)
+                backoff = 0.0
+            except Exception as e:  # noqa: BLE001 - the writer must survive anything
+                self.failures += 1
+                backoff = min(max(2 * backoff, 0.25), self.max_backoff_s)
+                now = time.monotonic()
+                if now - self._last_warn > _WARN_EVERY_S:
+                    self._last_warn = now
+                    cause = e.__cause__ or e
+                    log.warning("MLflow at %s unreachable (%s); %d calls buffered, retrying",
+                                self.uri, str(cause).splitlines()[0][:200] if str(cause) else
+                                type(cause).__name__, len(self._pending) + len(self._queue))
+                with self._cond:
+                    self._cond.wait_for(lambda: self._stopping, timeout=backoff)
+
+    def _process(self) -> None:
+        pending = self._pending
+        while pending:
+            n = 1
+            try:
+                if pending[0]["op"] == "log":
+                    while n < len(pending) and n < MAX_WINDOW and pending[n]["op"] == "log":
+                        n += 1
+                    self._send_logs(pending[:n])
+                else:
+                    self._apply(pending[0])
+            except _Retry:
+                raise
+            except Exception:  # noqa: BLE001 - a malformed (e.g. hand-edited) op must not wedge
+                log.exception("dropped %d malformed tracking call(s) from seq %s",
+                              n, pending[0].get("seq"))
+            seq = pending[n - 1]["seq"]
+            del pending[:n]
+            self.journal.ack(seq)
+            with self._cond:
+                self._cond.notify_all()
+        self.journal.sync()
+        self.journal.compact_if_idle()
+
+    def _call(self, name: str, *args, **kwargs):
+        self.calls[name] += 1
+        try:
+            return getattr(self._client, name)(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001
+            if is_transient(e):
+                raise _Retry(f"{name}: {e}") from e
+            raise _Permanent(f"{name}: {e}") from e
+
+    # -- logs --------------------------------------------------------------------------------
+    def _send_logs(self, window: list[dict]) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        batches: dict[str, tuple[list, dict, dict]] = {}
+        for op in window:
+            metrics, params, tags = batches.setdefault(op["key"], ([], {}, {}))
+            metrics.extend(op.get("metrics", ()))
+            for k, v in op.get("params", {}).items():
+                if params.setdefault(k, v) != v:
+                    log.warning("param %s logged twice with different values (%r, then %r); "
+                                "MLflow keeps the first", k, params[k], v)
+            tags.update(op.get("tags", {}))
+        for key, (metrics, params, tags) in batches.items():
+            run_id = self.runs.get(key)
+            if run_id is None:
+                continue  # its run could not be created (already warned)
+            ms = [Metric(k, v, ts, step) for k, v, ts, step in metrics]
+            ps = [Param(k, v) for k, v in params.items()]
+            ts_ = [RunTag(k, v) for k, v in tags.items()]
+            for cm, cp, ct in _chunks(ms, ps, ts_):
+                self._log_batch(run_id, cm, cp, ct)
+
+    def _log_batch(self, run_id: str, metrics: list, params: list, tags: list) -> None:
+        try:
+            self._call("log_batch", run_id, metrics=metrics, params=params, tags=tags)
+            return
+        except _Permanent as e:
+            log.warning("MLflow rejected a batch for run %s (%s); sending its parts apart",
+                        run_id, e)
+        parts = ([("metrics", metrics)] if metrics else []) + \
+                ([("tags", tags)] if tags else []) + [("params", [p]) for p in params]
+        for kind, items in parts:
+            try:
+                self._call("log_batch", run_id, **{kind: items})
+            except _Permanent as e:
+                log.warning("dropped %s for run %s: %s", kind, run_id, e)
+
+    # -- runs, artifacts, ends ---------------------------------------------------------------
+    def _apply(self, op: dict) -> None:
+        try:
+            {"create": self._create, "artifact": self._artifact, "finish": self._finish}[op["op"]](op)
+        except _Permanent as e:
+            if op["op"] == "create":
+                self.dead.add(op["key"])
+                with self._cond:
+                    self._cond.notify_all()
+            log.warning("dropped tracking call %s for %s: %s", op["op"], op["key"], e)
+
+    def _experiment_id(self, name: str) -> str:
+        if name in self._experiments:
+            return self._experiments[name]
+        exp = self._call("get_experiment_by_name", name)
+        if exp is None:
+            try:
+                exp_id = self._call("create_experiment", name)
+            except _Permanent:  # created meanwhile by another process
+                exp = self._call("get_experiment_by_name", name)
+                if exp is None:
+                    raise
+                exp_id = exp.experiment_id
+        else:
+            exp_id = exp.experiment_id
+            if exp.lifecycle_stage != "active":
+                self._call("restore_experiment", exp_id)
+        self._experiments[name] = exp_id
+        return exp_id
+
+    def _search(self, exp_id: str, filter_string: str) -> list:
+        self.calls["search_runs"] += 1
+        try:
+            return search_all(self._client, exp_id, filter_string,
+                              order_by=["attributes.start_time ASC"])
+        except Exception as e:  # noqa: BLE001
+            raise (_Retry if is_transient(e) else _Permanent)(f"search_runs: {e}") from e
+
+    def _create(self, op: dict) -> None:
+        from mlflow.entities import RunTag
+
+        key = op["key"]
+        if key in self.runs:
+            return
+        exp_id = self._experiment_id(op["experiment"])
+        found = None
+        if op.get("reuse"):  # the sweep's parent run from an earlier invocation
+            filt = " and ".join(tag_filter(k, v) for k, v in op["reuse"].items())
+            found = next(iter(self._search(exp_id, filt)), None)
+        if found is None and op.get("_tried"):
+            # an earlier create may have reached the server before its answer was lost
+            found = next(iter(self._search(exp_id, tag_filter("golf.run_key", key))), None)
+        tags = dict(op["tags"])
+        parent = op.get("parent")
+        if parent and parent in self.runs:
+            tags["mlflow.parentRunId"] = self.runs[parent]
+        if found is not None:
+            run_id = found.info.run_id
+            if op.get("reuse") and found.info.status != "RUNNING":
+                self._call("update_run", run_id, status="RUNNING")  # the sweep goes on
+            self._log_batch(run_id, [], [], [RunTag(k, v) for k, v in tags.items()])
+        else:
+            op["_tried"] = True
+            run = self._call("create_run", exp_id, start_time=op["start_ms"], tags=tags,
+                             run_name=op.get("name"))
+            run_id = run.info.run_id
+        self.journal.map_run(key, run_id)
+        with self._cond:
+            self.runs[key] = run_id
+            self._cond.notify_all()
+
+    def _artifact(self, op: dict) -> None:
+        run_id = self.runs.get(op["key"])
+        if run_id is None:
+            return
+        path = op["path"]
+        if not os.path.exists(path):
+            raise _Permanent(f"artifact {path} no longer exists")
+        name = "log_artifacts" if os.path.isdir(path) else "log_artifact"
+        self._call(name, run_id, path, op.get("artifact_path"))
+
+    def _finish(self, op: dict) -> None:
+        from mlflow.entities import RunTag
+
+        run_id = self.runs.get(op["key"])
+        if run_id is None:
+            return
+        status, tags = op["status"], dict(op.get("tags", {}))
+        identity = op.get("identity")
+        if status == "FINISHED" and identity:
+            # never two FINISHED runs for one identity: check just before finishing. Only one
+            # writer thread per driver and one driver per experiment, so nobody can finish the
+            # same identity between this search and set_terminated (see tracker.py).
+            exp_id = self._experiment_id(op["experiment"])
+            filt = f"{tag_filter('golf.identity', identity)} and attributes.status = 'FINISHED'"
+            others = [r for r in self._search(exp_id, filt) if r.info.run_id != run_id]
+            if others:
+                status = "KILLED"
+                tags.update({"golf.killed_reason": "duplicate",
+                             "golf.duplicate_of": others[0].info.run_id})
+                log.warning("identity %s already has FINISHED run %s; run %s ends KILLED",
+                            identity, others[0].info.run_id, run_id)
+        if tags:
+            self._log_batch(run_id, [], [], [RunTag(k, v) for k, v in tags.items()])
+        self._call("set_terminated", run_id, status=status, end_time=op["end_ms"])
