@@ -1,5 +1,229 @@
-"""Placeholder: its owner replaces it."""
+"""`golf validate SPEC...`, `golf schema`, `golf plan SPEC`: look at a sweep before running it.
+
+Nothing here starts Ray or trains; `plan` only asks MLflow which identities are FINISHED
+(through orchestrator.tracking.finished_identities) and degrades to "assuming nothing done"
+when the tracking module or server is not there.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import socket
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+import golf_core
+from orchestrator.spec import Sweep, SpecError, load_sweep, sweep_schema
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # what `golf run` uses in the working directory
 
 
-def register(sub):
-    pass
+def register(sub) -> None:
+    p = sub.add_parser("validate", help="check spec files; print job counts or one line per problem")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of spec files (for editor autocompletion)")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("plan", help="expand a spec into jobs: counts, what MLflow has finished, GPU-hours")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--tracking-uri", default=None,
+                   help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
+    p.add_argument("--workspace", default=".", help="directory relative data paths resolve against")
+    p.add_argument("--jobs", action="store_true", help="also list every job")
+    p.set_defaults(func=cmd_plan)
+
+
+def _load(path: str) -> Sweep | None:
+    """The sweep, or None after printing each problem as `SPEC: field.path: message`."""
+    try:
+        return load_sweep(path)
+    except SpecError as e:
+        for line in e.lines:
+            print(f"{path}: {line}", file=sys.stderr)
+    except FileNotFoundError:
+        print(f"{path}: no such file", file=sys.stderr)
+    return None
+
+
+def _counts_line(sweep: Sweep) -> str:
+    c = sweep.counts()
+    line = f"{c['train']} train, {c['eval']} eval, {c['mix']} mix jobs"
+    if sweep.search.kind == "optuna":
+        line += f" (optuna: {sweep.search.n} trials per study)"
+    return line
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    rc = 0
+    for path in args.specs:
+        sweep = _load(path)
+        if sweep is None:
+            rc = 2
+            continue
+        prefix = f"{path}: " if len(args.specs) > 1 else ""
+        print(f"{prefix}ok: {_counts_line(sweep)}")
+    return rc
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(sweep_schema(), indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# MLflow: what is already finished
+
+
+@contextmanager
+def _quick_http():
+    """MLflow's HTTP client retries for minutes by default; a plan should answer in seconds."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _reachable(uri: str) -> str | None:
+    """None when the store can be asked; else why not (one phrase)."""
+    u = urlparse(uri)
+    if u.scheme in ("http", "https"):
+        port = u.port or (443 if u.scheme == "https" else 80)
+        try:
+            with socket.create_connection((u.hostname or "localhost", port), timeout=2):
+                return None
+        except OSError as e:
+            return f"unreachable ({u.hostname}:{port}: {e.strerror or e})"
+    if u.scheme == "sqlite":
+        db = uri.split(":///", 1)[-1] if ":///" in uri else ""
+        if db and not Path(db).exists():
+            return f"no store at {db} yet"
+    return None
+
+
+def _resolve_uri(uri: str | None) -> str:
+    """The URI `golf run` would use: orchestrator.tracking's rule when present."""
+    try:
+        return importlib.import_module("orchestrator.tracking").resolve_tracking_uri(uri)
+    except (ImportError, AttributeError):
+        return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def finished(tracking_uri: str, experiment: str) -> tuple[set[str], str]:
+    """(identities MLflow holds as FINISHED, a one-line status for the user)."""
+    why = _reachable(tracking_uri)
+    if why:
+        return set(), f"MLflow {tracking_uri}: {why}, assuming nothing done"
+    try:
+        query = importlib.import_module("orchestrator.tracking").finished_identities
+    except (ImportError, AttributeError) as e:
+        return set(), f"MLflow: orchestrator.tracking.finished_identities unavailable ({e}), assuming nothing done"
+    try:
+        with _quick_http():
+            done = set(query(tracking_uri, experiment))
+    except Exception as e:  # noqa: BLE001 - any tracking failure only means "nothing known"
+        msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        return set(), f"MLflow {tracking_uri}: unreachable ({msg}), assuming nothing done"
+    return done, f"MLflow {tracking_uri}: {len(done)} finished runs in experiment {experiment!r}"
+
+
+# ---------------------------------------------------------------------------------------------
+# plan
+
+
+def _mode(job) -> str:
+    m = job.config.get("mixer") or job.config.get("mixer_base") or {}
+    return m.get("mode", "none") + (" (optuna)" if "optuna" in job.config else "")
+
+
+def _hours(h: float) -> str:
+    return f"{h:,.2f}" if h >= 0.01 or h == 0 else f"{h:.4f}"
+
+
+def _duration(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from orchestrator.estimate import estimate_plan, val_tokens
+    from orchestrator.plan import KINDS, build_plan, data_dir
+
+    sweep = _load(args.spec)
+    if sweep is None:
+        return 2
+    plan = build_plan(sweep, args.workspace)
+    uri = _resolve_uri(args.tracking_uri)
+    done, status = finished(uri, sweep.name)
+    tokens = val_tokens(plan, args.workspace)
+    est = estimate_plan(plan, args.workspace, tokens)
+
+    console = Console(width=None if sys.stdout.isatty() else 140, highlight=False)
+    root = data_dir(plan, args.workspace)
+    has_shards = root.is_dir() and any(root.glob("fineweb_val_*.bin"))
+    data_note = f"{tokens:,} val tokens" if has_shards else \
+        f"no shards yet: `golf run` makes synthetic data ({tokens:,} val tokens)"
+    console.print(f"sweep {plan.sweep_name}  identity {plan.sweep_identity[:12]}  "
+                  f"code {golf_core.code_version()}  retries {plan.retries}")
+    console.print(f"data {plan.data.path} ({data_note}), identity {plan.data_identity[:12]}")
+    console.print(status)
+
+    table = Table(title=f"{len(plan.jobs)} jobs ({sweep.search.kind} search)")
+    for col in ("kind", "jobs", "finished", "to run", "ranks", "GPUs", "GPU-h to run", "GPU-h all", "time to run"):
+        table.add_column(col, justify="left" if col == "kind" else "right")
+    total_todo = total_all = secs_todo = 0.0
+    for kind in KINDS:
+        jobs = plan.by_kind(kind)
+        if not jobs:
+            continue
+        todo = [j.identity for j in jobs if j.identity not in done]
+        h_todo, h_all = est.total_gpu_hours(todo), est.total_gpu_hours([j.identity for j in jobs])
+        s_todo = sum(est.seconds[i] for i in todo)
+        total_todo, total_all, secs_todo = total_todo + h_todo, total_all + h_all, secs_todo + s_todo
+        ranks = sorted({j.ranks for j in jobs})
+        gpus = sorted({j.gpus for j in jobs})
+        table.add_row(kind, str(len(jobs)), str(len(jobs) - len(todo)), str(len(todo)),
+                      "/".join(map(str, ranks)), "/".join(map(str, gpus)), _hours(h_todo), _hours(h_all),
+                      _duration(s_todo))
+        if kind == "mix":  # per mode: which part of the sweep is which
+            modes: dict[str, list] = {}
+            for j in jobs:
+                modes.setdefault(_mode(j), []).append(j)
+            for mode, mj in modes.items() if len(modes) > 1 else ():
+                n_done = sum(j.identity in done for j in mj)
+                table.add_row(f"  {mode}", str(len(mj)), str(n_done), str(len(mj) - n_done), "", "", "", "", "",
+                              style="dim")
+    table.add_row("all", str(len(plan.jobs)), str(sum(j.identity in done for j in plan.jobs)),
+                  str(sum(j.identity not in done for j in plan.jobs)), "", "", _hours(total_todo),
+                  _hours(total_all), _duration(secs_todo), style="bold")
+    console.print(table)
+    console.print("estimates: FLOP model calibrated on #779 / baseline H100 timings (orchestrator/estimate.py); "
+                  "time to run = the jobs one after another")
+
+    if args.jobs:
+        jt = Table(title="jobs (dependency order)")
+        for col in ("kind", "name", "identity", "deps", "ranks", "GPUs", "est.", "done"):
+            jt.add_column(col)
+        for j in plan.jobs:
+            jt.add_row(j.kind, j.name, j.identity[:12], ",".join(d[:8] for d in j.deps), str(j.ranks),
+                       str(j.gpus), _duration(est.seconds[j.identity]), "yes" if j.identity in done else "")
+        console.print(jt)
+    return 0

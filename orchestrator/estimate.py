@@ -1,0 +1,144 @@
+"""Rough cost estimates for a Plan: seconds per job and GPU-hours (what `golf plan` prints).
+
+A FLOP model calibrated on measured anchors, good to a factor of ~1.5, not a promise:
+- training step = 6 · N · tokens_per_step / (F_train · ranks); F_train = 1.75e14 FLOP/s per
+  H100, between the upstream baseline (43.5 ms/step at 524,288 tokens, 17.06M params, 8×H100 →
+  1.54e14) and PR #779's log (98.7 ms/step at 786,432 tokens, 33.3M params → 1.99e14).
+  Steps = `train.iterations`, cut at `train.max_wallclock_seconds` when that is set.
+- evaluation forward = 2 · N · tokens · (seq_len / stride) / (F_eval · ranks); F_eval = 8.6e13,
+  from #779's sliding-window eval (62,021,632 tokens, seq 2048, stride 64, 95.9 s on 8×H100).
+  TTT multiplies it by 3.87 (#779: 371 s with TTT + mixer vs 95.9 s without).
+- n-gram pass: once per (eval job, table key: mode, orders, buckets, ...) as the factorized
+  evaluation does it; normalized mode gathers all V candidates at 7.5M position-orders/s on an
+  H100 (CONTEXT.md anchor), hashed_target is ~V times cheaper; every other mix point is ~0.
+- CPU jobs (train.device cpu): the same model with F = 1e10 FLOP/s per process plus 20 ms of
+  per-step overhead (a tiny model is overhead-bound); they cost 0 GPU-hours.
+- Every job pays a fixed start-up (GPU: 60 s for compile/warm-up; CPU: 5 s).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
+from golf_core.model.config import ModelConfig
+from golf_core.presets import RunConfig
+from orchestrator.plan import Plan, data_dir
+
+F_TRAIN_GPU = 1.75e14
+F_EVAL_GPU = 8.6e13
+F_CPU = 1e10
+CPU_STEP_OVERHEAD_S = 0.02
+TTT_FACTOR = 3.87
+NORMALIZED_RATE_GPU = 7.5e6  # position-orders per second (all V candidates gathered)
+STARTUP_GPU_S, STARTUP_CPU_S = 60.0, 5.0
+HEADER_BYTES = 1024  # shard header: 256 int32
+
+
+def approx_params(m: ModelConfig) -> int:
+    """Parameter count from the config (matrices only; norms/gains are negligible)."""
+    head = m.model_dim // m.num_heads
+    kv = m.num_kv_heads * head
+    attn = 2 * m.model_dim * m.model_dim + 2 * m.model_dim * kv
+    mlp = 2 * m.model_dim * int(m.mlp_mult * m.model_dim)
+    n = m.num_layers * (attn + mlp) + m.vocab_size * m.model_dim * (1 if m.tie_embeddings else 2)
+    if m.bigram_vocab_size:
+        n += m.bigram_vocab_size * m.bigram_dim + m.bigram_dim * m.model_dim
+    if m.value_embed:
+        n += m.vocab_size * m.ve_dim + m.ve_dim * kv
+    return n
+
+
+def val_tokens(plan: Plan, workspace: str | Path = ".") -> int:
+    """Validation tokens: the val shards' counts if present, else the synthetic size."""
+    root = data_dir(plan, workspace)
+    shards = sorted(root.glob("fineweb_val_*.bin")) if root.is_dir() else []
+    if shards:
+        return sum(max(0, (f.stat().st_size - HEADER_BYTES) // 2) for f in shards)
+    return plan.data.synthetic_val_tokens
+
+
+def _on_gpu(run: RunConfig) -> bool:
+    return run.train.device != "cpu"
+
+
+def eval_seconds(n_params: int, ev: EvalConfig, ttt: TTTConfig, tokens: int, ranks: int, gpu: bool) -> float:
+    scored = min(tokens, ev.max_tokens) if ev.max_tokens else tokens
+    flops = 2.0 * n_params * scored * (ev.seq_len / ev.stride)
+    sec = flops / ((F_EVAL_GPU if gpu else F_CPU) * ranks)
+    return sec * (TTT_FACTOR if ttt.enabled else 1.0)
+
+
+def train_seconds(run: RunConfig, ranks: int, tokens: int) -> float:
+    gpu, n = _on_gpu(run), approx_params(run.model)
+    t = run.train
+    step = 6.0 * n * t.train_batch_tokens / ((F_TRAIN_GPU if gpu else F_CPU) * ranks)
+    if not gpu:
+        step += CPU_STEP_OVERHEAD_S
+    loop = t.iterations * step
+    if t.max_wallclock_seconds > 0:
+        loop = min(loop, t.max_wallclock_seconds)
+    roundtrip = eval_seconds(n, run.eval, TTTConfig(), tokens, ranks, gpu)  # the artifact's score
+    return loop + roundtrip + (STARTUP_GPU_S if gpu else STARTUP_CPU_S)
+
+
+def mix_seconds(mixer: MixerConfig, tokens: int, vocab: int, gpu: bool, first_of_key: bool) -> float:
+    if mixer.mode == "none" or not first_of_key:
+        return 0.01
+    pos_orders = tokens * len(mixer.orders)
+    rate = NORMALIZED_RATE_GPU * (1 if gpu else 0.05)
+    if mixer.mode == "hashed_target":
+        rate *= vocab  # one gather per position-order instead of V
+    return pos_orders / rate
+
+
+_TABLE_FIELDS = ("orders", "buckets", "min_count", "primes", "warmup_tokens")
+
+
+def _optuna_seconds(config: dict, tokens: int, vocab: int, gpu: bool) -> float:
+    base, opt = config["mixer_base"], config["optuna"]
+    table = {k: base[k] for k in _TABLE_FIELDS if k in base}
+    mixer = MixerConfig(mode=base["mode"], **table) if "orders" in table else MixerConfig(mode=base["mode"])
+    passes = opt["n"] if any(k in opt["space"] for k in _TABLE_FIELDS) else 1
+    return passes * mix_seconds(mixer, tokens, vocab, gpu, True) + 0.01 * opt["n"]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    seconds: dict[str, float]  # job identity -> estimated wall seconds
+    gpu_hours: dict[str, float]  # job identity -> GPU-hours (seconds × GPUs / 3600)
+
+    def total_gpu_hours(self, identities=None) -> float:
+        ids = self.gpu_hours.keys() if identities is None else identities
+        return sum(self.gpu_hours[i] for i in ids)
+
+
+def estimate_plan(plan: Plan, workspace: str | Path = ".", tokens: int | None = None) -> Estimate:
+    tokens = tokens if tokens is not None else val_tokens(plan, workspace)
+    seconds: dict[str, float] = {}
+    runs: dict[str, RunConfig] = {}
+    seen_keys: set[tuple] = set()
+    for job in plan.jobs:
+        if job.kind == "train":
+            run = RunConfig.model_validate(job.config["run"])
+            runs[job.identity] = run
+            seconds[job.identity] = train_seconds(run, job.ranks, tokens)
+        elif job.kind == "eval":
+            run = runs[job.deps[0]]
+            runs[job.identity] = run
+            ev, ttt = EvalConfig(**job.config["eval"]), TTTConfig(**job.config["ttt"])
+            gpu = _on_gpu(run)
+            seconds[job.identity] = eval_seconds(approx_params(run.model), ev, ttt, tokens, job.ranks, gpu) + \
+                (STARTUP_GPU_S if gpu else STARTUP_CPU_S)
+        else:
+            run = runs[job.deps[0]]
+            gpu, vocab = _on_gpu(run), run.model.vocab_size
+            if "mixer" in job.config:
+                mixer = MixerConfig(**job.config["mixer"])
+                key = (job.deps[0], mixer.table_key())
+                seconds[job.identity] = mix_seconds(mixer, tokens, vocab, gpu, key not in seen_keys)
+                seen_keys.add(key)
+            else:  # optuna: one n-gram pass per table key, then n cheap mixes
+                seconds[job.identity] = _optuna_seconds(job.config, tokens, vocab, gpu)
+    gpu_hours = {j.identity: seconds[j.identity] * j.gpus / 3600.0 for j in plan.jobs}
+    return Estimate(seconds, gpu_hours)
