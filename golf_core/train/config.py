@@ -16,6 +16,8 @@ class TrainConfig(Frozen):
     seed: int = 1337
     iterations: int = Field(20_000, ge=0)
     max_wallclock_seconds: float = Field(600.0, ge=0)  # 0 = no cap
+    # #779 stops training this many seconds before the cap (train_reserve_ms = 18000)
+    wallclock_reserve_seconds: float = Field(0.0, ge=0)
     train_batch_tokens: int = Field(524_288, ge=1)
     train_seq_len: int = Field(1024, ge=8)
     # world_size x grad_accum_steps; the global batch is the same for any world size dividing it.
@@ -41,6 +43,7 @@ class TrainConfig(Frozen):
     # record-stack training options (#779), off in the baseline
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0)  # 0 = off; #779 uses 0.997
     swa_every: int = Field(0, ge=0)  # 0 = off; #779 averages every 50 steps in warmdown
+    swa_lr_threshold: float = Field(0.2, ge=0.0, le=1.0)  # #779: SWA snapshots once lr scale < 0.2
     late_qat_threshold: float = Field(0.0, ge=0.0, le=1.0)  # STE fake-quant once lr scale < this
     crownq_lambda: float = Field(0.0, ge=0.0)  # CROWN-Q quantization-aware penalty weight
     # logging / eval cadence
