@@ -26,6 +26,9 @@ class EvalConfig(Frozen):
     max_tokens: int = Field(0, ge=0)  # 0 = the whole validation split
     max_eval_seconds: float = Field(600.0, ge=0)  # the challenge's eval cap, audited
     temperature: float = Field(1.0, gt=0)  # #779 divides logits by 0.98 after TTT
+    # #779's variant: per position T' = clamp(1 - (1 - T)(1 - H/ln V), 0.9, 1.05), H = entropy
+    # of the unscaled distribution (confident positions sharpen more); off = plain division.
+    adaptive_temperature: bool = False
     audit: bool = True
     audit_positions: int = Field(32, ge=0)  # positions where sum_v p(v) is measured
 
