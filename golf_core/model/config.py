@@ -29,6 +29,9 @@ class ModelConfig(Frozen):
     rope_base: float = 10000.0
     # partial RoPE: rotate only the first rope_dims of each head (#779: 16 of 64); 0 = all
     rope_dims: int = Field(0, ge=0)
+    # NTK-style RoPE base rescale for sequences longer than this (#779's Rotary hard-codes
+    # train_seq_len=1024, so at seq 2048 its base is already rescaled); 0 = never (baseline).
+    rope_train_seq_len: int = Field(0, ge=0)
     qk_gain_init: float = 1.5
     # --- PR #779 record-stack options (all off in the baseline) ---
     xsa_last_n: int = Field(0, ge=0)  # exclusive self-attention on the last n layers
@@ -53,6 +56,13 @@ class ModelConfig(Frozen):
             raise ValueError(f"head_dim {head_dim} must be even for RoPE")
         if self.rope_dims and (self.rope_dims > head_dim or self.rope_dims % 2):
             raise ValueError(f"rope_dims {self.rope_dims} must be even and <= head_dim {head_dim}")
+        rd = self.rope_dims or head_dim
+        if self.rope_train_seq_len and rd <= 2:
+            raise ValueError(f"rope_train_seq_len needs more than 2 rotated dims (got {rd})")
+        if self.bigram_vocab_size == 1:
+            raise ValueError("bigram_vocab_size must be 0 (off) or >= 2")
+        if any(i < 0 for i in self.ve_layers):
+            raise ValueError(f"ve_layers {self.ve_layers} must be >= 0")
         if any(i >= self.num_layers for i in self.ve_layers):
             raise ValueError(f"ve_layers {self.ve_layers} outside 0..{self.num_layers - 1}")
         return self

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from golf_core.config import Frozen
 
@@ -11,11 +11,39 @@ from golf_core.config import Frozen
 class QuantConfig(Frozen):
     # int8: upstream per-row int8 (clip at the 99.99984th percentile).
     # int6 / int5: per-row, clip chosen by reconstruction-error search over percentiles (#779).
+    # In every scheme embeddings and non-block tensors stay int8 (#779 mixed_quantize_int6).
     scheme: Literal["int8", "int6", "int5"] = "int8"
     # Layers (counted from the last) kept at int6 when scheme is int5 (#779's INT6_LAST_N).
     int6_last_n: int = Field(0, ge=0)
     clip_percentiles: tuple[float, ...] = (0.999, 0.9995, 0.9999, 0.99999, 1.0)
+    # "tensor": one percentile per matrix, the one with the lowest mean squared error (#779);
+    # "row": the best percentile for each row separately (never worse in MSE, same bytes layout).
+    clip_search: Literal["row", "tensor"] = "row"
+    # Row scales are floored at 1/clip_range (upstream int8: 1/127; #779 int5: 1/15), which for
+    # rows with max|w| < 1 makes the grid coarser than the clip asks for; #779's QAT trains
+    # against the same floor. False = scale from the clip alone.
+    scale_floor: bool = True
     prune_frac: float = Field(0.0, ge=0.0, lt=1.0)  # magnitude pruning before quantization
     keep_float_max_numel: int = 65_536  # small tensors stay in fp16/fp32
-    compressor: Literal["zlib", "lzma", "zstd"] = "zlib"
-    level: int | None = None  # None = the compressor's max (zlib 9, lzma 9, zstd 22)
+    # Small control tensors (attn_scale, resid_mix, q_gain, ...) kept fp32 (upstream) or fp16 (#779).
+    control_fp32: bool = True
+    # How int5/int6 values are stored before compression: in int8 containers (the compressor
+    # squeezes the unused bits, as #779) or bit-packed. bench/quant_compressors.py measures both.
+    storage: Literal["int8", "packed"] = "int8"
+    # zstd by measurement (bench/RESULTS.md "quant"): smallest or within 3.3% in every case measured,
+    # 0.5-1.8 MB smaller than zlib on int5 data, 0.2% smaller on int8. Upstream used zlib, #779 zstd-22.
+    # "best": all three at their max level, the smallest kept (compression time x3).
+    compressor: Literal["zlib", "lzma", "zstd", "best"] = "zstd"
+    level: int | None = None  # None = the compressor's max (zlib 9, lzma 9e, zstd 22)
+
+    @model_validator(mode="after")
+    def _check(self) -> "QuantConfig":
+        if not self.clip_percentiles or any(not 0.0 < p <= 1.0 for p in self.clip_percentiles):
+            raise ValueError(f"clip_percentiles must be non-empty, each in (0, 1] (got {self.clip_percentiles})")
+        if self.compressor == "best" and self.level is not None:
+            raise ValueError("level must be unset (max) with compressor 'best'")
+        ranges = {"zlib": (0, 9), "lzma": (0, 9), "zstd": (1, 22), "best": (0, 0)}
+        lo, hi = ranges[self.compressor]
+        if self.level is not None and not lo <= self.level <= hi:
+            raise ValueError(f"level {self.level} outside {lo}..{hi} for {self.compressor}")
+        return self
