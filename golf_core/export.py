@@ -11,8 +11,8 @@ one and that its `code_version()` matches the one the record's jobs ran with.
 
 Review: `python train_gpt.py --unpack DIR` writes the embedded sources out; their content hash
 is the code version printed in the header, the same hash golf stamps on every MLflow run.
-The byte count of the script is the honest `code_bytes` (the artifact writer uses the sum of
-golf_core's sources, an upper bound).
+The byte count of the script is the honest `code_bytes`: the artifact writer
+(golf_core.quant.artifact.code_bytes_for) counts exactly this script.
 """
 from __future__ import annotations
 
