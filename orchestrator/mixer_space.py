@@ -124,6 +124,8 @@ class MixerSpec(Frozen):
     min_count: _int_axis("min_count") = MixerConfig().min_count
     warmup_tokens: _int_axis("warmup_tokens") = MixerConfig().warmup_tokens
     primes: _mixer_value("primes") = MixerConfig().primes
+    # hashed_target's 1/V on a miss: the model's V, or #779's max token id + 1 (not an axis)
+    miss_vocab: _mixer_value("miss_vocab") = MixerConfig().miss_vocab
     alpha_base: _float_axis("alpha_base") = MixerConfig().alpha_base
     alpha_range: _float_axis("alpha_range") = MixerConfig().alpha_range
     entropy_slope: _float_axis("entropy_slope") = MixerConfig().entropy_slope
@@ -232,7 +234,7 @@ def _raw_points(mixer: MixerSpec, search: Search) -> list[dict[str, Any]]:
 
 def _config_error(fields: dict[str, Any], mixer: MixerSpec, mode: str = "hashed_target") -> str | None:
     try:
-        MixerConfig(mode=mode, primes=mixer.primes, **fields)
+        MixerConfig(mode=mode, primes=mixer.primes, miss_vocab=mixer.miss_vocab, **fields)
     except ValidationError as e:
         return clean_msg(e.errors()[0]["msg"])
     return None
@@ -274,7 +276,7 @@ def expand_points(mixer: MixerSpec, search: Search) -> list[MixerConfig]:
         raw = _raw_points(mixer, search)
         for mode in mixer.mixing_modes:
             for pt in raw:
-                cfg = MixerConfig(mode=mode, primes=mixer.primes, **pt)
+                cfg = MixerConfig(mode=mode, primes=mixer.primes, miss_vocab=mixer.miss_vocab, **pt)
                 points.setdefault(cfg.fingerprint(), cfg)
     return list(points.values())
 
@@ -298,5 +300,6 @@ def optuna_studies(mixer: MixerSpec, search: Search) -> tuple[dict, ...]:
         else:
             base[name] = _jsonable(ax[0])
     base["primes"] = list(mixer.primes)
+    base["miss_vocab"] = mixer.miss_vocab
     opt = {"n": search.n, "seed": search.seed, "space": space}
     return tuple({"mixer_base": {"mode": m, **base}, "optuna": opt} for m in mixer.mixing_modes)

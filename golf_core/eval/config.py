@@ -56,6 +56,10 @@ class MixerConfig(Frozen):
     # per-order centers (#798): {7: 3.0, 6: 3.2, 5: 3.5, 4: 3.8, 3: 4.2, 2: 4.5}; None = one center
     entropy_centers: dict[int, float] | None = None
     alpha_max: float = Field(1.0, ge=0.0, le=1.0)  # upper clamp on alpha
+    # hashed_target's uniform 1/V on a miss: V = the model's vocabulary, or max_token = the
+    # validation stream's max token id + 1 (#779 sizes its mixer so). normalized always uses
+    # the model's V (its rows are distributions over the model's vocabulary).
+    miss_vocab: Literal["model", "max_token"] = "model"
 
     @field_validator("buckets")
     @classmethod
@@ -87,7 +91,8 @@ class MixerConfig(Frozen):
 
     def table_key(self) -> tuple:
         """The fields that change the n-gram pass (not the mix): one pass per distinct key."""
-        return (self.mode, self.orders, self.buckets, self.min_count, self.primes, self.warmup_tokens)
+        miss = self.miss_vocab if self.mode == "hashed_target" else "model"
+        return (self.mode, self.orders, self.buckets, self.min_count, self.primes, self.warmup_tokens, miss)
 
 
 class TTTConfig(Frozen):

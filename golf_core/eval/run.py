@@ -36,7 +36,7 @@ class FusedMixer:
         self.cfg = cfg
         self.device = torch.device(device)
         self.val = val_tokens.to(device=self.device, dtype=torch.int64)
-        self.tables = NgramTables(cfg, vocab_size, self.device)
+        self.tables = NgramTables(cfg, vocab_size, self.device, max_token=int(self.val.max()))  # miss_vocab
 
     def on_scored(self, chunk: int, scored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Per scored target of this rank: order, p_ngram, p_mix (+ nll_mix for the sums)."""
