@@ -1,0 +1,141 @@
+"""The driver's view of tracking: the few calls it makes, mapped onto orchestrator.tracking.
+
+Kept apart so the driver's loop reads as scheduling only, and so that what lands in MLflow
+for a job (metrics, per-step train_loss, tags, artifact files) is decided in one place.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
+
+from workers.files import unpack_to
+
+__all__ = ["Reused", "TrackingAdapter", "result_metrics"]
+
+# result keys logged as metrics (ARCHITECTURE.md "MLflow layout" plus what each kind reports)
+METRIC_KEYS = (
+    "val_bpb", "val_loss", "val_bpb_prequant", "val_loss_prequant", "artifact_bytes", "code_bytes",
+    "model_bytes", "train_time_s", "eval_time_s", "tokens_per_s", "steps", "step_avg_ms",
+    "peak_mem_bytes", "ratio_scored", "tokens_scored", "mix_time_s", "ngram_passes", "world_size",
+)
+
+
+@dataclass(frozen=True)
+class Reused:
+    run_id: str
+    result: dict
+    valid: bool
+    reason: str | None
+    compliant: bool | None
+    record: Any = None
+
+
+def result_metrics(result: dict) -> dict[str, float]:
+    out = {}
+    for k in METRIC_KEYS:
+        v = result.get(k)
+        if isinstance(v, bool):
+            v = int(v)
+        if isinstance(v, (int, float)) and math.isfinite(float(v)):
+            out[k] = float(v)
+    return out
+
+
+def _bool_tag(v: Any) -> bool | None:
+    if v is None:
+        return None
+    return str(v).lower() == "true"
+
+
+class TrackingAdapter:
+    """Wraps an orchestrator.tracking.Tracker; calls return at once (the tracker queues)."""
+
+    def __init__(self, tracker, spool_dir: str | None = None):
+        self.t = tracker
+        self.handles: dict[str, Any] = {}  # handle key -> RunHandle
+        self.sweep = None
+        # job files are written here for the tracker's upload (it reads them later, in order)
+        self.spool = Path(spool_dir or Path.cwd() / ".golf" / "spool")
+
+    def start_sweep(self, plan) -> str | None:
+        self.sweep = self.t.start_sweep(plan.sweep_identity, params={"golf.sweep_name": plan.sweep_name},
+                                        name=plan.sweep_name)
+        # runs a dead driver left RUNNING (after start_sweep, so our own parent run is ours)
+        self.t.close_stale_running(None)
+        return self.sweep.key
+
+    def find_finished(self, job) -> Reused | None:
+        if self._finished is None:  # one query for the whole plan, then per hit
+            self._finished = self.t.finished_identities()
+        if job.identity not in self._finished:
+            return None
+        rec = self.t.find_finished(job.identity)
+        if rec is None:
+            return None
+        tags = rec.tags or {}
+        return Reused(rec.run_id, dict(rec.metrics or {}), valid=_bool_tag(tags.get("golf.valid")) is not False,
+                      reason=tags.get("golf.reason"), compliant=_bool_tag(tags.get("golf.compliant")), record=rec)
+
+    _finished: set | None = None
+
+    def close_stale(self, job) -> None:
+        pass  # done once for the experiment in start_sweep
+
+    def open(self, job, attempt: int, parent: str | None) -> str:
+        h = self.t.start_job(job, attempt=attempt)
+        self.handles[h.key] = h
+        return h.key
+
+    def record(self, key: str, job, result: dict, verdict, files: dict[str, bytes]) -> None:
+        h = self.handles[key]
+        h.log_metrics(result_metrics(result))
+        h.log_result({k: v for k, v in result.items() if k not in METRIC_KEYS}, curve=True)
+        for number, bpb, _params in result.get("trials") or []:  # optuna: step = trial number
+            h.log_metrics({"trial_val_bpb": float(bpb)}, step=int(number))
+        tags = {}
+        if verdict.compliant is not None:
+            tags["golf.compliant"] = str(verdict.compliant).lower()
+        if tags:
+            h.set_tags(tags)
+        h.set_validity(verdict.valid, verdict.reason)
+        if files:
+            d = self.spool / f"{job.identity[:16]}-{key[:8]}"
+            unpack_to(files, d)
+            h.log_artifact(d)
+
+    def close(self, key: str | None, status: str, tags: dict) -> None:
+        h = self.handles.get(key)
+        if h is None or h.finished:
+            return
+        if tags:
+            h.set_tags(tags)
+        h.finish(status, reason=tags.get("golf.reason") if status != "FINISHED" else None)
+
+    def run_id(self, key: str | None) -> str | None:
+        h = self.handles.get(key)
+        return h.run_id if h is not None else None
+
+    def fetch_files(self, reused: Reused, names: tuple[str, ...]) -> dict[str, bytes]:
+        """Named output files of an earlier run, from the MLflow artifact store."""
+        dst = Path(tempfile.mkdtemp(prefix="golf-fetch-"))
+        try:
+            out = {}
+            for name in names:
+                try:
+                    p = self.t.download_artifacts(reused.run_id, name, dst)
+                except Exception as e:  # noqa: BLE001 - one line for the user
+                    if name in names[:1]:
+                        raise RuntimeError(f"run {reused.run_id}: cannot fetch {name}: {e}".splitlines()[0]) from e
+                    continue
+                out[name] = Path(p).read_bytes()
+            return out
+        finally:
+            shutil.rmtree(dst, ignore_errors=True)
+
+    def end_sweep(self, report) -> None:
+        if self.sweep is not None and not self.sweep.finished:
+            self.sweep.finish(report.status if report.status in ("FINISHED", "FAILED", "KILLED") else "FINISHED")

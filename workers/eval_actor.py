@@ -1,0 +1,193 @@
+"""A long-lived evaluation actor: one per GPU, taking eval and mix jobs in turn.
+
+It keeps what is expensive to reload: the artifacts it has materialized (keyed by the train
+job's identity), token statistics of finished neural passes (keyed by the eval job's
+identity), the validation tokens, and n-gram passes keyed by (stats identity,
+MixerConfig.table_key()), so a sweep over alpha parameters costs one n-gram pass per table
+configuration and milliseconds per point. Optuna mix searches run here too: ask/tell trials
+over mix_nll, each trial a few milliseconds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import ray
+
+from workers.files import pack_dir, unpack_to, work_root
+from workers.runner import bpb_from_nll
+
+__all__ = ["EvalActor", "EVAL_FILES", "run_optuna"]
+
+EVAL_FILES = ("result.json", "token_stats.npz")
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def get_or(self, key, make):
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        value = make()
+        self[key] = value
+        while len(self) > self.size:
+            self.popitem(last=False)
+        return value
+
+
+@ray.remote(max_restarts=0)
+class EvalActor:
+    def __init__(self, runner: Any, work_dir: str | None):
+        self.runner = runner
+        self.root = work_root(work_dir) / f"eval-actor-{os.getpid()}"
+        self.artifacts: dict[str, str] = {}  # train identity -> local dir
+        self.stats = _LRU(2)  # eval identity -> token stats dict
+        self.val = _LRU(1)  # (data_dir, vocab) -> validation tokens
+        self.ngrams = _LRU(4)  # (eval identity, table key) -> n-gram pass
+        self.carried = _LRU(4)  # eval identity -> the eval job's audit checks
+        self.jobs_done = 0
+
+    def info(self) -> dict:
+        ctx = ray.get_runtime_context()
+        return {"pid": os.getpid(), "node_id": ctx.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+                "artifacts": sorted(self.artifacts), "stats": list(self.stats), "ngrams": len(self.ngrams),
+                "jobs_done": self.jobs_done}
+
+    def _materialize(self, key: str, holder: list, kind: str) -> str:
+        """The local dir of an upstream output: fetched through the object store on first use."""
+        if key not in self.artifacts:
+            files = ray.get(holder[0])  # holder: [ObjectRef] so the bytes move only on a miss
+            self.artifacts[key] = str(unpack_to(files, self.root / kind / key[:16]))
+        return self.artifacts[key]
+
+    def run_eval(self, job: dict, artifact_key: str, artifact_holder: list, data_dir: str) -> dict:
+        t0 = time.time()
+        art_dir = self._materialize(artifact_key, artifact_holder, "artifacts")
+        out_dir = self.root / "eval" / job["identity"][:16] / f"attempt-{job['attempt']}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        result = self.runner.eval(job, art_dir, data_dir, str(out_dir))
+        self.jobs_done += 1
+        files = pack_dir(out_dir, EVAL_FILES)
+        if "token_stats.npz" in files:  # a mix job usually follows on this actor: keep the stats
+            self.artifacts[job["identity"]] = str(out_dir)
+        return {"result": result, "files": files, "wall_s": time.time() - t0, "actor_pid": os.getpid()}
+
+    def run_mix(self, job: dict, stats_key: str, stats_holder: list, data_dir: str, vocab_size: int,
+                chunk_tokens: int) -> dict:
+        """One mix point (config "mixer") or an Optuna search (config "optuna") over one neural pass."""
+        t0 = time.time()
+        stats_dir = self._materialize(stats_key, stats_holder, "stats")
+        stats = self.stats.get_or(stats_key, lambda: self.runner.load_stats(os.path.join(stats_dir, "token_stats.npz")))
+        val = self.val.get_or((data_dir, vocab_size), lambda: self.runner.load_val(data_dir, vocab_size))
+        n_passes = [0]
+
+        def ngram_for(mixer: dict):
+            key = (stats_key, self.runner.table_key(mixer))
+
+            def make():
+                n_passes[0] += 1
+                return self.runner.ngram(val, stats, mixer, chunk_tokens, vocab_size)
+            return self.ngrams.get_or(key, make)
+
+        def score(mixer: dict) -> tuple[float, float]:
+            nll = self.runner.mix_nll(stats, ngram_for(mixer), mixer)
+            return bpb_from_nll(nll, stats["bytes"]), float(np.mean(nll)) if len(nll) else float("nan")
+
+        conf = job["config"]
+        if conf.get("optuna"):  # {"mixer_base": fixed fields, "optuna": {"n", "seed", "space"}}
+            base = conf.get("mixer_base") or conf.get("mixer") or {}
+            result = run_optuna(base, conf["optuna"], score, seed=job.get("seed"))
+        else:
+            bpb, loss = score(conf["mixer"])
+            result = {"val_bpb": bpb, "val_loss": loss, "mixer": conf["mixer"]}
+        carried = self.carried.get_or(stats_key, lambda: _carried_checks(stats_dir))
+        result["compliance"] = self.runner.audit_mix(stats, ngram_for(result["mixer"]), result["mixer"], vocab_size,
+                                                     carried=carried)
+        self.jobs_done += 1
+        result.update({"tokens_scored": int(len(stats["bytes"])), "ngram_passes": n_passes[0],
+                       "mix_time_s": time.time() - t0})
+        return {"result": result, "files": {}, "wall_s": time.time() - t0, "actor_pid": os.getpid()}
+
+
+def _carried_checks(stats_dir: str) -> dict:
+    """The audit checks the eval job measured (score-before-update of its TTT, model causality...)."""
+    try:
+        with open(os.path.join(stats_dir, "result.json")) as f:
+            return dict(((json.load(f).get("compliance") or {}).get("checks")) or {})
+    except (OSError, ValueError):
+        return {}
+
+
+def _suggest(trial, name: str, dom: Any):
+    """One search-space entry, in orchestrator.plan's format: {"low", "high", "log"} -> a float;
+    {"choices": [...]} -> one of them (non-scalar choices, e.g. order sets, travel as JSON)."""
+    if isinstance(dom, (list, tuple)) and len(dom) == 2:
+        dom = {"low": dom[0], "high": dom[1]}
+    if not isinstance(dom, dict):
+        raise ValueError(f"optuna.space.{name}: expected {{low, high}} or {{choices}} (got {dom!r})")
+    if "choices" in dom:
+        encoded = [json.dumps(c) for c in dom["choices"]]
+        return json.loads(trial.suggest_categorical(name, encoded))
+    return trial.suggest_float(name, float(dom["low"]), float(dom["high"]), log=bool(dom.get("log", False)))
+
+
+def run_optuna(base_mixer: dict, opts: dict, score, seed: int | None = None) -> dict:
+    """Ask/tell search over mixer fields; each trial is one mix over cached passes.
+
+    Trials are reported in the result (`trials`: [[number, val_bpb, params], ...]) and the driver
+    logs them as metrics with step = trial number on the job's own run, so one job keeps exactly
+    one MLflow run (the resume invariant) while the search curve stays plottable.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    n_trials = int(opts.get("n", opts.get("trials", 20)))
+    space = opts.get("space") or {}
+    if not space:
+        raise ValueError("optuna: empty search space")
+    sampler = optuna.samplers.TPESampler(seed=int(opts.get("seed", seed if seed is not None else 0)))
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    trials = []
+    for _ in range(n_trials):
+        trial = study.ask()
+        params = {name: _suggest(trial, name, dom) for name, dom in space.items()}
+        try:
+            bpb, _ = score(_apply(base_mixer, params))
+        except ValueError:  # an invalid combination (alpha_base + alpha_range > 1): FAIL, go on
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            continue
+        study.tell(trial, bpb)
+        trials.append([trial.number, bpb, params])
+    if not trials:
+        raise ValueError("optuna: every trial was an invalid mixer config")
+    best = study.best_trial
+    best_mixer = _apply(base_mixer, {n: _decode(v) for n, v in best.params.items()})
+    bpb, loss = score(best_mixer)
+    return {"val_bpb": bpb, "val_loss": loss, "mixer": best_mixer, "best_params": best_mixer,
+            "best_trial": best.number, "trials": trials}
+
+
+def _decode(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            return json.loads(v)
+        except ValueError:
+            return v
+    return v
+
+
+def _apply(base: dict, params: dict) -> dict:
+    """The base mixer fields with a trial's values; per-order centers replace the single one."""
+    out = dict(base)
+    out.update(params)
+    if out.get("entropy_centers") is not None:
+        out["entropy_centers"] = {int(k): v for k, v in out["entropy_centers"].items()}
+        out.pop("entropy_center", None)
+    return out

@@ -1,0 +1,188 @@
+"""Training as a gang: N rank actors packed on one node, torch.distributed between them.
+
+A `TrainGang` reserves N bundles in a STRICT_PACK placement group (all ranks on one node, as
+NCCL over NVLink wants), starts one `RankActor` per bundle, lets rank 0 pick the rendezvous
+port, and calls golf_core's `run_training` on every rank with RANK / WORLD_SIZE / LOCAL_RANK /
+MASTER_ADDR / MASTER_PORT set. Rank 0 writes the artifact; its files come back as bytes.
+
+The driver never blocks on a gang: `pending()` lists the refs the gang waits on, and
+`advance(ref)` moves it through its phases (placement group ready -> ranks up -> training ->
+done), so many gangs and eval jobs progress in one `ray.wait` loop.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import ray
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from workers.files import pack_dir, work_root
+
+__all__ = ["RankActor", "TrainGang", "TRAIN_FILES"]
+
+TRAIN_FILES = ("model.ptz", "artifact.json", "result.json")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+@ray.remote(max_concurrency=2)  # threaded: progress() answers while train() runs
+class RankActor:
+    def __init__(self, runner: Any, rank: int, world_size: int):
+        self.runner = runner
+        self.rank = rank
+        self.world_size = world_size
+        self._lock = threading.Lock()
+        self._last: dict | None = None
+
+    def hello(self) -> dict:
+        ctx = ray.get_runtime_context()
+        return {
+            "rank": self.rank,
+            "pid": os.getpid(),
+            "ip": ray.util.get_node_ip_address(),
+            "port": _free_port() if self.rank == 0 else None,
+            "node_id": ctx.get_node_id(),
+            "placement_group_id": ctx.get_placement_group_id(),
+            "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+        }
+
+    def _on_progress(self, event: dict) -> None:
+        with self._lock:
+            self._last = dict(event)
+
+    def progress(self) -> dict | None:
+        with self._lock:
+            return self._last
+
+    def train(self, job: dict, data_dir: str, work_dir: str | None, master: tuple[str, int],
+              visible_devices: list[str], local_rank: int) -> dict:
+        os.environ.update({
+            "RANK": str(self.rank), "WORLD_SIZE": str(self.world_size),
+            "LOCAL_RANK": str(local_rank), "LOCAL_WORLD_SIZE": str(self.world_size),
+            "MASTER_ADDR": master[0], "MASTER_PORT": str(master[1]),
+        })
+        if visible_devices:
+            # every rank sees the gang's GPUs (NCCL peer access) and picks its own by LOCAL_RANK
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(visible_devices)
+        out_dir = work_root(work_dir) / job["identity"][:16] / f"attempt-{job['attempt']}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        t0 = time.time()
+        result = self.runner.train(job, data_dir, str(out_dir), self._on_progress)
+        if self.rank != 0:
+            return {"rank": self.rank}
+        return {"result": result, "files": pack_dir(out_dir, TRAIN_FILES), "out_dir": str(out_dir),
+                "wall_s": time.time() - t0}
+
+
+class TrainGang:
+    """One training job's placement group and rank actors (lives in the driver)."""
+
+    def __init__(self, job: dict, runner: Any, *, ranks: int, gpus: float, use_gpus: bool,
+                 data_dir: str, work_dir: str | None):
+        self.job = job
+        self.runner = runner
+        self.ranks = max(1, int(ranks))
+        self.data_dir = data_dir
+        self.work_dir = work_dir
+        per_rank_gpu = (gpus / self.ranks) if (use_gpus and gpus) else 0.0
+        self.bundle = {"CPU": 1.0, **({"GPU": per_rank_gpu} if per_rank_gpu else {})}
+        self.strategy = "STRICT_PACK"
+        self.pg = placement_group([dict(self.bundle) for _ in range(self.ranks)], strategy=self.strategy,
+                                  name=f"golf-train-{job['identity'][:12]}-a{job['attempt']}")
+        self.phase = "placing"  # placing -> starting -> training -> done
+        self.actors: list = []
+        self._refs: list = [self.pg.ready()]
+        self.hellos: list[dict] = []
+        self._rank0: dict | None = None
+        self.started_at: float | None = None
+
+    def pending(self) -> list:
+        return list(self._refs)
+
+    def advance(self, ref) -> dict | None:
+        """Consume a finished ref of this gang. Returns the job output once training is done.
+
+        Raises what the ref raised (RayActorError when a rank died, the job's own error)."""
+        self._refs.remove(ref)
+        value = ray.get(ref)
+        if self.phase == "placing":
+            self._start_ranks()
+            return None
+        if self.phase == "starting":
+            self.hellos.append(value)
+            if not self._refs:
+                self._train()
+            return None
+        if self.phase == "training":
+            if value.get("rank", 0) == 0 and "result" in value:
+                self._rank0 = value
+            if not self._refs:
+                self.phase = "done"
+                out = dict(self._rank0)
+                out["ranks"] = sorted(self.hellos, key=lambda h: h["rank"])
+                out["placement"] = {"strategy": self.strategy, "bundle": self.bundle,
+                                    "placement_group_id": self.pg.id.hex()}
+                return out
+        return None
+
+    def _start_ranks(self) -> None:
+        self.phase = "starting"
+        for rank in range(self.ranks):
+            strat = PlacementGroupSchedulingStrategy(placement_group=self.pg, placement_group_bundle_index=rank)
+            opts = {"num_cpus": self.bundle["CPU"], "scheduling_strategy": strat, "max_restarts": 0}
+            if "GPU" in self.bundle:
+                opts["num_gpus"] = self.bundle["GPU"]
+            self.actors.append(RankActor.options(**opts).remote(self.runner, rank, self.ranks))
+        self._refs = [a.hello.remote() for a in self.actors]
+
+    def _train(self) -> None:
+        self.phase = "training"
+        self.started_at = time.time()
+        hellos = sorted(self.hellos, key=lambda h: h["rank"])
+        master = (hellos[0]["ip"], hellos[0]["port"])
+        gpu_ids = [h["gpu_ids"][0] for h in hellos if h["gpu_ids"]]
+        visible = sorted(set(gpu_ids), key=lambda g: (len(g), g)) if len(gpu_ids) == len(hellos) else []
+        self._refs = []
+        for h, actor in zip(hellos, self.actors):
+            local_rank = visible.index(h["gpu_ids"][0]) if visible else h["rank"]
+            self._refs.append(actor.train.remote(self.job, self.data_dir, self.work_dir, master, visible, local_rank))
+
+    def reassign(self, job: dict) -> None:
+        """Run another training job of the same shape on these ranks: the placement group is
+        held and the processes are up, so the next job skips both (the driver hands a waiting
+        gang's job to a finished one). A fresh rendezvous port comes with the new hellos."""
+        self.job = job
+        self.phase = "starting"
+        self.hellos = []
+        self._rank0 = None
+        self._refs = [a.hello.remote() for a in self.actors]
+
+    def progress(self):
+        """A ref to rank 0's latest progress event (None before training starts)."""
+        if self.phase != "training" or not self.actors:
+            return None
+        return self.actors[0].progress.remote()
+
+    def release(self) -> None:
+        """Kill the rank actors and remove the placement group (idempotent)."""
+        for a in self.actors:
+            try:
+                ray.kill(a, no_restart=True)
+            except Exception:  # noqa: BLE001 - already dead
+                pass
+        self.actors = []
+        self._refs = []
+        try:
+            remove_placement_group(self.pg)
+        except Exception:  # noqa: BLE001 - already removed
+            pass
+        self.phase = "done"
