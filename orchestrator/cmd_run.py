@@ -27,21 +27,6 @@ def register(sub) -> None:
     register_job_commands(sub)
 
 
-def _make_data_if_missing(plan, ddir: Path, say) -> None:
-    """Synthetic data on first use: `golf run` on a fresh checkout needs no download."""
-    from golf_core.data.shards import split_files
-
-    if ddir.is_dir() and split_files(ddir, "train") and split_files(ddir, "val"):
-        return
-    from golf_core.data.synthetic import make_synthetic
-
-    d = plan.data
-    say(f"making synthetic data in {ddir} ({d.synthetic_train_tokens:,} train + {d.synthetic_val_tokens:,} "
-        f"val tokens, seed {d.synthetic_seed})")
-    make_synthetic(ddir, d.synthetic_train_tokens, d.synthetic_val_tokens, d.synthetic_seed,
-                   vocab_size=d.vocab_size)
-
-
 def _sigterm_to_interrupt(signum, frame):  # `ray job stop` sends SIGTERM: clean up like Ctrl-C
     raise KeyboardInterrupt
 
@@ -50,6 +35,7 @@ def cmd_run(args) -> int:
     from rich.console import Console
 
     from golf_core.data.shards import check_data_dir
+    from orchestrator.datasets import ensure_data
     from orchestrator.plan import data_dir, load_plan
     from orchestrator.tracking import Tracker, TrackingUnavailable, resolve_tracking_uri
 
@@ -59,7 +45,7 @@ def cmd_run(args) -> int:
     # everything a user can get wrong is checked here, before Ray starts or a job runs
     plan = load_plan(args.spec, workspace=Path.cwd())
     ddir = data_dir(plan, Path.cwd()).resolve()
-    _make_data_if_missing(plan, ddir, say)
+    ensure_data(plan.data, ddir, say)
     check_data_dir(ddir, plan.data.vocab_size)
     work = Path(args.work_dir).resolve()
     uri = resolve_tracking_uri(args.tracking_uri)

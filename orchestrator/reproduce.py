@@ -28,6 +28,7 @@ from typing import Any, Callable
 from golf_core import ARTIFACT_LIMIT_BYTES
 from golf_core.eval.config import EvalSpec, MixerConfig
 from orchestrator import records as R
+from orchestrator.datasets import ensure_data
 
 __all__ = ["RecordSpecError", "ReproduceError", "ReproduceResult", "SeedRun", "check_record_spec",
            "collect_seeds", "reproduce", "seed_checks"]
@@ -261,28 +262,6 @@ class ReproduceResult:
     sweep_run_id: str | None = None
 
 
-def _make_data_if_missing(plan, ddir: Path, spec_path: Path, say: Callable[[str], None]) -> None:
-    """Synthetic data on first use, as `golf run` does, but only when the spec sizes it itself
-    (a data.synthetic_* key): a record spec pointing at a missing FineWeb dir is an input error,
-    never silently filled with synthetic tokens."""
-    from golf_core.data.shards import split_files
-    from orchestrator.spec import parse_yaml
-
-    if ddir.is_dir() and split_files(ddir, "train") and split_files(ddir, "val"):
-        return
-    raw = (parse_yaml(spec_path.read_text()) or {}).get("data") or {}
-    if not any(str(k).startswith("synthetic_") for k in raw):
-        raise ValueError(f"data.path {plan.data.path}: no train/val shards in {ddir}; download them first "
-                         f"(golf data fineweb --out {plan.data.path}) or, for a dry run, size synthetic data in "
-                         "the spec (data.synthetic_train_tokens / synthetic_val_tokens)")
-    from golf_core.data.synthetic import make_synthetic
-
-    d = plan.data
-    say(f"WARNING: no shards in {ddir}: making SYNTHETIC data ({d.synthetic_train_tokens:,} train + "
-        f"{d.synthetic_val_tokens:,} val tokens); such a run can never be a record")
-    make_synthetic(ddir, d.synthetic_train_tokens, d.synthetic_val_tokens, d.synthetic_seed, vocab_size=d.vocab_size)
-
-
 def _fetcher(uri: str) -> Callable[[str], dict | None]:
     from orchestrator.tracking import download_artifacts
 
@@ -344,7 +323,9 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
             raise ValueError(f"{flag} must be a positive number (got {v})")
     plan = build_plan(sweep, workspace)
     ddir = plan_data_dir(plan, workspace).resolve()
-    _make_data_if_missing(plan, ddir, Path(spec_path), say)
+    if plan.data.source == "synthetic":
+        say("WARNING: synthetic data: such a run can never be a record")
+    ensure_data(plan.data, ddir, say)
     check_data_dir(ddir, plan.data.vocab_size)
     work = (workspace / work_dir).resolve() if not Path(work_dir).is_absolute() else Path(work_dir)
     uri = resolve_tracking_uri(tracking_uri)

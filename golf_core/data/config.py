@@ -1,6 +1,8 @@
 """DataConfig: where shards and the tokenizer live."""
 from __future__ import annotations
 
+from typing import Literal
+
 from golf_core.config import Frozen
 
 
@@ -8,7 +10,10 @@ class DataConfig(Frozen):
     # A directory holding fineweb_{train,val}_NNNNNN.bin shards and one SentencePiece *.model.
     path: str = "data/synthetic"
     vocab_size: int = 1024
-    # When `path` has no shards, `golf run` makes synthetic data of this size there (seed below).
+    # synthetic: when `path` has no shards, `golf run` makes synthetic data there (sizes below).
+    # fineweb: the real data; missing shards are an error naming the download command, never
+    # silently replaced by synthetic tokens (a record must be scored on FineWeb).
+    source: Literal["synthetic", "fineweb"] = "synthetic"
     synthetic_train_tokens: int = 2_000_000
     synthetic_val_tokens: int = 200_000
     synthetic_seed: int = 0

@@ -116,3 +116,20 @@ def test_submit_needs_the_cluster_token(head, tmp_path):
         sp, _ = _golf(["status", job_id, *addr, *tok], tmp_path, timeout=120, HOME=str(home))
         status = sp.stdout
     assert f"{job_id}: STOPPED" in status
+
+
+def test_run_refuses_a_fineweb_spec_without_shards_and_makes_no_synthetic_data(tmp_path, monkeypatch, capsys):
+    """A record spec on a fresh checkout must not be silently trained on synthetic tokens."""
+    import yaml
+
+    from orchestrator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    spec = {"name": "fw", "data": {"path": "data/fineweb10B_sp1024", "source": "fineweb"},
+            "train": {"preset": "tiny", "seeds": [1]}, "eval": {"seq_len": 128, "stride": 64},
+            "mixer": {"modes": ["none"]}}
+    (tmp_path / "fw.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["run", "fw.yaml", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "golf data fineweb" in err[0] and "fineweb10B_sp1024" in err[0]
+    assert not (tmp_path / "data" / "fineweb10B_sp1024").exists()

@@ -81,7 +81,7 @@ def test_bad_name_or_date_is_an_input_error(tmp_path):
 
 def test_missing_fineweb_data_is_an_error_not_synthetic_tokens(tmp_path):
     spec = tmp_path / "s.yaml"
-    spec.write_text(yaml.safe_dump(_spec(data={"path": "data/fineweb10B_sp1024"})))
+    spec.write_text(yaml.safe_dump(_spec(data={"path": "data/fineweb10B_sp1024", "source": "fineweb"})))
     with pytest.raises(ValueError, match="no train/val shards.*golf data fineweb"):
         reproduce(spec, workspace=tmp_path, run_fn=None, say=lambda m: None)
     assert not (tmp_path / "data" / "fineweb10B_sp1024").exists()
