@@ -7,6 +7,7 @@ __all__ = ["register", "cmd_reproduce"]
 
 
 def register(sub) -> None:
+    from orchestrator.cmd_run import add_execution_args
     from orchestrator.records import DEFAULT_BEST_BPB, TRACK_DIR
 
     p = sub.add_parser(
@@ -24,13 +25,7 @@ def register(sub) -> None:
     p.add_argument("--date", default=None, help="YYYY-MM-DD for the folder (default: today, UTC)")
     p.add_argument("--author", default="", help="submission.json author")
     p.add_argument("--github-id", default="", help="submission.json github_id")
-    p.add_argument("--address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS, else local)")
-    p.add_argument("--tracking-uri", default=None,
-                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)")
-    p.add_argument("--work-dir", default=".golf", help="scratch for job outputs and the tracking journal")
-    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
-    p.add_argument("--num-gpus", type=int, default=None, help="GPUs of the local Ray (default: detected)")
-    p.add_argument("--no-progress", action="store_true", help="plain log lines instead of the live table")
+    add_execution_args(p)
     p.set_defaults(func=cmd_reproduce)
 
 

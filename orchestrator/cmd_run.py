@@ -10,9 +10,8 @@ from pathlib import Path
 __all__ = ["register", "cmd_run", "results_table"]
 
 
-def register(sub) -> None:
-    p = sub.add_parser("run", help="run a sweep: local Ray (or $RAY_ADDRESS), results in MLflow")
-    p.add_argument("spec", help="sweep spec YAML (e.g. experiments/smoke.yaml)")
+def add_execution_args(p) -> None:
+    """Where a sweep runs and logs: shared by `golf run` and `golf reproduce`."""
     p.add_argument("--address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS, else start one here)")
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)")
@@ -20,6 +19,12 @@ def register(sub) -> None:
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     p.add_argument("--num-gpus", type=int, default=None, help="GPUs of the local Ray (default: detected)")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of the live table")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run a sweep: local Ray (or $RAY_ADDRESS), results in MLflow")
+    p.add_argument("spec", help="sweep spec YAML (e.g. experiments/smoke.yaml)")
+    add_execution_args(p)
     p.set_defaults(func=cmd_run)
 
     from orchestrator.submit import register_job_commands

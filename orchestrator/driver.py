@@ -339,7 +339,6 @@ class _Driver:
     def handle(self, ref) -> None:
         kind, holder, ident = self.inflight.pop(ref)
         out = self.report.outcomes[ident]
-        job = out.job
         try:
             if kind == "gang":
                 value = holder.advance(ref)
@@ -478,12 +477,7 @@ class _Driver:
         for g in list(self.gangs.values()):
             g.release()
         self.gangs.clear()
-        for s in self.slots:
-            try:
-                ray.kill(s.actor, no_restart=True)
-            except Exception:  # noqa: BLE001
-                pass
-        self.slots.clear()
+        self.shutdown_actors()
         self.inflight.clear()
         for out in self.report.outcomes.values():
             if out.state == "running":

@@ -10,9 +10,7 @@ Bad input is a one-line error before any model is loaded.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 from pathlib import Path
 
 import yaml
@@ -80,20 +78,15 @@ def cmd_eval(args) -> int:
     vocab = int(read_info(args.artifact).run_config.get("model", {}).get("vocab_size", 1024))
     check_data_dir(args.data, vocab)  # ShardError: one line, exit 2
     if args.nproc > 1:
-        from golf_core.train.distributed import launch_local
+        from golf_core.train.distributed import run_ranks_for_result
 
         # Every rank reruns this command with --nproc 1 (as under torchrun); this process waits.
         argv = ["-m", "golf_core", "eval", str(args.artifact), "--data", str(args.data), "--out", str(args.out),
                 *(["--config", str(args.config)] if args.config else []),
                 *[a for s in args.sets for a in ("--set", s)], "--quiet"]
-        stale = args.out / RESULT_FILE
-        if stale.exists():
-            stale.unlink()  # never report a previous run's result
-        rc = launch_local(argv, args.nproc)
-        if rc != 0:
-            print(f"golf eval: a rank exited with code {rc}; see its output above", file=sys.stderr)
+        result = run_ranks_for_result(argv, args.nproc, args.out / RESULT_FILE, "golf eval")
+        if result is None:
             return 1
-        result = json.loads(stale.read_text())
     else:
         result = run_eval(args.artifact, spec, args.data, args.out)
     if int(os.environ.get("RANK", "0")) == 0 and not args.quiet:

@@ -22,7 +22,6 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 
 
 def _print_table(rows: list[dict], top: int) -> None:
@@ -107,16 +106,10 @@ def _audit(args: argparse.Namespace) -> int:
                     total_tokens=int(val.size - 1), artifact_bytes=result.get("artifact_bytes"),
                     eval_time_s=result.get("eval_time_s"), carried=carried, entropy_floor=args.entropy_floor,
                     entropy_floor_kwargs=floor_kw, device=args.device)
-    print(json.dumps(rep, indent=2, default=_jsonable))
+    from golf_core.eval.mix_dir import jsonable
+
+    print(json.dumps(rep, indent=2, default=jsonable))
     return 0 if rep["compliant"] else 1
-
-
-def _jsonable(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def register(sub) -> None:

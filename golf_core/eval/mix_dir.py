@@ -146,11 +146,12 @@ def mix_job(run_dir, mixer_cfg: MixerConfig, *, data_dir=None, out_dir=None, dev
     if out_dir is not None:
         p = Path(out_dir)
         p.mkdir(parents=True, exist_ok=True)
-        (p / RESULT_FILE).write_text(json.dumps(out, indent=2, default=_jsonable) + "\n")
+        (p / RESULT_FILE).write_text(json.dumps(out, indent=2, default=jsonable) + "\n")
     return out
 
 
-def _jsonable(o):
+def jsonable(o):
+    """json.dumps default for numpy scalars/arrays (and anything else as str)."""
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):

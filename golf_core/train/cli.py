@@ -8,7 +8,6 @@ rank runs this command with the default --nproc 1 and joins the torchrun group. 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -49,7 +48,7 @@ def summary_lines(result: dict) -> list[str]:
 def cmd_train(args) -> int:
     from golf_core.data import check_data_dir
     from golf_core.presets import load_preset
-    from golf_core.train.distributed import launch_local
+    from golf_core.train.distributed import run_ranks_for_result
     from golf_core.train.loop import check_batch_shape, run_training
 
     cfg = load_preset(args.preset, args.sets)  # ConfigError: one line, exit 2
@@ -64,14 +63,9 @@ def cmd_train(args) -> int:
         # Every rank reruns this command (as under torchrun) with --nproc 1; this process waits.
         argv = ["-m", "golf_core.train", "--preset", args.preset, *[a for s in args.sets for a in ("--set", s)],
                 "--data", str(args.data), "--out", str(args.out), "--quiet"]
-        stale = args.out / "result.json"
-        if stale.exists():
-            stale.unlink()  # never report a previous run's result
-        rc = launch_local(argv, args.nproc)
-        if rc != 0:
-            print(f"golf train: a rank exited with code {rc}; see its output above", file=sys.stderr)
+        result = run_ranks_for_result(argv, args.nproc, args.out / "result.json", "golf train")
+        if result is None:
             return 1
-        result = json.loads(stale.read_text())
     else:
         result = run_training(cfg, args.data, args.out)
     if int(os.environ.get("RANK", "0")) == 0 and not args.quiet:

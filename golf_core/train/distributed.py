@@ -6,12 +6,14 @@ already initialized by the caller is used as is and left for the caller to destr
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -127,3 +129,16 @@ def launch_local(argv: list[str], nproc: int, poll_s: float = 0.2) -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def run_ranks_for_result(argv: list[str], nproc: int, result_path: Path, prog: str) -> dict | None:
+    """`launch_local` for a command whose rank 0 writes `result_path`: returns that result, or
+    None (after saying which exit code) when a rank failed. A stale result is removed first so a
+    previous run's numbers are never reported as this one's."""
+    if result_path.exists():
+        result_path.unlink()
+    rc = launch_local(argv, nproc)
+    if rc != 0:
+        print(f"{prog}: a rank exited with code {rc}; see its output above", file=sys.stderr)
+        return None
+    return json.loads(result_path.read_text())
