@@ -31,22 +31,51 @@ from golf_core.train.schedule import effective_cap_ms, lr_scale, muon_momentum
 Progress = Callable[[dict], None]
 
 
-def print_progress(event: dict) -> None:
-    """The default `on_progress`: one line per event (called on rank 0 only)."""
+def format_event(event: dict) -> str:
+    """One log line per progress event, in upstream train_gpt.py's format where it has one, so
+    the same parser reads both logs (bench/train_throughput.py)."""
     kind = event.get("event")
     if kind == "step":
-        # Upstream train_gpt.py's log format, so the same parser reads both (bench/train_throughput.py).
-        print(f"step:{event['step']}/{event['iterations']} train_loss:{event['train_loss']:.4f} "
-              f"train_time:{1000 * event['elapsed_s']:.0f}ms step_avg:{event['step_avg_ms']:.2f}ms "
-              f"lr_scale:{event['lr_scale']:.4f}", flush=True)
-    elif kind == "val":
-        print(f"{event.get('phase', 'val')} step:{event['step']} val_loss:{event['val_loss']:.4f} "
-              f"val_bpb:{event['val_bpb']:.4f}", flush=True)
-    elif kind == "done":
-        print(f"done stopped_by:{event['stopped_by']} steps:{event['steps']} "
-              f"train_time:{event['train_time_s']:.1f}s", flush=True)
-    else:
-        print(" ".join(f"{k}:{v}" for k, v in event.items()), flush=True)
+        return (f"step:{event['step']}/{event['iterations']} train_loss:{event['train_loss']:.4f} "
+                f"train_time:{1000 * event['elapsed_s']:.0f}ms step_avg:{event['step_avg_ms']:.2f}ms "
+                f"lr_scale:{event['lr_scale']:.4f}")
+    if kind == "val":
+        return (f"{event.get('phase', 'val')} step:{event['step']} val_loss:{event['val_loss']:.4f} "
+                f"val_bpb:{event['val_bpb']:.4f}")
+    if kind == "done":
+        return (f"done stopped_by:{event['stopped_by']} steps:{event['steps']} "
+                f"train_time:{event['train_time_s']:.1f}s")
+    return " ".join(f"{k}:{v}" for k, v in event.items())
+
+
+def print_progress(event: dict) -> None:
+    """The default `on_progress`: one line per event (called on rank 0 only)."""
+    print(format_event(event), flush=True)
+
+
+class TrainLog:
+    """`out_dir/train.log` on rank 0: what made the run (code version, libraries, device, the
+    resolved config), then one line per progress event. It is the per-seed log a record folder
+    ships and the artifact MLflow keeps, written whatever `on_progress` the caller chose."""
+
+    def __init__(self, path: Path, cfg, device: torch.device, world_size: int):
+        import json
+        import platform
+
+        from golf_core import code_version
+
+        self._f = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        self.write(f"golf_core {code_version()}  python {platform.python_version()}  torch {torch.__version__}  "
+                   f"device {device} ({gpu})  world_size {world_size}")
+        self.write("config " + json.dumps(cfg.model_dump(mode="json"), sort_keys=True))
+
+    def write(self, line: str) -> None:
+        self._f.write(line + "\n")
+        self._f.flush()
+
+    def close(self) -> None:
+        self._f.close()
 
 
 def check_batch_shape(train, world_size: int) -> int:
@@ -277,6 +306,25 @@ def run_training(cfg, data_dir, out_dir, on_progress: Progress | None = None) ->
 
 
 def _run(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, on_progress: Progress) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = None
+    if ctx.is_main:
+        (out_dir / "result.json").unlink(missing_ok=True)  # a crash must not leave an older run's result
+        log = TrainLog(out_dir / "train.log", cfg, ctx.device, ctx.world_size)
+
+    def emit(event: dict) -> None:
+        if ctx.is_main:
+            log.write(format_event(event))
+            on_progress(event)
+
+    try:
+        return _train_and_score(cfg, data_dir, out_dir, ctx, emit)
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _train_and_score(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, emit: Progress) -> dict:
     from golf_core import code_version
     from golf_core.data import build_byte_luts, find_tokenizer, load_split
     from golf_core.eval.sliding import evaluate_sliding
@@ -284,14 +332,6 @@ def _run(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, on_progress: Pr
     from golf_core.train.result import write_result
 
     device = ctx.device
-
-    def emit(event: dict) -> None:
-        if ctx.is_main:
-            on_progress(event)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if ctx.is_main:
-        (out_dir / "result.json").unlink(missing_ok=True)  # a crash must not leave an older run's result
     val_tokens = load_split(data_dir, "val", cfg.model.vocab_size)
     luts = build_byte_luts(find_tokenizer(data_dir), cfg.model.vocab_size, device)
     if device.type == "cuda":

@@ -65,6 +65,21 @@ def test_golf_train_writes_contract_result_and_artifact(one_rank):
     assert "train step:3 val_loss:" in stdout  # val_loss_every=3: a validation mid-training
 
 
+def test_train_log_records_what_made_the_run_and_every_event(one_rank):
+    """--quiet or not, rank 0 writes train.log: the per-seed log a record ships and MLflow keeps."""
+    out, _ = one_rank
+    lines = (out / "train.log").read_text().splitlines()
+    from golf_core import code_version
+
+    assert lines[0].startswith(f"golf_core {code_version()}") and "torch" in lines[0]
+    config = json.loads(lines[1].removeprefix("config "))
+    assert config["train"]["iterations"] == 6
+    steps = [ln for ln in lines if ln.startswith("step:")]
+    assert [int(ln.split()[0].split(":")[1].split("/")[0]) for ln in steps] == [1, 2, 3, 4, 5, 6]
+    assert any(ln.startswith("roundtrip step:6 val_loss:") for ln in lines)
+    assert lines[-1].startswith("roundtrip") or any(ln.startswith("done ") for ln in lines)
+
+
 @pytest.mark.slow
 def test_two_gloo_ranks_match_one_rank(one_rank, synthetic_data_dir, tmp_path):
     # Same global batch (micro_batches=2: 1 rank x 2 accumulation steps vs 2 ranks x 1).
