@@ -4,11 +4,14 @@ One event loop (`ray.wait` over every in-flight ref) drives everything, so nothi
 - resume: a job whose identity has a FINISHED run is reused (its files fetched from the
   MLflow artifact store only if a dependent must run); RUNNING runs a dead driver left are
   closed as KILLED and the job reruns.
-- training jobs run as gangs (workers.gang.TrainGang: STRICT_PACK placement group, N ranks,
-  torch.distributed); eval and mix jobs go to long-lived EvalActors (workers.eval_actor), one
-  per GPU (per CPU without GPUs), preferring the actor that already holds the job's inputs.
-- a job waits for resources (pending placement groups / actors), never times out; idle eval
-  actors are released when a gang is waiting, so the two kinds cannot starve each other.
+- multi-rank training jobs run as gangs (workers.gang.TrainGang: STRICT_PACK placement group,
+  N ranks, torch.distributed); 1-rank training, eval and mix jobs go to long-lived per-GPU
+  workers (workers.eval_actor.GpuWorker; per CPU without GPUs), preferring the worker that
+  already holds the job's inputs, so a chain train -> eval -> mix on one GPU starts one process.
+- a job waits for resources (pending placement groups / actors), never times out; idle
+  workers are released when a gang is waiting, so the two kinds cannot starve each other.
+- a mix whose worker is busy goes to an idle worker (one more n-gram pass beats an idle GPU);
+  it queues behind the busy one only behind other mixes, and only while mixes are short.
 - a job whose actor dies (RayActorError, a SIGKILLed worker) is rerun up to `retries` times,
   each attempt its own MLflow run tagged golf.attempt; a job that raises is FAILED (a rerun
   would raise again) and its dependents are skipped; invalid results finish with
@@ -29,8 +32,8 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 
 from orchestrator.driver_tracking import TrackingAdapter
 from orchestrator.validity import Verdict, judge
-from workers.eval_actor import EVAL_FILES, EvalActor
-from workers.gang import TRAIN_FILES, TrainGang
+from workers.eval_actor import EVAL_FILES, TRAIN_FILES, GpuWorker
+from workers.gang import TrainGang
 from workers.runner import GolfRunner
 
 __all__ = ["DriverOptions", "JobOutcome", "SweepReport", "run_plan"]
@@ -39,6 +42,7 @@ __all__ = ["DriverOptions", "JobOutcome", "SweepReport", "run_plan"]
 RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
 TERMINAL = {"finished", "reused", "failed", "skipped", "cancelled"}
 KIND_ORDER = {"train": 0, "eval": 1, "mix": 2}
+SHORT_MIX_S = 0.2  # mixes shorter than this (mean) queue on the worker holding their n-gram pass
 
 
 @dataclass
@@ -97,7 +101,7 @@ class SweepReport:
 
 
 class _Slot:
-    """One EvalActor and what the driver knows about it."""
+    """One GpuWorker and what the driver knows about it."""
 
     def __init__(self, actor, index: int):
         self.actor = actor
@@ -105,6 +109,8 @@ class _Slot:
         self.inflight: set = set()
         self.keys: set[str] = set()  # identities whose outputs this actor holds
         self.idle_since = time.time()
+        self.training: str | None = None  # the identity of the 1-rank training job it runs
+        self.train_name: str | None = None
 
 
 class _Driver:
@@ -123,13 +129,15 @@ class _Driver:
         self.report = SweepReport(plan, {j.identity: JobOutcome(j) for j in plan.jobs}, time.time())
         self.files: dict[str, Any] = {}  # identity -> ObjectRef of {name: bytes}
         self.reused_runs: dict[str, Any] = {}  # identity -> tracker record (files fetched lazily)
-        self.inflight: dict[Any, tuple] = {}  # ref -> ("gang", gang, identity) | ("eval", slot, identity)
+        self.inflight: dict[Any, tuple] = {}  # ref -> ("gang", gang, identity) | ("slot", slot, identity)
         self.gangs: dict[str, TrainGang] = {}
         self.slots: list[_Slot] = []
         self.live: dict[str, dict] = {}  # train identity -> rank 0's latest progress event
         self._live_refs: dict[Any, str] = {}
         self._live_t = 0.0
         self.n_slots = 0
+        self.mix_s: float | None = None  # running mean of the mix jobs' wall time (s)
+        self._n_mix = 0
 
     # ---------------------------------------------------------------- setup
     def resume(self) -> None:
@@ -191,6 +199,11 @@ class _Driver:
                 out[g.job["name"]] = f"step {ev.get('step')} train_loss {ev.get('train_loss', float('nan')):.4f}"
             else:
                 out[g.job["name"]] = g.phase
+        for s in self.slots:
+            if s.training is not None:
+                ev = self.live.get(s.training)
+                out[s.train_name] = (f"step {ev.get('step')} train_loss {ev.get('train_loss', float('nan')):.4f}"
+                                     if ev and ev.get("event") == "step" else "training")
         return out
 
     def poll_live(self, every_s: float = 2.0) -> None:
@@ -213,6 +226,9 @@ class _Driver:
             ref = g.progress()
             if ref is not None:
                 self._live_refs[ref] = ident
+        for s in self.slots:
+            if s.training is not None:
+                self._live_refs[s.actor.progress.remote()] = s.training
 
     def _job_payload(self, job, attempt: int) -> dict:
         return {"kind": job.kind, "identity": job.identity, "name": job.name, "config": job.config,
@@ -235,15 +251,37 @@ class _Driver:
         ready.sort(key=lambda o: (KIND_ORDER.get(o.job.kind, 3), self.order[o.job.identity]))
         for out in ready:
             job = out.job
-            if job.kind == "train":
+            if job.kind == "train" and not self._on_worker(job):
                 self._start_train(job, out)
             else:
+                if job.kind == "train" and not self._fits(job, out):
+                    continue
                 slot = self._pick_slot(job)
                 if slot is None:
                     continue  # every actor busy: wait for one
-                self._start_eval(job, out, slot)
+                self._start_on_slot(job, out, slot)
             n += 1
         return n
+
+    def _on_worker(self, job) -> bool:
+        """Does this job run on a per-GPU worker (not a gang)? Eval, mix, and 1-rank training
+        that needs at most one GPU."""
+        if job.kind != "train":
+            return True
+        return (job.ranks or 1) == 1 and (not self.use_gpus or (job.gpus or 0) <= 1)
+
+    def _fits(self, job, out: JobOutcome) -> bool:
+        """A training job larger than any node would wait forever: fail it now."""
+        need_gpu = self.use_gpus and (job.gpus or 0) > 0
+        need = (job.gpus or 0) if need_gpu else (job.ranks or 1)
+        have = self.node_max["GPU" if need_gpu else "CPU"]
+        if need <= have:
+            return True
+        out.state = "failed"
+        out.reason = f"needs {need} {'GPUs' if need_gpu else 'CPUs'} on one node; the largest node has {have:g}"
+        self._event("failed", out)
+        self._refresh_ready()
+        return False
 
     def _open(self, job, out: JobOutcome) -> dict:
         out.attempt += 1
@@ -254,15 +292,7 @@ class _Driver:
         return self._job_payload(job, out.attempt)
 
     def _start_train(self, job, out: JobOutcome) -> None:
-        need_gpu = self.use_gpus and (job.gpus or 0) > 0
-        need = (job.gpus or 0) if need_gpu else (job.ranks or 1)
-        have = self.node_max["GPU" if need_gpu else "CPU"]
-        if need > have:  # a STRICT_PACK group larger than any node would wait forever
-            out.state = "failed"
-            out.reason = (f"needs {need} {'GPUs' if need_gpu else 'CPUs'} on one node; the largest node has "
-                          f"{have:g}")
-            self._event("failed", out)
-            self._refresh_ready()
+        if not self._fits(job, out):  # a STRICT_PACK group larger than any node
             return
         payload = self._open(job, out)
         gang = TrainGang(payload, self.runner, ranks=job.ranks or 1, gpus=job.gpus or 0, use_gpus=self.use_gpus,
@@ -274,19 +304,26 @@ class _Driver:
     def _pick_slot(self, job) -> _Slot | None:
         want = set(job.deps)
         # mixes (milliseconds each) may queue behind one another on the actor holding their
-        # inputs; an eval (minutes) only goes to an actor with nothing queued
+        # inputs; a training or eval job (minutes) only goes to an actor with nothing queued
         depth = self.opts.actor_depth if job.kind == "mix" else 1
         open_slots = [s for s in self.slots if len(s.inflight) < depth]
-        for s in open_slots:  # the actor that already holds the inputs
-            if s.keys & want:
-                return s
-        if any(s.keys & want and s.inflight for s in self.slots):
-            # its actor is busy: a fresh actor would redo the pass, an idle one would reload
-            idle = [s for s in open_slots if not s.inflight]
-            return idle[0] if idle and len(self.slots) >= self.max_actors else None
+        holders = [s for s in open_slots if s.keys & want]  # the actors that already hold the inputs
         idle = [s for s in open_slots if not s.inflight]
-        if idle:
-            return idle[0]
+        for s in holders:
+            if not s.inflight:
+                return s
+        if job.kind == "mix" and any(s.keys & want for s in self.slots):
+            # its holder is busy: an idle worker takes the mix (an idle GPU is worth one more
+            # n-gram pass); else queue behind the holder, never start a process to redo the pass
+            if idle:
+                return self._least_needed(idle)
+            # queue behind other mixes only while mixes are short (then the queue hides the
+            # driver's round trip); never behind minutes of eval or training
+            if self.mix_s is None or self.mix_s > SHORT_MIX_S:
+                return None
+            return next((s for s in holders if all(self._kind(r) == "mix" for r in s.inflight)), None)
+        if idle:  # an eval's artifact is cheap to fetch: it does not wait for the busy holder
+            return self._least_needed(idle)
         if any(g.phase == "placing" for g in self.gangs.values()):
             # trains first: a free GPU goes to the waiting gang (it heads the longest chain)
             return None
@@ -295,12 +332,26 @@ class _Driver:
             if self.use_gpus:
                 opts["num_gpus"] = 1
             self.n_slots += 1
-            slot = _Slot(EvalActor.options(**opts).remote(self.runner, self.opts.work_dir), self.n_slots)
+            slot = _Slot(GpuWorker.options(**opts).remote(self.runner, self.opts.work_dir), self.n_slots)
             self.slots.append(slot)
             return slot
         return None
 
-    def _start_eval(self, job, out: JobOutcome, slot: _Slot) -> None:
+    def _kind(self, ref) -> str | None:
+        entry = self.inflight.get(ref)
+        return self.jobs[entry[2]].kind if entry else None
+
+    def _least_needed(self, idle: list[_Slot]) -> _Slot:
+        """The idle worker holding the fewest inputs of waiting jobs (keep the others for them)."""
+        needed = {d for o in self.report.outcomes.values() if o.state in ("pending", "ready") for d in o.job.deps}
+        return min(idle, key=lambda s: len(s.keys & needed))
+
+    def _start_on_slot(self, job, out: JobOutcome, slot: _Slot) -> None:
+        if job.kind == "train":
+            ref = slot.actor.train.remote(self._open(job, out), self.data_dir)
+            slot.training, slot.train_name = job.identity, job.name
+            self._track_slot_ref(slot, ref, job.identity)
+            return
         dep = job.deps[0] if job.deps else None
         try:
             if dep is None:
@@ -320,14 +371,18 @@ class _Driver:
             ref = slot.actor.run_mix.remote(payload, dep, holder, self.data_dir, int(self.plan.data.vocab_size), chunk)
         else:
             raise ValueError(f"job {job.name}: unknown kind {job.kind!r}")
-        slot.inflight.add(ref)
         slot.keys.add(dep)
-        self.inflight[ref] = ("eval", slot, job.identity)
+        self._track_slot_ref(slot, ref, job.identity)
+
+    def _track_slot_ref(self, slot: _Slot, ref, ident: str) -> None:
+        slot.inflight.add(ref)
+        slot.keys.add(ident)  # the worker keeps the job's outputs (artifact, token stats)
+        self.inflight[ref] = ("slot", slot, ident)
 
     def release_idle_actors(self) -> None:
-        """Free eval actors nobody needs: a waiting gang, or no eval/mix work left."""
+        """Free workers nobody needs: a waiting gang, or no worker job left."""
         gang_waiting = any(g.phase == "placing" for g in self.gangs.values())
-        work_left = any(o.job.kind != "train" and o.state not in TERMINAL for o in self.report.outcomes.values())
+        work_left = any(self._on_worker(o.job) and o.state not in TERMINAL for o in self.report.outcomes.values())
         if not gang_waiting and work_left:
             return
         for s in list(self.slots):
@@ -351,6 +406,8 @@ class _Driver:
                     holder.release()
             else:
                 holder.inflight.discard(ref)
+                if holder.training == ident:
+                    holder.training = holder.train_name = None
                 if not holder.inflight:
                     holder.idle_since = time.time()
                 value = ray.get(ref)
@@ -407,7 +464,7 @@ class _Driver:
 
     def _lost(self, out: JobOutcome, kind: str, holder, reason: str) -> None:
         self._drop_gang(kind, holder, out.job.identity)
-        if kind == "eval" and holder in self.slots:
+        if kind == "slot" and holder in self.slots:
             self.slots.remove(holder)  # the actor is gone; its other calls fail on their own
         self.track.close(out.run_id, "FAILED", {"golf.reason": reason})
         out.attempts[-1].update(status="FAILED", reason=reason)
@@ -434,6 +491,9 @@ class _Driver:
             if v is not None and (upstream is None or not v.valid):
                 upstream = v
         verdict = judge(job.kind, job.config, result, upstream)
+        if job.kind == "mix" and isinstance(value.get("wall_s"), (int, float)):
+            self._n_mix += 1
+            self.mix_s = (self.mix_s or 0.0) + (float(value["wall_s"]) - (self.mix_s or 0.0)) / self._n_mix
         files = value.get("files") or {}
         self.files[job.identity] = ray.put(files)
         self.track.record(out.run_id, job, result, verdict, files)

@@ -1,6 +1,9 @@
-"""A long-lived evaluation actor: one per GPU, taking eval and mix jobs in turn.
+"""A long-lived per-GPU worker: one process per GPU, taking 1-rank training, eval and mix
+jobs in turn.
 
-It keeps what is expensive to reload: the artifacts it has materialized (keyed by the train
+A chain train -> eval -> mix on one GPU thus starts one process, not one per kind (a process
+start costs seconds: imports, CUDA context), and the eval finds the artifact on local disk.
+Multi-rank training stays a gang (workers.gang). It keeps what is expensive to reload: the artifacts it has materialized (keyed by the train
 job's identity), token statistics of finished neural passes (keyed by the eval job's
 identity), the validation tokens, and n-gram passes keyed by (stats identity,
 MixerConfig.table_key()), so a sweep over alpha parameters costs one n-gram pass per table
@@ -11,6 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 import time
 from collections import OrderedDict
 from typing import Any
@@ -21,9 +26,10 @@ import ray
 from workers.files import pack_dir, unpack_to, work_root
 from workers.runner import bpb_from_nll
 
-__all__ = ["EvalActor", "EVAL_FILES", "run_optuna"]
+__all__ = ["GpuWorker", "EvalActor", "EVAL_FILES", "TRAIN_FILES", "run_optuna"]
 
 EVAL_FILES = ("result.json", "token_stats.npz")
+TRAIN_FILES = ("model.ptz", "artifact.json", "result.json")
 
 
 class _LRU(OrderedDict):
@@ -42,11 +48,16 @@ class _LRU(OrderedDict):
         return value
 
 
-@ray.remote(max_restarts=0)
-class EvalActor:
+# jobs run one at a time (the default group); progress() answers from its own thread while a
+# training job runs
+@ray.remote(max_restarts=0, concurrency_groups={"progress": 1})
+class GpuWorker:
     def __init__(self, runner: Any, work_dir: str | None):
         self.runner = runner
+        self.work_dir = work_dir
         self.root = work_root(work_dir) / f"eval-actor-{os.getpid()}"
+        self._lock = threading.Lock()
+        self._last: dict | None = None  # the running training job's latest progress event
         self.artifacts: dict[str, str] = {}  # train identity -> local dir
         self.stats = _LRU(2)  # eval identity -> token stats dict
         self.val = _LRU(1)  # (data_dir, vocab) -> validation tokens
@@ -59,6 +70,37 @@ class EvalActor:
         return {"pid": os.getpid(), "node_id": ctx.get_node_id(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
                 "artifacts": sorted(self.artifacts), "stats": list(self.stats), "ngrams": len(self.ngrams),
                 "jobs_done": self.jobs_done}
+
+    def _on_progress(self, event: dict) -> None:
+        with self._lock:
+            self._last = dict(event)
+
+    @ray.method(concurrency_group="progress")
+    def progress(self) -> dict | None:
+        with self._lock:
+            return self._last
+
+    def train(self, job: dict, data_dir: str) -> dict:
+        """A 1-rank training job (a world of one: no process group is needed, the variables
+        are set so code that reads them sees a consistent single-rank launch)."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        os.environ.update({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1",
+                           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+        with self._lock:
+            self._last = None
+        out_dir = work_root(self.work_dir) / job["identity"][:16] / f"attempt-{job['attempt']}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+        t0 = time.time()
+        result = self.runner.train(job, data_dir, str(out_dir), self._on_progress)
+        self.jobs_done += 1
+        self.artifacts[job["identity"]] = str(out_dir)  # its eval usually follows on this worker
+        info = self.info()
+        hello = {"rank": 0, "pid": info["pid"], "node_id": info["node_id"], "gpu_ids": info["gpu_ids"]}
+        return {"result": result, "files": pack_dir(out_dir, TRAIN_FILES), "out_dir": str(out_dir),
+                "wall_s": time.time() - t0, "ranks": [hello], "placement": {"strategy": "worker"},
+                "actor_pid": os.getpid()}
 
     def _materialize(self, key: str, holder: list, kind: str) -> str:
         """The local dir of an upstream output: fetched through the object store on first use."""
@@ -114,6 +156,9 @@ class EvalActor:
         result.update({"tokens_scored": int(len(stats["bytes"])), "ngram_passes": n_passes[0],
                        "mix_time_s": time.time() - t0})
         return {"result": result, "files": {}, "wall_s": time.time() - t0, "actor_pid": os.getpid()}
+
+
+EvalActor = GpuWorker  # the name it had when it took only eval and mix jobs
 
 
 def _carried_checks(stats_dir: str) -> dict:

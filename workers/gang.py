@@ -21,11 +21,10 @@ import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from workers.eval_actor import TRAIN_FILES
 from workers.files import pack_dir, work_root
 
 __all__ = ["RankActor", "TrainGang", "TRAIN_FILES"]
-
-TRAIN_FILES = ("model.ptz", "artifact.json", "result.json")
 
 
 def _free_port() -> int:

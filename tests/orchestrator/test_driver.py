@@ -144,3 +144,15 @@ def test_ctrl_c_frees_actors_and_closes_runs(ray_local, mlflow_server, tmp_path)
     runs = _runs(mlflow_server.uri, plan.sweep_name)
     jobs = [r for r in runs if r.data.tags.get("golf.kind") == "train"]
     assert len(jobs) == 2 and all(r.info.status == "KILLED" for r in jobs)
+
+
+def test_one_rank_chain_runs_in_one_worker_process(ray_local, mlflow_server, tmp_path):
+    """train (1 rank) -> eval -> mix on one GPU: one long-lived worker, no process per kind."""
+    plan = small_plan("oneproc", seeds=(2,), alphas=(0.1,))
+    report = _run(plan, mlflow_server, tmp_path)
+    assert report.counts() == Counter(finished=len(plan.jobs))
+    by = {o.job.kind: o for o in report.outcomes.values()}
+    assert by["train"].output["placement"] == {"strategy": "worker"}  # no placement group
+    assert by["train"].output["actor_pid"] == by["eval"].output["actor_pid"] == by["mix"].output["actor_pid"]
+    calls = [json.loads(line) for p in tmp_path.glob("calls-*.jsonl") for line in p.read_text().splitlines()]
+    assert {c["kind"] for c in calls} == {"train", "eval", "ngram"} and len({c["pid"] for c in calls}) == 1
