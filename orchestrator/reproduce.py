@@ -4,7 +4,7 @@ Flow: load the spec and check that it describes ONE record claim (below) → bui
 run it through the driver (FINISHED runs in MLflow are reused, never rerun) → collect per seed
 the training result, the neural evaluation and the claimed mix (full result.json files are
 fetched from the MLflow artifact store for reused runs) → statistics against the current best
-(orchestrator.records) → compliance: every check of every seed → the record folder → the
+(orchestrator.record_stats) → compliance: every check of every seed → the record folder → the
 statistics on the sweep's parent MLflow run (metrics val_bpb_mean, val_bpb_std, p_value; tags
 golf.record_verdict, golf.record_compliant; the folder as artifacts under `record/`).
 

@@ -30,8 +30,8 @@ from golf_core.config import Frozen, deep_merge
 from golf_core.data.config import DataConfig
 from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
 from golf_core.presets import PRESETS, RunConfig
-from orchestrator.mixer_space import (  # noqa: F401 (re-exported: the spec's vocabulary)
-    AXES, FLOAT_AXES, MODES, GridSearch, MixerSpec, OptunaSearch, RandomSearch, Range, Search,
+from orchestrator.mixer_space import (
+    FLOAT_AXES, GridSearch, MixerSpec, Range, Search,
     expand_points, nonempty, optuna_studies, point_error, upper_points, varying_axes,
 )
 from orchestrator.specio import SpecError, error_message, fail, format_errors, parse_yaml  # noqa: F401
