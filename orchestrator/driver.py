@@ -4,35 +4,33 @@ One event loop (`ray.wait` over every in-flight ref) drives everything, so nothi
 - resume: a job whose identity has a FINISHED run is reused (its files fetched from the
   MLflow artifact store only if a dependent must run); RUNNING runs a dead driver left are
   closed as KILLED and the job reruns.
-- multi-rank training jobs run as gangs (workers.gang.TrainGang: STRICT_PACK placement group,
-  N ranks, torch.distributed); 1-rank training, eval and mix jobs go to long-lived per-GPU
-  workers (workers.eval_actor.GpuWorker; per CPU without GPUs), preferring the worker that
-  already holds the job's inputs, so a chain train -> eval -> mix on one GPU starts one process.
-- a job waits for resources (pending placement groups / actors), never times out; idle
-  workers are released when a gang is waiting, so the two kinds cannot starve each other.
-- a mix whose worker is busy goes to an idle worker (one more n-gram pass beats an idle GPU);
-  it queues behind the busy one only behind other mixes, and only while mixes are short.
+- placement (orchestrator.placement): multi-rank training jobs run as gangs, 1-rank training,
+  eval and mix jobs go to long-lived per-GPU workers, preferring the worker that already holds
+  the job's inputs; a job waits for resources, never times out.
 - a job whose actor dies (RayActorError, a SIGKILLed worker) is rerun up to `retries` times,
   each attempt its own MLflow run tagged golf.attempt; a job that raises is FAILED (a rerun
   would raise again) and its dependents are skipped; invalid results finish with
   golf.valid=false (orchestrator.validity) and the sweep goes on.
 - Ctrl-C (KeyboardInterrupt, or SIGTERM turned into one by `golf run`) kills the actors,
   removes the placement groups and closes open runs as KILLED.
+
+The records it takes and returns (DriverOptions, JobOutcome, SweepReport) live in
+orchestrator.driver_types and are importable from here.
 """
 from __future__ import annotations
 
 import os
 import time
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError, WorkerCrashedError
 
 from orchestrator.driver_tracking import TrackingAdapter
+from orchestrator.driver_types import TERMINAL, DriverOptions, JobOutcome, SweepReport, one_line
+from orchestrator.placement import Placement, Slot
 from orchestrator.validity import Verdict, judge
-from workers.eval_actor import EVAL_FILES, TRAIN_FILES, GpuWorker
+from workers.eval_actor import EVAL_FILES, TRAIN_FILES
 from workers.gang import TrainGang
 from workers.runner import GolfRunner
 
@@ -40,80 +38,11 @@ __all__ = ["DriverOptions", "JobOutcome", "SweepReport", "run_plan"]
 
 # Errors that mean "the process running the job went away", not "the job is wrong".
 RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
-TERMINAL = {"finished", "reused", "failed", "skipped", "cancelled"}
-KIND_ORDER = {"train": 0, "eval": 1, "mix": 2}
-SHORT_MIX_S = 0.2  # mixes shorter than this (mean) queue on the worker holding their n-gram pass
 
 
-@dataclass
-class DriverOptions:
-    data_dir: str | None = None  # default: plan.data.path
-    work_dir: str | None = None  # per-node scratch for job outputs (default: a temp dir)
-    runner: Any = None  # default GolfRunner(); tests and the benchmark inject stand-ins
-    retries: int | None = None  # default: plan.retries, else 2
-    use_gpus: bool | None = None  # default: the cluster has GPUs
-    max_eval_actors: int | None = None  # default: GPUs (or CPUs) in the cluster
-    actor_depth: int = 2  # calls queued per eval actor: hides the driver's round trip
-    poll_s: float = 0.5
-    progress: Any = None  # orchestrator.progress.SweepProgress-like: .update(report, running)
-    on_event: Callable[[str, "JobOutcome"], None] | None = None  # tests: ("dispatch"|"done"|..., outcome)
-    connect: Callable[[], None] | None = None  # called when Ray is needed and not connected yet
+class _Driver(Placement):
+    """One sweep's state: resume, the loop, completion, cancel (dispatch: Placement)."""
 
-
-@dataclass
-class JobOutcome:
-    job: Any
-    state: str = "pending"  # pending ready running finished reused failed skipped cancelled
-    attempt: int = 0
-    run_id: str | None = None  # the MLflow run id (reused run) or the tracker's run key (ours)
-    result: dict | None = None
-    verdict: Verdict | None = None
-    reason: str | None = None
-    output: dict | None = None  # what the worker returned (ranks, placement, actor pid ...)
-    started: float | None = None
-    ended: float | None = None
-    attempts: list[dict] = field(default_factory=list)  # {"attempt", "run_id", "status", "reason"}
-
-
-@dataclass
-class SweepReport:
-    plan: Any
-    outcomes: dict[str, JobOutcome]
-    started: float
-    ended: float | None = None
-    sweep_run_id: str | None = None
-    status: str = "RUNNING"
-    driver_busy_s: float = 0.0  # time the driver loop spent outside ray.wait
-
-    def counts(self) -> Counter:
-        return Counter(o.state for o in self.outcomes.values())
-
-    def best(self) -> dict | None:
-        """The lowest valid val_bpb among finished/reused jobs: {"val_bpb", "name", "kind"}."""
-        best = None
-        for o in self.outcomes.values():
-            r = o.result or {}
-            if o.state in ("finished", "reused") and isinstance(r.get("val_bpb"), (int, float)) \
-                    and (o.verdict is None or o.verdict.valid):
-                if best is None or r["val_bpb"] < best["val_bpb"]:
-                    best = {"val_bpb": float(r["val_bpb"]), "name": o.job.name, "kind": o.job.kind}
-        return best
-
-
-class _Slot:
-    """One GpuWorker and what the driver knows about it."""
-
-    def __init__(self, actor, index: int):
-        self.actor = actor
-        self.index = index
-        self.inflight: set = set()
-        self.keys: set[str] = set()  # identities whose outputs this actor holds
-        self.idle_since = time.time()
-        self.training: str | None = None  # the identity of the 1-rank training job it runs
-        self.train_name: str | None = None
-
-
-class _Driver:
     def __init__(self, plan, tracker, opts: DriverOptions):
         self.plan = plan
         self.opts = opts
@@ -131,7 +60,7 @@ class _Driver:
         self.reused_runs: dict[str, Any] = {}  # identity -> tracker record (files fetched lazily)
         self.inflight: dict[Any, tuple] = {}  # ref -> ("gang", gang, identity) | ("slot", slot, identity)
         self.gangs: dict[str, TrainGang] = {}
-        self.slots: list[_Slot] = []
+        self.slots: list[Slot] = []
         self.live: dict[str, dict] = {}  # train identity -> rank 0's latest progress event
         self._live_refs: dict[Any, str] = {}
         self._live_t = 0.0
@@ -234,55 +163,6 @@ class _Driver:
         return {"kind": job.kind, "identity": job.identity, "name": job.name, "config": job.config,
                 "seed": job.seed, "attempt": attempt, "params": dict(job.params or {})}
 
-    def _files_ref(self, ident: str):
-        """The output files of a finished or reused job, as an ObjectRef (fetched once)."""
-        if ident not in self.files:
-            rec = self.reused_runs[ident]
-            names = TRAIN_FILES if self.jobs[ident].kind == "train" else EVAL_FILES
-            self.files[ident] = ray.put(self.track.fetch_files(rec, names))
-        return self.files[ident]
-
-    # ---------------------------------------------------------------- dispatch
-    def dispatch_ready(self) -> int:
-        """Start what can start, longest remaining chain first: trains, then evals, then mixes
-        (a free actor goes to an eval, which unlocks a whole mix grid, before another mix)."""
-        n = 0
-        ready = [o for o in self.report.outcomes.values() if o.state == "ready"]
-        ready.sort(key=lambda o: (KIND_ORDER.get(o.job.kind, 3), self.order[o.job.identity]))
-        for out in ready:
-            job = out.job
-            if job.kind == "train" and not self._on_worker(job):
-                self._start_train(job, out)
-            else:
-                if job.kind == "train" and not self._fits(job, out):
-                    continue
-                slot = self._pick_slot(job)
-                if slot is None:
-                    continue  # every actor busy: wait for one
-                self._start_on_slot(job, out, slot)
-            n += 1
-        return n
-
-    def _on_worker(self, job) -> bool:
-        """Does this job run on a per-GPU worker (not a gang)? Eval, mix, and 1-rank training
-        that needs at most one GPU."""
-        if job.kind != "train":
-            return True
-        return (job.ranks or 1) == 1 and (not self.use_gpus or (job.gpus or 0) <= 1)
-
-    def _fits(self, job, out: JobOutcome) -> bool:
-        """A training job larger than any node would wait forever: fail it now."""
-        need_gpu = self.use_gpus and (job.gpus or 0) > 0
-        need = (job.gpus or 0) if need_gpu else (job.ranks or 1)
-        have = self.node_max["GPU" if need_gpu else "CPU"]
-        if need <= have:
-            return True
-        out.state = "failed"
-        out.reason = f"needs {need} {'GPUs' if need_gpu else 'CPUs'} on one node; the largest node has {have:g}"
-        self._event("failed", out)
-        self._refresh_ready()
-        return False
-
     def _open(self, job, out: JobOutcome) -> dict:
         out.attempt += 1
         out.state, out.started, out.reason = "running", time.time(), None
@@ -291,104 +171,13 @@ class _Driver:
         self._event("dispatch", out)
         return self._job_payload(job, out.attempt)
 
-    def _start_train(self, job, out: JobOutcome) -> None:
-        if not self._fits(job, out):  # a STRICT_PACK group larger than any node
-            return
-        payload = self._open(job, out)
-        gang = TrainGang(payload, self.runner, ranks=job.ranks or 1, gpus=job.gpus or 0, use_gpus=self.use_gpus,
-                         data_dir=self.data_dir, work_dir=self.opts.work_dir)
-        self.gangs[job.identity] = gang
-        for ref in gang.pending():
-            self.inflight[ref] = ("gang", gang, job.identity)
-
-    def _pick_slot(self, job) -> _Slot | None:
-        want = set(job.deps)
-        # mixes (milliseconds each) may queue behind one another on the actor holding their
-        # inputs; a training or eval job (minutes) only goes to an actor with nothing queued
-        depth = self.opts.actor_depth if job.kind == "mix" else 1
-        open_slots = [s for s in self.slots if len(s.inflight) < depth]
-        holders = [s for s in open_slots if s.keys & want]  # the actors that already hold the inputs
-        idle = [s for s in open_slots if not s.inflight]
-        for s in holders:
-            if not s.inflight:
-                return s
-        if job.kind == "mix" and any(s.keys & want for s in self.slots):
-            # its holder is busy: an idle worker takes the mix (an idle GPU is worth one more
-            # n-gram pass); else queue behind the holder, never start a process to redo the pass
-            if idle:
-                return self._least_needed(idle)
-            # queue behind other mixes only while mixes are short (then the queue hides the
-            # driver's round trip); never behind minutes of eval or training
-            if self.mix_s is None or self.mix_s > SHORT_MIX_S:
-                return None
-            return next((s for s in holders if all(self._kind(r) == "mix" for r in s.inflight)), None)
-        if idle:  # an eval's artifact is cheap to fetch: it does not wait for the busy holder
-            return self._least_needed(idle)
-        if any(g.phase == "placing" for g in self.gangs.values()):
-            # trains first: a free GPU goes to the waiting gang (it heads the longest chain)
-            return None
-        if len(self.slots) < self.max_actors:
-            opts = {"num_cpus": 1}
-            if self.use_gpus:
-                opts["num_gpus"] = 1
-            self.n_slots += 1
-            slot = _Slot(GpuWorker.options(**opts).remote(self.runner, self.opts.work_dir), self.n_slots)
-            self.slots.append(slot)
-            return slot
-        return None
-
-    def _kind(self, ref) -> str | None:
-        entry = self.inflight.get(ref)
-        return self.jobs[entry[2]].kind if entry else None
-
-    def _least_needed(self, idle: list[_Slot]) -> _Slot:
-        """The idle worker holding the fewest inputs of waiting jobs (keep the others for them)."""
-        needed = {d for o in self.report.outcomes.values() if o.state in ("pending", "ready") for d in o.job.deps}
-        return min(idle, key=lambda s: len(s.keys & needed))
-
-    def _start_on_slot(self, job, out: JobOutcome, slot: _Slot) -> None:
-        if job.kind == "train":
-            ref = slot.actor.train.remote(self._open(job, out), self.data_dir)
-            slot.training, slot.train_name = job.identity, job.name
-            self._track_slot_ref(slot, ref, job.identity)
-            return
-        dep = job.deps[0] if job.deps else None
-        try:
-            if dep is None:
-                raise ValueError(f"{job.kind} job without an input")
-            holder = [self._files_ref(dep)]  # a reused input comes from the MLflow artifact store
-        except Exception as e:  # noqa: BLE001 - the job cannot start; the sweep goes on
-            out.state, out.reason, out.ended = "failed", f"inputs unavailable: {_one_line(e)}", time.time()
-            self._event("failed", out)
-            self._refresh_ready()
-            return
-        payload = self._open(job, out)
-        if job.kind == "eval":
-            ref = slot.actor.run_eval.remote(payload, dep, holder, self.data_dir)
-        elif job.kind == "mix":
-            dep_cfg = self.jobs[dep].config if dep in self.jobs else {}
-            chunk = int((dep_cfg.get("eval") or {}).get("chunk_tokens", 1_048_576))
-            ref = slot.actor.run_mix.remote(payload, dep, holder, self.data_dir, int(self.plan.data.vocab_size), chunk)
-        else:
-            raise ValueError(f"job {job.name}: unknown kind {job.kind!r}")
-        slot.keys.add(dep)
-        self._track_slot_ref(slot, ref, job.identity)
-
-    def _track_slot_ref(self, slot: _Slot, ref, ident: str) -> None:
-        slot.inflight.add(ref)
-        slot.keys.add(ident)  # the worker keeps the job's outputs (artifact, token stats)
-        self.inflight[ref] = ("slot", slot, ident)
-
-    def release_idle_actors(self) -> None:
-        """Free workers nobody needs: a waiting gang, or no worker job left."""
-        gang_waiting = any(g.phase == "placing" for g in self.gangs.values())
-        work_left = any(self._on_worker(o.job) and o.state not in TERMINAL for o in self.report.outcomes.values())
-        if not gang_waiting and work_left:
-            return
-        for s in list(self.slots):
-            if not s.inflight:  # ready jobs were offered to it just before: nobody needs it now
-                ray.kill(s.actor, no_restart=True)
-                self.slots.remove(s)
+    def _files_ref(self, ident: str):
+        """The output files of a finished or reused job, as an ObjectRef (fetched once)."""
+        if ident not in self.files:
+            rec = self.reused_runs[ident]
+            names = TRAIN_FILES if self.jobs[ident].kind == "train" else EVAL_FILES
+            self.files[ident] = ray.put(self.track.fetch_files(rec, names))
+        return self.files[ident]
 
     # ---------------------------------------------------------------- completion
     def handle(self, ref) -> None:
@@ -420,7 +209,7 @@ class _Driver:
                 self._lost(out, kind, holder, "worker died: a rank of the gang died")
                 return
             self._drop_gang(kind, holder, ident)
-            self._finish_failed(out, _one_line(e))
+            self._finish_failed(out, one_line(e))
             return
         self._finish_ok(out, value)
 
@@ -553,13 +342,6 @@ class _Driver:
             except Exception:  # noqa: BLE001
                 pass
         self.slots.clear()
-
-
-def _one_line(e: BaseException) -> str:
-    """The job's own exception, one line: 'ValueError: ...'."""
-    cause = getattr(e, "cause", None) or e
-    text = f"{type(cause).__name__}: {cause}".strip().splitlines()
-    return (text[0] if text else type(cause).__name__)[:500]
 
 
 def run_plan(plan, tracker, options: DriverOptions | None = None, **kwargs) -> SweepReport:

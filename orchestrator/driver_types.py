@@ -1,0 +1,79 @@
+"""The driver's records: the options it takes, what it learns about each job, the sweep's report.
+
+Kept apart from the loop (orchestrator.driver) and the placement (orchestrator.placement) so
+both read the same records, and so that callers (`golf run`, reproduce, the benchmark, the
+progress display) see the shapes in one short file. orchestrator.driver re-exports them.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from orchestrator.validity import Verdict
+
+__all__ = ["DriverOptions", "JobOutcome", "SweepReport", "TERMINAL", "one_line"]
+
+TERMINAL = {"finished", "reused", "failed", "skipped", "cancelled"}
+
+
+@dataclass
+class DriverOptions:
+    data_dir: str | None = None  # default: plan.data.path
+    work_dir: str | None = None  # per-node scratch for job outputs (default: a temp dir)
+    runner: Any = None  # default GolfRunner(); tests and the benchmark inject stand-ins
+    retries: int | None = None  # default: plan.retries, else 2
+    use_gpus: bool | None = None  # default: the cluster has GPUs
+    max_eval_actors: int | None = None  # default: GPUs (or CPUs) in the cluster
+    actor_depth: int = 2  # calls queued per eval actor: hides the driver's round trip
+    poll_s: float = 0.5
+    progress: Any = None  # orchestrator.progress.SweepProgress-like: .update(report, running)
+    on_event: Callable[[str, "JobOutcome"], None] | None = None  # tests: ("dispatch"|"done"|..., outcome)
+    connect: Callable[[], None] | None = None  # called when Ray is needed and not connected yet
+
+
+@dataclass
+class JobOutcome:
+    job: Any
+    state: str = "pending"  # pending ready running finished reused failed skipped cancelled
+    attempt: int = 0
+    run_id: str | None = None  # the MLflow run id (reused run) or the tracker's run key (ours)
+    result: dict | None = None
+    verdict: Verdict | None = None
+    reason: str | None = None
+    output: dict | None = None  # what the worker returned (ranks, placement, actor pid ...)
+    started: float | None = None
+    ended: float | None = None
+    attempts: list[dict] = field(default_factory=list)  # {"attempt", "run_id", "status", "reason"}
+
+
+@dataclass
+class SweepReport:
+    plan: Any
+    outcomes: dict[str, JobOutcome]
+    started: float
+    ended: float | None = None
+    sweep_run_id: str | None = None
+    status: str = "RUNNING"
+    driver_busy_s: float = 0.0  # time the driver loop spent outside ray.wait
+
+    def counts(self) -> Counter:
+        return Counter(o.state for o in self.outcomes.values())
+
+    def best(self) -> dict | None:
+        """The lowest valid val_bpb among finished/reused jobs: {"val_bpb", "name", "kind"}."""
+        best = None
+        for o in self.outcomes.values():
+            r = o.result or {}
+            if o.state in ("finished", "reused") and isinstance(r.get("val_bpb"), (int, float)) \
+                    and (o.verdict is None or o.verdict.valid):
+                if best is None or r["val_bpb"] < best["val_bpb"]:
+                    best = {"val_bpb": float(r["val_bpb"]), "name": o.job.name, "kind": o.job.kind}
+        return best
+
+
+def one_line(e: BaseException) -> str:
+    """The job's own exception, one line: 'ValueError: ...'."""
+    cause = getattr(e, "cause", None) or e
+    text = f"{type(cause).__name__}: {cause}".strip().splitlines()
+    return (text[0] if text else type(cause).__name__)[:500]
