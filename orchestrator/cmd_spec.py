@@ -179,8 +179,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     console = Console(width=None if sys.stdout.isatty() else 140, highlight=False)
     root = data_dir(plan, args.workspace)
     has_shards = root.is_dir() and any(root.glob("fineweb_val_*.bin"))
-    data_note = f"{tokens:,} val tokens" if has_shards else \
-        f"no shards yet: `golf run` makes synthetic data ({tokens:,} val tokens)"
+    if has_shards:
+        data_note = f"{tokens:,} val tokens"
+    elif plan.data.source == "fineweb":
+        data_note = (f"no shards yet: download them with `golf data fineweb --out {plan.data.path}`; "
+                     f"estimates assume {tokens:,} val tokens")
+    else:
+        data_note = f"no shards yet: `golf run` makes synthetic data ({tokens:,} val tokens)"
     console.print(f"sweep {plan.sweep_name}  identity {plan.sweep_identity[:12]}  "
                   f"code {golf_core.code_version()}  retries {plan.retries}")
     console.print(f"data {plan.data.path} ({data_note}), identity {plan.data_identity[:12]}")

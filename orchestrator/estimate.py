@@ -49,13 +49,18 @@ def approx_params(m: ModelConfig) -> int:
     return n
 
 
+# The first 50,000 FineWeb validation documents under the sp1024 tokenizer (shared/CONTEXT.md).
+FINEWEB_VAL_TOKENS = 62_021_632
+
+
 def val_tokens(plan: Plan, workspace: str | Path = ".") -> int:
-    """Validation tokens: the val shards' counts if present, else the synthetic size."""
+    """Validation tokens: the val shards' counts if present, else what will be there: FineWeb's
+    sp1024 validation split (shared/CONTEXT.md) or the synthetic size."""
     root = data_dir(plan, workspace)
     shards = sorted(root.glob("fineweb_val_*.bin")) if root.is_dir() else []
     if shards:
         return sum(max(0, (f.stat().st_size - HEADER_BYTES) // 2) for f in shards)
-    return plan.data.synthetic_val_tokens
+    return FINEWEB_VAL_TOKENS if plan.data.source == "fineweb" else plan.data.synthetic_val_tokens
 
 
 def _on_gpu(run: RunConfig) -> bool:
