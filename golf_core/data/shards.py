@@ -125,16 +125,17 @@ def find_tokenizer(data_dir: str | Path) -> Path:
     return models[0]
 
 
-def check_data_dir(data_dir: str | Path, vocab_size: int) -> None:
-    """Validate a whole data dir (every shard's header, size, max token; the tokenizer).
+def check_data_dir(data_dir: str | Path, vocab_size: int, splits: tuple[str, ...] = SPLITS) -> None:
+    """Validate a data dir (every shard's header, size, max token in `splits`; the tokenizer).
 
-    Cheap (one streaming pass per shard) and run before any GPU time is spent, so a
-    truncated download fails in seconds with the file's name, not mid-training.
+    One streaming pass per shard, run before any GPU time is spent, so a truncated download
+    fails in seconds with the file's name, not mid-training. An evaluation passes
+    splits=("val",): it never reads the ~16 GB of training shards.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise ShardError(f"{data_dir}: data directory not found")
-    for split in SPLITS:
+    for split in splits:
         files = split_files(data_dir, split)
         if not files:
             raise ShardError(f"{data_dir}: no fineweb_{split}_*.bin shards")

@@ -76,7 +76,7 @@ def cmd_eval(args) -> int:
         raise ValueError("--nproc > 1 inside an already distributed launch (WORLD_SIZE is set)")
     check_inputs(args.artifact, args.data)
     vocab = int(read_info(args.artifact).run_config.get("model", {}).get("vocab_size", 1024))
-    check_data_dir(args.data, vocab)  # ShardError: one line, exit 2
+    check_data_dir(args.data, vocab, splits=("val",))  # ShardError: one line, exit 2
     if args.nproc > 1:
         from golf_core.train.distributed import run_ranks_for_result
 

@@ -58,8 +58,9 @@ def cmd_train(args) -> int:
     if args.nproc > 1 and env_world > 1:
         raise ValueError("--nproc > 1 inside an already distributed launch (WORLD_SIZE is set)")
     check_batch_shape(cfg.train, max(args.nproc, env_world))
-    check_data_dir(args.data, cfg.model.vocab_size)  # ShardError: one line, exit 2
     if args.nproc > 1:
+        # checked here, once, before N processes start; in-process, run_training checks on rank 0
+        check_data_dir(args.data, cfg.model.vocab_size)  # ShardError: one line, exit 2
         # Every rank reruns this command (as under torchrun) with --nproc 1; this process waits.
         argv = ["-m", "golf_core.train", "--preset", args.preset, *[a for s in args.sets for a in ("--set", s)],
                 "--data", str(args.data), "--out", str(args.out), "--quiet"]

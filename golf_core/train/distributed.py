@@ -87,6 +87,26 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
+def on_main_rank(ctx: DistContext, fn, *args) -> None:
+    """Run a check on rank 0 only and raise its error on every rank.
+
+    Validating 80 FineWeb shards reads ~16 GB: once per job, not once per rank. The error
+    object itself is broadcast, so every rank fails with the same one-line message and type.
+    """
+    err: BaseException | None = None
+    if ctx.is_main:
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 (re-raised below, on every rank)
+            err = e
+    if ctx.distributed:
+        box = [err]
+        dist.broadcast_object_list(box, src=0)
+        err = box[0]
+    if err is not None:
+        raise err
+
+
 def free_port() -> int:
     """A currently free TCP port on loopback (bind port 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -296,9 +296,10 @@ def run_training(cfg, data_dir, out_dir, on_progress: Progress | None = None) ->
     from golf_core.data import check_data_dir
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    check_data_dir(data_dir, cfg.model.vocab_size)  # every shard checked before a model exists
     ctx = D.setup(cfg.train.device)
     try:
+        # every shard checked before a model exists; by rank 0 alone, its verdict shared
+        D.on_main_rank(ctx, check_data_dir, data_dir, cfg.model.vocab_size)
         check_batch_shape(cfg.train, ctx.world_size)
         return _run(cfg, data_dir, out_dir, ctx, on_progress or print_progress)
     finally:

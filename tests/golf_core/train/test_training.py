@@ -168,6 +168,24 @@ def test_golf_train_bad_data_is_one_line(synthetic_data_dir, tmp_path):
     assert rc == 2 and "not found" in stderr
 
 
+def test_bad_data_under_a_distributed_launch_fails_every_rank_with_one_line(synthetic_data_dir, tmp_path):
+    """As under torchrun: rank 0 alone reads the shards and every rank raises its verdict."""
+    import shutil
+    import subprocess
+    import sys
+
+    bad = tmp_path / "data"
+    shutil.copytree(synthetic_data_dir, bad)
+    shard = sorted(bad.glob("fineweb_val_*.bin"))[0]
+    shard.write_bytes(shard.read_bytes()[:-3])
+    argv = ["-m", "golf_core.train", "--preset", "tiny", "--data", str(bad), "--out", str(tmp_path / "o")]
+    code = f"import sys; from golf_core.train.distributed import launch_local; sys.exit(launch_local({argv!r}, 2))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert shard.name in proc.stderr and "size mismatch" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "o").exists()  # no rank got as far as training
+
+
 def test_python_m_golf_core_train_entry_point(synthetic_data_dir, tmp_path):
     import subprocess
     import sys
