@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -37,19 +36,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+if str(REPO / "bench") not in sys.path:
+    sys.path.insert(0, str(REPO / "bench"))
+from train_throughput import PR779_PATH, PR779_REF, BenchError, fetch_script  # noqa: E402
+
 UPSTREAM_DIR = REPO / "bench" / "_upstream"
-PR779_REF = "c58742a3e"
-PR779_PATH = "records/track_10min_16mb/2026-03-25_BackoffNgramMixer_DriftFreeTTT_0.6683/train_gpt.py"
 PR779_ENV = {  # the record run's evaluation settings (pr779_README.md "Reproduction")
     "USE_MIXER": "1", "MIXER_ETA": "0.02", "QTTT": "1", "TTT_EPOCHS": "1", "TTT_FREEZE_BLOCKS": "1",
     "TTT_LR": "0.00003", "TTT_CHUNK_TOKENS": "1048576", "ADAPTIVE_LR": "0", "USE_POLYAK": "0",
     "EVAL_STRIDE": "64", "EVAL_SEQ_LEN": "2048", "TTT_TEMPERATURE": "0.98", "BYTE_WEIGHTED_TTT": "1",
 }
 SIDES = ("ours", "pr779", "passes")
-
-
-class BenchError(ValueError):
-    pass
 
 
 def our_spec(val_tokens: int, mixer: str = "normalized", ttt: bool = True):
@@ -66,20 +63,7 @@ def our_spec(val_tokens: int, mixer: str = "normalized", ttt: bool = True):
 
 def fetch_pr779(source: Path) -> Path:
     """Copy #779's train_gpt.py into bench/_upstream/ (from the file, or `git show` in a mirror)."""
-    dest = UPSTREAM_DIR / "train_gpt_pr779.py"
-    UPSTREAM_DIR.mkdir(parents=True, exist_ok=True)
-    if source.is_file():
-        shutil.copyfile(source, dest)
-        return dest
-    if not source.is_dir():
-        raise BenchError(f"{source}: neither #779's train_gpt.py nor a git repository")
-    git_dir = source / ".git" if (source / ".git").exists() else source
-    proc = subprocess.run(["git", f"--git-dir={git_dir}", "show", f"{PR779_REF}:{PR779_PATH}"],
-                          capture_output=True, check=False)
-    if proc.returncode:
-        raise BenchError(f"{source}: git show {PR779_REF}:{PR779_PATH} failed: {proc.stderr.decode().strip()[:200]}")
-    dest.write_bytes(proc.stdout)
-    return dest
+    return fetch_script(source, PR779_REF, PR779_PATH, UPSTREAM_DIR / "train_gpt_pr779.py")
 
 
 def prepare(out: Path, val_tokens: int, data: Path | None) -> tuple[Path, Path]:

@@ -34,8 +34,9 @@ def run_cli(prog: str, modules: tuple[str, ...], argv: list[str] | None = None) 
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as e:
-        # One line naming what is wrong; no traceback for input errors.
+    except (ValueError, FileNotFoundError, ConnectionError) as e:
+        # One line naming what is wrong (input errors; an unreachable tracking server or
+        # cluster is a ConnectionError, e.g. orchestrator's TrackingUnavailable); no traceback.
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

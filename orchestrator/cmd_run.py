@@ -42,7 +42,7 @@ def cmd_run(args) -> int:
     from golf_core.data.shards import check_data_dir
     from orchestrator.datasets import ensure_data
     from orchestrator.plan import data_dir, load_plan
-    from orchestrator.tracking import Tracker, TrackingUnavailable, resolve_tracking_uri
+    from orchestrator.tracking import Tracker, resolve_tracking_uri
 
     console = Console()
     say = lambda msg: console.print(f"golf: {msg}", highlight=False, markup=False)  # noqa: E731
@@ -64,10 +64,7 @@ def cmd_run(args) -> int:
     from orchestrator.progress import SweepProgress
     from orchestrator.raycluster import connect
 
-    try:
-        tracker = Tracker(uri, plan.sweep_name, work / "mlflow-journal")
-    except TrackingUnavailable as e:
-        raise ValueError(str(e)) from None
+    tracker = Tracker(uri, plan.sweep_name, work / "mlflow-journal")
     started_ray = not ray.is_initialized()
     old_term = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     report = None
@@ -79,8 +76,6 @@ def cmd_run(args) -> int:
         progress = SweepProgress(console, live=False if args.no_progress else None)
         report = run_plan(plan, tracker, DriverOptions(data_dir=str(ddir), work_dir=str(work / "jobs"),
                                                        progress=progress, connect=connect_ray))
-    except TrackingUnavailable as e:
-        raise ValueError(str(e)) from None
     finally:
         signal.signal(signal.SIGTERM, old_term)
         ok = tracker.close(timeout=60)

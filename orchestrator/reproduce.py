@@ -308,7 +308,7 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     from golf_core.export import export_script
     from orchestrator.plan import build_plan, data_dir as plan_data_dir
     from orchestrator.spec import load_sweep
-    from orchestrator.tracking import Tracker, TrackingUnavailable, resolve_tracking_uri
+    from orchestrator.tracking import Tracker, resolve_tracking_uri
 
     workspace = Path(workspace).resolve()
     sweep = load_sweep(spec_path)
@@ -331,10 +331,7 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     uri = resolve_tracking_uri(tracking_uri)
     say(f"reproduce {sweep.name}: seeds {list(sweep.train.seeds)}, claim mixer {claim.mode}; {len(plan.jobs)} jobs; "
         f"tracking {uri}")
-    try:
-        tracker = Tracker(uri, plan.sweep_name, work / "mlflow-journal")
-    except TrackingUnavailable as e:
-        raise ValueError(str(e)) from None
+    tracker = Tracker(uri, plan.sweep_name, work / "mlflow-journal")  # TrackingUnavailable: one line
     t0 = time.time()
     try:
         report = (run_fn or drive_with_ray())(plan, tracker, ddir, work)
