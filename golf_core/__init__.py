@@ -8,14 +8,12 @@ It runs alone: `python -m golf_core.train ...` or under `torchrun`.
 """
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["ARTIFACT_LIMIT_BYTES", "code_version", "source_files"]
 
-# The challenge's limit, decimal bytes (not MiB): code bytes + compressed model bytes.
-ARTIFACT_LIMIT_BYTES = 16_000_000
+from golf_core.rules import ARTIFACT_LIMIT_BYTES  # noqa: E402  (the track's rules live in golf_core.rules)
 
 _ROOT = Path(__file__).resolve().parent
 
@@ -25,17 +23,22 @@ def source_files() -> list[Path]:
     return sorted(p for p in _ROOT.rglob("*.py") if "__pycache__" not in p.parts)
 
 
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """Content hash of golf_core's sources (12 hex chars).
+@lru_cache(maxsize=None)
+def code_version(kind: str | None = None) -> str:
+    """Version of golf_core's code (12 hex chars) over normalized sources (golf_core.version).
 
-    Part of every job identity: a change to the science invalidates cached results,
-    while a change to orchestration code does not.
+    With a job kind ("train", "eval", "mix"): only the modules that kind imports, so a job's
+    identity changes when the code it runs changes, and not for a comment, a docstring or a
+    module it never imports. Without one: the whole package (what an exported script embeds).
     """
-    h = hashlib.sha256()
-    for p in source_files():
-        h.update(p.relative_to(_ROOT).as_posix().encode())
-        h.update(b"\0")
-        h.update(p.read_bytes())
-        h.update(b"\0")
-    return h.hexdigest()[:12]
+    from golf_core import version
+
+    if kind is not None:
+        return version.kind_version(kind)
+    return version.version_of([_module_name(p) for p in source_files()])
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(_ROOT.parent).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)

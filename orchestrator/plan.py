@@ -1,7 +1,9 @@
 """A Sweep expanded into jobs with identities: seeds → train → eval → mix.
 
 Identity (docs/ARCHITECTURE.md): sha256 over (kind, the config that changes the result, the
-inputs' identities, golf_core.code_version()), as sorted JSON. Marin-style: only result-changing
+inputs' identities, golf_core.code_version(kind)), as sorted JSON. The code version covers only
+the golf_core modules the job kind imports, over their normalized AST (golf_core.version): a
+comment or docstring edit keeps every identity, a change in code the job runs does not. Marin-style: only result-changing
 fields enter. Decisions:
 - train: the resolved RunConfig (seed, preset + overrides, wallclock cap, device), the data
   identity, and the number of ranks. Ranks are identity: under a wallclock cap the step count
@@ -167,7 +169,8 @@ def _short(v: Any) -> str:
 
 def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | None = None) -> Plan:
     """Expand a validated Sweep into topologically ordered jobs (train, then eval, then mix)."""
-    code = code_version or golf_core.code_version()
+    # per job kind: the code that kind runs (golf_core.version); one override string for all in tests
+    codes = {k: code_version or golf_core.code_version(k) for k in ("train", "eval", "mix")}
     data = sweep.data_config()
     data_id = data_identity(data, workspace)
     ranks = sweep.train.gpus_per_job
@@ -177,14 +180,14 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
     for seed in sweep.train.seeds:
         run = sweep.run_config(seed)
         on_gpu = run.train.device != "cpu"  # "auto" asks for GPUs; the driver may fall back
-        t_id = train_identity(run, ranks, data_id, code)
+        t_id = train_identity(run, ranks, data_id, codes["train"])
         t_params = {**base_params, "ranks": str(ranks), **flatten(run.model_dump(mode="json"))}
         trains.append(Job("train", t_id, f"train/s{seed}", {"run": run.model_dump(mode="json")},
                           (), seed, ranks if on_gpu else 0, ranks, t_params))
         for e_idx, point in enumerate(sweep.eval_points()):
             ev, ttt = point.eval_config(), point.ttt
             e_ranks = point.gpus_per_job or ranks
-            e_id = eval_identity(t_id, ev, ttt, code)
+            e_id = eval_identity(t_id, ev, ttt, codes["eval"])
             e_cfg = {"eval": ev.model_dump(mode="json"), "ttt": ttt.model_dump(mode="json")}
             e_params = {**base_params, "train.seed": str(seed), "ranks": str(e_ranks), **flatten(e_cfg)}
             e_name = f"eval/s{seed}/e{e_idx}"
@@ -196,12 +199,12 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
                 m_cfg = {"mixer": mixer.model_dump(mode="json")}
                 shown = "" if mixer.mode == "none" or not axes else \
                     "/" + ",".join(f"{a}={_short(m_cfg['mixer'][a])}" for a in axes)
-                mixes.append(Job("mix", mix_identity(e_id, m_cfg, code), f"mix/s{seed}/e{e_idx}/{mixer.mode}{shown}",
+                mixes.append(Job("mix", mix_identity(e_id, m_cfg, codes["mix"]), f"mix/s{seed}/e{e_idx}/{mixer.mode}{shown}",
                                  m_cfg, (e_id,), seed, 1 if on_gpu else 0, 1,
                                  {**base_params, "train.seed": str(seed), **short_eval, **flatten(m_cfg)}))
             for study in sweep.optuna_studies():
                 mode = study["mixer_base"]["mode"]
-                mixes.append(Job("mix", mix_identity(e_id, study, code), f"mix/s{seed}/e{e_idx}/{mode}/optuna",
+                mixes.append(Job("mix", mix_identity(e_id, study, codes["mix"]), f"mix/s{seed}/e{e_idx}/{mode}/optuna",
                                  study, (e_id,), seed, 1 if on_gpu else 0, 1,
                                  {**base_params, "train.seed": str(seed), **short_eval, **flatten(study)}))
     jobs = tuple(trains + evals + mixes)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from golf_core.eval.bpb import LN2
+
 __all__ = [
     "ALPHA", "DEFAULT_BEST_BPB", "DEFAULT_BEST_SOURCE", "LN2", "MIN_IMPROVEMENT_NATS", "RecordError",
     "VERDICTS", "merge_compliance", "record_statistics", "submittable", "tokens_per_byte",
 ]
 
-LN2 = math.log(2.0)
 # The best legal score at the last look (shared/CONTEXT.md): the 2026-04-27 record's 3-seed mean.
 DEFAULT_BEST_BPB = 1.0611
 DEFAULT_BEST_SOURCE = ("openai/parameter-golf records/track_10min_16mb/"

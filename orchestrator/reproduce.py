@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from golf_core import ARTIFACT_LIMIT_BYTES
+from golf_core import rules
 from golf_core.eval.config import EvalSpec, MixerConfig
 from orchestrator import records as R
 from orchestrator.datasets import ensure_data
@@ -33,10 +33,6 @@ from orchestrator.datasets import ensure_data
 __all__ = ["RecordSpecError", "ReproduceError", "ReproduceResult", "SeedRun", "check_record_spec",
            "collect_seeds", "reproduce", "seed_checks"]
 
-TRACK_TRAIN_CAP_S = 600.0  # the track's training and evaluation caps (8xH100 SXM)
-TRACK_EVAL_CAP_S = 600.0
-TRACK_WORLD_SIZE = 8
-TRACK_GPU = "H100"
 
 
 class RecordSpecError(ValueError):
@@ -158,22 +154,20 @@ def seed_checks(run: SeedRun, claim: MixerConfig, eval_cap_s: float, tokenizer_n
     result.json is carried by its golf.compliant tag."""
     checks: dict[str, dict] = {}
     tr, ev, mx = run.train, run.eval, run.mix
-    size = _num(tr.get("artifact_bytes"))
-    checks["artifact_bytes"] = {"passed": size is not None and size <= ARTIFACT_LIMIT_BYTES and not tr.get("over_limit"),
-                                "value": int(size) if size is not None else None,
-                                "detail": f"code + compressed model <= {ARTIFACT_LIMIT_BYTES:,}"}
-    cap = _num(((tr.get("config") or {}).get("train") or {}).get("max_wallclock_seconds"))
-    spent, slack = _num(tr.get("train_time_s")), (_num(tr.get("step_avg_ms")) or 0.0) / 1000.0
-    ok = cap is not None and 0 < cap <= TRACK_TRAIN_CAP_S and spent is not None and spent <= cap + slack
-    checks["train_time"] = {"passed": ok, "value": round(spent, 3) if spent is not None else None,
-                            "detail": f"wallclock cap {cap:g} s (track: {TRACK_TRAIN_CAP_S:g} s; one step of slack)"
-                            if cap else "no wallclock cap set"}
+    # a record must state its size and time: a check that cannot be judged fails it
+    size = rules.artifact_size(tr.get("artifact_bytes"), over_limit=bool(tr.get("over_limit")))
+    checks["artifact_bytes"] = dict(size.as_dict(), passed=size.passed is True)
+    cap = ((tr.get("config") or {}).get("train") or {}).get("max_wallclock_seconds")
+    spent = rules.train_time(tr.get("train_time_s"), cap, step_avg_ms=tr.get("step_avg_ms"),
+                             track_cap_s=rules.TRAIN_CAP_S)
+    checks["train_time"] = dict(spent.as_dict(), passed=spent.passed is True)
     t_eval, t_mix = _num(ev.get("eval_time_s")) or 0.0, _num(mx.get("mix_time_s")) or 0.0
     total = t_eval + (t_mix if claim.mode != "none" else 0.0)
-    limit = min(eval_cap_s, TRACK_EVAL_CAP_S)
-    checks["eval_time"] = {"passed": total <= limit, "value": round(total, 3),
-                           "detail": f"neural pass {t_eval:.1f} s + n-gram/mix {t_mix if claim.mode != 'none' else 0.0:.1f} s "
-                                     f"<= {limit:g} s (factorized timing; the fused path does both in one pass)"}
+    limit = min(eval_cap_s, rules.EVAL_CAP_S)
+    checks["eval_time"] = dict(rules.eval_time(round(total, 3), limit).as_dict(),
+                               detail=f"neural pass {t_eval:.1f} s + n-gram/mix "
+                                      f"{t_mix if claim.mode != 'none' else 0.0:.1f} s <= {limit:g} s "
+                                      "(factorized timing; the fused path does both in one pass)")
     bad = [f"{k}: {v.reason}" for k, v in run.verdicts.items() if v is not None and not v.valid]
     checks["valid"] = {"passed": not bad, "value": not bad, "detail": "; ".join(bad) or "finite losses, caps met"}
     for prefix, res, kind in (("eval", ev, "eval"), ("mix", mx, "mix")):
@@ -188,17 +182,15 @@ def seed_checks(run: SeedRun, claim: MixerConfig, eval_cap_s: float, tokenizer_n
             checks[f"{prefix}.audit"] = {"passed": compliant, "value": compliant,
                                          "detail": f"golf.compliant of MLflow run {run.run_ids.get(kind)} "
                                                    "(check details in that run)"}
-    if claim.mode == "hashed_target":  # never compliant, whatever a reused run's tags say
-        checks.setdefault("mix.mode", {"passed": False, "value": "hashed_target", "detail": ""})
-        checks["mix.mode"].update(passed=False, detail=checks["mix.mode"].get("detail") or
-                                  "PR #779's estimator: p_ng(y) keyed on the target, not a distribution (C2)")
+    mode = rules.mixer_mode(claim.mode)
+    if not mode.passed:  # never compliant, whatever a reused run's tags say
+        checks["mix.mode"] = mode.as_dict()
     ratio = _num(ev.get("ratio_scored"))
     if ratio is not None:
         checks["ratio_scored"] = {"passed": abs(ratio - 1.0) < 1e-9, "value": ratio,
                                   "detail": "every validation token scored exactly once"}
     ws, dev = tr.get("world_size"), tr.get("device_name") or tr.get("device")
-    checks["hardware"] = {"passed": ws == TRACK_WORLD_SIZE and TRACK_GPU in str(dev), "value": f"{ws}x {dev}",
-                          "detail": f"the track trains on {TRACK_WORLD_SIZE}x{TRACK_GPU} SXM"}
+    checks["hardware"] = rules.hardware(ws, dev).as_dict()
     if tokenizer_name is not None:
         synthetic = tokenizer_name.startswith("synthetic_")
         checks["data"] = {"passed": not synthetic, "value": tokenizer_name,

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from golf_core import ARTIFACT_LIMIT_BYTES
+from golf_core import rules
 
 __all__ = ["Verdict", "judge"]
 
@@ -39,21 +39,18 @@ def judge(kind: str, config: dict, result: dict, upstream: Verdict | None = None
     if any(_bad(v) for _, v in curve):
         reasons.append("train_loss is not finite")
         blocks = True
-    size = result.get("artifact_bytes")
-    if result.get("over_limit") or (isinstance(size, (int, float)) and size > ARTIFACT_LIMIT_BYTES):
-        reasons.append(f"artifact {size} bytes > {ARTIFACT_LIMIT_BYTES}")
+    size = rules.artifact_size(result.get("artifact_bytes"), over_limit=bool(result.get("over_limit")))
+    if size.passed is False:
+        reasons.append(f"artifact {size.value} bytes > {rules.ARTIFACT_LIMIT_BYTES}")
     if kind == "train":
-        cap = float(((config.get("run") or {}).get("train") or {}).get("max_wallclock_seconds") or 0.0)
-        spent = result.get("train_time_s")
-        # the wallclock stop lands at most one step past the cap (upstream checks after a step)
-        slack = float(result.get("step_avg_ms") or 0.0) / 1000.0
-        if cap > 0 and isinstance(spent, (int, float)) and spent > cap + slack:
-            reasons.append(f"train_time_s {spent:.1f} > cap {cap:.0f}")
+        cap = ((config.get("run") or {}).get("train") or {}).get("max_wallclock_seconds")
+        t = rules.train_time(result.get("train_time_s"), cap, step_avg_ms=result.get("step_avg_ms"))
+        if t.passed is False:
+            reasons.append(f"train_time_s {t.detail}")
     if kind == "eval":
-        cap = float((config.get("eval") or {}).get("max_eval_seconds") or 0.0)
-        spent = result.get("eval_time_s")
-        if cap > 0 and isinstance(spent, (int, float)) and spent > cap:
-            reasons.append(f"eval_time_s {spent:.1f} > cap {cap:.0f}")
+        t = rules.eval_time(result.get("eval_time_s"), (config.get("eval") or {}).get("max_eval_seconds") or 0.0)
+        if t.passed is False:
+            reasons.append(f"eval_time_s {t.detail}")
     compliant = None
     comp = result.get("compliance")
     if isinstance(comp, dict) and "compliant" in comp:
@@ -63,8 +60,7 @@ def judge(kind: str, config: dict, result: dict, upstream: Verdict | None = None
             reasons.append("audit failed: " + (", ".join(failed) or "not compliant"))
     if kind == "mix":
         mode = ((config.get("mixer") or config.get("mixer_base") or {}).get("mode")) or "none"
-        # #779's hashed-target estimator is never a distribution over the vocabulary (C2)
-        own = compliant if compliant is not None else mode != "hashed_target"
+        own = rules.mixer_mode(mode).passed if compliant is None else compliant and rules.mixer_mode(mode).passed
         compliant = own and (upstream.compliant if upstream and upstream.compliant is not None else True)
     if upstream is not None and not upstream.valid:
         reasons.append(f"upstream invalid ({upstream.reason})")

@@ -1,4 +1,5 @@
-"""Guard tests for the architecture: golf_core imports no ray, mlflow, workers or orchestrator."""
+"""Guard tests for the architecture: golf_core imports no ray, mlflow, workers or orchestrator;
+workers import no orchestrator."""
 from __future__ import annotations
 
 import ast
@@ -11,9 +12,12 @@ import golf_core
 FORBIDDEN = ("ray", "mlflow", "workers", "orchestrator")
 
 
-def test_golf_core_sources_import_no_upper_layer():
+ROOT = Path(golf_core.__file__).resolve().parent.parent
+
+
+def _offenders(paths, forbidden) -> list[str]:
     offenders = []
-    for path in golf_core.source_files():
+    for path in paths:
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
             names = []
@@ -22,9 +26,27 @@ def test_golf_core_sources_import_no_upper_layer():
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
             for n in names:
-                if n.split(".")[0] in FORBIDDEN:
+                if n.split(".")[0] in forbidden:
                     offenders.append(f"{path.name}:{node.lineno} imports {n}")
+    return offenders
+
+
+def test_golf_core_sources_import_no_upper_layer():
+    offenders = _offenders(golf_core.source_files(), FORBIDDEN)
     assert not offenders, offenders
+
+
+def test_workers_never_import_orchestrator():
+    paths = sorted((ROOT / "workers").rglob("*.py"))
+    assert paths
+    offenders = _offenders(paths, ("orchestrator",))
+    assert not offenders, offenders
+
+
+def test_the_guard_sees_an_offending_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import os\nfrom orchestrator.plan import Job\n")
+    assert _offenders([bad], ("orchestrator",)) == ["bad.py:2 imports orchestrator.plan"]
 
 
 def test_importing_every_golf_core_module_loads_no_ray_or_mlflow():

@@ -20,11 +20,10 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-import numpy as np
 import ray
 
 from workers.files import pack_dir, unpack_to, work_root
-from workers.runner import bpb_from_nll
+from golf_core.eval.bpb import bpb_of
 
 __all__ = ["GpuWorker", "EvalActor", "EVAL_FILES", "TRAIN_FILES", "run_optuna"]
 
@@ -139,8 +138,8 @@ class GpuWorker:
             return self.ngrams.get_or(key, make)
 
         def score(mixer: dict) -> tuple[float, float]:
-            nll = self.runner.mix_nll(stats, ngram_for(mixer), mixer)
-            return bpb_from_nll(nll, stats["bytes"]), float(np.mean(nll)) if len(nll) else float("nan")
+            loss, val_bpb = bpb_of(self.runner.mix_nll(stats, ngram_for(mixer), mixer), stats["bytes"])
+            return val_bpb, loss
 
         conf = job["config"]
         if conf.get("optuna"):  # {"mixer_base": fixed fields, "optuna": {"n", "seed", "space"}}

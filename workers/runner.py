@@ -7,22 +7,12 @@ name, config, seed, attempt): workers never import the orchestrator.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["GolfRunner", "bpb_from_nll"]
-
-LN2 = math.log(2.0)
-
-
-def bpb_from_nll(nll: np.ndarray, nbytes: np.ndarray) -> float:
-    """Bits per byte: summed NLL (nats) / ln 2 / summed target bytes, float64 sums."""
-    total = float(np.asarray(nbytes, dtype=np.float64).sum())
-    return float(np.asarray(nll, dtype=np.float64).sum() / LN2 / max(total, 1.0))
-
+__all__ = ["GolfRunner"]
 
 class GolfRunner:
     """The real job functions (imports golf_core lazily: actors start faster, and a CPU-only

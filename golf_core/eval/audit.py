@@ -26,16 +26,15 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 import torch
 
+from golf_core import rules
 from golf_core.eval import entropy_source
 from golf_core.eval.config import MixerConfig
 from golf_core.eval.mix import mix_nll
 from golf_core.eval.mixer import alpha
 from golf_core.eval.ngram import NgramResult, ngram_pass
 
-ARTIFACT_LIMIT = 16_000_000
 SUM_TOL = 1e-4
 CORE_CHECKS = ("mode", "normalized_sum", "single_pass", "score_before_update")
-HASHED_REASON = "target-keyed hash, not a distribution over the vocabulary (PR #886, ruling in issue #1017)"
 
 
 def _check(passed: bool, value: Any, detail: str) -> dict:
@@ -43,9 +42,7 @@ def _check(passed: bool, value: Any, detail: str) -> dict:
 
 
 def check_mode(cfg: MixerConfig) -> dict:
-    if cfg.mode == "hashed_target":
-        return _check(False, cfg.mode, HASHED_REASON)
-    return _check(True, cfg.mode, "model alone" if cfg.mode == "none" else "full-vocabulary renormalized n-gram")
+    return rules.mixer_mode(cfg.mode).as_dict()
 
 
 def check_normalized_sum(cfg: MixerConfig, audit_p_model, audit_p_ngram, entropy, order, tol: float = SUM_TOL) -> dict:
@@ -116,12 +113,12 @@ def check_ratio_scored(pos, total_tokens: int) -> dict:
     return _check(abs(ratio - 1.0) < 1e-12, ratio, f"ratio_scored = {ratio:.6f} of {total_tokens} targets")
 
 
-def check_artifact_bytes(nbytes: int, limit: int = ARTIFACT_LIMIT) -> dict:
-    return _check(int(nbytes) <= limit, int(nbytes), f"{int(nbytes):,} bytes (limit {limit:,})")
+def check_artifact_bytes(nbytes: int, limit: int = rules.ARTIFACT_LIMIT_BYTES) -> dict:
+    return rules.artifact_size(nbytes, limit=limit).as_dict()
 
 
 def check_eval_time(seconds: float, cap: float) -> dict:
-    return _check(float(seconds) <= cap, float(seconds), f"{float(seconds):.1f} s (cap {cap:g} s)")
+    return rules.eval_time(seconds, cap).as_dict()
 
 
 def check_ngram_causal(val_tokens, stats: Mapping[str, Any], cfg: MixerConfig, chunk_tokens: int, vocab_size: int,
@@ -235,7 +232,7 @@ def audit(*, spec=None, mixer_cfg: MixerConfig | None = None, vocab_size: int | 
     if chunk_tokens is None and spec is not None:
         chunk_tokens = spec.eval.chunk_tokens
     if max_eval_seconds is None:
-        max_eval_seconds = spec.eval.max_eval_seconds if spec is not None else 600.0
+        max_eval_seconds = spec.eval.max_eval_seconds if spec is not None else rules.EVAL_CAP_S
     if val_tokens is not None:
         val_tokens = np.asarray(val_tokens.cpu() if isinstance(val_tokens, torch.Tensor) else val_tokens,
                                 dtype=np.int64).reshape(-1)

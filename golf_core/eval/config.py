@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from golf_core.rules import EVAL_CAP_S
 from golf_core.config import Frozen
 
 # PR #779's hash primes; prime[0] multiplies the oldest context token.
@@ -24,7 +25,7 @@ class EvalConfig(Frozen):
     # Score-first chunks (#809: 1,048,576 tokens): score a chunk, then absorb it, then TTT on it.
     chunk_tokens: int = Field(1_048_576, ge=1)
     max_tokens: int = Field(0, ge=0)  # 0 = the whole validation split
-    max_eval_seconds: float = Field(600.0, ge=0)  # the challenge's eval cap, audited
+    max_eval_seconds: float = Field(EVAL_CAP_S, ge=0)  # the challenge's eval cap, audited
     temperature: float = Field(1.0, gt=0)  # #779 divides logits by 0.98 after TTT
     # #779's variant: per position T' = clamp(1 - (1 - T)(1 - H/ln V), 0.9, 1.05), H = entropy
     # of the unscaled distribution (confident positions sharpen more); off = plain division.

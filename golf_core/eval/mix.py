@@ -18,11 +18,11 @@ import torch
 import yaml
 
 from golf_core.config import ConfigError, build
+from golf_core.eval.bpb import bpb
 from golf_core.eval.config import MixerConfig
 from golf_core.eval.mixer import P_FLOOR, center_table, mixed_nll
 from golf_core.eval.ngram import NgramResult
 
-LN2 = math.log(2.0)
 STATS_KEYS = ("target", "prev", "bytes", "p_model", "entropy", "chunk", "pos")
 MAX_GRID = 1_000_000
 
@@ -133,7 +133,7 @@ def mix_bpb(stats: Mapping[str, Any], ngram, cfgs: list[MixerConfig], *, device:
                 sums[b0:b0 + len(blk)] -= x.sum(1, dtype=torch.float64)
     mixed_sums = (sums.cpu().numpy() + base_nll).tolist()
     it = iter(mixed_sums)
-    return [(model_nll if c.mode == "none" else next(it)) / LN2 / byte_sum for c in cfgs]
+    return [bpb(model_nll if c.mode == "none" else next(it), byte_sum) for c in cfgs]
 
 
 # ---- grids -----------------------------------------------------------------------------

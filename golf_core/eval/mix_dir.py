@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from golf_core.eval.bpb import bpb
 from golf_core.eval.config import EvalSpec, MixerConfig
 from golf_core.eval.mix import MixError, load_stats, mix_bpb, mix_nll, stream_from_stats
 from golf_core.eval.ngram import NgramResult, ngram_pass
 
 RESULT_FILE = "result.json"
 STATS_FILE = "token_stats.npz"
-LN2 = math.log(2.0)
 
 
 def read_run(run_dir: str | Path) -> tuple[dict, dict]:
@@ -130,9 +130,9 @@ def mix_job(run_dir, mixer_cfg: MixerConfig, *, data_dir=None, out_dir=None, dev
                  val_tokens=val, total_tokens=int(val.size - 1), artifact_bytes=result.get("artifact_bytes"),
                  eval_time_s=None if eval_s is None else float(eval_s) + pass_s, carried=carried, device=device)
     out = {
-        "val_bpb": float(nll.sum()) / LN2 / nbytes,
+        "val_bpb": bpb(float(nll.sum()), nbytes),
         "val_loss": float(nll.mean()),
-        "val_bpb_model": float(-np.log(np.asarray(stats["p_model"], dtype=np.float64)).sum()) / LN2 / nbytes,
+        "val_bpb_model": bpb(float(-np.log(np.asarray(stats["p_model"], dtype=np.float64)).sum()), nbytes),
         "tokens_scored": int(nll.size),
         "bytes_scored": int(nbytes),
         "order_counts": np.bincount(ng.order.astype(np.int64), minlength=max(mixer_cfg.orders) + 1).tolist(),

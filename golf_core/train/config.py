@@ -9,13 +9,14 @@ from typing import Literal
 
 from pydantic import Field
 
+from golf_core.rules import TRAIN_CAP_S
 from golf_core.config import Frozen
 
 
 class TrainConfig(Frozen):
     seed: int = 1337
     iterations: int = Field(20_000, ge=0)
-    max_wallclock_seconds: float = Field(600.0, ge=0)  # 0 = no cap
+    max_wallclock_seconds: float = Field(TRAIN_CAP_S, ge=0)  # 0 = no cap
     # #779 stops training this many seconds before the cap (train_reserve_ms = 18000)
     wallclock_reserve_seconds: float = Field(0.0, ge=0)
     train_batch_tokens: int = Field(524_288, ge=1)

@@ -8,7 +8,8 @@ import pytest
 
 from workers.eval_actor import run_optuna
 from workers.files import pack_dir, unpack_to
-from workers.runner import GolfRunner, bpb_from_nll
+from golf_core.eval.bpb import bpb_of
+from workers.runner import GolfRunner
 
 
 def test_optuna_finds_the_minimum_and_fails_invalid_points():
@@ -61,9 +62,9 @@ def test_bpb_and_the_real_runner_mix_agree_with_golf_core():
     r = GolfRunner()
     mixer = MixerConfig(mode="normalized", orders=(2, 3, 4)).model_dump(mode="json")
     nll = r.mix_nll(stats, ngram, mixer)
-    assert bpb_from_nll(nll, stats["bytes"]) == pytest.approx(float(nll.sum()) / math.log(2) / stats["bytes"].sum())
+    assert bpb_of(nll, stats["bytes"])[1] == pytest.approx(float(nll.sum()) / math.log(2) / stats["bytes"].sum())
     from golf_core.eval.mix import mix_bpb
 
-    assert bpb_from_nll(nll, stats["bytes"]) == pytest.approx(mix_bpb(stats, ngram, [MixerConfig(**mixer)])[0], rel=1e-9)
+    assert bpb_of(nll, stats["bytes"])[1] == pytest.approx(mix_bpb(stats, ngram, [MixerConfig(**mixer)])[0], rel=1e-9)
     with pytest.raises(ValueError, match="alpha_base"):
         r.mixer_config({"alpha_base": 0.9, "alpha_range": 0.5})

@@ -1,0 +1,102 @@
+"""The challenge's rules, judged in one place.
+
+The track (records/track_10min_16mb): code + compressed model <= 16,000,000 bytes (decimal),
+training <= 600 s and evaluation <= 600 s on 8xH100 SXM. The eval-time legality rules (C1-C4 of
+../shared/CONTEXT.md) are measured by golf_core.eval.audit; the verdicts that are a comparison
+of a measured number with a limit live here, so the audit, a job's validity
+(orchestrator.validity) and a record's compliance (orchestrator.reproduce) cannot disagree, and
+changing a rule is one edit.
+
+Every check returns a `Check(passed, value, detail)`; `Check.as_dict()` is the audit's JSON form.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = [
+    "ARTIFACT_LIMIT_BYTES", "Check", "EVAL_CAP_S", "HASHED_REASON", "TRACK_GPU", "TRACK_WORLD_SIZE",
+    "TRAIN_CAP_S", "artifact_size", "eval_time", "finite", "hardware", "mixer_mode", "train_time",
+]
+
+ARTIFACT_LIMIT_BYTES = 16_000_000  # decimal bytes, not MiB
+TRAIN_CAP_S = 600.0
+EVAL_CAP_S = 600.0
+TRACK_WORLD_SIZE = 8
+TRACK_GPU = "H100"
+# PR #779's estimator keys its hash on the target: p_ng(y) is not a distribution over the
+# vocabulary (ruled out in upstream issue #1017, PR #886's analysis).
+HASHED_REASON = "target-keyed hash, not a distribution over the vocabulary (PR #886, ruling in issue #1017)"
+
+
+@dataclass(frozen=True)
+class Check:
+    passed: bool | None  # None: could not be judged (a number is missing)
+    value: Any
+    detail: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _num(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x)
+
+
+def artifact_size(nbytes: Any, *, over_limit: bool = False, limit: int = ARTIFACT_LIMIT_BYTES) -> Check:
+    """Code bytes + compressed model bytes within the limit."""
+    n = _num(nbytes)
+    if n is None:
+        return Check(None if not over_limit else False, None, f"artifact size unknown (limit {limit:,})")
+    ok = n <= limit and not over_limit
+    return Check(ok, int(n), f"{int(n):,} bytes (limit {limit:,})")
+
+
+def train_time(spent_s: Any, cap_s: Any, *, step_avg_ms: Any = 0.0, track_cap_s: float | None = None) -> Check:
+    """Training time within its wallclock cap, with one step of slack.
+
+    Upstream checks the clock after each step, so a capped run stops at most one step past it.
+    With `track_cap_s`, the cap itself must also be set and at most the track's (a record)."""
+    cap, spent = _num(cap_s) or 0.0, _num(spent_s)
+    slack = (_num(step_avg_ms) or 0.0) / 1000.0
+    if track_cap_s is not None and not 0 < cap <= track_cap_s:
+        return Check(False, spent, f"wallclock cap {cap:g} s is not within the track's {track_cap_s:g} s"
+                     if cap else "no wallclock cap set")
+    if cap <= 0:
+        return Check(True, spent, "no wallclock cap set")
+    if spent is None:
+        return Check(None, None, f"train time unknown (cap {cap:g} s)")
+    return Check(spent <= cap + slack, round(spent, 3), f"{spent:.1f} s (cap {cap:g} s; one step of slack)")
+
+
+def eval_time(spent_s: Any, cap_s: Any = EVAL_CAP_S) -> Check:
+    """Evaluation time within its cap (0 = no cap)."""
+    cap, spent = _num(cap_s) or 0.0, _num(spent_s)
+    if spent is None:
+        return Check(None, None, f"eval time unknown (cap {cap:g} s)")
+    if cap <= 0:
+        return Check(True, spent, "no eval cap set")
+    return Check(spent <= cap, float(spent), f"{spent:.1f} s (cap {cap:g} s)")
+
+
+def mixer_mode(mode: str) -> Check:
+    """C2 by construction: hashed_target is never compliant, whatever else is measured."""
+    if mode == "hashed_target":
+        return Check(False, mode, HASHED_REASON)
+    return Check(True, mode, "model alone" if mode == "none" else "full-vocabulary renormalized n-gram")
+
+
+def finite(name: str, value: Any) -> Check:
+    """A loss or score that must be a finite number when present."""
+    v = _num(value)
+    ok = v is None or math.isfinite(v)
+    return Check(ok, value, f"{name} is finite" if ok else f"{name} is not finite")
+
+
+def hardware(world_size: Any, device: Any) -> Check:
+    """The track trains on 8xH100 SXM."""
+    ok = world_size == TRACK_WORLD_SIZE and TRACK_GPU in str(device)
+    return Check(ok, f"{world_size}x {device}", f"the track trains on {TRACK_WORLD_SIZE}x{TRACK_GPU} SXM")

@@ -1,0 +1,135 @@
+"""Code versions that change only when the code a job runs changes.
+
+A job's identity includes the version of the golf_core code it runs, so a result computed by
+other code is never reused. Hashing raw source bytes (as golf did first) made a comment fix
+invalidate every result in a user's MLflow store. Here a module's version is the hash of its
+normalized AST (docstrings dropped; comments never reach the AST), and a job kind's version
+covers only the golf_core modules its entry point imports, transitively, found statically.
+marin versions its executor steps by what they depend on in the same spirit.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["ENTRY_POINTS", "kind_modules", "kind_version", "module_digest", "normalized_source", "version_of"]
+
+_ROOT = Path(__file__).resolve().parent
+_PKG = _ROOT.name  # "golf_core"
+
+# What each job kind runs: the worker calls these modules' entry functions.
+ENTRY_POINTS: dict[str, tuple[str, ...]] = {
+    "train": ("golf_core.train.loop",),            # run_training (+ the artifact it writes)
+    "eval": ("golf_core.eval.run",),               # run_eval: neural pass, TTT, audit
+    "mix": ("golf_core.eval.mix_dir",),            # mix_job: n-gram pass + mix + audit
+}
+
+
+def _path_of(module: str, root: Path = _ROOT) -> Path | None:
+    """The source file of a golf_core module (a package's __init__.py) under `root`, or None."""
+    parts = module.split(".")
+    if parts[0] != _PKG:
+        return None
+    base = root.joinpath(*parts[1:])
+    for cand in (base.with_suffix(".py"), base / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def normalized_source(text: str) -> str:
+    """The AST of `text` without docstrings, as a canonical string (comments and layout gone)."""
+    return ast.dump(_strip_docstrings(ast.parse(text)), annotate_fields=False, include_attributes=False)
+
+
+@lru_cache(maxsize=512)
+def _digest_text(text: str) -> str:
+    return hashlib.sha256(normalized_source(text).encode()).hexdigest()
+
+
+def module_digest(path: Path) -> str:
+    """sha256 of a source file's normalized AST."""
+    return _digest_text(path.read_text(encoding="utf-8"))
+
+
+def _imports(module: str, path: Path, root: Path) -> set[str]:
+    """golf_core modules that `module` imports (absolute or relative; `from pkg import sub` too)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    is_pkg = path.name == "__init__.py"
+    here = module.split(".") if is_pkg else module.split(".")[:-1]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[: len(here) - node.level + 1] if node.level > 1 else here
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            found.add(mod)
+            found.update(f"{mod}.{a.name}" for a in node.names)  # `from golf_core.eval import ngram`
+    out = set()
+    for name in found:
+        parts = name.split(".")
+        if parts[0] != _PKG:
+            continue
+        # importing a.b.c runs a/__init__ and a/b/__init__ too
+        for i in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:i])
+            if _path_of(prefix, root) is not None:
+                out.add(prefix)
+    return out
+
+
+def kind_modules(kind: str, root: Path = _ROOT) -> tuple[str, ...]:
+    """Every golf_core module (under `root`) a job of `kind` imports, transitively (sorted)."""
+    if kind not in ENTRY_POINTS:
+        raise KeyError(f"unknown job kind {kind!r} (known: {', '.join(sorted(ENTRY_POINTS))})")
+    seen: set[str] = set()
+    todo = [m for e in ENTRY_POINTS[kind] for m in _imports_with_parents(e)]
+    while todo:
+        mod = todo.pop()
+        if mod in seen:
+            continue
+        seen.add(mod)
+        path = _path_of(mod, root)
+        if path is not None:
+            todo.extend(_imports(mod, path, root) - seen)
+    return tuple(sorted(seen))
+
+
+def _imports_with_parents(module: str) -> list[str]:
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def version_of(modules: tuple[str, ...] | list[str], root: Path = _ROOT) -> str:
+    """12 hex chars over the normalized sources of `modules` (names included, sorted)."""
+    h = hashlib.sha256()
+    for mod in sorted(modules):
+        path = _path_of(mod, root)
+        if path is None:
+            continue
+        h.update(mod.encode())
+        h.update(b"\0")
+        h.update(module_digest(path).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
+def kind_version(kind: str, root: Path = _ROOT) -> str:
+    """The code version of a job kind: what its identity includes."""
+    return version_of(kind_modules(kind, root), root)

@@ -1,0 +1,41 @@
+"""golf_core.rules: each rule is one function, and audit, validity and reproduce agree with it."""
+from __future__ import annotations
+
+import math
+
+from golf_core import rules
+from golf_core.eval import audit
+from golf_core.eval.config import MixerConfig
+from orchestrator.validity import judge
+
+
+def test_artifact_size_limit_is_decimal_and_inclusive():
+    assert rules.artifact_size(16_000_000).passed is True
+    assert rules.artifact_size(16_000_001).passed is False
+    assert rules.artifact_size(10, over_limit=True).passed is False
+    assert rules.artifact_size(None).passed is None
+
+
+def test_train_time_has_one_step_of_slack_and_track_cap():
+    assert rules.train_time(600.4, 600, step_avg_ms=500).passed is True
+    assert rules.train_time(600.6, 600, step_avg_ms=500).passed is False
+    assert rules.train_time(5000, 0).passed is True  # no cap set: nothing to judge for a sweep job
+    assert rules.train_time(100, 0, track_cap_s=rules.TRAIN_CAP_S).passed is False  # a record needs a cap
+    assert rules.train_time(100, 700, track_cap_s=rules.TRAIN_CAP_S).passed is False
+
+
+def test_eval_time_and_mode_and_finite_and_hardware():
+    assert rules.eval_time(600.0).passed and not rules.eval_time(600.1).passed
+    assert rules.mixer_mode("hashed_target").passed is False
+    assert rules.mixer_mode("normalized").passed and rules.mixer_mode("none").passed
+    assert not rules.finite("val_bpb", math.nan).passed and rules.finite("val_bpb", 1.0).passed
+    assert rules.hardware(8, "NVIDIA H100 80GB HBM3").passed and not rules.hardware(1, "cpu").passed
+
+
+def test_the_three_judges_use_the_same_rules():
+    over = rules.ARTIFACT_LIMIT_BYTES + 1
+    assert audit.check_artifact_bytes(over) == rules.artifact_size(over).as_dict()
+    assert audit.check_mode(MixerConfig(mode="hashed_target")) == rules.mixer_mode("hashed_target").as_dict()
+    assert not judge("train", {"run": {"train": {}}}, {"artifact_bytes": over}).valid
+    v = judge("mix", {"mixer": {"mode": "hashed_target"}}, {"val_bpb": 1.0})
+    assert v.valid and v.compliant is False  # a hashed_target score is recorded, never compliant
