@@ -20,6 +20,7 @@ import time
 
 import ray
 
+from golf_core.eval.config import EvalConfig
 from orchestrator.driver_types import TERMINAL, JobOutcome, one_line
 from workers.eval_actor import GpuWorker
 from workers.gang import TrainGang
@@ -162,7 +163,7 @@ class Placement:
             ref = slot.actor.run_eval.remote(payload, dep, holder, self.data_dir)
         elif job.kind == "mix":
             dep_cfg = self.jobs[dep].config if dep in self.jobs else {}
-            chunk = int((dep_cfg.get("eval") or {}).get("chunk_tokens", 1_048_576))
+            chunk = int((dep_cfg.get("eval") or {}).get("chunk_tokens", EvalConfig.model_fields["chunk_tokens"].default))
             ref = slot.actor.run_mix.remote(payload, dep, holder, self.data_dir, int(self.plan.data.vocab_size), chunk)
         else:
             raise ValueError(f"job {job.name}: unknown kind {job.kind!r}")

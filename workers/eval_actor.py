@@ -25,7 +25,7 @@ import ray
 from workers.files import pack_dir, unpack_to, work_root
 from golf_core.eval.bpb import bpb_of
 
-__all__ = ["GpuWorker", "EvalActor", "EVAL_FILES", "TRAIN_FILES", "run_optuna"]
+__all__ = ["GpuWorker", "EVAL_FILES", "TRAIN_FILES", "run_optuna"]
 
 EVAL_FILES = ("result.json", "token_stats.npz")
 TRAIN_FILES = ("model.ptz", "artifact.json", "result.json")
@@ -155,9 +155,6 @@ class GpuWorker:
         result.update({"tokens_scored": int(len(stats["bytes"])), "ngram_passes": n_passes[0],
                        "mix_time_s": time.time() - t0})
         return {"result": result, "files": {}, "wall_s": time.time() - t0, "actor_pid": os.getpid()}
-
-
-EvalActor = GpuWorker  # the name it had when it took only eval and mix jobs
 
 
 def _carried_checks(stats_dir: str) -> dict:
