@@ -24,7 +24,7 @@ import numpy as np
 import ray
 
 from workers.files import pack_dir, unpack_to, work_root
-from workers.runner import bpb_from_nll
+from workers.runner import bpb_from_nll, chunk_bpb
 
 __all__ = ["GpuWorker", "EvalActor", "EVAL_FILES", "TRAIN_FILES", "run_optuna"]
 
@@ -138,8 +138,10 @@ class GpuWorker:
                 return self.runner.ngram(val, stats, mixer, chunk_tokens, vocab_size)
             return self.ngrams.get_or(key, make)
 
+        last = {}
+
         def score(mixer: dict) -> tuple[float, float]:
-            nll = self.runner.mix_nll(stats, ngram_for(mixer), mixer)
+            nll = last["nll"] = self.runner.mix_nll(stats, ngram_for(mixer), mixer)
             return bpb_from_nll(nll, stats["bytes"]), float(np.mean(nll)) if len(nll) else float("nan")
 
         conf = job["config"]
@@ -149,6 +151,8 @@ class GpuWorker:
         else:
             bpb, loss = score(conf["mixer"])
             result = {"val_bpb": bpb, "val_loss": loss, "mixer": conf["mixer"]}
+            if "chunk" in stats:  # per score-first chunk: the sweep's drift plot
+                result["chunk_bpb"] = chunk_bpb(last["nll"], stats["bytes"], stats["chunk"])
         carried = self.carried.get_or(stats_key, lambda: _carried_checks(stats_dir))
         result["compliance"] = self.runner.audit_mix(stats, ngram_for(result["mixer"]), result["mixer"], vocab_size,
                                                      carried=carried)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["GolfRunner", "bpb_from_nll"]
+__all__ = ["GolfRunner", "bpb_from_nll", "chunk_bpb"]
 
 LN2 = math.log(2.0)
 
@@ -22,6 +22,18 @@ def bpb_from_nll(nll: np.ndarray, nbytes: np.ndarray) -> float:
     """Bits per byte: summed NLL (nats) / ln 2 / summed target bytes, float64 sums."""
     total = float(np.asarray(nbytes, dtype=np.float64).sum())
     return float(np.asarray(nll, dtype=np.float64).sum() / LN2 / max(total, 1.0))
+
+
+def chunk_bpb(nll: np.ndarray, nbytes: np.ndarray, chunk: np.ndarray) -> list[float]:
+    """Bits per byte of each score-first chunk (index = chunk id): how the score drifts as the
+    n-gram tables fill."""
+    chunk = np.asarray(chunk, dtype=np.int64)
+    if chunk.size == 0:
+        return []
+    n = int(chunk.max()) + 1
+    s = np.bincount(chunk, weights=np.asarray(nll, dtype=np.float64), minlength=n)
+    b = np.bincount(chunk, weights=np.asarray(nbytes, dtype=np.float64), minlength=n)
+    return [float(x) for x in s / LN2 / np.maximum(b, 1.0)]
 
 
 class GolfRunner:
