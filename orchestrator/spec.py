@@ -260,7 +260,7 @@ def sweep_from_dict(data: Any) -> Sweep:
     try:
         return Sweep.model_validate(data)
     except ValidationError as e:
-        raise SpecError(format_errors(e)) from None
+        raise SpecError(format_errors(e, Sweep.model_json_schema())) from None
 
 
 def parse_sweep(text: str) -> Sweep:
