@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 CORE_COMMAND_MODULES = (
@@ -33,7 +34,15 @@ def run_cli(prog: str, modules: tuple[str, ...], argv: list[str] | None = None) 
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        # `golf schema | head`: the reader left; end quietly. Point stdout at devnull so the
+        # interpreter's own flush at exit does not raise again (Python docs, "SIGPIPE" note).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (ValueError, FileNotFoundError, ConnectionError) as e:
         # One line naming what is wrong (input errors; an unreachable tracking server or
         # cluster is a ConnectionError, e.g. orchestrator's TrackingUnavailable); no traceback.

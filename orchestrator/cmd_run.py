@@ -19,12 +19,16 @@ def add_execution_args(p) -> None:
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
     p.add_argument("--num-gpus", type=int, default=None, help="GPUs of the local Ray (default: detected)")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of the live table")
+    p.add_argument("--status-every", type=float, default=30.0, metavar="S",
+                   help="plain (piped) output: a status line with elapsed and ETA at least every S seconds")
 
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="run a sweep: local Ray (or $RAY_ADDRESS), results in MLflow")
     p.add_argument("spec", help="sweep spec YAML (e.g. experiments/smoke.yaml)")
     add_execution_args(p)
+    p.add_argument("--no-reuse", action="store_true",
+                   help="recompute every job, even those with a FINISHED run in MLflow (any experiment)")
     p.set_defaults(func=cmd_run)
 
     from orchestrator.submit import register_job_commands
@@ -73,9 +77,11 @@ def cmd_run(args) -> int:
             how = connect(args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus, log_to_driver=True)
             say(f"ray: {how} {dict((k, v) for k, v in ray.cluster_resources().items() if k in ('CPU', 'GPU'))}")
 
-        progress = SweepProgress(console, live=False if args.no_progress else None)
+        progress = SweepProgress(console, live=False if args.no_progress else None,
+                                 heartbeat_s=getattr(args, "status_every", 30.0))
         report = run_plan(plan, tracker, DriverOptions(data_dir=str(ddir), work_dir=str(work / "jobs"),
-                                                       progress=progress, connect=connect_ray))
+                                                       progress=progress, connect=connect_ray,
+                                                       reuse=not getattr(args, "no_reuse", False)))
     finally:
         signal.signal(signal.SIGTERM, old_term)
         ok = tracker.close(timeout=60)
@@ -92,38 +98,46 @@ def cmd_run(args) -> int:
     return 1 if c.get("failed") or c.get("skipped") else 0
 
 
-def _mode(job) -> str:
-    m = job.config.get("mixer") or job.config.get("mixer_base") or {}
-    return str(m.get("mode", "none")) + ("/optuna" if job.config.get("optuna") else "")
+def headline(report) -> str:
+    """The best compliant val_bpb (the one that counts) and, when lower, the best non-compliant
+    one, marked: a hashed_target score is never the headline."""
+    from orchestrator.tracking.names import run_name
+
+    best, bad = report.best(compliant=True), report.best(compliant=False)
+    text = (f"best compliant val_bpb {best['val_bpb']:.4f} ({run_name(best['kind'], best['name'])})"
+            if best else "best compliant val_bpb -")
+    if bad and (best is None or bad["val_bpb"] < best["val_bpb"]):
+        text += f"; non-compliant {bad['val_bpb']:.4f}* ({run_name(bad['kind'], bad['name'])}, not a legal score)"
+    return text
+
+
+_WHAT = {"model": "model (roundtrip)", "neural": "eval (neural)"}
 
 
 def results_table(report):
-    """Best val_bpb per seed: the trained model (roundtrip), then per mixer mode (* = not compliant,
-    ! = invalid)."""
+    """Per column (the trained model's roundtrip score, the neural eval, each mixer mode): the
+    winning config (the fields that vary), its mean ± std over seeds and the seed count
+    (* = not compliant, ! = some seed invalid)."""
     from rich.table import Table
 
-    best: dict[tuple[int, str], tuple[float, str]] = {}
-    seeds, modes = set(), []
-    for o in report.outcomes.values():
-        r = o.result or {}
-        if o.state not in ("finished", "reused") or not isinstance(r.get("val_bpb"), (int, float)):
-            continue
-        col = {"train": "model (roundtrip)", "eval": "eval (neural)"}.get(o.job.kind) or _mode(o.job)
-        mark = ("!" if o.verdict and not o.verdict.valid else "") + \
-            ("*" if o.verdict and o.verdict.compliant is False else "")
-        seeds.add(o.job.seed)
-        if col not in modes:
-            modes.append(col)
-        key = (o.job.seed, col)
-        if key not in best or r["val_bpb"] < best[key][0]:
-            best[key] = (float(r["val_bpb"]), mark)
-    t = Table(title=f"best val_bpb, sweep {report.plan.sweep_name}  (* not compliant, ! invalid)",
+    from orchestrator.summary import best_runs, winners
+
+    t = Table(title=f"sweep {report.plan.sweep_name}: {headline(report)}\n"
+                    "winner per column = lowest seed-mean val_bpb  (* not compliant, ! invalid seeds)",
               title_justify="left")
-    t.add_column("seed", justify="right")
-    for m in modes:
-        t.add_column(m, justify="right")
-    for s in sorted(seeds):
-        t.add_row(str(s), *[f"{best[(s, m)][0]:.4f}{best[(s, m)][1]}" if (s, m) in best else "-" for m in modes])
+    for c, j in (("what", "left"), ("winning config", "left"), ("val_bpb mean ± std", "right"),
+                 ("seeds", "right"), ("best seed", "right")):
+        t.add_column(c, justify=j)
+    best = best_runs(report)
+    for col, g in winners(report).items():
+        mark = "" if g.compliant else "*"
+        n_all = len(g.outcomes)
+        if g.n < n_all:
+            mark += "!"
+        std = f" ± {g.std:.4f}" if g.n > 1 else ""
+        bs = best.get(col)
+        t.add_row(_WHAT.get(col, col), g.label or "-", f"{g.mean:.4f}{std}{mark}", f"{g.n}/{n_all}",
+                  f"{bs[0]:.4f} (s{bs[1].job.seed})" if bs else "-")
     return t
 
 

@@ -160,6 +160,12 @@ def _duration(s: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
+def _gpus(job) -> str:
+    """GPUs a job asks for, from the spec (`gpus_per_job`): one per rank. A job whose preset
+    pins `device: cpu` runs on CPUs instead: shown as "1 (cpu)", and it costs no GPU-hours."""
+    return str(job.gpus) if job.gpus else f"{job.ranks} (cpu)"
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -204,9 +210,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         s_todo = sum(est.seconds[i] for i in todo)
         total_todo, total_all, secs_todo = total_todo + h_todo, total_all + h_all, secs_todo + s_todo
         ranks = sorted({j.ranks for j in jobs})
-        gpus = sorted({j.gpus for j in jobs})
+        gpus = sorted({_gpus(j) for j in jobs})
         table.add_row(kind, str(len(jobs)), str(len(jobs) - len(todo)), str(len(todo)),
-                      "/".join(map(str, ranks)), "/".join(map(str, gpus)), _hours(h_todo), _hours(h_all),
+                      "/".join(map(str, ranks)), "/".join(gpus), _hours(h_todo), _hours(h_all),
                       _duration(s_todo))
         if kind == "mix":  # per mode: which part of the sweep is which
             modes: dict[str, list] = {}
@@ -229,6 +235,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
             jt.add_column(col)
         for j in plan.jobs:
             jt.add_row(j.kind, j.name, j.identity[:12], ",".join(d[:8] for d in j.deps), str(j.ranks),
-                       str(j.gpus), _duration(est.seconds[j.identity]), "yes" if j.identity in done else "")
+                       _gpus(j), _duration(est.seconds[j.identity]), "yes" if j.identity in done else "")
         console.print(jt)
     return 0

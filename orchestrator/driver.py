@@ -46,7 +46,8 @@ class _Driver(Placement):
     def __init__(self, plan, tracker, opts: DriverOptions):
         self.plan = plan
         self.opts = opts
-        self.track = TrackingAdapter(tracker, spool_dir=os.path.join(opts.work_dir, "spool") if opts.work_dir else None)
+        self.track = TrackingAdapter(tracker, spool_dir=os.path.join(opts.work_dir, "spool") if opts.work_dir else None,
+                                     reuse=opts.reuse)
         self.runner = opts.runner if opts.runner is not None else GolfRunner()
         self.data_dir = str(opts.data_dir or plan.data.path)
         self.retries = opts.retries if opts.retries is not None else int(getattr(plan, "retries", 2))

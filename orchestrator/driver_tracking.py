@@ -5,6 +5,7 @@ for a job (metrics, per-step train_loss, tags, artifact files) is decided in one
 """
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import tempfile
@@ -15,6 +16,8 @@ from typing import Any
 from workers.files import unpack_to
 
 __all__ = ["Reused", "TrackingAdapter", "result_metrics"]
+
+log = logging.getLogger("golf.driver")
 
 # result keys logged as metrics (ARCHITECTURE.md "MLflow layout" plus what each kind reports)
 METRIC_KEYS = (
@@ -54,9 +57,11 @@ def _bool_tag(v: Any) -> bool | None:
 class TrackingAdapter:
     """Wraps an orchestrator.tracking.Tracker; calls return at once (the tracker queues)."""
 
-    def __init__(self, tracker, spool_dir: str | None = None):
+    def __init__(self, tracker, spool_dir: str | None = None, reuse: bool = True):
         self.t = tracker
+        self.reuse = reuse  # False (`golf run --no-reuse`): recompute every job
         self.handles: dict[str, Any] = {}  # handle key -> RunHandle
+        self.copies: dict[str, Any] = {}  # identity -> the reused_from child run of this sweep
         self.sweep = None
         # job files are written here for the tracker's upload (it reads them later, in order)
         self.spool = Path(spool_dir or Path.cwd() / ".golf" / "spool")
@@ -69,24 +74,37 @@ class TrackingAdapter:
         return self.sweep.key
 
     def find_finished(self, job) -> Reused | None:
-        if self._finished is None:  # one query for the whole plan, then per hit
-            self._finished = self.t.finished_identities()
-        if job.identity not in self._finished:
+        """The record of `job`: a FINISHED run that computed it, in any experiment of the store.
+        One in this experiment wins (the newest: a `--no-reuse` recompute supersedes); else the
+        newest elsewhere, which this sweep then shows as a child run tagged golf.reused_from
+        (once: a rerun finds that copy in its experiment and adds no second one)."""
+        if not self.reuse:
             return None
-        rec = self.t.find_finished(job.identity)
-        if rec is None:
+        if self._finished is None:  # one query for the whole plan
+            self._finished = self.t.finished_runs()
+            self._exp_id = self.t.experiment_id() if self._finished else None
+        runs = self._finished.get(job.identity) or []
+        computed = [r for r in runs if r.computed]
+        if not computed:
             return None
+        here = [r for r in computed if r.experiment_id == self._exp_id]
+        rec = (here or computed)[-1]
+        if not here and not any(r.experiment_id == self._exp_id for r in runs):
+            self.copies[job.identity] = self.t.copy_run(job, rec)
         tags = rec.tags or {}
         return Reused(rec.run_id, dict(rec.metrics or {}), valid=_bool_tag(tags.get("golf.valid")) is not False,
                       reason=tags.get("golf.reason"), compliant=_bool_tag(tags.get("golf.compliant")), record=rec)
 
-    _finished: set | None = None
+    _finished: dict | None = None
+    _exp_id: str | None = None
 
     def close_stale(self, job) -> None:
         pass  # done once for the experiment in start_sweep
 
     def open(self, job, attempt: int, parent: str | None) -> str:
         h = self.t.start_job(job, attempt=attempt)
+        if not self.reuse:
+            h.identity = None  # a forced recompute finishes beside the earlier run, not KILLED as its duplicate
         self.handles[h.key] = h
         return h.key
 
@@ -94,6 +112,8 @@ class TrackingAdapter:
         h = self.handles[key]
         h.log_metrics(result_metrics(result))
         h.log_result({k: v for k, v in result.items() if k not in METRIC_KEYS}, curve=True)
+        for i, bpb in enumerate(result.get("chunk_bpb") or []):  # drift across score-first chunks
+            h.log_metrics({"chunk_val_bpb": float(bpb)}, step=i)
         for number, bpb, _params in result.get("trials") or []:  # optuna: step = trial number
             h.log_metrics({"trial_val_bpb": float(bpb)}, step=int(number))
         tags = {}
@@ -136,6 +156,51 @@ class TrackingAdapter:
         finally:
             shutil.rmtree(dst, ignore_errors=True)
 
+    # -- the sweep's summary (orchestrator.summary calls these) --------------------------------
+    def outcome_run_id(self, out) -> str | None:
+        """The MLflow run that shows `out` in this sweep (the reused_from copy for a run reused
+        from another experiment)."""
+        copy = self.copies.get(out.job.identity)
+        if copy is not None:
+            return copy.run_id
+        return self.run_id(out.run_id) or out.run_id
+
+    def history(self, out, key: str) -> list[tuple[int, float]]:
+        """A metric's (step, value) series: from the result when this sweep ran the job, else from
+        the run that computed it."""
+        r = out.result or {}
+        if key == "train_loss" and r.get("train_loss_curve"):
+            return [(int(s), float(v)) for s, v in r["train_loss_curve"]]
+        if key == "chunk_val_bpb" and r.get("chunk_bpb"):
+            return list(enumerate(map(float, r["chunk_bpb"])))
+        if out.state != "reused" or not out.run_id:
+            return []
+        try:
+            return self.t.metric_history(out.run_id, key)
+        except Exception as e:  # noqa: BLE001 - a plot without one curve beats no summary
+            log.warning("no %s history for run %s: %s", key, out.run_id, str(e).splitlines()[0])
+            return []
+
+    def log_sweep_summary(self, metrics: dict, tags: dict, description: str, files_dir) -> None:
+        h = self.sweep
+        h.log_metrics(metrics)
+        if description:
+            tags = {**tags, "mlflow.note.content": description}  # the run's description in the UI
+        h.set_tags(tags)
+        h.log_artifact(files_dir)
+        if description:
+            try:
+                self.t.set_experiment_tags({"mlflow.note.content": description})
+            except Exception as e:  # noqa: BLE001
+                log.warning("experiment description not set: %s", str(e).splitlines()[0])
+
     def end_sweep(self, report) -> None:
+        if self.sweep is not None and not self.sweep.finished and report.status != "KILLED":
+            from orchestrator.summary import summarize
+
+            try:  # once, at sweep end; a summary failure never fails the sweep
+                summarize(report, self, self.spool / f"sweep-{self.sweep.key[:8]}")
+            except Exception:  # noqa: BLE001
+                log.exception("sweep summary not written")
         if self.sweep is not None and not self.sweep.finished:
             self.sweep.finish(report.status if report.status in ("FINISHED", "FAILED", "KILLED") else "FINISHED")

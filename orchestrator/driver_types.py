@@ -30,6 +30,7 @@ class DriverOptions:
     progress: Any = None  # orchestrator.progress.SweepProgress-like: .update(report, running)
     on_event: Callable[[str, "JobOutcome"], None] | None = None  # tests: ("dispatch"|"done"|..., outcome)
     connect: Callable[[], None] | None = None  # called when Ray is needed and not connected yet
+    reuse: bool = True  # False (`golf run --no-reuse`): recompute jobs MLflow already has
 
 
 @dataclass
@@ -60,11 +61,16 @@ class SweepReport:
     def counts(self) -> Counter:
         return Counter(o.state for o in self.outcomes.values())
 
-    def best(self) -> dict | None:
-        """The lowest valid val_bpb among finished/reused jobs: {"val_bpb", "name", "kind"}."""
+    def best(self, compliant: bool | None = True) -> dict | None:
+        """The lowest valid val_bpb among finished/reused jobs: {"val_bpb", "name", "kind"}.
+        compliant=True (the headline) skips runs judged non-compliant; False takes only those;
+        None takes all."""
         best = None
         for o in self.outcomes.values():
             r = o.result or {}
+            bad = o.verdict is not None and o.verdict.compliant is False
+            if compliant is not None and bad == compliant:
+                continue
             if o.state in ("finished", "reused") and isinstance(r.get("val_bpb"), (int, float)) \
                     and (o.verdict is None or o.verdict.valid):
                 if best is None or r["val_bpb"] < best["val_bpb"]:

@@ -52,9 +52,9 @@ def _mixer_value(name: str):
 class Range(Frozen):
     """A continuous search range for random/optuna search (log: sample log-uniformly)."""
 
-    low: float
-    high: float
-    log: bool = False
+    low: float = Field(description="lowest value searched")
+    high: float = Field(description="highest value searched (above low)")
+    log: bool = Field(False, description="sample on a log scale (low > 0)")
 
     @model_validator(mode="after")
     def _ordered(self) -> "Range":
@@ -106,6 +106,17 @@ def _centers_tag(v: Any) -> str:
     return "<list>" if isinstance(v, (list, tuple)) else "<value>"
 
 
+_AXIS_NOTE = {"<float>": " (a value, a list of values, or a {low, high} range)",
+              "<int>": " (a value or a list of values)"}
+
+
+def _axis_default(name: str):
+    """MixerConfig's default and description for the spec field `name`, plus how it is swept."""
+    f = MixerConfig.model_fields[name]
+    kind = "<float>" if name in FLOAT_AXES else "<int>" if name not in ("primes", "miss_vocab") else ""
+    return Field(f.default, description=(f.description or name) + _AXIS_NOTE.get(kind, ""))
+
+
 def nonempty(v: tuple) -> tuple:
     if not v:
         raise ValueError("must not be empty")
@@ -119,23 +130,23 @@ class MixerSpec(Frozen):
         ("none",), description="every point runs in every mode; none = the model alone (one job)")
     # one order set [2, 3, 4] or an axis of sets [[2, 3], [2, 3, 4]]
     orders: Annotated[Union[Annotated[_Orders, Tag("<value>")], Annotated[tuple[_Orders, ...], Tag("<list>")]],
-                      Discriminator(_orders_tag)] = MixerConfig().orders
-    buckets: _int_axis("buckets") = MixerConfig().buckets
-    min_count: _int_axis("min_count") = MixerConfig().min_count
-    warmup_tokens: _int_axis("warmup_tokens") = MixerConfig().warmup_tokens
-    primes: _mixer_value("primes") = MixerConfig().primes
+                      Discriminator(_orders_tag)] = _axis_default("orders")
+    buckets: _int_axis("buckets") = _axis_default("buckets")
+    min_count: _int_axis("min_count") = _axis_default("min_count")
+    warmup_tokens: _int_axis("warmup_tokens") = _axis_default("warmup_tokens")
+    primes: _mixer_value("primes") = _axis_default("primes")
     # hashed_target's 1/V on a miss: the model's V, or #779's max token id + 1 (not an axis)
-    miss_vocab: _mixer_value("miss_vocab") = MixerConfig().miss_vocab
-    alpha_base: _float_axis("alpha_base") = MixerConfig().alpha_base
-    alpha_range: _float_axis("alpha_range") = MixerConfig().alpha_range
-    entropy_slope: _float_axis("entropy_slope") = MixerConfig().entropy_slope
-    entropy_center: _float_axis("entropy_center") = MixerConfig().entropy_center
-    alpha_max: _float_axis("alpha_max") = MixerConfig().alpha_max
+    miss_vocab: _mixer_value("miss_vocab") = _axis_default("miss_vocab")
+    alpha_base: _float_axis("alpha_base") = _axis_default("alpha_base")
+    alpha_range: _float_axis("alpha_range") = _axis_default("alpha_range")
+    entropy_slope: _float_axis("entropy_slope") = _axis_default("entropy_slope")
+    entropy_center: _float_axis("entropy_center") = _axis_default("entropy_center")
+    alpha_max: _float_axis("alpha_max") = _axis_default("alpha_max")
     # per-order centers (#798) {7: 3.0, ...}, or an axis of them (null = one center for all orders)
     entropy_centers: Annotated[
         Union[Annotated[None, Tag("<none>")], Annotated[_Centers, Tag("<value>")],
               Annotated[tuple[_Centers | None, ...], Tag("<list>")]],
-        Discriminator(_centers_tag)] = None
+        Discriminator(_centers_tag)] = _axis_default("entropy_centers")
 
     def axis(self, name: str) -> tuple | Range:
         """The values an axis takes: a tuple of MixerConfig values, or a Range."""
@@ -159,21 +170,21 @@ class MixerSpec(Frozen):
 
 
 class GridSearch(Frozen):
-    kind: Literal["grid"] = "grid"
+    kind: Literal["grid"] = Field("grid", description="every combination of the listed values")
 
 
 class RandomSearch(Frozen):
-    kind: Literal["random"] = "random"
-    n: int = Field(ge=1)
-    seed: int = 0
+    kind: Literal["random"] = Field("random", description="n points drawn from the lists and ranges")
+    n: int = Field(ge=1, le=100_000, description="points drawn")
+    seed: int = Field(0, ge=0, description="seed of the draw")
 
 
 class OptunaSearch(Frozen):
     """Optuna ask/tell: one mix job per (eval job, mode) that runs `n` trials (see plan.py)."""
 
-    kind: Literal["optuna"] = "optuna"
-    n: int = Field(ge=1)
-    seed: int = 0
+    kind: Literal["optuna"] = Field("optuna", description="TPE search over the token stats of each eval")
+    n: int = Field(ge=1, le=100_000, description="trials per eval job and mode")
+    seed: int = Field(0, ge=0, description="TPESampler seed")
 
 
 def _search_tag(v: Any) -> str | None:

@@ -159,6 +159,19 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
+def train_params(run_dump: dict[str, Any]) -> dict[str, str]:
+    """A train run's params: `model.*`, `train.*`, `quant.*`, and its own roundtrip-eval settings
+    as `train_eval.*` (never `eval.*`: eval runs of the same sweep log theirs under that name)."""
+    return flatten({("train_eval" if k == "eval" else k): v for k, v in run_dump.items()})
+
+
+def mixer_params(m_cfg: dict[str, Any]) -> dict[str, str]:
+    """A mix job's mixer params: mode `none` uses no mixer field, so it logs only the mode (no
+    alpha values it never used: they would be fake points in MLflow's parallel coordinates)."""
+    mixer = m_cfg.get("mixer") or {}
+    return {"mixer.mode": "none"} if mixer.get("mode") == "none" else flatten(m_cfg)
+
+
 def _short(v: Any) -> str:
     return json.dumps(v, separators=(",", ":")) if not isinstance(v, str) else v
 
@@ -181,7 +194,7 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
         run = sweep.run_config(seed)
         on_gpu = run.train.device != "cpu"  # "auto" asks for GPUs; the driver may fall back
         t_id = train_identity(run, ranks, data_id, codes["train"])
-        t_params = {**base_params, "ranks": str(ranks), **flatten(run.model_dump(mode="json"))}
+        t_params = {**base_params, "ranks": str(ranks), **train_params(run.model_dump(mode="json"))}
         trains.append(Job("train", t_id, f"train/s{seed}", {"run": run.model_dump(mode="json")},
                           (), seed, ranks if on_gpu else 0, ranks, t_params))
         for e_idx, point in enumerate(sweep.eval_points()):
@@ -201,7 +214,7 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
                     "/" + ",".join(f"{a}={_short(m_cfg['mixer'][a])}" for a in axes)
                 mixes.append(Job("mix", mix_identity(e_id, m_cfg, codes["mix"]), f"mix/s{seed}/e{e_idx}/{mixer.mode}{shown}",
                                  m_cfg, (e_id,), seed, 1 if on_gpu else 0, 1,
-                                 {**base_params, "train.seed": str(seed), **short_eval, **flatten(m_cfg)}))
+                                 {**base_params, "train.seed": str(seed), **short_eval, **mixer_params(m_cfg)}))
             for study in sweep.optuna_studies():
                 mode = study["mixer_base"]["mode"]
                 mixes.append(Job("mix", mix_identity(e_id, study, codes["mix"]), f"mix/s{seed}/e{e_idx}/{mode}/optuna",

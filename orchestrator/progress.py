@@ -55,7 +55,7 @@ def _fmt_s(s: float | None) -> str:
 
 class SweepProgress:
     def __init__(self, console: Console | None = None, live: bool | None = None, min_interval_s: float = 0.25,
-                 line_interval_s: float = 5.0):
+                 line_interval_s: float = 5.0, heartbeat_s: float = 30.0):
         self.console = console or Console()
         self.live_mode = self.console.is_terminal if live is None else live
         self.min_interval_s = min_interval_s
@@ -64,6 +64,7 @@ class SweepProgress:
         self._last_line = ""
         self.line_interval_s = line_interval_s
         self._last_line_t = 0.0
+        self.heartbeat_s = heartbeat_s  # plain mode: a line at least this often, counts changed or not
 
     def _table(self, report, running: dict | None = None) -> Group:
         counts = report.counts()
@@ -77,19 +78,23 @@ class SweepProgress:
             t.add_column(s, justify="right")
         for kind in sorted(by_kind):
             t.add_row(kind, *[str(by_kind[kind].get(s, 0) or "") for s in shown])
-        best = report.best()
+        from orchestrator.cmd_run import headline
+
         elapsed = time.time() - report.started
-        lines = [(f"best val_bpb {best['val_bpb']:.4f} ({best['name']})" if best else "best val_bpb -")
-                 + f"   elapsed {_fmt_s(elapsed)}   ETA {_fmt_s(estimate_eta(report))}"]
+        lines = [headline(report) + f"   elapsed {_fmt_s(elapsed)}   ETA {_fmt_s(estimate_eta(report))}"]
         lines += [f"  {name}: {what}" for name, what in sorted((running or {}).items())]  # live gangs
         return Group(t, Text("\n".join(lines), no_wrap=True, overflow="ellipsis"))
 
     def _line(self, report) -> str:
+        """The counts and the best compliant val_bpb (a non-compliant one never heads it)."""
         counts = report.counts()
-        best = report.best()
+        best = report.best(compliant=True)
         parts = [f"{s}={counts[s]}" for s in STATES if counts.get(s)]
-        bpb = f"best val_bpb={best['val_bpb']:.4f}" if best else "best val_bpb=-"
+        bpb = f"best compliant val_bpb={best['val_bpb']:.4f}" if best else "best compliant val_bpb=-"
         return f"golf: {' '.join(parts)} {bpb}"
+
+    def _timing(self, report) -> str:
+        return f" elapsed={_fmt_s(time.time() - report.started)} ETA={_fmt_s(estimate_eta(report))}"
 
     def start(self, report) -> None:
         if self.live_mode:
@@ -103,14 +108,15 @@ class SweepProgress:
                 self._live.update(self._table(report, running))
                 self._last_render = now
             return
-        # plain mode (logs): a line when the counts changed, at most every line_interval_s
+        # plain mode (logs): a line when the counts changed, at most every line_interval_s, and
+        # one every heartbeat_s regardless (elapsed and ETA), so a quiet log still shows life
         if now - self._last_line_t >= self.line_interval_s:
-            self._print_line(report)
+            self._print_line(report, force=now - self._last_line_t >= self.heartbeat_s)
 
-    def _print_line(self, report) -> None:
+    def _print_line(self, report, force: bool = False) -> None:
         line = self._line(report)
-        if line != self._last_line:
-            self.console.print(line, highlight=False, markup=False, soft_wrap=True)
+        if line != self._last_line or force:
+            self.console.print(line + self._timing(report), highlight=False, markup=False, soft_wrap=True)
             self._last_line = line
             self._last_line_t = time.time()
 

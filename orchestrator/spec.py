@@ -140,7 +140,7 @@ class TrainSpec(Frozen):
 class EvalPoint(EvalConfig):
     """One evaluation: EvalConfig fields, the TTT config and the ranks it runs on."""
 
-    ttt: TTTConfig = TTTConfig()
+    ttt: TTTConfig = Field(TTTConfig(), description="score-first test-time training of this eval")
     gpus_per_job: int | None = Field(None, ge=1, description="ranks per eval job; null = train.gpus_per_job")
 
     def eval_config(self) -> EvalConfig:
@@ -165,19 +165,21 @@ class Sweep(Frozen):
     """A sweep: seeds × eval configs × mixer points, expanded by orchestrator.plan."""
 
     name: Annotated[str, AfterValidator(_check_name),
-                    WithJsonSchema({"type": "string", "pattern": NAME_PATTERN, "maxLength": 100})]
+                    WithJsonSchema({"type": "string", "pattern": NAME_PATTERN, "maxLength": 100,
+                                    "description": "the sweep's name: its MLflow experiment"})]
     description: str = Field("", description="free text, shown on the sweep's MLflow run")
-    data: DataSpec = DataSpec()
-    train: TrainSpec
+    data: DataSpec = Field(DataSpec(), description="the shards and tokenizer every job reads")
+    train: TrainSpec = Field(description="what is trained: preset, overrides, seeds, ranks")
     # one eval config or a list; omitted = the preset's own eval section, TTT off
     eval: Annotated[Union[Annotated[None, Tag("<none>")], Annotated[EvalPoint, Tag("<one>")],
                           Annotated[tuple[EvalPoint, ...], Tag("<list>")]],
                     Discriminator(lambda v: "<none>" if v is None else
-                                  "<list>" if isinstance(v, (list, tuple)) else "<one>")] = None
-    mixer: MixerSpec = MixerSpec()
-    search: Search = GridSearch()
+                                  "<list>" if isinstance(v, (list, tuple)) else "<one>")] = Field(
+        None, description="one eval config or a list; null = the preset's own eval section, TTT off")
+    mixer: MixerSpec = Field(MixerSpec(), description="the n-gram mixer's search space (modes x axes)")
+    search: Search = Field(GridSearch(), description="how mixer points are chosen: grid, random or optuna")
     retries: int = Field(1, ge=0, description="attempts after the first when a worker dies")
-    limits: Limits = Limits()
+    limits: Limits = Field(Limits(), description="bounds that refuse a spec before anything runs")
 
     @model_validator(mode="after")
     def _semantics(self) -> "Sweep":
@@ -260,7 +262,7 @@ def sweep_from_dict(data: Any) -> Sweep:
     try:
         return Sweep.model_validate(data)
     except ValidationError as e:
-        raise SpecError(format_errors(e)) from None
+        raise SpecError(format_errors(e, Sweep.model_json_schema())) from None
 
 
 def parse_sweep(text: str) -> Sweep:

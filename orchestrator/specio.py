@@ -78,11 +78,54 @@ def error_message(e: dict) -> str:
     return msg
 
 
-def format_errors(err: ValidationError) -> list[str]:
-    """One line per problem: `path: message (got value)`, duplicates removed."""
+def _branches(node: dict, defs: dict) -> list[dict]:
+    """A schema node with $ref resolved and unions (anyOf/oneOf/allOf) spread into branches."""
+    if "$ref" in node:
+        node = defs.get(node["$ref"].rsplit("/", 1)[-1], {})
+    out = [node]
+    for key in ("anyOf", "oneOf", "allOf"):
+        for sub in node.get(key, ()):
+            out += _branches(sub, defs)
+    return out
+
+
+def keys_at(schema: dict, loc: tuple) -> list[str]:
+    """The property names a JSON schema allows at `loc` (pydantic's error location)."""
+    defs = schema.get("$defs", {})
+    nodes = [schema]
+    for part in loc:
+        nxt = []
+        for n in nodes:
+            for b in _branches(n, defs):
+                if isinstance(part, str) and part in b.get("properties", {}):
+                    nxt.append(b["properties"][part])
+                elif isinstance(part, int) and isinstance(b.get("items"), dict):
+                    nxt.append(b["items"])
+                elif isinstance(part, str) and isinstance(b.get("additionalProperties"), dict):
+                    nxt.append(b["additionalProperties"])
+        nodes = nxt
+    return sorted({k for n in nodes for b in _branches(n, defs) for k in b.get("properties", {})})
+
+
+def did_you_mean(schema: dict | None, loc: tuple) -> str:
+    """`; did you mean 'alpha_base'?` for a misspelt key (difflib), else ''."""
+    import difflib
+
+    if not schema or not loc or not isinstance(loc[-1], str):
+        return ""
+    parent = tuple(p for p in loc[:-1] if not (isinstance(p, str) and p.startswith("<")))
+    close = difflib.get_close_matches(loc[-1], keys_at(schema, parent), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def format_errors(err: ValidationError, schema: dict | None = None) -> list[str]:
+    """One line per problem: `path: message (got value)`, duplicates removed. With the model's
+    JSON schema, an unknown key gets the closest allowed one ("did you mean")."""
     lines: list[str] = []
     for e in err.errors():
         line = f"{format_loc(e['loc'])}: {error_message(e)}"
+        if e["type"] == "extra_forbidden":
+            line += did_you_mean(schema, tuple(e["loc"]))
         if line not in lines:
             lines.append(line)
     return lines

@@ -24,6 +24,7 @@ import ray
 
 from workers.files import pack_dir, unpack_to, work_root
 from golf_core.eval.bpb import bpb_of
+from workers.runner import chunk_bpb
 
 __all__ = ["GpuWorker", "EVAL_FILES", "TRAIN_FILES", "run_optuna"]
 
@@ -137,8 +138,11 @@ class GpuWorker:
                 return self.runner.ngram(val, stats, mixer, chunk_tokens, vocab_size)
             return self.ngrams.get_or(key, make)
 
+        last = {}
+
         def score(mixer: dict) -> tuple[float, float]:
-            loss, val_bpb = bpb_of(self.runner.mix_nll(stats, ngram_for(mixer), mixer), stats["bytes"])
+            nll = last["nll"] = self.runner.mix_nll(stats, ngram_for(mixer), mixer)
+            loss, val_bpb = bpb_of(nll, stats["bytes"])
             return val_bpb, loss
 
         conf = job["config"]
@@ -148,6 +152,8 @@ class GpuWorker:
         else:
             bpb, loss = score(conf["mixer"])
             result = {"val_bpb": bpb, "val_loss": loss, "mixer": conf["mixer"]}
+            if "chunk" in stats:  # per score-first chunk: the sweep's drift plot
+                result["chunk_bpb"] = chunk_bpb(last["nll"], stats["bytes"], stats["chunk"])
         carried = self.carried.get_or(stats_key, lambda: _carried_checks(stats_dir))
         result["compliance"] = self.runner.audit_mix(stats, ngram_for(result["mixer"]), result["mixer"], vocab_size,
                                                      carried=carried)

@@ -12,7 +12,22 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["GolfRunner"]
+from golf_core.eval.bpb import LN2
+
+__all__ = ["GolfRunner", "chunk_bpb"]
+
+
+def chunk_bpb(nll: np.ndarray, nbytes: np.ndarray, chunk: np.ndarray) -> list[float]:
+    """Bits per byte of each score-first chunk (index = chunk id): how the score drifts as the
+    n-gram tables fill."""
+    chunk = np.asarray(chunk, dtype=np.int64)
+    if chunk.size == 0:
+        return []
+    n = int(chunk.max()) + 1
+    s = np.bincount(chunk, weights=np.asarray(nll, dtype=np.float64), minlength=n)
+    b = np.bincount(chunk, weights=np.asarray(nbytes, dtype=np.float64), minlength=n)
+    return [float(x) for x in s / LN2 / np.maximum(b, 1.0)]
+
 
 class GolfRunner:
     """The real job functions (imports golf_core lazily: actors start faster, and a CPU-only

@@ -3,17 +3,22 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from golf_core.config import Frozen
 
 
 class DataConfig(Frozen):
     # A directory holding fineweb_{train,val}_NNNNNN.bin shards and one SentencePiece *.model.
-    path: str = "data/synthetic"
-    vocab_size: int = 1024
+    path: str = Field(
+        "data/synthetic", description="directory of fineweb_{train,val}_NNNNNN.bin shards and one SentencePiece *.model")
+    vocab_size: int = Field(
+        1024, ge=2, le=65536, description="tokenizer vocabulary; shards hold uint16 tokens below it")
     # synthetic: when `path` has no shards, `golf run` makes synthetic data there (sizes below).
     # fineweb: the real data; missing shards are an error naming the download command, never
     # silently replaced by synthetic tokens (a record must be scored on FineWeb).
-    source: Literal["synthetic", "fineweb"] = "synthetic"
-    synthetic_train_tokens: int = 2_000_000
-    synthetic_val_tokens: int = 200_000
-    synthetic_seed: int = 0
+    source: Literal["synthetic", "fineweb"] = Field(
+        "synthetic", description="synthetic: made on first use when the dir has no shards; fineweb: missing shards are an error")
+    synthetic_train_tokens: int = Field(2_000_000, ge=1, description="train tokens of synthetic data")
+    synthetic_val_tokens: int = Field(200_000, ge=1, description="validation tokens of synthetic data")
+    synthetic_seed: int = Field(0, ge=0, description="seed of the synthetic text generator")

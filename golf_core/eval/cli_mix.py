@@ -39,6 +39,15 @@ def _print_table(rows: list[dict], top: int) -> None:
         print(f"... {len(rows) - len(shown)} more points in the output file")
 
 
+def _csv_value(v):
+    """A plain CSV cell: `normalized`, `0.1`, `true`; only lists and mappings as JSON."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if v is None:
+        return ""
+    return json.dumps(v) if isinstance(v, (list, tuple, dict)) else v
+
+
 def _write_rows(rows: list[dict], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     ranked = sorted(rows, key=lambda r: r["val_bpb"])
@@ -49,7 +58,7 @@ def _write_rows(rows: list[dict], out: Path) -> None:
             w.writeheader()
             for r in ranked:
                 w.writerow({"val_bpb": repr(r["val_bpb"]), "compliant": r["compliant"],
-                            **{k: json.dumps(v) for k, v in r["config"].items()}})
+                            **{k: _csv_value(v) for k, v in r["config"].items()}})
     else:
         out.write_text(json.dumps([{"val_bpb": r["val_bpb"], "compliant": r["compliant"], "mixer": r["config"]}
                                    for r in ranked], indent=1) + "\n")

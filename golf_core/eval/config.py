@@ -19,19 +19,23 @@ DEFAULT_PRIMES = (36313, 27191, 51647, 81929, 131071, 174763, 233017)
 
 
 class EvalConfig(Frozen):
-    seq_len: int = Field(1024, ge=8)
-    stride: int = Field(64, ge=1)  # = seq_len for non-overlapping windows
-    batch_seqs: int = Field(32, ge=1)
+    seq_len: int = Field(1024, ge=8, description="sliding-window length in tokens (2048 in the records)")
+    stride: int = Field(
+        64, ge=1, description="window advance: each token is scored once, in a window's last `stride` positions")
+    batch_seqs: int = Field(32, ge=1, description="windows per forward batch (memory, not score)")
     # Score-first chunks (#809: 1,048,576 tokens): score a chunk, then absorb it, then TTT on it.
-    chunk_tokens: int = Field(1_048_576, ge=1)
-    max_tokens: int = Field(0, ge=0)  # 0 = the whole validation split
-    max_eval_seconds: float = Field(EVAL_CAP_S, ge=0)  # the challenge's eval cap, audited
-    temperature: float = Field(1.0, gt=0)  # #779 divides logits by 0.98 after TTT
+    chunk_tokens: int = Field(
+        1_048_576, ge=1, description="score-first chunk (tokens): scored, then absorbed into the tables / TTT")
+    max_tokens: int = Field(0, ge=0, description="validation tokens to score; 0 = the whole split")
+    max_eval_seconds: float = Field(
+        EVAL_CAP_S, ge=0, description="eval time cap (s), audited; the challenge's is 600")
+    temperature: float = Field(1.0, gt=0, description="logits divided by this (#779: 0.98 after TTT)")
     # #779's variant: per position T' = clamp(1 - (1 - T)(1 - H/ln V), 0.9, 1.05), H = entropy
     # of the unscaled distribution (confident positions sharpen more); off = plain division.
-    adaptive_temperature: bool = False
-    audit: bool = True
-    audit_positions: int = Field(32, ge=0)  # positions where sum_v p(v) is measured
+    adaptive_temperature: bool = Field(
+        False, description="#779's per-position temperature from the model's entropy")
+    audit: bool = Field(True, description="run the compliance audit (C1-C4, ratio_scored, sizes, times)")
+    audit_positions: int = Field(32, ge=0, description="positions where sum_v p(v) = 1 is measured")
 
     @model_validator(mode="after")
     def _stride_fits(self) -> "EvalConfig":
@@ -43,24 +47,32 @@ class EvalConfig(Frozen):
 class MixerConfig(Frozen):
     # none: the model alone. hashed_target: #779's estimator, exact, always non-compliant.
     # normalized: same tables, selected order's counts over all V candidates renormalized (C2).
-    mode: Literal["none", "hashed_target", "normalized"] = "none"
-    orders: tuple[int, ...] = (2, 3, 4, 5, 6, 7)
-    buckets: int = 4_194_304  # 2^22 per order and table
-    min_count: int = Field(2, ge=1)  # backoff: first order (from the top) with ctx count >= this
-    primes: tuple[int, ...] = DEFAULT_PRIMES
-    warmup_tokens: int = Field(100, ge=0)  # model alone until the tables hold this many tokens
+    mode: Literal["none", "hashed_target", "normalized"] = Field(
+        "none", description="none = model alone; hashed_target = #779 (never compliant); normalized = legal")
+    orders: tuple[int, ...] = Field(
+        (2, 3, 4, 5, 6, 7), description="n-gram orders, each >= 2, backed off from the highest")
+    buckets: int = Field(
+        4_194_304, description="hash buckets per order and table, a power of two (#779: 2^22)")
+    min_count: int = Field(2, ge=1, description="backoff picks the first order whose context count >= this")
+    primes: tuple[int, ...] = Field(
+        DEFAULT_PRIMES, description="context hash primes; prime[0] multiplies the oldest token")
+    warmup_tokens: int = Field(100, ge=0, description="model alone until the tables hold this many tokens")
     # entropy-adaptive alpha (#779): alpha = base + range * sigmoid(slope * (H - center))
-    alpha_base: float = Field(0.05, ge=0.0, le=1.0)
-    alpha_range: float = Field(0.55, ge=0.0, le=1.0)
-    entropy_slope: float = 2.0
-    entropy_center: float = 4.0
+    alpha_base: float = Field(
+        0.05, ge=0.0, le=1.0, description="alpha = base + range * sigmoid(slope * (H - center)) (#779)")
+    alpha_range: float = Field(
+        0.55, ge=0.0, le=1.0, description="alpha's entropy-dependent part; base + range <= 1")
+    entropy_slope: float = Field(2.0, description="sigmoid slope of the entropy-adaptive alpha")
+    entropy_center: float = Field(4.0, description="entropy (nats) where alpha = base + range / 2")
     # per-order centers (#798): {7: 3.0, 6: 3.2, 5: 3.5, 4: 3.8, 3: 4.2, 2: 4.5}; None = one center
-    entropy_centers: dict[int, float] | None = None
-    alpha_max: float = Field(1.0, ge=0.0, le=1.0)  # upper clamp on alpha
+    entropy_centers: dict[int, float] | None = Field(
+        None, description="per-order centers (#798), e.g. {7: 3.0, ..., 2: 4.5}; null = one center")
+    alpha_max: float = Field(1.0, ge=0.0, le=1.0, description="upper clamp on alpha")
     # hashed_target's uniform 1/V on a miss: V = the model's vocabulary, or max_token = the
     # validation stream's max token id + 1 (#779 sizes its mixer so). normalized always uses
     # the model's V (its rows are distributions over the model's vocabulary).
-    miss_vocab: Literal["model", "max_token"] = "model"
+    miss_vocab: Literal["model", "max_token"] = Field(
+        "model", description="hashed_target's 1/V on a miss: V of the model, or the stream's max token + 1")
 
     @field_validator("buckets")
     @classmethod
@@ -99,16 +111,16 @@ class MixerConfig(Frozen):
 class TTTConfig(Frozen):
     """Drift-free score-first TTT (#779): adapt after a chunk is scored, never before."""
 
-    enabled: bool = False
-    lr: float = Field(3e-5, gt=0)
-    epochs: int = Field(1, ge=0)
-    batch_seqs: int = Field(32, ge=1)
-    last_k_blocks: int = Field(1, ge=0)  # Q projections of the last k blocks adapt
-    adapt_norms: bool = True  # plus norm / scale parameters
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    byte_weighted: bool = True  # cross entropy weighted by each target's byte count
-    cosine: bool = True  # lr cosine-decays across chunks
+    enabled: bool = Field(False, description="score-first TTT: adapt on a chunk only after it is scored")
+    lr: float = Field(3e-5, gt=0, description="TTT learning rate")
+    epochs: int = Field(1, ge=0, description="TTT passes over each scored chunk")
+    batch_seqs: int = Field(32, ge=1, description="sequences per TTT step")
+    last_k_blocks: int = Field(1, ge=0, description="the last k blocks' Q projections adapt")
+    adapt_norms: bool = Field(True, description="norm / scale parameters adapt too")
+    weight_decay: float = Field(0.0, ge=0, description="TTT weight decay")
+    grad_clip: float = Field(1.0, ge=0, description="TTT gradient-norm clip")
+    byte_weighted: bool = Field(True, description="TTT cross entropy weighted by each target's byte count")
+    cosine: bool = Field(True, description="TTT lr cosine-decays across chunks")
 
 
 class EvalSpec(Frozen):

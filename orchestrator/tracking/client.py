@@ -19,7 +19,8 @@ from typing import Callable, TypeVar
 
 __all__ = [
     "DEFAULT_TRACKING_URI", "RunRecord", "TrackingUnavailable",
-    "download_artifacts", "finished_identities", "is_transient", "make_client",
+    "all_experiment_ids", "download_artifacts", "finished_identities", "finished_runs_everywhere",
+    "is_transient", "make_client", "metric_history",
     "resolve_tracking_uri", "tag_filter",
 ]
 
@@ -104,6 +105,8 @@ class RunRecord:
     tags: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
+    experiment_id: str = ""
+    start_time: int = 0
 
     @property
     def identity(self) -> str | None:
@@ -112,14 +115,23 @@ class RunRecord:
     @classmethod
     def from_run(cls, run) -> "RunRecord":
         return cls(run.info.run_id, run.info.status, run.info.artifact_uri,
-                   dict(run.data.tags), dict(run.data.metrics), dict(run.data.params))
+                   dict(run.data.tags), dict(run.data.metrics), dict(run.data.params),
+                   run.info.experiment_id, int(run.info.start_time or 0))
+
+    @property
+    def computed(self) -> bool:
+        """A run that computed its result (not a `golf.reused_from` copy): only these are the record."""
+        return "golf.reused_from" not in self.tags
 
 
-def search_all(client, experiment_id: str, filter_string: str, order_by=None) -> list:
-    """Every active run matching the filter, across pages."""
+def search_all(client, experiment_id: str | list[str], filter_string: str, order_by=None) -> list:
+    """Every active run matching the filter, across pages (one experiment id or a list)."""
     runs, token = [], None
+    ids = [experiment_id] if isinstance(experiment_id, str) else list(experiment_id)
+    if not ids:
+        return []
     while True:
-        page = client.search_runs([experiment_id], filter_string=filter_string,
+        page = client.search_runs(ids, filter_string=filter_string,
                                   max_results=1000, order_by=order_by, page_token=token)
         runs.extend(page)
         token = page.token
@@ -152,6 +164,51 @@ def finished_identities(tracking_uri: str | None, experiment_name: str) -> set[s
         return {r.data.tags["golf.identity"] for r in runs if "golf.identity" in r.data.tags}
 
     return _query(uri, f"listing finished runs of {experiment_name!r}", query)
+
+
+def all_experiment_ids(client) -> list[str]:
+    """Ids of every active experiment in the store."""
+    from mlflow.entities import ViewType
+
+    ids, token = [], None
+    while True:
+        page = client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token)
+        ids += [e.experiment_id for e in page]
+        token = page.token
+        if not token:
+            return ids
+
+
+def finished_runs_everywhere(tracking_uri: str | None) -> dict[str, list[RunRecord]]:
+    """identity -> its FINISHED runs in every active experiment of the store, oldest first.
+    Cross-experiment reuse (a copy of a spec under another name reruns nothing) starts here."""
+    uri = resolve_tracking_uri(tracking_uri)
+    if _sqlite_missing(uri):
+        return {}
+    client = make_client(uri)
+
+    def query() -> dict[str, list[RunRecord]]:
+        out: dict[str, list[RunRecord]] = {}
+        runs = search_all(client, all_experiment_ids(client), "attributes.status = 'FINISHED'",
+                          order_by=["attributes.start_time ASC"])
+        for r in runs:
+            ident = r.data.tags.get("golf.identity")
+            if ident:
+                out.setdefault(ident, []).append(RunRecord.from_run(r))
+        return out
+
+    return _query(uri, "listing finished runs of every experiment", query)
+
+
+def metric_history(tracking_uri: str | None, run_id: str, key: str) -> list[tuple[int, float]]:
+    """(step, value) of a metric of a run, by step (the last value logged at a step wins)."""
+    uri = resolve_tracking_uri(tracking_uri)
+    client = make_client(uri)
+    hist = _query(uri, f"reading {key} of run {run_id}", lambda: client.get_metric_history(run_id, key))
+    by = {}
+    for m in sorted(hist, key=lambda m: (m.step, m.timestamp)):
+        by[int(m.step)] = float(m.value)
+    return sorted(by.items())
 
 
 def download_artifacts(tracking_uri: str | None, run_id: str, path: str,

@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .client import (
-    RunRecord, _query, download_artifacts, finished_identities, make_client,
-    resolve_tracking_uri, search_all, tag_filter,
+    RunRecord, _query, download_artifacts, finished_identities, finished_runs_everywhere, make_client,
+    metric_history, resolve_tracking_uri, search_all, tag_filter,
 )
 from .journal import Journal, adopt_orphans
+from .names import run_name
 from .params import clean_metrics, clean_params, clean_tags, flatten_params, system_tags
 from .writer import Writer
 
@@ -229,7 +230,8 @@ class Tracker:
 
     def start_job(self, job: Any, attempt: int = 1) -> RunHandle:
         """A child run for one attempt of `job` (orchestrator.plan.Job: kind, identity, name,
-        config, deps, seed, params). Params: the flattened config plus job.params."""
+        config, deps, seed, params). Params: job.params, or the flattened config when it has none;
+        the run's name is short (orchestrator.tracking.names), its full path the `golf.job` tag."""
         identity = str(job.identity)
         tags = {"golf.identity": identity, "golf.attempt": int(attempt)}
         if getattr(job, "seed", None) is not None:
@@ -238,14 +240,32 @@ class Tracker:
             tags["golf.deps"] = ",".join(map(str, job.deps))  # upstream identities
         if self.sweep is not None:
             tags["golf.sweep"] = self.sweep_identity
-        name = str(getattr(job, "name", "") or f"{job.kind}-{identity[:8]}")
+        path = str(getattr(job, "name", "") or f"{job.kind}-{identity[:8]}")
+        tags["golf.job"] = path  # the full plan path; the run name is the short form
+        name = run_name(str(job.kind), path)
         if attempt > 1:
             name = f"{name} (attempt {attempt})"
         handle = self._new_run(str(job.kind), identity, tags, name, self.sweep)
-        params = flatten_params(getattr(job, "config", None) or {})
-        params.update(flatten_params(getattr(job, "params", None) or {}))
+        # job.params (the plan's curated flat keys) when it has them, else the flattened config:
+        # never both, so no field is logged twice under two names (`train.seed`, `run.train.seed`)
+        params = flatten_params(getattr(job, "params", None) or getattr(job, "config", None) or {})
         if params:
             handle.log_params(params)
+        return handle
+
+    def copy_run(self, job: Any, source: RunRecord) -> RunHandle:
+        """A child run of this sweep standing for `source`, a FINISHED run of the same identity
+        in another experiment: tagged `golf.reused_from=<source run id>`, its metrics and verdict
+        tags copied, its artifacts referenced (`golf.artifact_uri`), not uploaded again. It is
+        not the record: lookups skip such copies, and dependents fetch from the source run."""
+        handle = self.start_job(job, attempt=1)
+        handle.identity = None  # finished beside the source, never judged its duplicate
+        keep = ("golf.valid", "golf.reason", "golf.compliant", "golf.code_version", "golf.gpu")
+        handle.set_tags({**{k: v for k, v in source.tags.items() if k in keep},
+                         "golf.reused_from": source.run_id, "golf.reused_from_experiment": source.experiment_id,
+                         "golf.artifact_uri": source.artifact_uri})
+        handle.log_metrics(source.metrics)
+        handle.finish("FINISHED")
         return handle
 
     # -- delivery ----------------------------------------------------------------------------
@@ -343,6 +363,32 @@ class Tracker:
         if closed:
             log.warning("closed %d stale RUNNING run(s) as KILLED: %s", len(closed), closed)
         return closed
+
+    def finished_runs(self) -> dict[str, list[RunRecord]]:
+        """identity -> its FINISHED runs in every experiment of the store, oldest first."""
+        self.flush(30.0)
+        return finished_runs_everywhere(self.tracking_uri)
+
+    def experiment_id(self, timeout: float | None = 30.0) -> str | None:
+        """This tracker's experiment id (None while it does not exist yet)."""
+        client = self._sync(timeout)
+        return _query(self.tracking_uri, "looking up the experiment", lambda: self._experiment_id(client))
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float]]:
+        return metric_history(self.tracking_uri, run_id, key)
+
+    def set_experiment_tags(self, tags: Mapping[str, Any], timeout: float | None = 30.0) -> None:
+        """Experiment tags, synchronously (e.g. `mlflow.note.content`, the description the UI
+        shows): once per sweep, at its end, when the experiment exists."""
+        client = self._sync(timeout)
+
+        def query() -> None:
+            exp_id = self._experiment_id(client)
+            if exp_id is not None:
+                for k, v in clean_tags(tags).items():
+                    client.set_experiment_tag(exp_id, k, v)
+
+        _query(self.tracking_uri, "tagging the experiment", query)
 
     def finished_identities(self) -> set[str]:
         return finished_identities(self.tracking_uri, self.experiment_name)

@@ -308,7 +308,8 @@ class Writer(threading.Thread):
             # same identity between this search and set_terminated (see tracker.py).
             exp_id = self._experiment_id(op["experiment"])
             filt = f"{tag_filter('golf.identity', identity)} and attributes.status = 'FINISHED'"
-            others = [r for r in self._search(exp_id, filt) if r.info.run_id != run_id]
+            others = [r for r in self._search(exp_id, filt) if r.info.run_id != run_id
+                      and "golf.reused_from" not in r.data.tags]  # a copy is not the record
             if others:
                 status = "KILLED"
                 tags.update({"golf.killed_reason": "duplicate",

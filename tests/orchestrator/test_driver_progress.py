@@ -45,4 +45,36 @@ def test_plain_lines_and_best_val_bpb():
     p.update(r)  # unchanged counts: no new line
     p.stop(r)
     lines = buf.getvalue().splitlines()
-    assert lines == ["golf: pending=4 finished=2 best val_bpb=2.5000"]  # the invalid 1.5 is no best
+    assert len(lines) == 1  # the invalid 1.5 is no best
+    assert lines[0].startswith("golf: pending=4 finished=2 best compliant val_bpb=2.5000 elapsed=0m0")
+    assert "ETA=" in lines[0]
+
+
+def test_a_non_compliant_score_is_never_the_headline():
+    from orchestrator.cmd_run import headline, results_table
+
+    r = _report()
+    outs = list(r.outcomes.values())
+    mix = next(o for o in outs if o.job.kind == "mix")
+    train = next(o for o in outs if o.job.kind == "train")
+    train.state, train.result, train.verdict = "finished", {"val_bpb": 2.5}, Verdict(True)
+    mix.state, mix.result, mix.verdict = "finished", {"val_bpb": 1.2}, Verdict(True, compliant=False)
+    assert r.best()["val_bpb"] == 2.5 and r.best(compliant=False)["val_bpb"] == 1.2
+    text = headline(r)
+    assert text.startswith("best compliant val_bpb 2.5000") and "non-compliant 1.2000*" in text
+    buf = io.StringIO()
+    Console(file=buf, width=200).print(results_table(r))
+    out = buf.getvalue()
+    assert "1.2000*" in out and "model (roundtrip)" in out and "1/2" in out  # 1 of 2 seeds scored
+
+
+def test_piped_output_prints_elapsed_and_eta_every_heartbeat():
+    r = _report()
+    buf = io.StringIO()
+    p = SweepProgress(Console(file=buf, width=200), live=False, line_interval_s=0.0, heartbeat_s=0.05)
+    p.start(r)
+    p.update(r)
+    time.sleep(0.06)
+    p.update(r)  # counts unchanged, but a heartbeat is due
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2 and all("elapsed=" in ln and "ETA=" in ln for ln in lines)

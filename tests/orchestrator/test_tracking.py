@@ -30,8 +30,7 @@ def tracker(mlflow_server, tmp_path, request):
 def test_layout_experiment_parent_children_params_metrics_tags(mlflow_server, tracker):
     sweep_id = new_identity()
     sweep = tracker.start_sweep(sweep_id, {"spec": {"name": "layout", "seeds": [1, 2]}})
-    train = Job("train", new_identity(), "train-seed1", TRAIN_CONFIG, seed=1,
-                params={"data.variant": "synthetic"})
+    train = Job("train", new_identity(), "train-seed1", TRAIN_CONFIG, seed=1)  # no params: config
     run = tracker.start_job(train, attempt=1)
     for step in range(20):
         run.log_metrics({"train_loss": 6.0 - 0.1 * step}, step=step)
@@ -40,8 +39,9 @@ def test_layout_experiment_parent_children_params_metrics_tags(mlflow_server, tr
                     "over_limit": False, "config": {"ignored": 1}, "code_version": "abc"})
     run.set_validity(True)
     run.finish("FINISHED")
-    ev = tracker.start_job(Job("eval", new_identity(), "eval-seed1", {"eval": {"stride": 64}},
-                               deps=(train.identity,), seed=1))
+    ev = tracker.start_job(Job("eval", new_identity(), "eval/s1/e0", {"eval": {"stride": 64}},
+                               deps=(train.identity,), seed=1,
+                               params={"eval.stride": "64", "data.variant": "synthetic"}))
     ev.log_result({"val_bpb": 1.2, "eval_time_s": 2.0, "compliance": {"compliant": False}})
     ev.set_validity(False, "artifact over 16,000,000 bytes")
     ev.finish()
@@ -72,8 +72,7 @@ def test_layout_experiment_parent_children_params_metrics_tags(mlflow_server, tr
     assert params["run.model.num_layers"] == "2"
     assert params["run.model.mlp_mult"] == "2.5"
     assert params["run.train.schedule"] == "[1, 2, 3]"
-    assert params["run.train.note"] == "None"
-    assert params["data.variant"] == "synthetic"
+    assert params["run.train.note"] == "null"  # one spelling of null, JSON's (as plan.flatten)
     assert len(params["run.quant.long"]) == 6000  # MLflow's param value limit
     assert metrics["val_bpb"] == 1.25 and metrics["artifact_bytes"] == 1234
     assert "over_limit" not in metrics and "config" not in metrics
@@ -82,6 +81,9 @@ def test_layout_experiment_parent_children_params_metrics_tags(mlflow_server, tr
     assert {m.step: m.value for m in history}[19] == pytest.approx(4.1)
 
     ev_run = client.get_run(ev.run_id)
+    # job.params are the run's params: the config is not logged a second time beside them
+    assert ev_run.data.params == {"eval.stride": "64", "data.variant": "synthetic"}
+    assert ev_run.info.run_name == "eval s1" and ev_run.data.tags["golf.job"] == "eval/s1/e0"
     assert ev_run.data.tags["mlflow.parentRunId"] == sweep.run_id
     assert ev_run.data.tags["golf.deps"] == train.identity
     assert ev_run.data.tags["golf.valid"] == "false"

@@ -22,7 +22,7 @@ def test_flatten_params_makes_dotted_keys_from_nested_configs():
                            "seed": 1337})
     assert flat == {"run.model.num_layers": "11", "run.model.tie": "true",
                     "run.train.betas": "[0.9, 0.95]", "run.train.sched": "{}",
-                    "run.train.x": "None", "seed": "1337"}
+                    "run.train.x": "null", "seed": "1337"}
 
 
 def test_flatten_params_of_a_real_preset_is_valid_for_mlflow():

@@ -48,6 +48,7 @@ def test_golf_mix_writes_every_point_sorted(run_dir, tmp_path, capsys):
     with open(out) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 8 and "8 grid points" in printed
+    assert {r["mode"] for r in rows} == {"normalized"}  # plain values, no JSON quotes
     bpbs = [float(r["val_bpb"]) for r in rows]
     assert bpbs == sorted(bpbs)
     # a point recomputed directly: the stats alone rebuild the stream, chunk_tokens from result.json
