@@ -15,10 +15,11 @@ Reported: tokens/s (scored targets per second of eval wall time) and val_bpb of 
 
 Written for one CUDA GPU: without one it says so and exits 2. `--dry-run` prints the plan and
 checks the inputs on any machine. #779's script is copied at run time into the git-ignored
-bench/_upstream/, never committed:
+bench/_upstream/, never committed; by default it is $GOLF_REFERENCE_DIR/parameter-golf/pr779/train_gpt.py:
 
-    python bench/eval_throughput.py --pr779-script /work/ref/train_gpt_pr779.py
-    python bench/eval_throughput.py --pr779-script /work/.mirror/openai+parameter-golf/repo  # git show
+    GOLF_REFERENCE_DIR=path/to/reference python bench/eval_throughput.py
+    python bench/eval_throughput.py --pr779-script path/to/train_gpt_pr779.py
+    python bench/eval_throughput.py --pr779-script path/to/parameter-golf  # a git clone: git show
     python bench/eval_throughput.py --pr779-script ... --val-tokens 8388608 --dry-run
 
 Output: OUT/eval_throughput.json (default OUT = bench/_out).
@@ -38,7 +39,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 if str(REPO / "bench") not in sys.path:
     sys.path.insert(0, str(REPO / "bench"))
-from train_throughput import PR779_PATH, PR779_REF, BenchError, fetch_script  # noqa: E402
+from train_throughput import (  # noqa: E402
+    PR779_PATH, PR779_REF, REFERENCE_ENV, BenchError, fetch_script, reference_file,
+)
 
 UPSTREAM_DIR = REPO / "bench" / "_upstream"
 PR779_ENV = {  # the record run's evaluation settings (pr779_README.md "Reproduction")
@@ -178,8 +181,9 @@ def side_pr779(art: Path, data: Path, val_tokens: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pr779-script", type=Path, default=Path("/work/ref/train_gpt_pr779.py"),
-                    help="#779's train_gpt.py, or a parameter-golf git mirror (git show)")
+    ap.add_argument("--pr779-script", type=Path, default=None,
+                    help="#779's train_gpt.py, or a parameter-golf git clone (git show); "
+                         f"default: ${REFERENCE_ENV}/parameter-golf/pr779/train_gpt.py")
     ap.add_argument("--val-tokens", type=int, default=8_388_608, help="targets scored (>= 8M for the report)")
     ap.add_argument("--data", type=Path, default=None, help="existing data dir (default: synthetic in OUT/data)")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "_out")
@@ -195,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.val_tokens < 1:
         print(f"eval_throughput: --val-tokens must be >= 1 (got {a.val_tokens})", file=sys.stderr)
         return 2
+    if a.pr779_script is None and "pr779" in sides and not a._side:  # a child reads the copy
+        a.pr779_script = reference_file("pr779", "train_gpt.py")
+        if a.pr779_script is None:
+            print(f"eval_throughput: --pr779-script not given and ${REFERENCE_ENV}/parameter-golf/pr779/train_gpt.py "
+                  f"not found ({REFERENCE_ENV}={os.environ.get(REFERENCE_ENV, '(unset)')})", file=sys.stderr)
+            return 2
     spec = our_spec(a.val_tokens)
     plan = {"sides": sides, "val_tokens": a.val_tokens, "out": str(a.out), "pr779_script": str(a.pr779_script),
             "pr779_env": PR779_ENV, "our_spec": spec.model_dump(mode="json")}

@@ -11,9 +11,11 @@ steady ms/step (train time from step 10 to the last step), the loss at `--loss-s
 Upstream processes are stopped once training ends (their final evaluations are not timed here).
 
 Written for one H100 (it says so and exits 2 when there is no CUDA GPU). The upstream scripts
-are copied at run time into the git-ignored bench/_upstream/, never committed:
+are copied at run time into the git-ignored bench/_upstream/, never committed. By default they
+come from $GOLF_REFERENCE_DIR/parameter-golf/ (train_gpt.py, pr779/train_gpt.py):
 
-    python bench/train_throughput.py --upstream /work/.mirror/openai+parameter-golf/repo
+    GOLF_REFERENCE_DIR=path/to/reference python bench/train_throughput.py
+    python bench/train_throughput.py --upstream path/to/parameter-golf   # a git clone (git show)
     python bench/train_throughput.py --upstream path/to/train_gpt.py --pr779-script path/to/pr779.py
     python bench/train_throughput.py --upstream ... --dry-run     # print the plan, run nothing
 
@@ -41,8 +43,20 @@ STEP_RE = re.compile(r"^step:(\d+)/(\d+) train_loss:([-\d.naif]+) train_time:(\d
 PEAK_RE = re.compile(r"peak memory allocated: (\d+) MiB")
 
 
+REFERENCE_ENV = "GOLF_REFERENCE_DIR"  # the folder holding parameter-golf/ (tests/fixtures/reference.py)
+
+
 class BenchError(ValueError):
     pass
+
+
+def reference_file(*parts: str) -> Path | None:
+    """$GOLF_REFERENCE_DIR/parameter-golf/<parts> when the variable is set and the file exists."""
+    root = os.environ.get(REFERENCE_ENV)
+    if not root:
+        return None
+    path = Path(root).expanduser().joinpath("parameter-golf", *parts)
+    return path if path.is_file() else None
 
 
 # ----------------------------------------------------------------------------- upstream scripts
@@ -213,11 +227,13 @@ MD_HEADER = ("| date | GPU | torch | pair | tokens/step | ours ms/step | upstrea
 
 def parse_args(argv: list[str] | None = None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--upstream", type=Path, required=True,
-                   help="upstream train_gpt.py, or the openai/parameter-golf git repo (both scripts via git show)")
+    p.add_argument("--upstream", type=Path, default=None,
+                   help="upstream train_gpt.py, or the openai/parameter-golf git repo (both scripts via git show); "
+                        f"default: ${REFERENCE_ENV}/parameter-golf/train_gpt.py")
     p.add_argument("--upstream-ref", default="HEAD", help="ref of train_gpt.py when --upstream is a repo")
     p.add_argument("--pr779-script", type=Path, default=None,
-                   help=f"PR #779's train_gpt.py (default: {PR779_REF}:{PR779_PATH} from the --upstream repo)")
+                   help=f"PR #779's train_gpt.py (default: {PR779_REF}:{PR779_PATH} from the --upstream repo, "
+                        f"else ${REFERENCE_ENV}/parameter-golf/pr779/train_gpt.py)")
     p.add_argument("--pairs", nargs="+", choices=PAIRS, default=list(PAIRS))
     p.add_argument("--steps", type=int, default=150, help="training steps per run (after 20 warm-up steps)")
     p.add_argument("--loss-step", type=int, default=100)
@@ -233,8 +249,16 @@ def parse_args(argv: list[str] | None = None):
     args = p.parse_args(argv)
     if args.steps <= 10 or args.loss_step > args.steps or args.loss_step % 10:
         p.error("need --steps > 10 and --loss-step <= --steps, a multiple of 10 (logged steps)")
+    if args.upstream is None:
+        args.upstream = reference_file("train_gpt.py")
+        if args.upstream is None:
+            p.error(f"--upstream not given and ${REFERENCE_ENV}/parameter-golf/train_gpt.py not found "
+                    f"({REFERENCE_ENV}={os.environ.get(REFERENCE_ENV, '(unset)')})")
     if "pr779" in args.pairs and args.pr779_script is None and not args.upstream.is_dir():
-        p.error("pr779 needs --pr779-script or --upstream pointing at the git repository")
+        args.pr779_script = reference_file("pr779", "train_gpt.py")
+    if "pr779" in args.pairs and args.pr779_script is None and not args.upstream.is_dir():
+        p.error(f"pr779 needs --pr779-script, --upstream pointing at the git repository, or "
+                f"${REFERENCE_ENV}/parameter-golf/pr779/train_gpt.py")
     return args
 
 

@@ -5,8 +5,9 @@ import sys
 
 from golf_core.cli import CORE_COMMAND_MODULES, run_cli
 
-# validate / schema / plan  |  run / submit / status / logs / cancel / reproduce
-ORCHESTRATOR_COMMAND_MODULES = ("orchestrator.cmd_spec", "orchestrator.cmd_run", "orchestrator.cmd_reproduce")
+# validate / schema / plan  |  run / submit / status / logs / cancel / reproduce  |  parse-log / import
+ORCHESTRATOR_COMMAND_MODULES = ("orchestrator.cmd_spec", "orchestrator.cmd_run", "orchestrator.cmd_reproduce",
+                                "orchestrator.cmd_import")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,4 +15,5 @@ pytest_plugins = [
     "tests.fixtures.data",
     "tests.fixtures.mlflow_server",
     "tests.fixtures.ray_cluster",
+    "tests.fixtures.reference",
 ]

@@ -1,16 +1,13 @@
 """Parity with PR #779's own `eval_val_sliding_ttt` (same weights, same tokens, CPU).
 
-Needs #779's train_gpt.py, which is never committed: $GOLF_PR779_SCRIPT, bench/_upstream/
-(where bench/eval_throughput.py copies it) or /work/ref/; skipped when none exists.
+Needs #779's train_gpt.py, which is never committed: $GOLF_REFERENCE_DIR/parameter-golf/pr779/
+(tests/fixtures/reference.py); skipped, naming the variable, where it is not set.
 Chosen so #779's known deviations do not apply: (total - seq_len) % stride == 0 (no tail
 double-scoring) and the n-gram vocabulary = max(val) + 1 (#779's uniform fallback uses that).
 """
 from __future__ import annotations
 
 import copy
-import importlib.util
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,12 +16,9 @@ from golf_core.eval.chunked import evaluate_chunked
 from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
 from golf_core.model import GPT, ModelConfig
 
-REPO = Path(__file__).resolve().parents[3]
-CANDIDATES = [os.environ.get("GOLF_PR779_SCRIPT", ""), REPO / "bench" / "_upstream" / "train_gpt_pr779.py",
-              "/work/ref/train_gpt_pr779.py"]
-SCRIPT = next((Path(p) for p in CANDIDATES if p and Path(p).is_file()), None)
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(SCRIPT is None, reason="PR #779's train_gpt.py not available"),
-              pytest.mark.filterwarnings("ignore::UserWarning")]  # its CUDA autocast on CPU
+from tests.fixtures.reference import load_reference_module
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]  # its CUDA autocast on CPU
 
 # the record stack at toy size (every #779 option on)
 MC = ModelConfig(num_layers=2, model_dim=64, num_heads=4, num_kv_heads=2, mlp_mult=2.0, activation="leaky_relu2",
@@ -34,10 +28,7 @@ MC = ModelConfig(num_layers=2, model_dim=64, num_heads=4, num_kv_heads=2, mlp_mu
 
 @pytest.fixture(scope="module")
 def up():
-    spec = importlib.util.spec_from_file_location("pr779_train_gpt", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_reference_module("pr779_train_gpt", "pr779", "train_gpt.py")
 
 
 def _models(up):

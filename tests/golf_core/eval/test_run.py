@@ -107,15 +107,34 @@ def _bench():
     return mod
 
 
-def test_eval_benchmark_dry_run_and_cpu_refusal(capsys, tmp_path):
+def test_eval_benchmark_dry_run_and_cpu_refusal(capsys, tmp_path, reference_dir):
     bench = _bench()
-    assert bench.main(["--dry-run", "--val-tokens", "1000", "--out", str(tmp_path)]) == 0
+    script = str(reference_dir.pr779_script)
+    assert bench.main(["--dry-run", "--val-tokens", "1000", "--out", str(tmp_path), "--pr779-script", script]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["our_spec"]["eval"]["stride"] == 64 and plan["our_spec"]["mixer"]["mode"] == "normalized"
     assert plan["our_spec"]["ttt"]["enabled"] and plan["pr779_env"]["QTTT"] == "1"
+    assert plan["pr779_script"] == script
     assert bench.main(["--dry-run", "--sides", "ours,nope"]) == 2
     assert bench.main(["--dry-run", "--pr779-script", str(tmp_path / "missing.py")]) == 2
     if not torch.cuda.is_available():
-        assert bench.main(["--val-tokens", "1000", "--out", str(tmp_path)]) == 2
+        assert bench.main(["--val-tokens", "1000", "--out", str(tmp_path), "--pr779-script", script]) == 2
         assert "needs a CUDA GPU" in capsys.readouterr().err
         assert not any(tmp_path.iterdir()), "refused before writing anything"
+
+
+def test_eval_benchmark_default_script_from_reference_env(capsys, tmp_path, monkeypatch):
+    """No machine path baked in: the default #779 script is $GOLF_REFERENCE_DIR's, else exit 2 naming it."""
+    bench = _bench()
+    monkeypatch.delenv("GOLF_REFERENCE_DIR", raising=False)
+    assert bench.main(["--dry-run", "--val-tokens", "1000", "--out", str(tmp_path)]) == 2
+    assert "GOLF_REFERENCE_DIR" in capsys.readouterr().err
+    fake = tmp_path / "ref" / "parameter-golf" / "pr779" / "train_gpt.py"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("print('pr779')\n")
+    monkeypatch.setenv("GOLF_REFERENCE_DIR", str(tmp_path / "ref"))
+    assert bench.main(["--dry-run", "--val-tokens", "1000", "--out", str(tmp_path / "o")]) == 0
+    assert json.loads(capsys.readouterr().out)["pr779_script"] == str(fake)
+    # sides without #779 need no script at all
+    monkeypatch.delenv("GOLF_REFERENCE_DIR")
+    assert bench.main(["--dry-run", "--sides", "ours", "--val-tokens", "1000", "--out", str(tmp_path / "o")]) == 0

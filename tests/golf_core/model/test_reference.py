@@ -1,25 +1,22 @@
 """Our GPT against the upstream scripts' own GPT classes: same seed -> same initial weights, same
-loss and logits after a shared random perturbation (incl. #779 late QAT). Skipped where the
-reference scripts are not on disk."""
+loss and logits after a shared random perturbation (incl. #779 late QAT). The scripts come from
+$GOLF_REFERENCE_DIR/parameter-golf/ (tests/fixtures/reference.py); skipped, naming the variable,
+where it is not set."""
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
 
 from golf_core.model import GPT, ModelConfig
 
-REF = Path("/work/ref")
-pytestmark = pytest.mark.skipif(not (REF / "train_gpt_pr779.py").is_file(), reason="reference scripts not present")
+from tests.fixtures.reference import load_reference_module
+
+# where each reference script lives under parameter-golf/
+SCRIPTS = {"train_gpt_baseline.py": ("train_gpt.py",), "train_gpt_pr779.py": ("pr779", "train_gpt.py")}
 
 
 def _load(name: str, file: str):
-    spec = importlib.util.spec_from_file_location(name, REF / file)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_reference_module(name, *SCRIPTS[file])
 
 
 def _compare(ref_model, ours, seq_lens=(32,)):

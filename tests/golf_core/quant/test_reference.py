@@ -1,9 +1,7 @@
-"""Our quantizers against upstream's and PR #779's own functions. Skipped where the reference
-scripts are not on disk."""
+"""Our quantizers against upstream's and PR #779's own functions. The scripts come from
+$GOLF_REFERENCE_DIR/parameter-golf/ (tests/fixtures/reference.py); skipped, naming the variable,
+where it is not set."""
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,18 +11,13 @@ from golf_core.presets import load_preset
 from golf_core.quant import dequantize_state_dict, quantize_state_dict
 from golf_core.quant.quantize import quantize_int8, quantize_lowbit
 
-REF = Path("/work/ref")
-pytestmark = pytest.mark.skipif(not (REF / "train_gpt_pr779.py").is_file(), reason="reference scripts not present")
+from tests.fixtures.reference import load_reference_module
 
 
 @pytest.fixture(scope="module")
 def ref():
-    mods = {}
-    for name, file in (("base", "train_gpt_baseline.py"), ("pr779", "train_gpt_pr779.py")):
-        spec = importlib.util.spec_from_file_location(f"ref_q_{name}", REF / file)
-        mods[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mods[name])
-    return mods
+    return {"base": load_reference_module("ref_q_base", "train_gpt.py"),
+            "pr779": load_reference_module("ref_q_pr779", "pr779", "train_gpt.py")}
 
 
 def test_int8_matches_upstream(ref):

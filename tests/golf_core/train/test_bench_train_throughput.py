@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[3]
-MIRROR = Path("/work/.mirror/openai+parameter-golf/repo")
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +49,39 @@ def test_dry_run_prints_plan_and_copies_scripts(bench, tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # a dry run runs and writes nothing else
 
 
-@pytest.mark.skipif(not MIRROR.is_dir(), reason="upstream git mirror not on this machine")
-def test_dry_run_from_git_mirror(bench, tmp_path, capsys):
+def test_dry_run_defaults_to_reference_scripts(bench, reference_dir, tmp_path, capsys, monkeypatch):
+    """Without --upstream the scripts are $GOLF_REFERENCE_DIR's (the real upstream files)."""
+    monkeypatch.setenv("GOLF_REFERENCE_DIR", str(reference_dir.root.parent))
     work = tmp_path / "_upstream"
-    rc = bench.main(["--upstream", str(MIRROR), "--dry-run", "--out", str(tmp_path / "o"), "--work", str(work)])
+    rc = bench.main(["--dry-run", "--out", str(tmp_path / "o"), "--work", str(work)])
     assert rc == 0
+    assert (work / "train_gpt_baseline.py").read_bytes() == reference_dir.baseline_script.read_bytes()
     assert "def zeropower_via_newtonschulz5" in (work / "train_gpt_baseline.py").read_text()
     assert "BackoffNgramMixer" in (work / "train_gpt_pr779.py").read_text()
+
+
+def test_no_upstream_and_no_reference_env_exit_2(bench, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("GOLF_REFERENCE_DIR", raising=False)
+    with pytest.raises(SystemExit) as e:
+        bench.parse_args(["--dry-run"])
+    assert e.value.code == 2 and "GOLF_REFERENCE_DIR" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+def test_dry_run_from_git_repo(bench, reference_dir, tmp_path, capsys):
+    """--upstream as a git clone: the baseline comes out of `git show HEAD:train_gpt.py`."""
+    repo = tmp_path / "parameter-golf"
+    repo.mkdir()
+    shutil.copyfile(reference_dir.baseline_script, repo / "train_gpt.py")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for cmd in (["init", "-q"], ["add", "train_gpt.py"], ["commit", "-qm", "upstream"]):
+        subprocess.run(git + cmd, check=True, capture_output=True)
+    (repo / "train_gpt.py").write_text("uncommitted edits are not what git show reads\n")
+    work = tmp_path / "_upstream"
+    rc = bench.main(["--upstream", str(repo), "--pairs", "baseline", "--dry-run", "--out", str(tmp_path / "o"),
+                     "--work", str(work)])
+    assert rc == 0
+    assert (work / "train_gpt_baseline.py").read_bytes() == reference_dir.baseline_script.read_bytes()
 
 
 @pytest.mark.parametrize("argv", [
@@ -62,7 +89,8 @@ def test_dry_run_from_git_mirror(bench, tmp_path, capsys):
     ["--steps", "100", "--loss-step", "105"],
     ["--pairs", "pr779"],  # no PR script and --upstream is a file
 ])
-def test_bad_arguments_exit_2(bench, tmp_path, argv):
+def test_bad_arguments_exit_2(bench, tmp_path, argv, monkeypatch):
+    monkeypatch.delenv("GOLF_REFERENCE_DIR", raising=False)  # else pr779 defaults to the reference script
     base, _ = _fake_scripts(tmp_path)
     with pytest.raises(SystemExit) as e:
         bench.parse_args(["--upstream", str(base), *argv])
