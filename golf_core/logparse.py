@@ -75,7 +75,7 @@ class LogSummary:
         out = asdict(self)
         out["scores"] = {tag: [loss, bpb] for tag, (loss, bpb) in self.scores.items()}
         out["curve_points"] = [[s, v] for s, v in self.curve_points]
-        out["val_points"] = [[s, l, b] for s, l, b in self.val_points]
+        out["val_points"] = [[s, loss, b] for s, loss, b in self.val_points]
         # JSON has no NaN: a diverged loss is reported as null
         return _json_safe(out)
 

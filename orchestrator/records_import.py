@@ -85,7 +85,7 @@ def _send(uri: str, what: str, fn):
 
 
 def _import_log(client, uri: str, exp_id: str, folder: RecordFolder, log: SeedLog) -> str:
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     now = int(time.time() * 1000)
     tags = clean_tags({
