@@ -71,7 +71,8 @@ def cmd_run(args) -> int:
     report = None
     try:
         def connect_ray() -> None:  # only when a job must run: a rerun of a done sweep needs no Ray
-            how = connect(args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus, log_to_driver=True)
+            how = connect(args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus, log_to_driver=True,
+                          state_dir=work)
             say(f"ray: {how} {dict((k, v) for k, v in ray.cluster_resources().items() if k in ('CPU', 'GPU'))}")
 
         progress = SweepProgress(console, live=False if args.no_progress else None)
