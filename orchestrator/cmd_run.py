@@ -46,13 +46,14 @@ def cmd_run(args) -> int:
     from golf_core.data.shards import check_data_dir
     from orchestrator.datasets import ensure_data
     from orchestrator.plan import data_dir, load_plan
-    from orchestrator.tracking import Tracker, resolve_tracking_uri
+    from orchestrator.tracking import Tracker, check_store, redact, resolve_tracking_uri
 
     console = Console()
     say = lambda msg: console.print(f"golf: {msg}", highlight=False, markup=False)  # noqa: E731
     t0 = time.time()
     # everything a user can get wrong is checked here, before Ray starts or a job runs
     plan = load_plan(args.spec, workspace=Path.cwd())
+    check_store(resolve_tracking_uri(args.tracking_uri))  # a garbage mlflow.db: one line, before the data
     ddir = data_dir(plan, Path.cwd()).resolve()
     ensure_data(plan.data, ddir, say)
     check_data_dir(ddir, plan.data.vocab_size)
@@ -60,7 +61,7 @@ def cmd_run(args) -> int:
     uri = resolve_tracking_uri(args.tracking_uri)
     counts = plan.counts()
     say(f"sweep {plan.sweep_name}: {len(plan.jobs)} jobs ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
-        f"tracking {uri}")
+        f"tracking {redact(uri)}")
 
     import ray
 
@@ -74,7 +75,8 @@ def cmd_run(args) -> int:
     report = None
     try:
         def connect_ray() -> None:  # only when a job must run: a rerun of a done sweep needs no Ray
-            how = connect(args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus, log_to_driver=True)
+            how = connect(args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus, log_to_driver=True,
+                          state_dir=work)
             say(f"ray: {how} {dict((k, v) for k, v in ray.cluster_resources().items() if k in ('CPU', 'GPU'))}")
 
         progress = SweepProgress(console, live=False if args.no_progress else None,
@@ -93,8 +95,9 @@ def cmd_run(args) -> int:
     console.print(results_table(report))
     c = report.counts()
     say(f"done in {time.time() - t0:.1f} s: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
-    ui = f"mlflow ui --backend-store-uri {uri}" if not uri.startswith("http") else uri
-    say(f"results: MLflow experiment '{plan.sweep_name}' at {uri}; look with: {ui}")
+    shown = redact(uri)  # never print credentials of the tracking URI
+    ui = f"mlflow ui --backend-store-uri {shown}" if not uri.startswith("http") else shown
+    say(f"results: MLflow experiment '{plan.sweep_name}' at {shown}; look with: {ui}")
     return 1 if c.get("failed") or c.get("skipped") else 0
 
 

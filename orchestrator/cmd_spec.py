@@ -122,12 +122,16 @@ def _resolve_uri(uri: str | None) -> str:
 
 
 def finished(tracking_uri: str, experiment: str) -> tuple[set[str], str]:
-    """(identities MLflow holds as FINISHED, a one-line status for the user)."""
+    """(identities MLflow holds as FINISHED, a one-line status for the user). A store file that
+    is not a database is the user's error (TrackingStoreError: exit 2), not "nothing done"."""
+    tracking = importlib.import_module("orchestrator.tracking")
+    tracking.check_store(tracking_uri)
+    shown = tracking.redact(tracking_uri)  # never print the URI's credentials
     why = _reachable(tracking_uri)
     if why:
-        return set(), f"MLflow {tracking_uri}: {why}, assuming nothing done"
+        return set(), f"MLflow {shown}: {why}, assuming nothing done"
     try:
-        query = importlib.import_module("orchestrator.tracking").finished_identities
+        query = tracking.finished_identities
     except (ImportError, AttributeError) as e:
         return set(), f"MLflow: orchestrator.tracking.finished_identities unavailable ({e}), assuming nothing done"
     try:
@@ -135,8 +139,8 @@ def finished(tracking_uri: str, experiment: str) -> tuple[set[str], str]:
             done = set(query(tracking_uri, experiment))
     except Exception as e:  # noqa: BLE001 - any tracking failure only means "nothing known"
         msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-        return set(), f"MLflow {tracking_uri}: unreachable ({msg}), assuming nothing done"
-    return done, f"MLflow {tracking_uri}: {len(done)} finished runs in experiment {experiment!r}"
+        return set(), f"MLflow {shown}: unreachable ({tracking.redact(msg)}), assuming nothing done"
+    return done, f"MLflow {shown}: {len(done)} finished runs in experiment {experiment!r}"
 
 
 # ---------------------------------------------------------------------------------------------

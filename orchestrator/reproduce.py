@@ -323,7 +323,9 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     uri = resolve_tracking_uri(tracking_uri)
     say(f"reproduce {sweep.name}: seeds {list(sweep.train.seeds)}, claim mixer {claim.mode}; {len(plan.jobs)} jobs; "
         f"tracking {uri}")
-    tracker = Tracker(uri, plan.sweep_name, work / "mlflow-journal")  # TrackingUnavailable: one line
+    # the record folder is uploaded from the workspace, beside the work dir: both are ours to replay
+    tracker = Tracker(uri, plan.sweep_name, work / "mlflow-journal",  # TrackingUnavailable: one line
+                      artifact_roots=[work, workspace])
     t0 = time.time()
     try:
         report = (run_fn or drive_with_ray())(plan, tracker, ddir, work)

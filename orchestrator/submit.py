@@ -7,6 +7,7 @@ installed, docker/). Every request carries the cluster's auth token (orchestrato
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -15,9 +16,44 @@ from pathlib import Path
 
 from orchestrator.raycluster import call, job_client
 
-__all__ = ["register_job_commands", "default_address"]
+__all__ = ["build_entrypoint", "check_remote_tracking_uri", "default_address", "job_env", "register_job_commands"]
 
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+# MLflow's own credential variables (basic auth / bearer token): forwarded to the job's driver
+CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
+def check_remote_tracking_uri(uri: str | None) -> None:
+    """A job's working dir is Ray's temporary copy: a sqlite file or a file store there (and
+    the artifacts in it) vanish with the job. Refuse them; None means the cluster's own
+    $MLFLOW_TRACKING_URI."""
+    if uri is None:
+        return
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+    if scheme in ("sqlite", "file", "") or uri.startswith(("sqlite:", "file:")):
+        from orchestrator.tracking import redact
+
+        raise ValueError(f"--tracking-uri {redact(uri)}: a local store would live in the Ray job's temporary "
+                         "working dir and vanish with it; pass the cluster's MLflow server (http://...)")
+
+
+def build_entrypoint(spec_name: str, tracking_uri: str | None = None) -> str:
+    """`golf run SPEC --no-progress [--tracking-uri URI]`, every argument shell-quoted: the Jobs
+    API runs the entrypoint through a shell, so a name with a space or a `;` must stay one word."""
+    spec = spec_name if not spec_name.startswith("-") else f"./{spec_name}"  # never read as an option
+    args = ["golf", "run", spec, "--no-progress"]
+    if tracking_uri:
+        args += ["--tracking-uri", tracking_uri]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def job_env(environ: dict | None = None) -> dict[str, str]:
+    """The job's env_vars: no usage stats, a longer stop grace, and MLflow credentials if set."""
+    environ = os.environ if environ is None else environ
+    # `golf cancel` sends SIGTERM; give the driver time to close its runs before SIGKILL (default 3 s)
+    env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_JOB_STOP_WAIT_TIME_S": "30"}
+    env.update({k: environ[k] for k in CREDENTIAL_VARS if environ.get(k)})
+    return env
 
 
 def default_address() -> str:
@@ -61,17 +97,14 @@ def cmd_submit(args) -> int:
     from orchestrator.spec import load_sweep
 
     sweep = load_sweep(args.spec)  # a bad spec fails here, not on the cluster
+    check_remote_tracking_uri(args.tracking_uri)
     client, address = _client(args)
     stage = Path(tempfile.mkdtemp(prefix="golf-submit-"))
     try:
         spec_name = Path(args.spec).name
         shutil.copy2(args.spec, stage / spec_name)
-        entry = f"golf run {spec_name} --no-progress"
-        # `golf cancel` sends SIGTERM; give the driver time to close its runs before SIGKILL (default 3 s)
-        env_vars = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_JOB_STOP_WAIT_TIME_S": "30"}
-        if args.tracking_uri:
-            entry += f" --tracking-uri {args.tracking_uri}"
-        runtime_env = {"working_dir": str(stage), "env_vars": env_vars}
+        entry = build_entrypoint(spec_name, args.tracking_uri)
+        runtime_env = {"working_dir": str(stage), "env_vars": job_env()}
         job_id = call(client, address, args.token_file,
                       lambda c: c.submit_job(entrypoint=entry, runtime_env=runtime_env,
                                              metadata={"golf.sweep": sweep.name}))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import zipfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -195,14 +196,20 @@ def load_stats(path: str | Path) -> dict[str, np.ndarray]:
     p = Path(path)
     if not p.is_file():
         raise MixError(f"token stats not found: {p}")
+    from golf_core.eval import stats as contract
+
     try:
         with np.load(p, allow_pickle=False) as z:
             stats = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise MixError(f"{p}: not a readable .npz ({e})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise MixError(f"{p}: not a readable .npz ({str(e).splitlines()[0][:200]})") from None
     missing = [k for k in STATS_KEYS if k not in stats]
     if missing:
         raise MixError(f"{p}: lacks keys {missing}")
+    try:  # shapes and dtypes too: a 0-d or 2-D array must be one line, not an IndexError
+        contract.check_stats(stats)
+    except contract.StatsError as e:
+        raise MixError(f"{p}: {e}") from None
     check_stats(stats, STATS_KEYS)
     return stats
 

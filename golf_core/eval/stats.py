@@ -9,6 +9,7 @@ The mix pass only needs this file and the tokens, so an alpha sweep costs no neu
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -31,16 +32,37 @@ class StatsError(ValueError):
     """A token_stats file or dict that is missing arrays or has inconsistent lengths."""
 
 
+_VECTORS = CORE_KEYS + ("n_ctx", "order", "p_ngram", "p_mix", "audit_idx")
+
+
 def check_stats(stats: dict[str, np.ndarray]) -> None:
+    """Raise StatsError unless `stats` has the contract's arrays, each of the right shape: the
+    per-token ones 1-D numbers of one length, audit rows 2-D with one row per audit index."""
     missing = [k for k in CORE_KEYS if k not in stats]
     if missing:
         raise StatsError(f"token stats lack {missing}")
-    n = len(stats["pos"])
-    bad = [k for k in CORE_KEYS + ("n_ctx", "order", "p_ngram", "p_mix") if k in stats and len(stats[k]) != n]
+    arrays = {k: np.asarray(v) for k, v in stats.items() if k in _VECTORS or k.startswith("audit_p")}
+    for k, a in arrays.items():
+        want = 2 if k.startswith("audit_p") else 1
+        if a.ndim != want or a.dtype.kind not in "iuf":
+            raise StatsError(f"token stats array {k!r} must be a {want}-D numeric array, "
+                             f"got shape {a.shape} of {a.dtype}")
+    n = len(arrays["pos"])
+    bad = [k for k in _VECTORS if k in arrays and k != "audit_idx" and len(arrays[k]) != n]
     if bad:
         raise StatsError(f"token stats arrays {bad} differ in length from pos ({n})")
-    if n > 1 and not np.all(np.diff(stats["pos"]) > 0):
+    if n > 1 and not np.all(np.diff(arrays["pos"]) > 0):
         raise StatsError("token stats are not in scoring order (pos must increase strictly)")
+    audit = [k for k in arrays if k.startswith("audit_p")]
+    if audit:
+        idx = arrays.get("audit_idx")
+        if idx is None:
+            raise StatsError(f"token stats have {audit[0]!r} but no 'audit_idx'")
+        if len(idx) and (idx.min() < 0 or idx.max() >= n):
+            raise StatsError(f"token stats 'audit_idx' points outside the {n} scored tokens")
+        rows = [k for k in audit if arrays[k].shape[0] != len(idx)]
+        if rows:
+            raise StatsError(f"token stats arrays {rows} differ in rows from audit_idx ({len(idx)})")
 
 
 def save_stats(path: str | Path, stats: dict[str, np.ndarray]) -> Path:
@@ -62,9 +84,15 @@ def load_stats(path: str | Path) -> dict[str, np.ndarray]:
         path = path / STATS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: token stats not found")
-    with np.load(path) as z:
-        stats = {k: z[k] for k in z.files}
-    check_stats(stats)
+    try:
+        with np.load(path, allow_pickle=False) as z:  # never unpickle a file someone handed us
+            stats = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, AttributeError) as e:
+        raise StatsError(f"{path}: not a readable token stats .npz ({str(e).splitlines()[0][:200]})") from None
+    try:
+        check_stats(stats)
+    except StatsError as e:
+        raise StatsError(f"{path}: {e}") from None
     return stats
 
 

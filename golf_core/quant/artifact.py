@@ -21,7 +21,7 @@ import golf_core
 from golf_core.config import build
 from golf_core.model.config import ModelConfig
 from golf_core.model.gpt import GPT
-from golf_core.quant.compress import MAX_LEVEL, compress, decompress, detect
+from golf_core.quant.compress import MAX_LEVEL, MAX_OUTPUT_BYTES, CompressionError, compress, decompress, detect
 from golf_core.quant.quantize import dequantize_state_dict, quantize_state_dict
 
 if TYPE_CHECKING:  # presets imports quant.config, so quant must not import presets at load time
@@ -114,13 +114,36 @@ def serialize(model: nn.Module, model_cfg: ModelConfig, quant_cfg) -> tuple[byte
     return blob, stats
 
 
-def deserialize(blob: bytes) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """(model config, dequantized float state dict) from a model.ptz blob."""
-    payload = torch.load(io.BytesIO(decompress(blob)), map_location="cpu", weights_only=True)
+def max_model_bytes() -> int:
+    """The decompressed-size bound for model.ptz ($GOLF_MAX_MODEL_BYTES, default 512 MiB)."""
+    v = os.environ.get("GOLF_MAX_MODEL_BYTES", "").strip()
+    return int(v) if v.isdigit() else MAX_OUTPUT_BYTES
+
+
+def deserialize(blob: bytes, name: str = MODEL_FILE) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """(model config, dequantized float state dict) from a model.ptz blob. Anything wrong with
+    the blob (unknown, truncated or corrupt compression, a decompression bomb, a pickle that is
+    not plain tensors, a payload of another shape) is an ArtifactError naming `name`."""
+    try:
+        raw = decompress(blob, max_model_bytes())
+    except CompressionError as e:
+        raise ArtifactError(f"{name}: {e}") from None
+    try:
+        # weights_only: torch's restricted unpickler, so a pickle that would run code is refused
+        # before any of it runs (model.ptz files come from other people)
+        payload = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError, zip errors...
+        why = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise ArtifactError(f"{name}: not a loadable model payload ({why})") from None
     if not isinstance(payload, dict) or payload.get("format") != PAYLOAD_FORMAT:
-        raise ArtifactError(f"{MODEL_FILE}: not a {PAYLOAD_FORMAT} payload")
-    model_cfg = build(ModelConfig, json.loads(payload["model"]), prefix="model")
-    return model_cfg, dequantize_state_dict(payload["quant"])
+        raise ArtifactError(f"{name}: not a {PAYLOAD_FORMAT} payload")
+    try:
+        model_cfg = build(ModelConfig, json.loads(payload["model"]), prefix="model")
+        return model_cfg, dequantize_state_dict(payload["quant"])
+    except ValueError as e:  # a ConfigError names the field
+        raise ArtifactError(f"{name}: {str(e).splitlines()[0]}") from None
+    except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as e:
+        raise ArtifactError(f"{name}: malformed payload ({type(e).__name__}: {str(e)[:200]})") from None
 
 
 def write_artifact(model: nn.Module, run_cfg: "RunConfig", out_dir: str | Path,
@@ -153,8 +176,8 @@ def read_info(artifact_dir: str | Path) -> ArtifactInfo:
         raise ArtifactError(f"{p}: missing (not an artifact directory)")
     try:
         return ArtifactInfo.from_dict({**json.loads(p.read_text()), "path": str(Path(artifact_dir))})
-    except (json.JSONDecodeError, TypeError) as e:
-        raise ArtifactError(f"{p}: unreadable ({e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError) as e:
+        raise ArtifactError(f"{p}: unreadable ({str(e)[:200]})") from None
 
 
 def load_artifact(artifact_dir: str | Path, device: str | torch.device = "cpu") -> tuple[GPT, "RunConfig", ArtifactInfo]:
@@ -166,9 +189,12 @@ def load_artifact(artifact_dir: str | Path, device: str | torch.device = "cpu") 
     mp = Path(artifact_dir) / MODEL_FILE
     if not mp.is_file():
         raise ArtifactError(f"{mp}: missing")
-    model_cfg, sd = deserialize(mp.read_bytes())
+    model_cfg, sd = deserialize(mp.read_bytes(), str(mp))
     if model_cfg != run_cfg.model:
         raise ArtifactError(f"{mp}: model config differs from {INFO_FILE}'s run_config.model")
     model = GPT(model_cfg)
-    model.load_state_dict(sd, strict=True)
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as e:  # missing / unexpected keys, wrong shapes
+        raise ArtifactError(f"{mp}: weights do not fit the model ({str(e).splitlines()[0][:200]})") from None
     return model.to(device).eval(), run_cfg, info

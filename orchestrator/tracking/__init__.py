@@ -12,14 +12,14 @@ Modules: tracker (Tracker, RunHandle), writer (background batching/retry thread)
 MLflow limits, system info).
 """
 from .client import (
-    DEFAULT_TRACKING_URI, RunRecord, TrackingUnavailable, download_artifacts,
-    finished_identities, resolve_tracking_uri,
+    DEFAULT_TRACKING_URI, RunRecord, TrackingStoreError, TrackingUnavailable, check_store,
+    download_artifacts, finished_identities, redact, resolve_tracking_uri,
 )
 from .params import flatten_params, system_tags
 from .tracker import RESULT_METRICS, RunHandle, Tracker
 
 __all__ = [
     "DEFAULT_TRACKING_URI", "RESULT_METRICS", "RunHandle", "RunRecord", "Tracker",
-    "TrackingUnavailable", "download_artifacts", "finished_identities", "flatten_params",
-    "resolve_tracking_uri", "system_tags",
+    "TrackingStoreError", "TrackingUnavailable", "check_store", "download_artifacts",
+    "finished_identities", "flatten_params", "redact", "resolve_tracking_uri", "system_tags",
 ]

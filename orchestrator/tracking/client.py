@@ -10,6 +10,7 @@ MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, which saves a call per finished run).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -18,10 +19,9 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 __all__ = [
-    "DEFAULT_TRACKING_URI", "RunRecord", "TrackingUnavailable",
-    "all_experiment_ids", "download_artifacts", "finished_identities", "finished_runs_everywhere",
-    "is_transient", "make_client", "metric_history",
-    "resolve_tracking_uri", "tag_filter",
+    "DEFAULT_TRACKING_URI", "RunRecord", "TrackingStoreError", "TrackingUnavailable",
+    "all_experiment_ids", "check_store", "download_artifacts", "finished_identities", "finished_runs_everywhere",
+    "is_transient", "make_client", "metric_history", "redact", "resolve_tracking_uri", "tag_filter",
 ]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -30,6 +30,73 @@ T = TypeVar("T")
 
 class TrackingUnavailable(ConnectionError):
     """The MLflow tracking server (or store) could not be reached; the message names the URI."""
+
+
+class TrackingStoreError(ValueError):
+    """The tracking store is a file that is not what the URI says (e.g. mlflow.db holding
+    garbage): retrying cannot help, so it is a user error, one line naming the file."""
+
+
+# userinfo of any URL (`http://user:pass@host`, `postgresql://u:p@db`): never printed or journaled
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@'\"]+@")
+
+
+def redact(text: object) -> str:
+    """`text` with the credentials of every URL in it replaced by ***."""
+    return _USERINFO.sub(r"\1***@", str(text))
+
+
+class RedactFilter(logging.Filter):
+    """Scrubs URL credentials from every record of the logger it is attached to (the tracking
+    package's: MLflow's own error texts name the URL it called, credentials and all)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        clean = redact(msg)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True
+
+
+logging.getLogger("golf.tracking").addFilter(RedactFilter())
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _local_path(uri: str) -> tuple[str, Path] | None:
+    """("sqlite"|"file", path) for a local store URI, else None."""
+    if uri.startswith("sqlite:///"):
+        return "sqlite", Path(uri[len("sqlite:///"):])
+    if uri.startswith("file://"):
+        return "file", Path(uri[len("file://"):])
+    return None
+
+
+def check_store(uri: str) -> None:
+    """Refuse, before MLflow touches it, a local store that cannot be one: a sqlite URI naming
+    a directory or a file that is not an SQLite database, a file store naming a regular file.
+    (MLflow would retry a "file is not a database" forever: it looks like a locked store.)"""
+    local = _local_path(uri)
+    if local is None:
+        return
+    kind, path = local
+    if kind == "sqlite":
+        if path.is_dir():
+            raise TrackingStoreError(f"{path}: is a directory, not an SQLite database "
+                                     f"(tracking URI {redact(uri)})")
+        if not path.exists():
+            return
+        try:
+            with open(path, "rb") as f:
+                head = f.read(len(_SQLITE_MAGIC))
+        except OSError as e:
+            raise TrackingStoreError(f"{path}: unreadable tracking database ({e.strerror})") from None
+        if head and head != _SQLITE_MAGIC:  # an empty file is a new database to SQLite
+            raise TrackingStoreError(f"{path}: not an SQLite database (tracking URI {redact(uri)}); "
+                                     "move it aside or pass another --tracking-uri")
+    elif path.exists() and not path.is_dir():
+        raise TrackingStoreError(f"{path}: is a file, not an MLflow file store directory "
+                                 f"(tracking URI {redact(uri)})")
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -87,9 +154,9 @@ def _query(uri: str, what: str, fn: Callable[[], T], tries: int = 3) -> T:
             if not is_transient(e):
                 raise
             if attempt == tries - 1:
-                raise TrackingUnavailable(
+                raise TrackingUnavailable(redact(
                     f"MLflow tracking at {uri} unreachable while {what}: {e}".splitlines()[0]
-                ) from e
+                )) from e
             time.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")  # pragma: no cover
@@ -152,6 +219,7 @@ def finished_identities(tracking_uri: str | None, experiment_name: str) -> set[s
     exist yet means nothing ran: the empty set, without creating the file.
     """
     uri = resolve_tracking_uri(tracking_uri)
+    check_store(uri)
     if _sqlite_missing(uri):
         return set()
     client = make_client(uri)

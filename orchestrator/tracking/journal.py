@@ -20,13 +20,16 @@ import fcntl
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Journal", "Orphans", "adopt_orphans"]
+from .client import redact
+
+__all__ = ["Journal", "JournalError", "Orphans", "adopt_orphans"]
 
 log = logging.getLogger("golf.tracking")
 
@@ -34,14 +37,24 @@ log = logging.getLogger("golf.tracking")
 _COMPACT_BYTES = 32 * 1024 * 1024
 
 
+class JournalError(ValueError):
+    """The journal directory cannot be used (e.g. a file stands where it should be)."""
+
+
 class Journal:
-    def __init__(self, directory: str | os.PathLike, tracking_uri: str):
+    def __init__(self, directory: str | os.PathLike, tracking_uri: str, experiment: str | None = None):
         self.dir = Path(directory)
+        if self.dir.exists() and not self.dir.is_dir():
+            raise JournalError(f"{self.dir}: is a file, not the tracking journal directory; move it aside")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.tracking_uri = tracking_uri
+        self.experiment = experiment
         name = f"journal-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         self.path = self.dir / name
-        self._f = open(self.path, "a", encoding="utf-8")
+        # 0600: the journal holds params, tags and paths of the user's runs
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)
+        self._f = os.fdopen(fd, "a", encoding="utf-8")
         fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._lock = threading.Lock()
         self.last_seq = 0
@@ -51,8 +64,9 @@ class Journal:
         self._header()
 
     def _header(self) -> None:
-        self._write({"journal": 1, "tracking_uri": self.tracking_uri, "pid": os.getpid(),
-                     "host": socket.gethostname()})
+        # the URI without credentials: the journal is a file on disk (see client.redact)
+        self._write({"journal": 1, "tracking_uri": redact(self.tracking_uri), "experiment": self.experiment,
+                     "pid": os.getpid(), "host": socket.gethostname()})
 
     def _write(self, record: dict) -> None:
         try:
@@ -117,65 +131,213 @@ class Journal:
 
 @dataclass
 class Orphans:
-    """What dead journals left: ops to replay (in order) and the run ids they had been given."""
+    """What dead journals left: ops to replay (in order) and the run ids they had been given
+    (not yet checked against MLflow: the writer verifies each before touching its run)."""
 
     ops: list[dict] = field(default_factory=list)
     runs: dict[str, str] = field(default_factory=dict)
-    _held: list = field(default_factory=list)
+    _held: list = field(default_factory=list)  # (path, open file, corrupt?)
 
     def release(self) -> None:
-        """Delete the adopted journals (call once their ops are safe in our own journal)."""
-        for path, f in self._held:
-            path.unlink(missing_ok=True)
+        """Delete the adopted journals (call once their ops are safe in our own journal); a
+        journal that had malformed lines is moved aside as *.corrupt instead, for a human."""
+        for path, f, corrupt in self._held:
+            if corrupt:
+                _move_aside(path)
+            else:
+                path.unlink(missing_ok=True)
             f.close()
         self._held.clear()
 
 
-def _read(path: Path) -> tuple[dict | None, list[dict], dict[str, str], int]:
-    header, ops, runs, acked = None, [], {}, 0
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by the crash: it never reached MLflow either way
-            if "journal" in rec:
-                header = rec
-            elif "ack" in rec:
-                acked = max(acked, rec["ack"])
-            elif "run" in rec:
-                runs[rec["run"]] = rec["run_id"]
-            elif "op" in rec:
-                ops.append(rec)
-    return header, ops, runs, acked
+def _move_aside(path: Path) -> Path | None:
+    dst = path.with_name(path.name + ".corrupt")
+    if dst.exists():
+        dst = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.corrupt")
+    try:
+        os.replace(path, dst)
+        return dst
+    except OSError as e:
+        log.warning("tracking journal %s could not be moved aside (%s)", path, e.strerror)
+        return None
 
 
-def adopt_orphans(directory: str | os.PathLike, tracking_uri: str, own: Path) -> Orphans:
+# -- validation: a journal is a file anyone with access to the work dir can edit --------------
+_KEY = re.compile(r"^[0-9a-f]{32}$")  # uuid4().hex, what Tracker gives every run
+_RUN_ID = re.compile(r"^[\w\-]{1,128}$")
+_OPS = ("create", "log", "artifact", "finish")
+_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _str_map(v) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
+
+
+def _opt_str(v) -> bool:
+    return v is None or isinstance(v, str)
+
+
+def _metric(m) -> bool:
+    return (isinstance(m, list) and len(m) == 4 and isinstance(m[0], str)
+            and isinstance(m[1], (int, float)) and not isinstance(m[1], bool) and _int(m[2]) and _int(m[3]))
+
+
+def _op_problem(rec: dict, experiment: str | None, roots: list[Path] | None) -> str | None:
+    """Why op `rec` must not be replayed, or None."""
+    op = rec.get("op")
+    if op not in _OPS or not _int(rec.get("seq")) or not isinstance(rec.get("key"), str) \
+            or not _KEY.match(rec["key"]):
+        return "not a tracking call (op, seq or key missing or mistyped)"
+    if op in ("create", "finish"):
+        if not isinstance(rec.get("experiment"), str):
+            return f"{op} without an experiment"
+        if experiment is not None and rec["experiment"] != experiment:
+            return f"{op} for experiment {rec['experiment']!r}, not this sweep's {experiment!r}"
+    if op == "create":
+        if not (_str_map(rec.get("tags")) and _int(rec.get("start_ms")) and _opt_str(rec.get("name"))
+                and (rec.get("parent") is None or (isinstance(rec["parent"], str) and _KEY.match(rec["parent"])))
+                and (rec.get("reuse") is None or _str_map(rec["reuse"]))):
+            return "create with mistyped fields"
+    elif op == "log":
+        if not (isinstance(rec.get("metrics", []), list) and all(map(_metric, rec.get("metrics", [])))
+                and _str_map(rec.get("params", {})) and _str_map(rec.get("tags", {}))):
+            return "log with mistyped fields"
+    elif op == "artifact":
+        if not (isinstance(rec.get("path"), str) and _opt_str(rec.get("artifact_path"))):
+            return "artifact with mistyped fields"
+        if roots is not None:
+            real = Path(rec["path"]).resolve()  # symlinks resolved: a link out of the work dir is out
+            if not any(real == r or r in real.parents for r in roots):
+                return f"artifact {rec['path']} outside this sweep's job dirs"
+    elif op == "finish":
+        if not (rec.get("status") in _STATUSES and _int(rec.get("end_ms")) and _opt_str(rec.get("identity"))
+                and _str_map(rec.get("tags", {}))):
+            return "finish with mistyped fields"
+    return None
+
+
+@dataclass
+class _Read:
+    header: dict | None = None
+    ops: list[dict] = field(default_factory=list)
+    runs: dict[str, str] = field(default_factory=dict)
+    acked: int = 0
+    bad: list[tuple[int, str]] = field(default_factory=list)  # (line number, why)
+
+
+def _read(path: Path, experiment: str | None = None, roots: list[Path] | None = None) -> _Read:
+    out = _Read()
+    with open(path, "rb") as f:
+        data = f.read()
+    lines = data.split(b"\n")
+    last = len(lines) - 1  # lines[last] is what follows the final newline: b"" unless cut short
+    for no, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            out.bad.append((no, "not UTF-8"))
+            continue
+        except json.JSONDecodeError:
+            if no - 1 == last:
+                continue  # the line the crash cut short: it never reached MLflow either way
+            out.bad.append((no, "not JSON"))
+            continue
+        why = None
+        if not isinstance(rec, dict):
+            why = "not a JSON object"
+        elif "journal" in rec:
+            if no != 1 or not isinstance(rec.get("tracking_uri"), str) or not _opt_str(rec.get("experiment")):
+                why = "a header that is not the first line or is mistyped"
+            else:
+                out.header = rec
+        elif "ack" in rec:
+            if _int(rec["ack"]):
+                out.acked = max(out.acked, rec["ack"])
+            else:
+                why = "an ack that is not a count"
+        elif "run" in rec:
+            if isinstance(rec["run"], str) and _KEY.match(rec["run"]) and isinstance(rec.get("run_id"), str) \
+                    and _RUN_ID.match(rec["run_id"]):
+                out.runs[rec["run"]] = rec["run_id"]
+            else:
+                why = "a run mapping with mistyped fields"
+        elif "op" in rec:
+            why = _op_problem(rec, experiment, roots)
+            if why is None:
+                out.ops.append(rec)
+        else:
+            why = "an unknown record"
+        if why:
+            out.bad.append((no, why))
+    return out
+
+
+def _warn_bad(path: Path, bad: list[tuple[int, str]], what: str) -> None:
+    no, why = bad[0]
+    more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+    log.warning("tracking journal %s: line %d is %s%s; skipped, %s", path, no, why, more, what)
+
+
+def adopt_orphans(directory: str | os.PathLike, tracking_uri: str, own: Path, experiment: str | None = None,
+                  artifact_roots: list[Path] | None = None) -> Orphans:
     """Lock and read every journal in `directory` whose process is gone and whose tracking
-    URI is ours; their files stay locked by us until Orphans.release()."""
+    URI (and experiment, when the journal names one) is ours; their files stay locked by us
+    until Orphans.release(). A replayed op may only name our experiment and upload files under
+    `artifact_roots` (resolved); anything else is a malformed line. A malformed line costs one
+    warning naming the file and line and moves the file aside (*.corrupt) once its good lines
+    are safe: a bad file never blocks the work dir, nor is it read again."""
     out = Orphans()
+    uri = redact(tracking_uri)
+    roots = None if artifact_roots is None else [Path(r).resolve() for r in artifact_roots]
     for path in sorted(Path(directory).glob("journal-*.jsonl")):
         if path == own:
             continue
-        f = open(path, "a", encoding="utf-8")
+        if path.is_symlink() or not path.is_file():
+            log.warning("tracking journal %s is not a regular file; moved aside", path)
+            _move_aside(path)
+            continue
+        try:
+            f = open(path, "a", encoding="utf-8")
+        except OSError as e:
+            log.warning("tracking journal %s unreadable (%s); skipped", path, e.strerror)
+            continue
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             f.close()  # a live tracker owns it
             continue
-        header, ops, runs, acked = _read(path)
-        if header is None and not ops:
+        try:
+            rd = _read(path, experiment, roots)
+        except OSError as e:
+            f.close()
+            log.warning("tracking journal %s unreadable (%s); skipped", path, e.strerror)
+            continue
+        if rd.header is None and not rd.ops and not rd.bad:
             path.unlink(missing_ok=True)  # died before its first line: nothing to replay
             f.close()
             continue
-        if header is None or header.get("tracking_uri") != tracking_uri:
+        if rd.header is None:  # whose store? unknowable: keep it for a human, never replay it
+            _warn_bad(path, rd.bad or [(1, "not a journal header")], "file moved aside as *.corrupt")
+            _move_aside(path)
             f.close()
             continue
-        pending = [op for op in ops if op["seq"] > acked]
+        theirs = rd.header.get("experiment")
+        if rd.header["tracking_uri"] not in (uri, tracking_uri) or (theirs is not None and theirs != experiment):
+            f.close()  # another store's or another sweep's journal: its own Tracker replays it
+            continue
+        if rd.bad:
+            _warn_bad(path, rd.bad, "file moved aside as *.corrupt")
+        pending = [op for op in rd.ops if op["seq"] > rd.acked]
         if pending:
             log.warning("replaying %d tracking calls from %s (a driver that died)",
                         len(pending), path.name)
         out.ops.extend(pending)
-        out.runs.update(runs)
-        out._held.append((path, f))
+        out.runs.update(rd.runs)
+        out._held.append((path, f, bool(rd.bad)))
     return out

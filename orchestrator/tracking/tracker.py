@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .client import (
-    RunRecord, _query, download_artifacts, finished_identities, finished_runs_everywhere, make_client,
-    metric_history, resolve_tracking_uri, search_all, tag_filter,
+    RunRecord, _query, check_store, download_artifacts, finished_identities, finished_runs_everywhere,
+    make_client, metric_history, redact, resolve_tracking_uri, search_all, tag_filter,
 )
 from .journal import Journal, adopt_orphans
 from .names import run_name
@@ -163,27 +163,37 @@ class Tracker:
 
     def __init__(self, tracking_uri: str | None = None, experiment_name: str = "golf",
                  journal_dir: str | os.PathLike | None = None, *, linger_s: float = 0.05,
-                 max_backoff_s: float = 5.0):
+                 max_backoff_s: float = 5.0, artifact_roots: list[str | os.PathLike] | None = None):
         if not experiment_name or not str(experiment_name).strip():
             raise ValueError("experiment_name must be a non-empty string")
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        check_store(self.tracking_uri)  # a garbage mlflow.db: one line now, not retries forever
         self.experiment_name = str(experiment_name)
         self.journal_dir = Path(journal_dir or Path.cwd() / ".golf" / "mlflow-journal")
+        # a replayed upload must come from here (default: the work dir holding the journal)
+        self.artifact_roots = [Path(r) for r in (artifact_roots or [self.journal_dir.resolve().parent])]
         self._lock = threading.Lock()
-        self._journal = Journal(self.journal_dir, self.tracking_uri)
-        self._writer = Writer(self.tracking_uri, self._journal, linger_s, max_backoff_s)
-        self._handles: list[RunHandle] = []
-        self.sweep: RunHandle | None = None
-        self.sweep_identity: str | None = None
-        self._closed = False
-        self._client = None
-        self.replayed = self._adopt_orphans()
+        self._journal = Journal(self.journal_dir, self.tracking_uri, self.experiment_name)
+        try:
+            self._writer = Writer(self.tracking_uri, self._journal, linger_s, max_backoff_s)
+            self._writer.experiment = self.experiment_name
+            self._handles: list[RunHandle] = []
+            self.sweep: RunHandle | None = None
+            self.sweep_identity: str | None = None
+            self._closed = False
+            self._client = None
+            self.replayed = self._adopt_orphans()
+        except BaseException:
+            self._journal.close(delete=True)  # never an orphan journal per failed start
+            raise
         self._writer.start()
 
     def _adopt_orphans(self) -> int:
-        orphans = adopt_orphans(self.journal_dir, self.tracking_uri, self._journal.path)
+        orphans = adopt_orphans(self.journal_dir, self.tracking_uri, self._journal.path,
+                                self.experiment_name, self.artifact_roots)
         for key, run_id in orphans.runs.items():
             self._writer.runs[key] = run_id
+            self._writer.unverified.add(key)  # a journal is editable: check the run before use
             self._journal.map_run(key, run_id)
         for op in orphans.ops:
             op.pop("seq", None)
@@ -295,7 +305,7 @@ class Tracker:
         done = ok and self._journal.acked >= self._journal.last_seq
         if not done:
             log.warning("%d tracking calls not delivered to %s; kept in %s for the next Tracker",
-                        self._journal.last_seq - self._journal.acked, self.tracking_uri,
+                        self._journal.last_seq - self._journal.acked, redact(self.tracking_uri),
                         self._journal.path)
         self._journal.close(delete=done)
         return done

@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 
-from .client import is_transient, make_client, search_all, tag_filter
+from .client import is_transient, make_client, redact, search_all, tag_filter
 from .journal import Journal
 
 __all__ = ["Writer"]
@@ -59,11 +59,14 @@ class Writer(threading.Thread):
                  max_backoff_s: float = 5.0):
         super().__init__(name="golf-mlflow-writer", daemon=True)
         self.uri = tracking_uri
+        self.shown_uri = redact(tracking_uri)  # what log lines say
         self.journal = journal
         self.linger_s = linger_s
         self.max_backoff_s = max_backoff_s
         self.runs: dict[str, str] = {}  # local run key -> MLflow run id
         self.dead: set[str] = set()  # keys whose run could never be created
+        self.unverified: set[str] = set()  # keys mapped by an adopted journal, not checked yet
+        self.experiment: str | None = None  # the Tracker's: adopted run ids must belong to it
         self.calls: Counter = Counter()  # MLflow client calls made, by method (tests, stats)
         self.failures = 0  # transient failures seen
         self._cond = threading.Condition()
@@ -127,7 +130,7 @@ class Writer(threading.Thread):
                     self._client = make_client(self.uri)
                 self._process()
                 if backoff:
-                    log.warning("MLflow at %s reachable again; buffered calls delivered", self.uri)
+                    log.warning("MLflow at %s reachable again; buffered calls delivered", self.shown_uri)
                 backoff = 0.0
             except Exception as e:  # noqa: BLE001 - the writer must survive anything
                 self.failures += 1
@@ -137,7 +140,7 @@ class Writer(threading.Thread):
                     self._last_warn = now
                     cause = e.__cause__ or e
                     log.warning("MLflow at %s unreachable (%s); %d calls buffered, retrying",
-                                self.uri, str(cause).splitlines()[0][:200] if str(cause) else
+                                self.shown_uri, str(cause).splitlines()[0][:200] if str(cause) else
                                 type(cause).__name__, len(self._pending) + len(self._queue))
                 with self._cond:
                     self._cond.wait_for(lambda: self._stopping, timeout=backoff)
@@ -155,9 +158,9 @@ class Writer(threading.Thread):
                     self._apply(pending[0])
             except _Retry:
                 raise
-            except Exception:  # noqa: BLE001 - a malformed (e.g. hand-edited) op must not wedge
-                log.exception("dropped %d malformed tracking call(s) from seq %s",
-                              n, pending[0].get("seq"))
+            except Exception as e:  # noqa: BLE001 - a malformed (e.g. hand-edited) op must not wedge
+                log.warning("dropped %d malformed tracking call(s) from seq %s (%s: %s)", n,
+                            pending[0].get("seq"), type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
             seq = pending[n - 1]["seq"]
             del pending[:n]
             self.journal.ack(seq)
@@ -175,6 +178,27 @@ class Writer(threading.Thread):
                 raise _Retry(f"{name}: {e}") from e
             raise _Permanent(f"{name}: {e}") from e
 
+    def _run_id(self, key: str) -> str | None:
+        """The run id of `key`; one that came from an adopted journal is used only once MLflow
+        confirms it is a run golf made for that key (tag golf.run_key) in our experiment, so
+        a hand-edited journal cannot touch another sweep's (or anybody's) run."""
+        run_id = self.runs.get(key)
+        if run_id is None or key not in self.unverified:
+            return run_id
+        try:
+            run = self._call("get_run", run_id)
+            ok = run.data.tags.get("golf.run_key") == key and (
+                self.experiment is None or run.info.experiment_id == self._experiment_id(self.experiment))
+        except _Permanent:
+            ok = False
+        self.unverified.discard(key)
+        if not ok:
+            log.warning("replayed tracking calls for run %s dropped: it is not a run of experiment %r "
+                        "made for key %s", run_id, self.experiment, key[:8])
+            with self._cond:
+                self.runs.pop(key, None)
+        return self.runs.get(key)
+
     # -- logs --------------------------------------------------------------------------------
     def _send_logs(self, window: list[dict]) -> None:
         from mlflow.entities import Metric, Param, RunTag
@@ -189,7 +213,7 @@ class Writer(threading.Thread):
                                 "MLflow keeps the first", k, params[k], v)
             tags.update(op.get("tags", {}))
         for key, (metrics, params, tags) in batches.items():
-            run_id = self.runs.get(key)
+            run_id = self._run_id(key)
             if run_id is None:
                 continue  # its run could not be created (already warned)
             ms = [Metric(k, v, ts, step) for k, v, ts, step in metrics]
@@ -255,7 +279,7 @@ class Writer(threading.Thread):
         from mlflow.entities import RunTag
 
         key = op["key"]
-        if key in self.runs:
+        if self._run_id(key) is not None:
             return
         exp_id = self._experiment_id(op["experiment"])
         found = None
@@ -267,7 +291,7 @@ class Writer(threading.Thread):
             found = next(iter(self._search(exp_id, tag_filter("golf.run_key", key))), None)
         tags = dict(op["tags"])
         parent = op.get("parent")
-        if parent and parent in self.runs:
+        if parent and self._run_id(parent) is not None:
             tags["mlflow.parentRunId"] = self.runs[parent]
         if found is not None:
             run_id = found.info.run_id
@@ -285,7 +309,7 @@ class Writer(threading.Thread):
             self._cond.notify_all()
 
     def _artifact(self, op: dict) -> None:
-        run_id = self.runs.get(op["key"])
+        run_id = self._run_id(op["key"])
         if run_id is None:
             return
         path = op["path"]
@@ -297,7 +321,7 @@ class Writer(threading.Thread):
     def _finish(self, op: dict) -> None:
         from mlflow.entities import RunTag
 
-        run_id = self.runs.get(op["key"])
+        run_id = self._run_id(op["key"])
         if run_id is None:
             return
         status, tags = op["status"], dict(op.get("tags", {}))

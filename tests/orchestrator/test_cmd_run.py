@@ -95,10 +95,12 @@ def test_submit_needs_the_cluster_token(head, tmp_path):
                  timeout=120, HOME=str(home))
     assert p.returncode == 2 and "rejected the Ray auth token" in p.stderr
 
-    # the right token: submit the smoke sweep, see it start, cancel it
-    shutil.copy(ROOT / "experiments" / "smoke.yaml", tmp_path / "smoke.yaml")
-    tok = ["--token-file", str(head.token_file)]
-    p, _ = _golf(["submit", "smoke.yaml", *addr, *tok], tmp_path, timeout=180, HOME=str(home))
+    # the right token (only a token file's first line counts): submit the smoke sweep under a
+    # name with a space (the entrypoint is shell-quoted), see it start, cancel it
+    shutil.copy(ROOT / "experiments" / "smoke.yaml", tmp_path / "my sweep.yaml")
+    (tmp_path / "token").write_text(head.token + "\nsecond line: not part of the token\n")
+    tok = ["--token-file", str(tmp_path / "token")]
+    p, _ = _golf(["submit", "my sweep.yaml", *addr, *tok], tmp_path, timeout=180, HOME=str(home))
     assert p.returncode == 0, p.stderr[-2000:]
     job_id = p.stdout.strip().splitlines()[-1]
     deadline = time.monotonic() + 240

@@ -81,19 +81,24 @@ def test_default_store_is_sqlite_in_the_working_directory(tmp_path, monkeypatch)
     json.dumps(found.tags)  # plain dicts, safe to hand to a report
 
 
+def K(i: int) -> str:
+    """A run key as Tracker makes them (uuid4().hex): the journal refuses any other."""
+    return f"{i:032x}"
+
+
 def test_journal_adoption_takes_only_dead_journals_of_the_same_uri(tmp_path, monkeypatch):
     from orchestrator.tracking import journal as jmod
 
     uri = "http://127.0.0.1:1"
     live = jmod.Journal(tmp_path, uri)  # held (flock) by a live tracker
-    live.append_op({"op": "log", "key": "k0"})
+    live.append_op({"op": "log", "key": K(0)})
     other = jmod.Journal(tmp_path, "http://elsewhere:5000")
-    other.append_op({"op": "log", "key": "k9"})
+    other.append_op({"op": "log", "key": K(9)})
     other.close(delete=False)
     dead = jmod.Journal(tmp_path, uri)
     for i in range(1, 4):
-        dead.append_op({"op": "log", "key": f"k{i}"})
-    dead.map_run("k1", "run-1")
+        dead.append_op({"op": "log", "key": K(i)})
+    dead.map_run(K(1), "run-1")
     dead.ack(1)
     dead.close(delete=False)
     with open(dead.path, "a") as f:
@@ -101,21 +106,21 @@ def test_journal_adoption_takes_only_dead_journals_of_the_same_uri(tmp_path, mon
 
     me = tmp_path / "me.jsonl"
     orphans = jmod.adopt_orphans(tmp_path, uri, me)
-    assert [op["key"] for op in orphans.ops] == ["k2", "k3"]
-    assert orphans.runs == {"k1": "run-1"}
+    assert [op["key"] for op in orphans.ops] == [K(2), K(3)]
+    assert orphans.runs == {K(1): "run-1"}
     orphans.release()
     assert not dead.path.exists() and other.path.exists() and live.path.exists()
     assert jmod.adopt_orphans(tmp_path, uri, me).ops == []  # the live one stays untouched
 
     # a fully acknowledged, large journal is cut back to its run map
     monkeypatch.setattr(jmod, "_COMPACT_BYTES", 0)
-    live.map_run("k0", "run-0")
+    live.map_run(K(0), "run-0")
     assert not live.compact_if_idle()  # seq 1 not acknowledged yet
     live.ack(1)
     assert live.compact_if_idle()
-    seq = live.append_op({"op": "log", "key": "k0"})
+    seq = live.append_op({"op": "log", "key": K(0)})
     assert seq == 2
     live.close(delete=False)
     orphans = jmod.adopt_orphans(tmp_path, uri, me)
-    assert [op["seq"] for op in orphans.ops] == [2] and orphans.runs == {"k0": "run-0"}
+    assert [op["seq"] for op in orphans.ops] == [2] and orphans.runs == {K(0): "run-0"}
     orphans.release()
