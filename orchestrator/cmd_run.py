@@ -41,7 +41,7 @@ def cmd_run(args) -> int:
 
     from golf_core.data.shards import check_data_dir
     from orchestrator.datasets import ensure_data
-    from orchestrator.plan import data_dir, load_plan
+    from orchestrator.plan import data_dir, load_plan, tokenizer_file
     from orchestrator.tracking import Tracker, resolve_tracking_uri
 
     console = Console()
@@ -51,7 +51,9 @@ def cmd_run(args) -> int:
     plan = load_plan(args.spec, workspace=Path.cwd())
     ddir = data_dir(plan, Path.cwd()).resolve()
     ensure_data(plan.data, ddir, say)
-    check_data_dir(ddir, plan.data.vocab_size)
+    tok = tokenizer_file(plan, Path.cwd())
+    tok = tok.resolve() if tok is not None else None
+    check_data_dir(ddir, plan.data.vocab_size, tokenizer=tok)
     work = Path(args.work_dir).resolve()
     uri = resolve_tracking_uri(args.tracking_uri)
     counts = plan.counts()
@@ -75,6 +77,7 @@ def cmd_run(args) -> int:
 
         progress = SweepProgress(console, live=False if args.no_progress else None)
         report = run_plan(plan, tracker, DriverOptions(data_dir=str(ddir), work_dir=str(work / "jobs"),
+                                                       tokenizer_path=str(tok) if tok else None,
                                                        progress=progress, connect=connect_ray))
     finally:
         signal.signal(signal.SIGTERM, old_term)

@@ -49,6 +49,7 @@ class _Driver(Placement):
         self.track = TrackingAdapter(tracker, spool_dir=os.path.join(opts.work_dir, "spool") if opts.work_dir else None)
         self.runner = opts.runner if opts.runner is not None else GolfRunner()
         self.data_dir = str(opts.data_dir or plan.data.path)
+        self.tokenizer = opts.tokenizer_path or getattr(plan.data, "tokenizer_path", None)
         self.retries = opts.retries if opts.retries is not None else int(getattr(plan, "retries", 2))
         self.use_gpus = False
         self.max_actors = 1
@@ -161,7 +162,7 @@ class _Driver(Placement):
 
     def _job_payload(self, job, attempt: int) -> dict:
         return {"kind": job.kind, "identity": job.identity, "name": job.name, "config": job.config,
-                "seed": job.seed, "attempt": attempt, "params": dict(job.params or {})}
+                "seed": job.seed, "attempt": attempt, "params": dict(job.params or {}), "tokenizer": self.tokenizer}
 
     def _open(self, job, out: JobOutcome) -> dict:
         out.attempt += 1

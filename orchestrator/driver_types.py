@@ -20,6 +20,7 @@ TERMINAL = {"finished", "reused", "failed", "skipped", "cancelled"}
 @dataclass
 class DriverOptions:
     data_dir: str | None = None  # default: plan.data.path
+    tokenizer_path: str | None = None  # default: plan.data.tokenizer_path, else found from data_dir
     work_dir: str | None = None  # per-node scratch for job outputs (default: a temp dir)
     runner: Any = None  # default GolfRunner(); tests and the benchmark inject stand-ins
     retries: int | None = None  # default: plan.retries, else 2

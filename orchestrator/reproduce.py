@@ -306,7 +306,7 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     ValueError before anything runs; jobs that fail raise ReproduceError after the run."""
     from golf_core.data.shards import check_data_dir, find_tokenizer
     from golf_core.export import export_script
-    from orchestrator.plan import build_plan, data_dir as plan_data_dir
+    from orchestrator.plan import build_plan, data_dir as plan_data_dir, tokenizer_file
     from orchestrator.spec import load_sweep
     from orchestrator.tracking import Tracker, resolve_tracking_uri
 
@@ -326,7 +326,9 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     if plan.data.source == "synthetic":
         say("WARNING: synthetic data: such a run can never be a record")
     ensure_data(plan.data, ddir, say)
-    check_data_dir(ddir, plan.data.vocab_size)
+    tok = tokenizer_file(plan, workspace)
+    tok = tok.resolve() if tok is not None else None
+    check_data_dir(ddir, plan.data.vocab_size, tokenizer=tok)
     work = (workspace / work_dir).resolve() if not Path(work_dir).is_absolute() else Path(work_dir)
     uri = resolve_tracking_uri(tracking_uri)
     say(f"reproduce {sweep.name}: seeds {list(sweep.train.seeds)}, claim mixer {claim.mode}; {len(plan.jobs)} jobs; "
@@ -336,7 +338,7 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     try:
         report = (run_fn or drive_with_ray())(plan, tracker, ddir, work)
         seeds = collect_seeds(report, claim, _fetcher(uri))
-        per_check = {s: seed_checks(r, claim, sweep.eval_points()[0].max_eval_seconds, find_tokenizer(ddir).name)
+        per_check = {s: seed_checks(r, claim, sweep.eval_points()[0].max_eval_seconds, find_tokenizer(ddir, tok).name)
                      for s, r in seeds.items()}
         compliance = R.merge_compliance(per_check)
         evals = {s: scored_eval(r, claim, per_check[s]) for s, r in seeds.items()}

@@ -3,7 +3,7 @@
 Actors call a runner object rather than golf_core directly, so the driver's scheduling path
 can be exercised with a stand-in of the same shape (tests inject fast fakes; bench/scheduling.py
 injects sleeps). `GolfRunner` is the real one. Jobs arrive as plain dicts (kind, identity,
-name, config, seed, attempt): workers never import the orchestrator.
+name, config, seed, attempt, tokenizer): workers never import the orchestrator.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class GolfRunner:
         from golf_core.train import run_training
 
         cfg = build(RunConfig, job["config"]["run"])
-        return run_training(cfg, data_dir, out_dir, on_progress=on_progress)
+        return run_training(cfg, data_dir, out_dir, on_progress=on_progress, tokenizer=job.get("tokenizer"))
 
     def eval(self, job: dict, artifact_dir: str, data_dir: str, out_dir: str) -> dict:
         from golf_core.config import build
@@ -43,7 +43,7 @@ class GolfRunner:
 
         conf = job["config"]
         spec = build(EvalSpec, {k: conf[k] for k in ("eval", "ttt", "mixer") if k in conf})
-        return run_eval(artifact_dir, spec, data_dir, out_dir=out_dir)
+        return run_eval(artifact_dir, spec, data_dir, out_dir=out_dir, tokenizer=job.get("tokenizer"))
 
     # --- the factorized mix: n-gram pass once per table key, then ms per mixer config ---
     def mixer_config(self, mixer: dict) -> Any:
