@@ -68,8 +68,11 @@ class GolfRunner:
     def ngram(self, val_tokens: Any, stats: dict, mixer: dict, chunk_tokens: int, vocab_size: int) -> Any:
         from golf_core.eval.ngram import ngram_pass
 
-        return ngram_pass(val_tokens, stats["pos"], stats["chunk"], self.mixer_config(mixer), chunk_tokens,
-                          vocab_size=vocab_size, audit_idx=stats.get("audit_idx"))
+        # the stream the eval scored (max_tokens, a dropped tail): the fused path's tables and
+        # miss vocabulary see no token past it; n_ctx: the window context the fused path used
+        val = val_tokens[: int(np.max(stats["pos"])) + 1] if len(stats["pos"]) else val_tokens
+        return ngram_pass(val, stats["pos"], stats["chunk"], self.mixer_config(mixer), chunk_tokens,
+                          vocab_size=vocab_size, audit_idx=stats.get("audit_idx"), n_ctx=stats.get("n_ctx"))
 
     def mix_nll(self, stats: dict, ngram: Any, mixer: dict) -> np.ndarray:
         from golf_core.eval.mix import mix_nll

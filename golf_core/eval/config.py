@@ -24,6 +24,10 @@ class EvalConfig(Frozen):
     # Score-first chunks (#809: 1,048,576 tokens): score a chunk, then absorb it, then TTT on it.
     chunk_tokens: int = Field(1_048_576, ge=1)
     max_tokens: int = Field(0, ge=0)  # 0 = the whole validation split
+    # The targets past the last whole seq_len: "score" them (#779's sliding eval, every target
+    # once) or "drop" them as upstream's eval_val does (it keeps ((N-1) // seq_len) * seq_len
+    # targets); drop with stride == seq_len is eval_val exactly. Applied after max_tokens.
+    tail: Literal["score", "drop"] = "score"
     max_eval_seconds: float = Field(600.0, ge=0)  # the challenge's eval cap, audited
     temperature: float = Field(1.0, gt=0)  # #779 divides logits by 0.98 after TTT
     # #779's variant: per position T' = clamp(1 - (1 - T)(1 - H/ln V), 0.9, 1.05), H = entropy
