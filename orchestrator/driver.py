@@ -289,6 +289,7 @@ class _Driver(Placement):
         self.track.record(out.run_id, job, result, verdict, files)
         self.track.close(out.run_id, "FINISHED", {})
         out.result, out.verdict, out.output = result, verdict, {k: v for k, v in value.items() if k != "files"}
+        out.train_log = files.get("train.log") if job.kind == "train" else None
         out.state, out.ended = "finished", time.time()
         out.reason = verdict.reason
         out.attempts[-1].update(status="FINISHED")

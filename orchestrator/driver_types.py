@@ -43,6 +43,7 @@ class JobOutcome:
     verdict: Verdict | None = None
     reason: str | None = None
     output: dict | None = None  # what the worker returned (ranks, placement, actor pid ...)
+    train_log: bytes | None = None  # a finished train job's own train.log (record folders ship it)
     started: float | None = None
     ended: float | None = None
     attempts: list[dict] = field(default_factory=list)  # {"attempt", "run_id", "status", "reason"}

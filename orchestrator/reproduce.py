@@ -96,6 +96,7 @@ class SeedRun:
     verdicts: dict[str, Any] = field(default_factory=dict)  # kind -> Verdict | None
     run_ids: dict[str, str] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)  # kind -> finished | reused
+    train_log: str | None = None  # the train job's own train.log, verbatim (None: not available)
 
 
 def _fetch_result(fetch: Callable[[str], dict | None] | None, out) -> dict:
@@ -109,7 +110,16 @@ def _fetch_result(fetch: Callable[[str], dict | None] | None, out) -> dict:
     return result
 
 
-def collect_seeds(report, claim: MixerConfig, fetch: Callable[[str], dict | None] | None = None) -> dict[int, SeedRun]:
+def _train_log(out, fetch_log: Callable[[str], bytes | None] | None) -> str | None:
+    """The train job's train.log: what the worker sent back, or a reused run's MLflow artifact."""
+    blob = getattr(out, "train_log", None)
+    if blob is None and out.state == "reused" and fetch_log is not None and out.run_id:
+        blob = fetch_log(out.run_id)
+    return blob.decode("utf-8", errors="replace") if blob is not None else None
+
+
+def collect_seeds(report, claim: MixerConfig, fetch: Callable[[str], dict | None] | None = None,
+                  fetch_log: Callable[[str], bytes | None] | None = None) -> dict[int, SeedRun]:
     """Per seed: the train job, its one eval job and the claimed mix job. Raises ReproduceError
     naming every needed job that did not finish."""
     want = claim.model_dump(mode="json")
@@ -135,7 +145,8 @@ def collect_seeds(report, claim: MixerConfig, fetch: Callable[[str], dict | None
             _fetch_result(fetch, outs["mix"]),
             verdicts={k: outs[k].verdict for k in ("train", "eval", "mix")},
             run_ids={k: outs[k].run_id for k in ("train", "eval", "mix") if outs[k].run_id},
-            states={k: outs[k].state for k in ("train", "eval", "mix")})
+            states={k: outs[k].state for k in ("train", "eval", "mix")},
+            train_log=_train_log(outs["train"], fetch_log))
     if problems:
         raise ReproduceError("the claim needs jobs that did not finish: " + "; ".join(problems))
     return runs
@@ -262,6 +273,20 @@ class ReproduceResult:
     sweep_run_id: str | None = None
 
 
+def _log_fetcher(uri: str) -> Callable[[str], bytes | None]:
+    from orchestrator.tracking import download_artifacts
+
+    def fetch(run_id: str) -> bytes | None:
+        dst = Path(tempfile.mkdtemp(prefix="golf-reproduce-"))
+        try:
+            return download_artifacts(uri, run_id, "train.log", dst).read_bytes()
+        except Exception:  # noqa: BLE001 - a run from before train.log was uploaded: rebuilt instead
+            return None
+        finally:
+            shutil.rmtree(dst, ignore_errors=True)
+    return fetch
+
+
 def _fetcher(uri: str) -> Callable[[str], dict | None]:
     from orchestrator.tracking import download_artifacts
 
@@ -337,7 +362,7 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     t0 = time.time()
     try:
         report = (run_fn or drive_with_ray())(plan, tracker, ddir, work)
-        seeds = collect_seeds(report, claim, _fetcher(uri))
+        seeds = collect_seeds(report, claim, _fetcher(uri), _log_fetcher(uri))
         per_check = {s: seed_checks(r, claim, sweep.eval_points()[0].max_eval_seconds, find_tokenizer(ddir, tok).name)
                      for s, r in seeds.items()}
         compliance = R.merge_compliance(per_check)
@@ -350,15 +375,17 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
         run_cfg = sweep.run_config(first.seed)
         code = export_script(run_cfg, eval_spec_of(sweep, claim), title=f"{name}: golf record script")
         header = f"spec {sweep.name}, sweep {plan.sweep_identity[:16]}, reproduced by golf {time.strftime('%Y-%m-%d')}"
-        logs = {s: R.format_train_log(s, r.train, evals[s], r.run_ids, header) for s, r in seeds.items()}
+        # each seed's own train.log verbatim; rebuilt from MLflow only for a run that has none
+        logs = {s: r.train_log if r.train_log is not None else R.format_train_log(s, r.train, evals[s], r.run_ids, header)
+                for s, r in seeds.items()}
         folder = R.write_record_folder(
             out if Path(out).is_absolute() else workspace / out, date, name, trains, evals, stats, compliance,
             plan.spec_dump, logs, code, author=author, github_id=github_id,
-            extra={"golf": {"spec": sweep.name, "sweep_identity": plan.sweep_identity,
-                            "code_version": first.train.get("code_version"),
-                            "mixer_mode": claim.mode,
-                            "runs": {str(s): r.run_ids for s, r in seeds.items()},
-                            "reused": {str(s): r.states for s, r in seeds.items()}}})
+            extra={"spec": sweep.name, "sweep_identity": plan.sweep_identity,
+                   "code_version": first.train.get("code_version"),
+                   "mixer_mode": claim.mode,
+                   "runs": {str(s): r.run_ids for s, r in seeds.items()},
+                   "reused": {str(s): r.states for s, r in seeds.items()}})
         ok = R.submittable(stats, compliance)
         _log_to_sweep(tracker, stats, compliance, ok, folder)
         sweep_run_id = tracker.sweep.wait_run_id(30) if getattr(tracker, "sweep", None) is not None else None
