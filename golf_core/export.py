@@ -26,7 +26,15 @@ from typing import Any
 
 import golf_core
 
-__all__ = ["embedded_blob", "export_script", "write_script"]
+__all__ = ["REQUIREMENTS", "embedded_blob", "export_script", "requirements_text", "write_script"]
+
+# What the exported script imports besides the standard library (pip names), one per line of
+# the record folder's requirements.txt; torch is whatever CUDA build the machine has.
+REQUIREMENTS = ("torch", "numpy", "sentencepiece", "pydantic>=2", "zstandard", "pyyaml")
+
+
+def requirements_text() -> str:
+    return "".join(f"{r}\n" for r in REQUIREMENTS)
 
 _LINE = 120  # characters of base85 per line of the embedded blob
 

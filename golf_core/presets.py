@@ -19,7 +19,8 @@ class RunConfig(Frozen):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     quant: QuantConfig = QuantConfig()
-    eval: EvalConfig = EvalConfig(seq_len=1024, stride=1024)  # upstream scores non-overlapping
+    # upstream's eval_val: non-overlapping windows, the partial last block dropped
+    eval: EvalConfig = EvalConfig(seq_len=1024, stride=1024, tail="drop")
 
 
 # Each preset is an override tree over RunConfig's defaults (which are the upstream baseline).

@@ -45,7 +45,7 @@ def cmd_run(args) -> int:
 
     from golf_core.data.shards import check_data_dir
     from orchestrator.datasets import ensure_data
-    from orchestrator.plan import data_dir, load_plan
+    from orchestrator.plan import data_dir, load_plan, tokenizer_file
     from orchestrator.tracking import Tracker, check_store, redact, resolve_tracking_uri
 
     console = Console()
@@ -56,7 +56,9 @@ def cmd_run(args) -> int:
     check_store(resolve_tracking_uri(args.tracking_uri))  # a garbage mlflow.db: one line, before the data
     ddir = data_dir(plan, Path.cwd()).resolve()
     ensure_data(plan.data, ddir, say)
-    check_data_dir(ddir, plan.data.vocab_size)
+    tok = tokenizer_file(plan, Path.cwd())
+    tok = tok.resolve() if tok is not None else None
+    check_data_dir(ddir, plan.data.vocab_size, tokenizer=tok)
     work = Path(args.work_dir).resolve()
     uri = resolve_tracking_uri(args.tracking_uri)
     counts = plan.counts()
@@ -82,6 +84,7 @@ def cmd_run(args) -> int:
         progress = SweepProgress(console, live=False if args.no_progress else None,
                                  heartbeat_s=getattr(args, "status_every", 30.0))
         report = run_plan(plan, tracker, DriverOptions(data_dir=str(ddir), work_dir=str(work / "jobs"),
+                                                       tokenizer_path=str(tok) if tok else None,
                                                        progress=progress, connect=connect_ray,
                                                        reuse=not getattr(args, "no_reuse", False)))
     finally:

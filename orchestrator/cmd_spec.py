@@ -192,7 +192,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if has_shards:
         data_note = f"{tokens:,} val tokens"
     elif plan.data.source == "fineweb":
-        data_note = (f"no shards yet: download them with `golf data fineweb --out {plan.data.path}`; "
+        from golf_core.data.fineweb import download_command
+
+        data_note = (f"no shards yet: download them with `{download_command(plan.data.path, plan.data.vocab_size)}`; "
                      f"estimates assume {tokens:,} val tokens")
     else:
         data_note = f"no shards yet: `golf run` makes synthetic data ({tokens:,} val tokens)"

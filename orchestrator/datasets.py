@@ -14,8 +14,10 @@ def ensure_data(data: DataConfig, ddir: Path, say: Callable[[str], None]) -> Non
     if ddir.is_dir() and split_files(ddir, "train") and split_files(ddir, "val"):
         return
     if data.source == "fineweb":
+        from golf_core.data.fineweb import download_command
+
         raise ValueError(f"data.path {data.path}: no train/val shards in {ddir}; download them first: "
-                         f"golf data fineweb --variant sp{data.vocab_size} --train-shards 80 --out {data.path}")
+                         f"{download_command(data.path, data.vocab_size)}")
     from golf_core.data.synthetic import make_synthetic
 
     say(f"making synthetic data in {ddir} ({data.synthetic_train_tokens:,} train + "

@@ -50,6 +50,7 @@ class _Driver(Placement):
                                      reuse=opts.reuse)
         self.runner = opts.runner if opts.runner is not None else GolfRunner()
         self.data_dir = str(opts.data_dir or plan.data.path)
+        self.tokenizer = opts.tokenizer_path or getattr(plan.data, "tokenizer_path", None)
         self.retries = opts.retries if opts.retries is not None else int(getattr(plan, "retries", 2))
         self.use_gpus = False
         self.max_actors = 1
@@ -162,7 +163,7 @@ class _Driver(Placement):
 
     def _job_payload(self, job, attempt: int) -> dict:
         return {"kind": job.kind, "identity": job.identity, "name": job.name, "config": job.config,
-                "seed": job.seed, "attempt": attempt, "params": dict(job.params or {})}
+                "seed": job.seed, "attempt": attempt, "params": dict(job.params or {}), "tokenizer": self.tokenizer}
 
     def _open(self, job, out: JobOutcome) -> dict:
         out.attempt += 1
@@ -289,6 +290,7 @@ class _Driver(Placement):
         self.track.record(out.run_id, job, result, verdict, files)
         self.track.close(out.run_id, "FINISHED", {})
         out.result, out.verdict, out.output = result, verdict, {k: v for k, v in value.items() if k != "files"}
+        out.train_log = files.get("train.log") if job.kind == "train" else None
         out.state, out.ended = "finished", time.time()
         out.reason = verdict.reason
         out.attempts[-1].update(status="FINISHED")

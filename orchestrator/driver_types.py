@@ -20,6 +20,7 @@ TERMINAL = {"finished", "reused", "failed", "skipped", "cancelled"}
 @dataclass
 class DriverOptions:
     data_dir: str | None = None  # default: plan.data.path
+    tokenizer_path: str | None = None  # default: plan.data.tokenizer_path, else found from data_dir
     work_dir: str | None = None  # per-node scratch for job outputs (default: a temp dir)
     runner: Any = None  # default GolfRunner(); tests and the benchmark inject stand-ins
     retries: int | None = None  # default: plan.retries, else 2
@@ -43,6 +44,7 @@ class JobOutcome:
     verdict: Verdict | None = None
     reason: str | None = None
     output: dict | None = None  # what the worker returned (ranks, placement, actor pid ...)
+    train_log: bytes | None = None  # a finished train job's own train.log (record folders ship it)
     started: float | None = None
     ended: float | None = None
     attempts: list[dict] = field(default_factory=list)  # {"attempt", "run_id", "status", "reason"}

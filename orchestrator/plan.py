@@ -127,6 +127,14 @@ def data_identity(data: DataConfig, workspace: str | Path = ".") -> str:
     shards = sorted(f for f in root.glob("fineweb_*.bin") if f.name.startswith(_SHARD_PREFIXES)) \
         if root.is_dir() else []
     tokenizers = sorted(root.glob("*.model")) if root.is_dir() else []
+    explicit = _tokenizer_file(data, workspace)
+    if explicit is not None or (root.is_dir() and not tokenizers):
+        from golf_core.data.layout import resolve_tokenizer  # upstream's data/tokenizers pairing
+
+        try:
+            tokenizers = [resolve_tokenizer(root, explicit)]
+        except ValueError:
+            tokenizers = []
     synthetic = not shards or any(t.name.startswith("synthetic_") for t in tokenizers)
     if synthetic:
         recipe = {"synthetic": True, "vocab_size": data.vocab_size, "train": data.synthetic_train_tokens,
@@ -273,4 +281,16 @@ def suggest_mixer(trial: Any, config: dict[str, Any]) -> MixerConfig:
 def data_dir(plan: Plan, workspace: str | Path = ".") -> Path:
     """The data directory a plan's jobs read (relative paths resolve against the workspace)."""
     p = PurePosixPath(plan.data.path)
+    return Path(p) if p.is_absolute() else Path(workspace) / p
+
+
+def tokenizer_file(plan: Plan, workspace: str | Path = ".") -> Path | None:
+    """`data.tokenizer_path` resolved like data.path, or None (found from the data dir)."""
+    return _tokenizer_file(plan.data, workspace)
+
+
+def _tokenizer_file(data: DataConfig, workspace: str | Path) -> Path | None:
+    if not data.tokenizer_path:
+        return None
+    p = PurePosixPath(data.tokenizer_path)
     return Path(p) if p.is_absolute() else Path(workspace) / p

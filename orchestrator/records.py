@@ -149,17 +149,33 @@ def format_train_log(seed: int, train: Mapping[str, Any], ev: Mapping[str, Any],
     return "\n".join(lines) + "\n"
 
 
+UPSTREAM_SEED_KEYS = ("val_loss", "val_bpb", "artifact_bytes", "steps", "step_avg_ms", "eval_time_s")
+
+
+def _seed_artifact(row: Mapping[str, Any], code_bytes: int | None) -> Any:
+    """What this folder would ship for the seed: its model plus the folder's train_gpt.py."""
+    if code_bytes is not None and isinstance(row.get("model_bytes"), int):
+        return row["model_bytes"] + code_bytes
+    return row.get("artifact_bytes")
+
+
 def submission_json(name: str, date: str, per_seed_results: Mapping[int, Mapping[str, Any]],
                     eval_results: Mapping[int, Mapping[str, Any]], stats: Mapping[str, Any],
                     compliance: Mapping[str, Any], *, author: str = "", github_id: str = "",
-                    blurb: str = "", extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """upstream's submission.json fields (author, github_id, name, blurb, date, track, val_loss,
-    val_bpb, *_std, seeds, seed_results, bytes_total, bytes_code, ...) plus the statistics and
-    the compliance verdict."""
+                    blurb: str = "", extra: Mapping[str, Any] | None = None, code_bytes: int | None = None,
+                    technique_summary: str = "") -> dict[str, Any]:
+    """The keys of upstream's newest records' submission.json, in their order (author, github_id,
+    name, blurb, date, track, val_loss, val_bpb, *_std, seeds, seed_results{val_loss, val_bpb,
+    artifact_bytes, steps, step_avg_ms, eval_time_s}, comparison_baseline_bpb, delta_vs_leaderboard_*,
+    artifact_bytes_mean/max, bytes_total, bytes_code, train_steps_mean, step_avg_ms_mean, hardware,
+    pytorch_version, cuda_version, technique_summary); everything golf adds under one `golf` key.
+
+    `code_bytes`: the byte size of the folder's train_gpt.py; a seed's artifact_bytes is then its
+    model plus that script, and bytes_total the largest of them."""
     seeds = list(stats["seeds"])
     rows = {s: _seed_row(s, per_seed_results[s], eval_results[s]) for s in seeds}
-    artifact = [rows[s]["artifact_bytes"] for s in seeds]
-    code = [rows[s]["code_bytes"] for s in seeds]
+    artifact = [_seed_artifact(rows[s], code_bytes) for s in seeds]
+    first = lambda key: next((r.get(key) for r in per_seed_results.values() if r.get(key)), None)  # noqa: E731
     out = {
         "author": author, "github_id": github_id, "name": name,
         "blurb": blurb or (f"golf reproduction, {len(seeds)}-seed mean val_bpb {stats['val_bpb_mean']:.8f}"),
@@ -167,28 +183,35 @@ def submission_json(name: str, date: str, per_seed_results: Mapping[int, Mapping
         "val_loss": stats["val_loss_mean"], "val_bpb": stats["val_bpb_mean"],
         "val_loss_std": stats["val_loss_std"], "val_bpb_std": stats["val_bpb_std"],
         "seeds": seeds,
-        "seed_results": {str(s): {k: v for k, v in rows[s].items() if v is not None} for s in seeds},
+        "seed_results": {str(s): {k: v for k, v in {**rows[s], "artifact_bytes": a}.items()
+                                  if k in UPSTREAM_SEED_KEYS and v is not None}
+                         for s, a in zip(seeds, artifact)},
         "comparison_baseline_bpb": stats["best_bpb"],
         "delta_vs_leaderboard_bpb": stats["delta_bpb"], "delta_vs_leaderboard_nats": stats["delta_loss"],
         "artifact_bytes_mean": _mean(artifact), "artifact_bytes_max": _max(artifact),
-        "bytes_total": _max(artifact), "bytes_code": _max(code),
+        "bytes_total": _max(artifact),
+        "bytes_code": code_bytes if code_bytes is not None else _max([rows[s]["code_bytes"] for s in seeds]),
         "train_steps_mean": _mean([rows[s]["steps"] for s in seeds]),
         "step_avg_ms_mean": _mean([rows[s]["step_avg_ms"] for s in seeds]),
         "hardware": _hardware(per_seed_results),
-        "pytorch_version": next((r.get("torch_version") for r in per_seed_results.values()
-                                 if r.get("torch_version")), None),
-        "statistics": {k: stats[k] for k in (
-            "n_seeds", "test", "best_bpb", "best_loss", "best_loss_source", "best_source", "tokens_per_byte",
-            "min_improvement_nats", "min_improvement_bpb", "threshold_loss", "threshold_bpb",
-            "t_stat", "df", "p_value", "alpha", "verdict", "notes")},
-        "compliance": {"compliant": compliance["compliant"], "failed": list(compliance["failed"]),
-                       "artifact_bytes_max": _max(artifact), "artifact_limit_bytes": ARTIFACT_LIMIT_BYTES,
-                       "train_time_max_s": _max([rows[s]["train_time_s"] for s in seeds]),
-                       "eval_time_max_s": _max([rows[s]["eval_time_s"] for s in seeds])},
-        "submittable": submittable(stats, compliance),
+        "pytorch_version": first("torch_version"),
+        "cuda_version": first("cuda_version"),
+        "technique_summary": technique_summary or name,
+        "golf": {
+            "seed_results": {str(s): {k: v for k, v in rows[s].items() if k not in UPSTREAM_SEED_KEYS and v is not None}
+                             for s in seeds},
+            "statistics": {k: stats[k] for k in (
+                "n_seeds", "test", "best_bpb", "best_loss", "best_loss_source", "best_source", "tokens_per_byte",
+                "min_improvement_nats", "min_improvement_bpb", "threshold_loss", "threshold_bpb",
+                "t_stat", "df", "p_value", "alpha", "verdict", "notes")},
+            "compliance": {"compliant": compliance["compliant"], "failed": list(compliance["failed"]),
+                           "artifact_bytes_max": _max(artifact), "artifact_limit_bytes": ARTIFACT_LIMIT_BYTES,
+                           "train_time_max_s": _max([rows[s]["train_time_s"] for s in seeds]),
+                           "eval_time_max_s": _max([rows[s]["eval_time_s"] for s in seeds])},
+            "submittable": submittable(stats, compliance),
+            **dict(extra or {}),
+        },
     }
-    if extra:
-        out.update(extra)
     return _json_safe(out)
 
 
@@ -236,6 +259,19 @@ def render_statistics(stats: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _train_eval_words(per_seed_results: Mapping[int, Mapping[str, Any]]) -> str:
+    """How the training job scored its roundtrip, in words true of its config."""
+    ev = next((((r.get("config") or {}).get("eval")) for r in per_seed_results.values()
+               if (r.get("config") or {}).get("eval")), None)
+    if not ev:
+        return "roundtrip"
+    seq, stride = ev.get("seq_len"), ev.get("stride")
+    tail = "the partial last block dropped" if ev.get("tail") == "drop" else "every target scored"
+    if seq == stride:
+        return f"non-overlapping (windows of {seq} tokens, {tail})"
+    return f"sliding-window (windows of {seq} tokens, stride {stride}, {tail})"
+
+
 def render_readme(name: str, date: str, per_seed_results: Mapping[int, Mapping[str, Any]],
                   eval_results: Mapping[int, Mapping[str, Any]], stats: Mapping[str, Any],
                   compliance: Mapping[str, Any], spec_dump: Mapping[str, Any] | None = None,
@@ -266,7 +302,8 @@ def render_readme(name: str, date: str, per_seed_results: Mapping[int, Mapping[s
     lines += ["## What", "", desc or f"Sweep spec `{spec_name}` reproduced with golf.", "",
               "The score per seed is the full-fidelity evaluation of the shipped (quantized, compressed, "
               "read back) artifact over the whole validation split, with the spec's one mixer setting; "
-              "`roundtrip` is the training job's own non-overlapping score of the same artifact.", "",
+              f"`roundtrip` is the training job's own {_train_eval_words(per_seed_results)} score of the same "
+              "artifact.", "",
               "## How to reproduce", "",
               "```bash",
               f"golf reproduce {spec_file} --name {name!r} --date {date}",
@@ -308,18 +345,20 @@ def render_readme(name: str, date: str, per_seed_results: Mapping[int, Mapping[s
             value = str(c.get("value")).replace("|", "\\|")
             lines.append(f"| {s} | {cname} | {state} | {value} | {detail} |")
     lines += ["", "## Artifact sizes", "",
-              "| seed | model bytes | code bytes | total | limit |", "|---:|---:|---:|---:|---:|"]
+              "| seed | model bytes | train_gpt.py bytes | total | limit |", "|---:|---:|---:|---:|---:|"]
     for s in seeds:
         r = rows[s]
-        lines.append(f"| {s} | {_f(r['model_bytes'], ',')} | {_f(r['code_bytes'], ',')} | "
-                     f"{_f(r['artifact_bytes'], ',')} | {ARTIFACT_LIMIT_BYTES:,} |")
+        code = code_bytes_script if code_bytes_script is not None else r["code_bytes"]
+        lines.append(f"| {s} | {_f(r['model_bytes'], ',')} | {_f(code, ',')} | "
+                     f"{_f(_seed_artifact(r, code_bytes_script), ',')} | {ARTIFACT_LIMIT_BYTES:,} |")
     if code_bytes_script is not None:
-        lines += ["", f"`train_gpt.py` in this folder is {code_bytes_script:,} bytes. The runs' `code bytes` above are "
-                  "what the training job counted (golf_core's sources as an upper bound) and can be larger."]
+        lines += ["", f"`train_gpt.py` in this folder is {code_bytes_script:,} bytes (`bytes_code` in submission.json); "
+                  "total = the seed's model + this script (`bytes_total` is the largest)."]
     lines += ["", "## Files", "",
               "- `README.md` — this file", "- `submission.json` — the numbers, machine-readable",
               "- `statistics.md` — the significance test",
-              *[f"- `train_seed{s}.log` — seed {s}" for s in seeds],
+              *[f"- `train_seed{s}.log` — seed {s}'s training log" for s in seeds],
+              "- `requirements.txt` — what `train_gpt.py` imports besides the standard library",
               "- `train_gpt.py` — self-contained script (golf_core embedded) with this record's config baked in",
               f"- `{spec_file}` — the resolved spec", ""]
     return "\n".join(lines)
@@ -330,12 +369,16 @@ def write_record_folder(root: str | Path, date: str, name: str,
                         eval_results: Mapping[int, Mapping[str, Any]], stats: Mapping[str, Any],
                         compliance: Mapping[str, Any], spec_dump: Mapping[str, Any] | None,
                         train_logs: Mapping[int, str], code_text: str, *, author: str = "",
-                        github_id: str = "", blurb: str = "", extra: Mapping[str, Any] | None = None) -> Path:
+                        github_id: str = "", blurb: str = "", extra: Mapping[str, Any] | None = None,
+                        technique_summary: str = "", requirements: str | None = None) -> Path:
     """Write `root/YYYY-MM-DD_Name/` (root: usually ./records/track_10min_16mb) and return it.
 
     Files: README.md (first line "# NOT SUBMITTABLE: non-compliant ..." when any check failed),
-    submission.json, statistics.md, train_seed{S}.log per seed, train_gpt.py (`code_text`) and
-    spec.yaml (the resolved spec). Existing files of the same names are replaced, others kept."""
+    submission.json, statistics.md, train_seed{S}.log per seed (`train_logs`, written as given),
+    train_gpt.py (`code_text`), requirements.txt and spec.yaml (the resolved spec). Existing files
+    of the same names are replaced, others kept. `extra` goes under submission.json's `golf` key."""
+    from golf_core.export import requirements_text
+
     import yaml
 
     seeds = list(stats["seeds"])
@@ -347,19 +390,20 @@ def write_record_folder(root: str | Path, date: str, name: str,
     spec_file = "spec.yaml"
     code_bytes = len(code_text.encode("utf-8"))
     sub = submission_json(name, date, per_seed_results, eval_results, stats, compliance, author=author,
-                          github_id=github_id, blurb=blurb,
-                          extra={"bytes_code_script": code_bytes, **(extra or {})})
+                          github_id=github_id, blurb=blurb, extra=extra, code_bytes=code_bytes,
+                          technique_summary=technique_summary or str((spec_dump or {}).get("description") or ""))
     files = {
         "README.md": render_readme(name, date, per_seed_results, eval_results, stats, compliance, spec_dump,
                                    spec_file, code_bytes),
         "submission.json": json.dumps(sub, indent=2, allow_nan=False) + "\n",
         "statistics.md": render_statistics(stats),
         "train_gpt.py": code_text,
+        "requirements.txt": requirements if requirements is not None else requirements_text(),
         spec_file: yaml.safe_dump(_json_safe(dict(spec_dump or {})), sort_keys=False),
         **{f"train_seed{s}.log": train_logs[s] for s in seeds},
     }
     for fname, text in files.items():
         tmp = folder / f".{fname}.tmp"
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_bytes(text.encode("utf-8"))  # bytes as counted: no newline translation
         tmp.replace(folder / fname)
     return folder

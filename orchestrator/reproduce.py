@@ -92,6 +92,7 @@ class SeedRun:
     verdicts: dict[str, Any] = field(default_factory=dict)  # kind -> Verdict | None
     run_ids: dict[str, str] = field(default_factory=dict)
     states: dict[str, str] = field(default_factory=dict)  # kind -> finished | reused
+    train_log: str | None = None  # the train job's own train.log, verbatim (None: not available)
 
 
 def _fetch_result(fetch: Callable[[str], dict | None] | None, out) -> dict:
@@ -105,7 +106,16 @@ def _fetch_result(fetch: Callable[[str], dict | None] | None, out) -> dict:
     return result
 
 
-def collect_seeds(report, claim: MixerConfig, fetch: Callable[[str], dict | None] | None = None) -> dict[int, SeedRun]:
+def _train_log(out, fetch_log: Callable[[str], bytes | None] | None) -> str | None:
+    """The train job's train.log: what the worker sent back, or a reused run's MLflow artifact."""
+    blob = getattr(out, "train_log", None)
+    if blob is None and out.state == "reused" and fetch_log is not None and out.run_id:
+        blob = fetch_log(out.run_id)
+    return blob.decode("utf-8", errors="replace") if blob is not None else None
+
+
+def collect_seeds(report, claim: MixerConfig, fetch: Callable[[str], dict | None] | None = None,
+                  fetch_log: Callable[[str], bytes | None] | None = None) -> dict[int, SeedRun]:
     """Per seed: the train job, its one eval job and the claimed mix job. Raises ReproduceError
     naming every needed job that did not finish."""
     want = claim.model_dump(mode="json")
@@ -131,7 +141,8 @@ def collect_seeds(report, claim: MixerConfig, fetch: Callable[[str], dict | None
             _fetch_result(fetch, outs["mix"]),
             verdicts={k: outs[k].verdict for k in ("train", "eval", "mix")},
             run_ids={k: outs[k].run_id for k in ("train", "eval", "mix") if outs[k].run_id},
-            states={k: outs[k].state for k in ("train", "eval", "mix")})
+            states={k: outs[k].state for k in ("train", "eval", "mix")},
+            train_log=_train_log(outs["train"], fetch_log))
     if problems:
         raise ReproduceError("the claim needs jobs that did not finish: " + "; ".join(problems))
     return runs
@@ -254,6 +265,20 @@ class ReproduceResult:
     sweep_run_id: str | None = None
 
 
+def _log_fetcher(uri: str) -> Callable[[str], bytes | None]:
+    from orchestrator.tracking import download_artifacts
+
+    def fetch(run_id: str) -> bytes | None:
+        dst = Path(tempfile.mkdtemp(prefix="golf-reproduce-"))
+        try:
+            return download_artifacts(uri, run_id, "train.log", dst).read_bytes()
+        except Exception:  # noqa: BLE001 - a run from before train.log was uploaded: rebuilt instead
+            return None
+        finally:
+            shutil.rmtree(dst, ignore_errors=True)
+    return fetch
+
+
 def _fetcher(uri: str) -> Callable[[str], dict | None]:
     from orchestrator.tracking import download_artifacts
 
@@ -298,7 +323,7 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     ValueError before anything runs; jobs that fail raise ReproduceError after the run."""
     from golf_core.data.shards import check_data_dir, find_tokenizer
     from golf_core.export import export_script
-    from orchestrator.plan import build_plan, data_dir as plan_data_dir
+    from orchestrator.plan import build_plan, data_dir as plan_data_dir, tokenizer_file
     from orchestrator.spec import load_sweep
     from orchestrator.tracking import Tracker, resolve_tracking_uri
 
@@ -318,7 +343,9 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     if plan.data.source == "synthetic":
         say("WARNING: synthetic data: such a run can never be a record")
     ensure_data(plan.data, ddir, say)
-    check_data_dir(ddir, plan.data.vocab_size)
+    tok = tokenizer_file(plan, workspace)
+    tok = tok.resolve() if tok is not None else None
+    check_data_dir(ddir, plan.data.vocab_size, tokenizer=tok)
     work = (workspace / work_dir).resolve() if not Path(work_dir).is_absolute() else Path(work_dir)
     uri = resolve_tracking_uri(tracking_uri)
     say(f"reproduce {sweep.name}: seeds {list(sweep.train.seeds)}, claim mixer {claim.mode}; {len(plan.jobs)} jobs; "
@@ -329,8 +356,8 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     t0 = time.time()
     try:
         report = (run_fn or drive_with_ray())(plan, tracker, ddir, work)
-        seeds = collect_seeds(report, claim, _fetcher(uri))
-        per_check = {s: seed_checks(r, claim, sweep.eval_points()[0].max_eval_seconds, find_tokenizer(ddir).name)
+        seeds = collect_seeds(report, claim, _fetcher(uri), _log_fetcher(uri))
+        per_check = {s: seed_checks(r, claim, sweep.eval_points()[0].max_eval_seconds, find_tokenizer(ddir, tok).name)
                      for s, r in seeds.items()}
         compliance = R.merge_compliance(per_check)
         evals = {s: scored_eval(r, claim, per_check[s]) for s, r in seeds.items()}
@@ -342,15 +369,17 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
         run_cfg = sweep.run_config(first.seed)
         code = export_script(run_cfg, eval_spec_of(sweep, claim), title=f"{name}: golf record script")
         header = f"spec {sweep.name}, sweep {plan.sweep_identity[:16]}, reproduced by golf {time.strftime('%Y-%m-%d')}"
-        logs = {s: R.format_train_log(s, r.train, evals[s], r.run_ids, header) for s, r in seeds.items()}
+        # each seed's own train.log verbatim; rebuilt from MLflow only for a run that has none
+        logs = {s: r.train_log if r.train_log is not None else R.format_train_log(s, r.train, evals[s], r.run_ids, header)
+                for s, r in seeds.items()}
         folder = R.write_record_folder(
             out if Path(out).is_absolute() else workspace / out, date, name, trains, evals, stats, compliance,
             plan.spec_dump, logs, code, author=author, github_id=github_id,
-            extra={"golf": {"spec": sweep.name, "sweep_identity": plan.sweep_identity,
-                            "code_version": first.train.get("code_version"),
-                            "mixer_mode": claim.mode,
-                            "runs": {str(s): r.run_ids for s, r in seeds.items()},
-                            "reused": {str(s): r.states for s, r in seeds.items()}}})
+            extra={"spec": sweep.name, "sweep_identity": plan.sweep_identity,
+                   "code_version": first.train.get("code_version"),
+                   "mixer_mode": claim.mode,
+                   "runs": {str(s): r.run_ids for s, r in seeds.items()},
+                   "reused": {str(s): r.states for s, r in seeds.items()}})
         ok = R.submittable(stats, compliance)
         _log_to_sweep(tracker, stats, compliance, ok, folder)
         sweep_run_id = tracker.sweep.wait_run_id(30) if getattr(tracker, "sweep", None) is not None else None

@@ -58,18 +58,27 @@ class DataSpec(DataConfig):
             raise ValueError(f"no ~ or $ expansion in specs (got {v!r})")
         return v
 
+    @field_validator("tokenizer_path")
+    @classmethod
+    def _tokenizer_path(cls, v: str | None) -> str | None:
+        if v is not None and ("$" in v or v.startswith("~") or not v.strip()):
+            raise ValueError(f"a non-empty path without ~ or $ expansion (got {v!r})")
+        return v
+
     @model_validator(mode="after")
     def _inside(self) -> "DataSpec":
-        p = PurePosixPath(self.path)
-        if not self.external and (p.is_absolute() or ".." in p.parts):
-            fail([(("path",), f"{self.path!r} leaves the workspace (set data.external: true to allow it)")],
-                 "DataSpec")
+        for field, v in (("path", self.path), ("tokenizer_path", self.tokenizer_path)):
+            p = PurePosixPath(v) if v is not None else None
+            if p is not None and not self.external and (p.is_absolute() or ".." in p.parts):
+                fail([((field,), f"{v!r} leaves the workspace (set data.external: true to allow it)")], "DataSpec")
         return self
 
     def data_config(self) -> DataConfig:
         """The DataConfig the plan carries (path normalized: `./data//x` -> `data/x`)."""
         dump = self.model_dump(exclude={"external"})
         dump["path"] = str(PurePosixPath(self.path))
+        if self.tokenizer_path is not None:
+            dump["tokenizer_path"] = str(PurePosixPath(self.tokenizer_path))
         return DataConfig(**dump)
 
 

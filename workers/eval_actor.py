@@ -29,7 +29,8 @@ from workers.runner import chunk_bpb
 __all__ = ["GpuWorker", "EVAL_FILES", "TRAIN_FILES", "run_optuna"]
 
 EVAL_FILES = ("result.json", "token_stats.npz")
-TRAIN_FILES = ("model.ptz", "artifact.json", "result.json")
+# train.log too: a record folder ships every seed's own log verbatim (an MLflow artifact)
+TRAIN_FILES = ("model.ptz", "artifact.json", "result.json", "train.log")
 
 
 class _LRU(OrderedDict):

@@ -1,6 +1,6 @@
 """Moving a job's output directory between nodes: a dict {file name: bytes}.
 
-A job's outputs (train: model.ptz, artifact.json, result.json; eval: result.json,
+A job's outputs (train: model.ptz, artifact.json, result.json, train.log; eval: result.json,
 token_stats.npz) go back to the driver as bytes through Ray's object store, so a dependent job
 on another node gets them without a shared filesystem; the driver also logs them to the MLflow
 artifact store, where a later sweep (a resume) fetches them.

@@ -3,7 +3,7 @@
 Actors call a runner object rather than golf_core directly, so the driver's scheduling path
 can be exercised with a stand-in of the same shape (tests inject fast fakes; bench/scheduling.py
 injects sleeps). `GolfRunner` is the real one. Jobs arrive as plain dicts (kind, identity,
-name, config, seed, attempt): workers never import the orchestrator.
+name, config, seed, attempt, tokenizer): workers never import the orchestrator.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class GolfRunner:
         from golf_core.train import run_training
 
         cfg = build(RunConfig, job["config"]["run"])
-        return run_training(cfg, data_dir, out_dir, on_progress=on_progress)
+        return run_training(cfg, data_dir, out_dir, on_progress=on_progress, tokenizer=job.get("tokenizer"))
 
     def eval(self, job: dict, artifact_dir: str, data_dir: str, out_dir: str) -> dict:
         from golf_core.config import build
@@ -48,7 +48,7 @@ class GolfRunner:
 
         conf = job["config"]
         spec = build(EvalSpec, {k: conf[k] for k in ("eval", "ttt", "mixer") if k in conf})
-        return run_eval(artifact_dir, spec, data_dir, out_dir=out_dir)
+        return run_eval(artifact_dir, spec, data_dir, out_dir=out_dir, tokenizer=job.get("tokenizer"))
 
     # --- the factorized mix: n-gram pass once per table key, then ms per mixer config ---
     def mixer_config(self, mixer: dict) -> Any:
@@ -73,8 +73,11 @@ class GolfRunner:
     def ngram(self, val_tokens: Any, stats: dict, mixer: dict, chunk_tokens: int, vocab_size: int) -> Any:
         from golf_core.eval.ngram import ngram_pass
 
-        return ngram_pass(val_tokens, stats["pos"], stats["chunk"], self.mixer_config(mixer), chunk_tokens,
-                          vocab_size=vocab_size, audit_idx=stats.get("audit_idx"))
+        # the stream the eval scored (max_tokens, a dropped tail): the fused path's tables and
+        # miss vocabulary see no token past it; n_ctx: the window context the fused path used
+        val = val_tokens[: int(np.max(stats["pos"])) + 1] if len(stats["pos"]) else val_tokens
+        return ngram_pass(val, stats["pos"], stats["chunk"], self.mixer_config(mixer), chunk_tokens,
+                          vocab_size=vocab_size, audit_idx=stats.get("audit_idx"), n_ctx=stats.get("n_ctx"))
 
     def mix_nll(self, stats: dict, ngram: Any, mixer: dict) -> np.ndarray:
         from golf_core.eval.mix import mix_nll

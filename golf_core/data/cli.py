@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 
-def _summary(data_dir: Path) -> str:
+def _summary(data_dir: Path, tokenizer: Path | None = None) -> str:
     from golf_core.data.shards import HEADER_BYTES, TOKEN_BYTES, find_tokenizer, split_files
 
     lines = []
@@ -14,7 +14,7 @@ def _summary(data_dir: Path) -> str:
         tokens = sum((f.stat().st_size - HEADER_BYTES) // TOKEN_BYTES for f in files)
         size = sum(f.stat().st_size for f in files)
         lines.append(f"  {split:5s}: {len(files)} shard(s), {tokens:,} tokens, {size:,} bytes")
-    lines.append(f"  tokenizer: {find_tokenizer(data_dir).name}")
+    lines.append(f"  tokenizer: {tokenizer or find_tokenizer(data_dir)}")
     return "\n".join(lines)
 
 
@@ -28,22 +28,27 @@ def _synthetic(args: argparse.Namespace) -> int:
 
 
 def _fineweb(args: argparse.Namespace) -> int:
-    from golf_core.data.fineweb import REPO_ID, download_fineweb, local_download_fn
+    from golf_core.data.fineweb import dataset_name, download_fineweb, local_download_fn
 
-    out = Path(args.out or f"data/fineweb10B_{args.variant}")
+    dataset_name(args.variant)  # a bad variant: one line, before anything is fetched
+    default = "data" if args.layout == "upstream" else f"data/fineweb10B_{args.variant}"
+    out = Path(args.out or default)
     fn = local_download_fn(args.from_dir) if args.from_dir else None
-    s = download_fineweb(args.variant, args.train_shards, out, repo_id=args.repo_id or REPO_ID,
-                         download_fn=fn, log=print)
-    print(f"fineweb {args.variant} in {out}: {len(s['downloaded'])} downloaded, {len(s['skipped'])} already present\n"
-          f"{_summary(out)}")
+    s = download_fineweb(args.variant, args.train_shards, out, repo_id=args.repo_id, remote_root=args.remote_root,
+                         download_fn=fn, log=print, layout=args.layout, with_docs=args.with_docs)
+    ddir = Path(s["data_dir"])
+    print(f"fineweb {args.variant} in {ddir}: {len(s['downloaded'])} downloaded, {len(s['skipped'])} already present\n"
+          f"{_summary(ddir, Path(s['tokenizer_path']))}")
+    if args.layout == "upstream" and s["tokenizer"].endswith(".model"):
+        print(f"train on it: golf train --data {ddir} --tokenizer {s['tokenizer_path']} ...")
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
     from golf_core.data.shards import check_data_dir
 
-    check_data_dir(args.dir, args.vocab_size)
-    print(f"{args.dir}: ok\n{_summary(Path(args.dir))}")
+    check_data_dir(args.dir, args.vocab_size, tokenizer=args.tokenizer)
+    print(f"{args.dir}: ok\n{_summary(Path(args.dir), args.tokenizer)}")
     return 0
 
 
@@ -62,14 +67,23 @@ def register(sub) -> None:
     s.set_defaults(func=_synthetic)
 
     f = dsub.add_parser("fineweb", help="download the challenge's FineWeb shards from the Hugging Face hub")
-    f.add_argument("--variant", default="sp1024")
+    f.add_argument("--variant", default="sp1024", help="sp<VOCAB> (sp1024, sp4096, ...) or byte260")
     f.add_argument("--train-shards", type=int, default=80)
-    f.add_argument("--out", default=None, help="output data dir (default data/fineweb10B_<variant>)")
-    f.add_argument("--repo-id", default=None, help="hub dataset repo (default willdepueoai/parameter-golf)")
+    f.add_argument("--layout", choices=("upstream", "flat"), default="upstream",
+                   help="upstream: OUT/{manifest.json,datasets/fineweb10B_<variant>/,tokenizers/} as "
+                        "data/cached_challenge_fineweb.py writes it (default); flat: everything in OUT")
+    f.add_argument("--out", default=None,
+                   help="data root (default data), or with --layout flat the data dir (default data/fineweb10B_<variant>)")
+    f.add_argument("--repo-id", default=None,
+                   help="hub dataset repo (default $MATCHED_FINEWEB_REPO_ID, else willdepueoai/parameter-golf)")
+    f.add_argument("--remote-root", default=None,
+                   help="folder of the repo holding manifest.json (default $MATCHED_FINEWEB_REMOTE_ROOT_PREFIX, else datasets)")
+    f.add_argument("--with-docs", action="store_true", help="also fetch docs_selected.jsonl and its source manifest")
     f.add_argument("--from-dir", default=None, help="copy from a local directory laid out like the hub repo")
     f.set_defaults(func=_fineweb)
 
     c = dsub.add_parser("check", help="validate every shard and the tokenizer of a data dir")
     c.add_argument("dir")
     c.add_argument("--vocab-size", type=int, default=1024)
+    c.add_argument("--tokenizer", type=Path, default=None, help="SentencePiece .model (default: found from DIR)")
     c.set_defaults(func=_check)

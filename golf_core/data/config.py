@@ -9,9 +9,14 @@ from golf_core.config import Frozen
 
 
 class DataConfig(Frozen):
-    # A directory holding fineweb_{train,val}_NNNNNN.bin shards and one SentencePiece *.model.
+    # A directory holding fineweb_{train,val}_NNNNNN.bin shards (and, in golf's flat layout, one *.model).
     path: str = Field(
-        "data/synthetic", description="directory of fineweb_{train,val}_NNNNNN.bin shards and one SentencePiece *.model")
+        "data/synthetic", description="directory of fineweb_{train,val}_NNNNNN.bin shards (golf's flat layout: "
+                                      "and one SentencePiece *.model)")
+    # The SentencePiece model, when it is not the dir's one *.model nor upstream's pairing
+    # (`data/datasets/fineweb10B_sp1024` -> `data/tokenizers/fineweb_1024_bpe.model`, found alone).
+    tokenizer_path: str | None = Field(
+        None, description="SentencePiece model path; default: the dir's one *.model or upstream's tokenizers/ pairing")
     vocab_size: int = Field(
         1024, ge=2, le=65536, description="tokenizer vocabulary; shards hold uint16 tokens below it")
     # synthetic: when `path` has no shards, `golf run` makes synthetic data there (sizes below).

@@ -111,21 +111,16 @@ def load_split(data_dir: str | Path, split: str, vocab_size: int | None = None) 
     return torch.from_numpy(np.concatenate(parts) if len(parts) > 1 else parts[0])
 
 
-def find_tokenizer(data_dir: str | Path) -> Path:
-    """The data dir's single SentencePiece `*.model` file."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise ShardError(f"{data_dir}: data directory not found")
-    models = sorted(data_dir.glob("*.model"))
-    if not models:
-        raise ShardError(f"{data_dir}: no SentencePiece *.model tokenizer file")
-    if len(models) > 1:
-        names = ", ".join(m.name for m in models)
-        raise ShardError(f"{data_dir}: expected exactly one *.model tokenizer, found {len(models)}: {names}")
-    return models[0]
+def find_tokenizer(data_dir: str | Path, tokenizer: str | Path | None = None) -> Path:
+    """The data dir's SentencePiece `*.model` (golf's flat dir or upstream's layout), or
+    `tokenizer` when given (golf_core.data.layout)."""
+    from golf_core.data.layout import resolve_tokenizer
+
+    return resolve_tokenizer(data_dir, tokenizer)
 
 
-def check_data_dir(data_dir: str | Path, vocab_size: int, splits: tuple[str, ...] = SPLITS) -> None:
+def check_data_dir(data_dir: str | Path, vocab_size: int, splits: tuple[str, ...] = SPLITS,
+                   tokenizer: str | Path | None = None) -> None:
     """Validate a data dir (every shard's header, size, max token in `splits`; the tokenizer).
 
     One streaming pass per shard, run before any GPU time is spent, so a truncated download
@@ -141,7 +136,7 @@ def check_data_dir(data_dir: str | Path, vocab_size: int, splits: tuple[str, ...
             raise ShardError(f"{data_dir}: no fineweb_{split}_*.bin shards")
         for f in files:
             read_shard(f, vocab_size)
-    model = find_tokenizer(data_dir)
+    model = find_tokenizer(data_dir, tokenizer)
     import sentencepiece as spm  # local: shard reading alone needs no tokenizer library
 
     try:

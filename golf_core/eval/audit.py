@@ -255,7 +255,7 @@ def audit(*, spec=None, mixer_cfg: MixerConfig | None = None, vocab_size: int | 
         run_rows = stats.get("audit_p_ngram") is not None and stats.get("order") is not None
         if ngram is None and not run_rows and have_stream and cfg.mode != "none":
             ngram = ngram_pass(val_tokens, pos, stats["chunk"], cfg, chunk_tokens, vocab_size=vocab_size,
-                               audit_idx=aidx, device=device)
+                               audit_idx=aidx, device=device, n_ctx=stats.get("n_ctx"))
         if aidx is not None and stats.get("audit_p_model") is not None and len(aidx):
             aidx = np.asarray(aidx, dtype=np.int64)
             rows = None

@@ -24,6 +24,8 @@ def register(sub) -> None:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override an eval.*, mixer.* or ttt.* field (repeatable)")
     p.add_argument("--data", required=True, type=Path, help="data dir: val shards + one SentencePiece .model")
+    p.add_argument("--tokenizer", type=Path, default=None,
+                   help="SentencePiece .model (default: the data dir's one *.model, or upstream's data/tokenizers pairing)")
     p.add_argument("--out", required=True, type=Path, help="output dir: result.json, token_stats.npz")
     p.add_argument("--nproc", type=int, default=1, help="local processes (ranks); default 1")
     p.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)  # ranks of an --nproc launch
@@ -76,19 +78,20 @@ def cmd_eval(args) -> int:
         raise ValueError("--nproc > 1 inside an already distributed launch (WORLD_SIZE is set)")
     check_inputs(args.artifact, args.data)
     vocab = int(read_info(args.artifact).run_config.get("model", {}).get("vocab_size", 1024))
-    check_data_dir(args.data, vocab, splits=("val",))  # ShardError: one line, exit 2
+    check_data_dir(args.data, vocab, splits=("val",), tokenizer=args.tokenizer)  # ShardError: one line, exit 2
     if args.nproc > 1:
         from golf_core.train.distributed import run_ranks_for_result
 
         # Every rank reruns this command with --nproc 1 (as under torchrun); this process waits.
         argv = ["-m", "golf_core", "eval", str(args.artifact), "--data", str(args.data), "--out", str(args.out),
+                *(["--tokenizer", str(args.tokenizer)] if args.tokenizer else []),
                 *(["--config", str(args.config)] if args.config else []),
                 *[a for s in args.sets for a in ("--set", s)], "--quiet"]
         result = run_ranks_for_result(argv, args.nproc, args.out / RESULT_FILE, "golf eval")
         if result is None:
             return 1
     else:
-        result = run_eval(args.artifact, spec, args.data, args.out)
+        result = run_eval(args.artifact, spec, args.data, args.out, tokenizer=args.tokenizer)
     if int(os.environ.get("RANK", "0")) == 0 and not args.quiet:
         for line in summary_lines(result):
             print(line)

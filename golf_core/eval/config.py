@@ -27,6 +27,11 @@ class EvalConfig(Frozen):
     chunk_tokens: int = Field(
         1_048_576, ge=1, description="score-first chunk (tokens): scored, then absorbed into the tables / TTT")
     max_tokens: int = Field(0, ge=0, description="validation tokens to score; 0 = the whole split")
+    # The targets past the last whole seq_len: "score" them (#779's sliding eval, every target
+    # once) or "drop" them as upstream's eval_val does (it keeps ((N-1) // seq_len) * seq_len
+    # targets); drop with stride == seq_len is eval_val exactly. Applied after max_tokens.
+    tail: Literal["score", "drop"] = Field(
+        "score", description="targets past the last whole seq_len: score them (#779) or drop them (upstream eval_val)")
     max_eval_seconds: float = Field(
         EVAL_CAP_S, ge=0, description="eval time cap (s), audited; the challenge's is 600")
     temperature: float = Field(1.0, gt=0, description="logits divided by this (#779: 0.98 after TTT)")

@@ -74,8 +74,9 @@ def _ngram_for(stats, val, cfg: MixerConfig, chunk_tokens, vocab, device, reuse,
         return NgramResult(np.zeros(n, dtype=np.int8), np.zeros(n))
     if reuse is not None and cfg.table_key() == reuse and "order" in stats and "p_ngram" in stats and audit_idx is None:
         return NgramResult(stats["order"], stats["p_ngram"], table_key=reuse)  # the run's own pass
+    # n_ctx: the window context the fused path used (it matters where stride == seq_len)
     return ngram_pass(val, stats["pos"], stats["chunk"], cfg, chunk_tokens, vocab_size=vocab,
-                      audit_idx=audit_idx, device=device)
+                      audit_idx=audit_idx, device=device, n_ctx=stats.get("n_ctx"))
 
 
 def grid_rows(run_dir, cfgs: list[MixerConfig], *, data_dir=None, chunk_tokens: int | None = None,

@@ -120,15 +120,16 @@ def check_inputs(artifact_dir: Path, data_dir: Path) -> None:
 
 
 def run_eval(artifact_dir, spec: EvalSpec, data_dir, out_dir=None,
-             on_progress: Callable[[dict], None] | None = None) -> dict:
-    """Evaluate the artifact in `artifact_dir` on `data_dir`'s validation split (every rank)."""
+             on_progress: Callable[[dict], None] | None = None, tokenizer=None) -> dict:
+    """Evaluate the artifact in `artifact_dir` on `data_dir`'s validation split (every rank);
+    `tokenizer`: the SentencePiece model when not found from `data_dir`."""
     from golf_core.data.luts import build_byte_luts
     from golf_core.data.shards import find_tokenizer, load_split
 
     artifact_dir, data_dir = Path(artifact_dir), Path(data_dir)
     out = Path(out_dir) if out_dir is not None else None
     check_inputs(artifact_dir, data_dir)
-    tokenizer = find_tokenizer(data_dir)
+    tokenizer = find_tokenizer(data_dir, tokenizer)
     ctx = _device_ctx()
     try:
         model, run_cfg, info = _load_artifact(artifact_dir, ctx.device)

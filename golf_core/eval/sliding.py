@@ -46,11 +46,19 @@ def apply_temperature(logits: torch.Tensor, eval_cfg: EvalConfig) -> torch.Tenso
 
 
 def truncate_val(val_tokens: torch.Tensor, eval_cfg: EvalConfig) -> torch.Tensor:
-    """`eval.max_tokens` > 0 keeps the first max_tokens targets (max_tokens + 1 tokens)."""
+    """`eval.max_tokens` > 0 keeps the first max_tokens targets (max_tokens + 1 tokens); then
+    `eval.tail == "drop"` keeps whole seq_len blocks of targets only (upstream eval_val's
+    `usable = ((N - 1) // seq_len) * seq_len`)."""
     if val_tokens.ndim != 1 or val_tokens.numel() < 2:
         raise ValueError(f"validation tokens must be a 1-D stream of >= 2 tokens (got shape {tuple(val_tokens.shape)})")
     if eval_cfg.max_tokens and eval_cfg.max_tokens + 1 < val_tokens.numel():
-        return val_tokens[: eval_cfg.max_tokens + 1]
+        val_tokens = val_tokens[: eval_cfg.max_tokens + 1]
+    if eval_cfg.tail == "drop":
+        usable = ((val_tokens.numel() - 1) // eval_cfg.seq_len) * eval_cfg.seq_len
+        if usable <= 0:
+            raise ValueError(f"eval.tail=drop: {val_tokens.numel() - 1} targets hold no whole seq_len "
+                             f"{eval_cfg.seq_len} block")
+        val_tokens = val_tokens[: usable + 1]
     return val_tokens
 
 

@@ -15,8 +15,8 @@ is [ws, min(ws + seq_len, total)); it scores from `s = 0` (first window) or
 `stride` positions even where the previous window already scored some of them (up to
 stride-1 targets counted twice when (total - seq_len) % stride != 0). Here that window scores
 only the targets not yet scored, which is exactly PR #809's `_build_sliding_segments`: every
-target is scored exactly once (ratio_scored == 1). `stride == seq_len` gives upstream's
-non-overlapping evaluation.
+target is scored exactly once (ratio_scored == 1). `stride == seq_len` with `eval.tail=drop`
+(sliding.truncate_val keeps whole seq_len blocks only) is upstream's eval_val exactly.
 """
 from __future__ import annotations
 

@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config field (repeatable), e.g. --set train.iterations=100")
     p.add_argument("--data", required=True, type=Path, help="data dir: shards + one SentencePiece .model")
+    p.add_argument("--tokenizer", type=Path, default=None,
+                   help="SentencePiece .model (default: the data dir's one *.model, or upstream's data/tokenizers pairing)")
     p.add_argument("--out", required=True, type=Path, help="output dir: result.json, model.ptz, artifact.json")
     p.add_argument("--nproc", type=int, default=1, help="local processes (ranks); default 1")
     p.add_argument("--quiet", action="store_true", help="no summary at the end (progress lines still print)")
@@ -60,15 +62,16 @@ def cmd_train(args) -> int:
     check_batch_shape(cfg.train, max(args.nproc, env_world))
     if args.nproc > 1:
         # checked here, once, before N processes start; in-process, run_training checks on rank 0
-        check_data_dir(args.data, cfg.model.vocab_size)  # ShardError: one line, exit 2
+        check_data_dir(args.data, cfg.model.vocab_size, tokenizer=args.tokenizer)  # ShardError: one line, exit 2
         # Every rank reruns this command (as under torchrun) with --nproc 1; this process waits.
         argv = ["-m", "golf_core.train", "--preset", args.preset, *[a for s in args.sets for a in ("--set", s)],
-                "--data", str(args.data), "--out", str(args.out), "--quiet"]
+                "--data", str(args.data), *(["--tokenizer", str(args.tokenizer)] if args.tokenizer else []),
+                "--out", str(args.out), "--quiet"]
         result = run_ranks_for_result(argv, args.nproc, args.out / "result.json", "golf train")
         if result is None:
             return 1
     else:
-        result = run_training(cfg, args.data, args.out)
+        result = run_training(cfg, args.data, args.out, tokenizer=args.tokenizer)
     if int(os.environ.get("RANK", "0")) == 0 and not args.quiet:
         for line in summary_lines(result):
             print(line)

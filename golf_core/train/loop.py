@@ -286,27 +286,29 @@ def train_loop(tr: Trainer, emit: Progress, evaluate: Callable[[int], dict] | No
     return out
 
 
-def run_training(cfg, data_dir, out_dir, on_progress: Progress | None = None) -> dict:
+def run_training(cfg, data_dir, out_dir, on_progress: Progress | None = None, tokenizer=None) -> dict:
     """Train `cfg` on `data_dir`; rank 0 writes `out_dir/result.json` and the artifact.
 
     Called on every rank (WORLD_SIZE/RANK/MASTER_* from the environment, or an initialized
-    group); every rank returns the result (scores and steps agree across ranks; timings and
+    group); `tokenizer`: the SentencePiece model when not found from `data_dir`
+    (golf_core.data.layout). Every rank returns the result (scores and steps agree across ranks; timings and
     memory are each rank's own, rank 0's are written). `on_progress` is called on rank 0 only.
     """
     from golf_core.data import check_data_dir
+    from golf_core.data.shards import SPLITS
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     ctx = D.setup(cfg.train.device)
     try:
         # every shard checked before a model exists; by rank 0 alone, its verdict shared
-        D.on_main_rank(ctx, check_data_dir, data_dir, cfg.model.vocab_size)
+        D.on_main_rank(ctx, check_data_dir, data_dir, cfg.model.vocab_size, SPLITS, tokenizer)
         check_batch_shape(cfg.train, ctx.world_size)
-        return _run(cfg, data_dir, out_dir, ctx, on_progress or print_progress)
+        return _run(cfg, data_dir, out_dir, ctx, on_progress or print_progress, tokenizer)
     finally:
         D.teardown(ctx)
 
 
-def _run(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, on_progress: Progress) -> dict:
+def _run(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, on_progress: Progress, tokenizer=None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     log = None
     if ctx.is_main:
@@ -319,13 +321,13 @@ def _run(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, on_progress: Pr
             on_progress(event)
 
     try:
-        return _train_and_score(cfg, data_dir, out_dir, ctx, emit)
+        return _train_and_score(cfg, data_dir, out_dir, ctx, emit, tokenizer)
     finally:
         if log is not None:
             log.close()
 
 
-def _train_and_score(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, emit: Progress) -> dict:
+def _train_and_score(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, emit: Progress, tokenizer=None) -> dict:
     from golf_core import code_version
     from golf_core.data import build_byte_luts, find_tokenizer, load_split
     from golf_core.eval.sliding import evaluate_sliding
@@ -334,7 +336,7 @@ def _train_and_score(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, emi
 
     device = ctx.device
     val_tokens = load_split(data_dir, "val", cfg.model.vocab_size)
-    luts = build_byte_luts(find_tokenizer(data_dir), cfg.model.vocab_size, device)
+    luts = build_byte_luts(find_tokenizer(data_dir, tokenizer), cfg.model.vocab_size, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     tr = Trainer(cfg, data_dir, ctx)
@@ -363,6 +365,7 @@ def _train_and_score(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, emi
         "nan": trained["nan"], "nan_reason": trained["nan_reason"], "final_weights": trained["final_weights"],
         "swa_count": trained["swa_count"], "qat_step": trained["qat_step"],
         "n_params": sum(p.numel() for p in tr.base.parameters()), "torch_version": torch.__version__,
+        "cuda_version": torch.version.cuda,
     }
     if not trained["nan"]:
         if tr.qat_on:

@@ -187,33 +187,62 @@ def _write(tmp_path, compliant: bool, best_loss: float = 1.85):
     return folder, stats, logs, losses
 
 
+def trains_bpb(folder, seed):
+    trains, *_ = _inputs(True)
+    return trains[seed]["val_bpb"]
+
+
+def test_readme_describes_the_training_score_as_its_config_ran(tmp_path):
+    trains, evals, comp, losses, bpb = _inputs(True)
+    stats = R.record_statistics(bpb, losses, best_bpb=None, best_loss=1.85)
+    for t in trains.values():
+        t["config"] = {"eval": {"seq_len": 2048, "stride": 64, "tail": "score"}}
+    text = R.render_readme("x", "2026-11-25", trains, evals, stats, comp)
+    assert "sliding-window (windows of 2048 tokens, stride 64, every target scored)" in text
+    assert "non-overlapping" not in text
+    for t in trains.values():
+        t["config"] = {"eval": {"seq_len": 1024, "stride": 1024, "tail": "drop"}}
+    text = R.render_readme("x", "2026-11-25", trains, evals, stats, comp)
+    assert "non-overlapping (windows of 1024 tokens, the partial last block dropped)" in text
+
+
 def test_folder_has_every_file_and_upstream_fields(tmp_path):
     folder, stats, logs, losses = _write(tmp_path, compliant=True)
     assert folder.name == "2026-11-25_Test_Record"
     names = sorted(p.name for p in folder.iterdir())
     assert names == sorted(["README.md", "submission.json", "statistics.md", "train_gpt.py", "spec.yaml",
-                            "train_seed1337.log", "train_seed42.log", "train_seed2024.log"])
+                            "requirements.txt", "train_seed1337.log", "train_seed42.log", "train_seed2024.log"])
     sub = json.loads((folder / "submission.json").read_text())
-    for key in ("author", "github_id", "name", "blurb", "date", "track", "val_loss", "val_bpb", "val_loss_std",
-                "val_bpb_std", "seeds", "seed_results", "bytes_total", "bytes_code", "hardware", "pytorch_version",
-                "comparison_baseline_bpb", "delta_vs_leaderboard_bpb", "delta_vs_leaderboard_nats",
-                "artifact_bytes_max", "statistics", "compliance", "submittable"):
-        assert key in sub, key
+    # exactly the newest upstream records' keys, in their order, plus golf's one key
+    assert list(sub) == ["author", "github_id", "name", "blurb", "date", "track", "val_loss", "val_bpb",
+                         "val_loss_std", "val_bpb_std", "seeds", "seed_results", "comparison_baseline_bpb",
+                         "delta_vs_leaderboard_bpb", "delta_vs_leaderboard_nats", "artifact_bytes_mean",
+                         "artifact_bytes_max", "bytes_total", "bytes_code", "train_steps_mean", "step_avg_ms_mean",
+                         "hardware", "pytorch_version", "cuda_version", "technique_summary", "golf"]
+    assert all(sorted(r) == sorted(["val_loss", "val_bpb", "artifact_bytes", "steps", "step_avg_ms", "eval_time_s"])
+               for r in sub["seed_results"].values())
     assert sub["track"] == "10min_16mb" and sub["date"] == "2026-11-25" and sub["author"] == "me"
     assert sub["val_bpb"] == pytest.approx(sum(stats["val_bpb"].values()) / 3)
     assert sorted(sub["seeds"]) == [42, 1337, 2024]
     assert set(sub["seed_results"]) == {"42", "1337", "2024"}
     assert sub["seed_results"]["42"]["val_loss"] == pytest.approx(losses[42])
-    assert sub["bytes_total"] == 15_500_002 == sub["artifact_bytes_max"]
-    assert sub["statistics"]["p_value"] == pytest.approx(stats["p_value"])
-    assert sub["statistics"]["verdict"] == "record" and sub["submittable"] is True
-    assert sub["bytes_code_script"] == len("print('hi')\n")
+    code = (folder / "train_gpt.py").stat().st_size
+    assert sub["bytes_code"] == code == len("print('hi')\n")  # the folder's script, exactly
+    assert sub["bytes_total"] == 15_400_002 + code == sub["artifact_bytes_max"]  # model + that script
+    assert sub["seed_results"]["1337"]["artifact_bytes"] == 15_400_000 + code
+    assert sub["technique_summary"] == "a test record" and sub["cuda_version"] is None
+    assert sub["golf"]["statistics"]["p_value"] == pytest.approx(stats["p_value"])
+    assert sub["golf"]["statistics"]["verdict"] == "record" and sub["golf"]["submittable"] is True
+    assert sub["golf"]["seed_results"]["42"]["val_bpb_roundtrip"] == pytest.approx(trains_bpb(folder, 42))
+    assert (folder / "requirements.txt").read_text().split() == ["torch", "numpy", "sentencepiece", "pydantic>=2",
+                                                                  "zstandard", "pyyaml"]
     readme = (folder / "README.md").read_text()
     assert readme.splitlines()[0].startswith("# Record: Test Record")
     for s in losses:
         assert f"| {s} |" in readme
         assert (folder / f"train_seed{s}.log").read_text() == logs[s]
     assert "## Compliance" in readme and "## Artifact sizes" in readme and "golf reproduce spec.yaml" in readme
+    assert "non-overlapping" not in readme  # the runs' config has no eval section: no claim about it
     assert yaml.safe_load((folder / "spec.yaml").read_text())["name"] == "rec"
     assert (folder / "train_gpt.py").read_text() == "print('hi')\n"
 
@@ -224,7 +253,7 @@ def test_non_compliant_readme_says_so_in_its_first_line(tmp_path):
     assert readme[0].startswith("# NOT SUBMITTABLE: non-compliant")
     assert any("seed 42: mix.mode = hashed_target" in line for line in readme)
     sub = json.loads((folder / "submission.json").read_text())
-    assert sub["compliance"]["compliant"] is False and sub["submittable"] is False
+    assert sub["golf"]["compliance"]["compliant"] is False and sub["golf"]["submittable"] is False
     assert stats["verdict"] == "record"  # the statistics alone would have made it one
 
 

@@ -201,7 +201,7 @@ def test_reproduce_writes_a_record_folder_and_logs_the_statistics(tmp_path, fine
     assert {"artifact_bytes", "train_time", "eval_time", "valid", "hardware", "data", "eval.single_pass",
             "mix.mode", "ratio_scored"} <= set(checks)
     sub = json.loads((folder / "submission.json").read_text())
-    assert sub["val_bpb"] == pytest.approx(res.stats["val_bpb_mean"]) and sub["submittable"] is True
+    assert sub["val_bpb"] == pytest.approx(res.stats["val_bpb_mean"]) and sub["golf"]["submittable"] is True
     assert sub["golf"]["mixer_mode"] == "normalized"
     assert (folder / "README.md").read_text().startswith("# Record: Tilt v1")
     for s in losses:
@@ -281,17 +281,25 @@ def test_golf_reproduce_tiny_end_to_end_then_reuses_every_job(tmp_path, monkeypa
     assert all(st == "finished" for seed in first["golf"]["reused"].values() for st in seed.values())
     for s in ("42", "1337"):
         r = first["seed_results"][s]
-        assert r["steps"] == 3 and r["val_bpb"] > 0 and r["val_bpb_neural"] > 0
+        assert r["steps"] == 3 and r["val_bpb"] > 0 and first["golf"]["seed_results"][s]["val_bpb_neural"] > 0
+        # the train job's own train.log, verbatim (it came back from the worker)
+        log = (folder / f"train_seed{s}.log").read_text()
+        assert not log.startswith("# golf record log") and "step:" in log
+    first_logs = {s: (folder / f"train_seed{s}.log").read_bytes() for s in ("42", "1337")}
+    assert first["bytes_code"] == (folder / "train_gpt.py").stat().st_size
+    assert (folder / "requirements.txt").is_file()
     # CPU and synthetic data: honest about it
     assert (folder / "README.md").read_text().startswith("# NOT SUBMITTABLE: non-compliant")
-    assert any("hardware = 1x cpu" in f for f in first["compliance"]["failed"])
+    assert any("hardware = 1x cpu" in f for f in first["golf"]["compliance"]["failed"])
     # again: every job is reused from MLflow (result.json fetched back), same numbers
     assert main(argv) == 0
     second = json.loads((folder / "submission.json").read_text())
     assert all(st == "reused" for seed in second["golf"]["reused"].values() for st in seed.values())
-    assert second["val_bpb"] == first["val_bpb"] and second["statistics"] == first["statistics"]
+    assert second["val_bpb"] == first["val_bpb"] and second["golf"]["statistics"] == first["golf"]["statistics"]
     assert second["seed_results"] == first["seed_results"]
-    assert second["compliance"] == first["compliance"]  # the reused runs' result.json files came back
+    # a reused run's train.log comes back from the MLflow artifact store, byte for byte
+    assert {s: (folder / f"train_seed{s}.log").read_bytes() for s in ("42", "1337")} == first_logs
+    assert second["golf"]["compliance"] == first["golf"]["compliance"]  # the reused runs' result.json files came back
     c, sweep = _sweep_run(mlflow_server.uri, "tiny-record")
-    assert sweep.data.tags["golf.record_verdict"] == first["statistics"]["verdict"]
+    assert sweep.data.tags["golf.record_verdict"] == first["golf"]["statistics"]["verdict"]
     assert sweep.data.metrics["val_bpb_mean"] == pytest.approx(first["val_bpb"])

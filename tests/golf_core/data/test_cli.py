@@ -51,5 +51,10 @@ def test_data_fineweb_from_local_mirror(tmp_path, synthetic_data_dir, capsys):
     rc = main(["data", "fineweb", "--variant", "sp1024", "--train-shards", "1", "--out", str(out),
                "--from-dir", str(tmp_path / "hub")])
     assert rc == 0
-    assert "train: 1 shard(s)" in capsys.readouterr().out
-    check_data_dir(out, 1024)
+    printed = capsys.readouterr().out
+    assert "train: 1 shard(s)" in printed and "golf train --data" in printed
+    check_data_dir(out / "datasets" / "fineweb10B_sp1024", 1024)  # upstream's layout, found as it is
+    rc = main(["data", "fineweb", "--variant", "sp1024", "--train-shards", "1", "--layout", "flat",
+               "--out", str(tmp_path / "flat"), "--from-dir", str(tmp_path / "hub")])
+    assert rc == 0
+    check_data_dir(tmp_path / "flat", 1024)

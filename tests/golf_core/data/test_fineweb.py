@@ -27,6 +27,7 @@ def fake_hub(tmp_path, tokenizer_path):
             write_shard(ds / f"fineweb_{split}_{i:06d}.bin", rng.integers(0, 1024, size=n))
     (root / "datasets" / "tokenizers").mkdir()
     shutil.copy(tokenizer_path, root / "datasets" / "tokenizers" / "fineweb_1024_bpe.model")
+    (root / "datasets" / "tokenizers" / "fineweb_1024_bpe.vocab").write_text("<unk>\t0\n<s>\t0\n")
     manifest = {  # the shape upstream download_hf_docs_and_tokenize.py writes
         "version": "10B", "shard_size": SHARD, "append_eos": False,
         "tokenizers": [{"name": "sp_bpe_1024", "kind": "sentencepiece_bpe", "vocab_size": 1024,
@@ -57,9 +58,9 @@ def _hub_file(root, name):
 def test_full_download(fake_hub, tmp_path):
     rec = Recorder(fake_hub)
     out = tmp_path / "data"
-    s = download_fineweb("sp1024", 2, out, download_fn=rec)
+    s = download_fineweb("sp1024", 2, out, download_fn=rec, layout="flat")
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["fineweb_1024_bpe.model", "fineweb_train_000000.bin", "fineweb_train_000001.bin",
+    assert names == ["fineweb_1024_bpe.model", "fineweb_1024_bpe.vocab", "fineweb_train_000000.bin", "fineweb_train_000001.bin",
                      "fineweb_val_000000.bin", "fineweb_val_000001.bin", "manifest.json"]
     assert rec.calls == [
         "datasets/manifest.json",
@@ -68,20 +69,21 @@ def test_full_download(fake_hub, tmp_path):
         "datasets/datasets/fineweb10B_sp1024/fineweb_train_000000.bin",
         "datasets/datasets/fineweb10B_sp1024/fineweb_train_000001.bin",
         "datasets/tokenizers/fineweb_1024_bpe.model",
+        "datasets/tokenizers/fineweb_1024_bpe.vocab",
     ]
     for f in out.glob("*.bin"):
         assert f.read_bytes() == _hub_file(fake_hub, f.name).read_bytes()
     check_data_dir(out, 1024)
     assert find_tokenizer(out).name == "fineweb_1024_bpe.model"
-    assert s["tokens"] == 2 * SHARD + 14_000 and len(s["downloaded"]) == 5 and not s["skipped"]
+    assert s["tokens"] == 2 * SHARD + 14_000 and len(s["downloaded"]) == 6 and not s["skipped"]
 
 
 def test_resume_skips_good_files_and_redoes_partial_ones(fake_hub, tmp_path):
     out = tmp_path / "data"
-    download_fineweb("sp1024", 3, out, download_fn=local_download_fn(fake_hub))
+    download_fineweb("sp1024", 3, out, download_fn=local_download_fn(fake_hub), layout="flat")
 
     rec = Recorder(fake_hub)
-    s = download_fineweb("sp1024", 3, out, download_fn=rec)
+    s = download_fineweb("sp1024", 3, out, download_fn=rec, layout="flat")
     assert rec.calls == ["datasets/manifest.json"] and not s["downloaded"]
 
     partial = out / "fineweb_train_000001.bin"
@@ -95,7 +97,7 @@ def test_resume_skips_good_files_and_redoes_partial_ones(fake_hub, tmp_path):
     tok.write_bytes(tok.read_bytes()[:100])
 
     rec = Recorder(fake_hub)
-    s = download_fineweb("sp1024", 3, out, download_fn=rec)
+    s = download_fineweb("sp1024", 3, out, download_fn=rec, layout="flat")
     assert sorted(s["downloaded"]) == ["fineweb_1024_bpe.model", "fineweb_train_000001.bin", "fineweb_val_000000.bin"]
     assert len(rec.calls) == 4
     assert not list(out.glob("*.part"))
@@ -109,7 +111,7 @@ def test_size_mismatch_against_manifest(fake_hub, tmp_path):
     write_shard(_hub_file(fake_hub, "fineweb_train_000002.bin"), np.zeros(2_000, dtype=np.uint16))
     out = tmp_path / "data"
     with pytest.raises(ShardError, match=r"fineweb_train_000002.bin: size mismatch .* manifest implies 6024 bytes, got 5024"):
-        download_fineweb("sp1024", 3, out, download_fn=local_download_fn(fake_hub))
+        download_fineweb("sp1024", 3, out, download_fn=local_download_fn(fake_hub), layout="flat")
     assert not (out / "fineweb_train_000002.bin").exists()  # a bad file is never left to be trusted
     assert read_shard(out / "fineweb_train_000001.bin").size == SHARD  # earlier files stay
 
@@ -118,19 +120,19 @@ def test_corrupt_hub_shard(fake_hub, tmp_path):
     p = _hub_file(fake_hub, "fineweb_val_000001.bin")
     p.write_bytes(p.read_bytes()[:-2])
     with pytest.raises(ShardError, match="fineweb_val_000001.bin: size mismatch: header says"):
-        download_fineweb("sp1024", 0, tmp_path / "data", download_fn=local_download_fn(fake_hub))
+        download_fineweb("sp1024", 0, tmp_path / "data", download_fn=local_download_fn(fake_hub), layout="flat")
 
 
 def test_input_errors(fake_hub, tmp_path):
     fn = local_download_fn(fake_hub)
     with pytest.raises(ValueError, match="has 3 train shards .* requested 4"):
-        download_fineweb("sp1024", 4, tmp_path / "d", download_fn=fn)
+        download_fineweb("sp1024", 4, tmp_path / "d", download_fn=fn, layout="flat")
     with pytest.raises(ValueError, match="dataset fineweb10B_sp4096 not in"):
         download_fineweb("sp4096", 1, tmp_path / "d", download_fn=fn)
     with pytest.raises(ValueError, match="unsupported FineWeb variant 'gpt2'"):
         dataset_name("gpt2")
     with pytest.raises(ValueError, match="train_shards must be >= 0"):
-        download_fineweb("sp1024", -1, tmp_path / "d", download_fn=fn)
+        download_fineweb("sp1024", -1, tmp_path / "d", download_fn=fn, layout="flat")
 
 
 def test_hf_download_fn_uses_dataset_repo_and_materializes_cache_symlinks(tmp_path):
