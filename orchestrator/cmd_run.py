@@ -25,11 +25,29 @@ def register(sub) -> None:
     p = sub.add_parser("run", help="run a sweep: local Ray (or $RAY_ADDRESS), results in MLflow")
     p.add_argument("spec", help="sweep spec YAML (e.g. experiments/smoke.yaml)")
     add_execution_args(p)
+    p.add_argument("--wait", action="store_true",
+                   help="if another driver is running this sweep, wait for it, then go on (reusing what it finished)")
+    p.add_argument("--lease-timeout", type=_positive_s, default=60.0, metavar="S",
+                   help="a sweep whose driver sent no heartbeat for S seconds is taken over (default 60; "
+                        "a dead driver on this machine is noticed at once)")
     p.set_defaults(func=cmd_run)
 
     from orchestrator.submit import register_job_commands
 
     register_job_commands(sub)
+
+
+def _positive_s(text: str) -> float:
+    import argparse
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (math.isfinite(v) and 0 < v <= 86400):
+        raise argparse.ArgumentTypeError(f"must be seconds in (0, 86400], got {text!r}")
+    return v
 
 
 def _sigterm_to_interrupt(signum, frame):  # `ray job stop` sends SIGTERM: clean up like Ctrl-C
@@ -75,7 +93,8 @@ def cmd_run(args) -> int:
 
         progress = SweepProgress(console, live=False if args.no_progress else None)
         report = run_plan(plan, tracker, DriverOptions(data_dir=str(ddir), work_dir=str(work / "jobs"),
-                                                       progress=progress, connect=connect_ray))
+                                                       progress=progress, connect=connect_ray, say=say,
+                                                       lease_wait=args.wait, lease_timeout_s=args.lease_timeout))
     finally:
         signal.signal(signal.SIGTERM, old_term)
         ok = tracker.close(timeout=60)

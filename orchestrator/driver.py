@@ -13,6 +13,10 @@ One event loop (`ray.wait` over every in-flight ref) drives everything, so nothi
   golf.valid=false (orchestrator.validity) and the sweep goes on.
 - Ctrl-C (KeyboardInterrupt, or SIGTERM turned into one by `golf run`) kills the actors,
   removes the placement groups and closes open runs as KILLED.
+- one driver per sweep (orchestrator.lease): the sweep's lease is taken before any run is
+  touched (LeaseHeld while another driver is alive, or wait for it), heartbeated while the
+  sweep runs, released once the tracker delivered everything (Tracker.close). Only after
+  taking it are RUNNING runs closed as stale, and never those of another live sweep.
 
 The records it takes and returns (DriverOptions, JobOutcome, SweepReport) live in
 orchestrator.driver_types and are importable from here.
@@ -28,6 +32,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 
 from orchestrator.driver_tracking import TrackingAdapter
 from orchestrator.driver_types import TERMINAL, DriverOptions, JobOutcome, SweepReport, one_line
+from orchestrator.lease import LeaseLost, SweepLease
 from orchestrator.placement import Placement, Slot
 from orchestrator.validity import Verdict, judge
 from workers.eval_actor import EVAL_FILES, TRAIN_FILES
@@ -45,6 +50,7 @@ class _Driver(Placement):
 
     def __init__(self, plan, tracker, opts: DriverOptions):
         self.plan = plan
+        self.lease: SweepLease | None = None
         self.opts = opts
         self.track = TrackingAdapter(tracker, spool_dir=os.path.join(opts.work_dir, "spool") if opts.work_dir else None)
         self.runner = opts.runner if opts.runner is not None else GolfRunner()
@@ -69,8 +75,25 @@ class _Driver(Placement):
         self._n_mix = 0
 
     # ---------------------------------------------------------------- setup
+    def take_lease(self, tracker) -> None:
+        """Hold the sweep's lease (raises LeaseHeld unless opts.lease_wait). Trackers without a
+        store (test stand-ins) run unleased."""
+        uri, exp = getattr(tracker, "tracking_uri", None), getattr(tracker, "experiment_name", None)
+        if not (uri and exp and self.opts.lease_timeout_s):
+            return
+        lease = SweepLease(uri, exp, self.plan.sweep_identity, self.plan.sweep_name, work_dir=self.opts.work_dir,
+                           timeout_s=self.opts.lease_timeout_s, settle_s=self.opts.lease_settle_s)
+        say = self.opts.say or (lambda msg: None)
+        stale = lease.acquire(wait=self.opts.lease_wait, on_wait=say)
+        self.lease = lease
+        if stale is not None:
+            say(f"took over sweep {self.plan.sweep_name!r} from a dead driver ({stale.describe()})")
+        if hasattr(tracker, "after_close"):  # released once every call reached the store
+            tracker.after_close(lambda delivered: lease.release(keep=not delivered))
+
     def resume(self) -> None:
-        self.report.sweep_run_id = self.track.start_sweep(self.plan)
+        live = self.lease.live_sweeps if self.lease is not None else None
+        self.report.sweep_run_id = self.track.start_sweep(self.plan, live_sweeps=live)
         for job in self.plan.jobs:
             out = self.report.outcomes[job.identity]
             rec = self.track.find_finished(job)
@@ -298,6 +321,8 @@ class _Driver(Placement):
     def loop(self) -> None:
         t_loop, waited = time.perf_counter(), 0.0
         while True:
+            if self.lease is not None:
+                self.lease.check()  # LeaseLost: another driver took this sweep over
             self.dispatch_ready()
             self.release_idle_actors()
             if not self.inflight:  # every ready job was dispatched, so nothing can start any more
@@ -353,6 +378,7 @@ def run_plan(plan, tracker, options: DriverOptions | None = None, **kwargs) -> S
     if not ray.is_initialized() and opts.connect is None:
         raise RuntimeError("run_plan needs a Ray connection (orchestrator.raycluster.connect)")
     drv = _Driver(plan, tracker, opts)
+    drv.take_lease(tracker)  # LeaseHeld: another driver runs this sweep; nothing was touched
     try:
         drv.resume()
         if any(o.state not in TERMINAL for o in drv.report.outcomes.values()):
@@ -365,8 +391,14 @@ def run_plan(plan, tracker, options: DriverOptions | None = None, **kwargs) -> S
         drv.report.status = "KILLED"
         drv.track.end_sweep(drv.report)
         raise
+    except LeaseLost:  # the sweep (and its parent run) belong to the other driver now
+        drv.cancel()
+        drv.report.status = "KILLED"
+        raise
     finally:
         drv.shutdown_actors()
+        if drv.lease is not None and not hasattr(tracker, "after_close"):
+            drv.lease.release()
         drv.report.ended = time.time()
         if opts.progress is not None:
             opts.progress.stop(drv.report)
