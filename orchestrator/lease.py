@@ -256,7 +256,16 @@ class SweepLease:
                 return False, cur
             now = time.time()
             self.me = LeaseInfo(self.me.owner, self.me.host, self.me.pid, self.me.machine, now, now)
-            self._write(self.me)
+            try:
+                self._write(self.me)
+            except Exception:
+                # SQL stores insert a new tag: a claimer inserting at the same moment fails the
+                # unique key (HTTP 400). The other claim is there now: it holds the lease.
+                back = self.read()
+                if back is not None and back.owner != self.me.owner and back.live(self.timeout_s):
+                    self._unlock_local()
+                    return False, back
+                raise
             time.sleep(self.settle_s)  # let a simultaneous claimer's write land, then read back
             back = self.read()
             if back is None or back.owner != self.me.owner:
