@@ -394,6 +394,7 @@ def run_plan(plan, tracker, options: DriverOptions | None = None, **kwargs) -> S
     except LeaseLost:  # the sweep (and its parent run) belong to the other driver now
         drv.cancel()
         drv.report.status = "KILLED"
+        drv.track.abandon_sweep()
         raise
     finally:
         drv.shutdown_actors()

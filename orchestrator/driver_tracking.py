@@ -138,6 +138,12 @@ class TrackingAdapter:
         finally:
             shutil.rmtree(dst, ignore_errors=True)
 
+    def abandon_sweep(self) -> None:
+        """The sweep's parent run belongs to the driver that took our lease over: never end it
+        (Tracker.close would otherwise mark it FINISHED under the new driver)."""
+        if self.sweep is not None and not self.sweep.finished:
+            self.sweep.finished = "ABANDONED"  # RunHandle.finish and Tracker.close skip it
+
     def end_sweep(self, report) -> None:
         if self.sweep is not None and not self.sweep.finished:
             self.sweep.finish(report.status if report.status in ("FINISHED", "FAILED", "KILLED") else "FINISHED")

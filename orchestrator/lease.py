@@ -225,7 +225,7 @@ class SweepLease:
             info = LeaseInfo.parse(f.read())
             f.close()
             now = time.time()
-            return info or LeaseInfo("?", socket.gethostname(), 0, "", now, now)
+            return info or LeaseInfo("?", socket.gethostname(), 0, "", now, now)  # not written yet
         f.seek(0)
         f.truncate()
         now = time.time()
@@ -241,7 +241,8 @@ class SweepLease:
 
     # ------------------------------------------------------------------ acquire / release
     def _held_message(self, info: LeaseInfo) -> str:
-        return (f"sweep {self.name!r} ({self.sweep[:12]}) is already being run by {info.describe()}; "
+        who = info.describe() if info.pid else f"another golf process on this machine (it holds {self._lock_path})"
+        return (f"sweep {self.name!r} ({self.sweep[:12]}) is already being run by {who}; "
                 "wait for it with --wait, or stop that driver")
 
     def try_acquire(self) -> tuple[bool, LeaseInfo | None]:

@@ -287,6 +287,8 @@ def test_a_driver_whose_lease_was_taken_over_stops(ray_local, mlflow_server, tmp
     runs = _by_identity(_runs(mlflow_server.uri, plan.sweep_name))
     assert [r.info.status for r in runs[plan.jobs[0].identity]] == ["KILLED"]  # closed, not left RUNNING
     assert len(runs) == 1  # nothing else was started
+    parent = [r for r in _runs(mlflow_server.uri, plan.sweep_name) if r.data.tags.get("golf.kind") == "sweep"]
+    assert [r.info.status for r in parent] == ["RUNNING"]  # the new driver's now: not ended by us
 
 
 # ------------------------------------------------------------------ the real CLI
