@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from typing import Any
 
 import ray
@@ -40,6 +41,10 @@ from workers.gang import TrainGang
 from workers.runner import GolfRunner
 
 __all__ = ["DriverOptions", "JobOutcome", "SweepReport", "run_plan"]
+
+# tracker -> {sweep identity: SweepLease} held until that tracker closes (a second run_plan on
+# the same open tracker is the same driver, not a rival)
+_LEASES: "weakref.WeakKeyDictionary[Any, dict[str, SweepLease]]" = weakref.WeakKeyDictionary()
 
 # Errors that mean "the process running the job went away", not "the job is wrong".
 RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
@@ -81,11 +86,16 @@ class _Driver(Placement):
         uri, exp = getattr(tracker, "tracking_uri", None), getattr(tracker, "experiment_name", None)
         if not (uri and exp and self.opts.lease_timeout_s):
             return
+        held = _LEASES.setdefault(tracker, {})
+        prev = held.get(self.plan.sweep_identity)
+        if prev is not None and prev.held and prev.lost is None:  # run_plan again on one open tracker
+            self.lease = prev
+            return
         lease = SweepLease(uri, exp, self.plan.sweep_identity, self.plan.sweep_name, work_dir=self.opts.work_dir,
                            timeout_s=self.opts.lease_timeout_s, settle_s=self.opts.lease_settle_s)
         say = self.opts.say or (lambda msg: None)
         stale = lease.acquire(wait=self.opts.lease_wait, on_wait=say)
-        self.lease = lease
+        self.lease = held[self.plan.sweep_identity] = lease
         if stale is not None:
             say(f"took over sweep {self.plan.sweep_name!r} from a dead driver ({stale.describe()})")
         if hasattr(tracker, "after_close"):  # released once every call reached the store

@@ -36,6 +36,15 @@ def _write_raw(server, exp, sweep, *, host, pid, machine, age_s) -> None:
                          LeaseInfo(f"{host}:{pid}:x", host, pid, machine, t - 5, t).dump())
 
 
+def _new_driver_beats(server, exp, sweep, until, host="other-host", limit_s=10.0) -> None:
+    """Another driver's claim, rewritten like its heartbeat would be, until `until()` (our
+    heartbeat's read-then-write may overwrite one write; a real rival writes again)."""
+    deadline = time.monotonic() + limit_s
+    while not until() and time.monotonic() < deadline:
+        _write_raw(server, exp, sweep, host=host, pid=7, machine=f"{host}/b/1", age_s=0)
+        time.sleep(0.2)
+
+
 def _dead_pid() -> int:
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     p.wait()
@@ -115,20 +124,17 @@ def test_only_a_stale_or_dead_holder_is_taken_over(mlflow_server):
 
 def test_heartbeat_keeps_a_driver_live_and_a_takeover_is_noticed(mlflow_server):
     exp, sweep = f"lease-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    a = _lease(mlflow_server, exp, sweep, timeout_s=1.2)  # heartbeat every 0.2 s
+    a = _lease(mlflow_server, exp, sweep, timeout_s=3.0)  # heartbeat every 0.5 s
     a.acquire()
     try:
         first = a.read().heartbeat
-        time.sleep(2.0)  # longer than the timeout: only the heartbeat keeps it live
+        time.sleep(3.5)  # longer than the timeout: only the heartbeat keeps it live
         assert a.read().heartbeat > first
         with pytest.raises(LeaseHeld):
-            _lease(mlflow_server, exp, sweep, timeout_s=1.2).acquire()
+            _lease(mlflow_server, exp, sweep, timeout_s=3.0).acquire()
         a.check()  # still ours
         # another driver overwrites it (as after a takeover): noticed within a beat or two
-        _write_raw(mlflow_server, exp, sweep, host="other-host", pid=1, machine="x/y/z", age_s=0)
-        deadline = time.monotonic() + 5
-        while a.lost is None and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _new_driver_beats(mlflow_server, exp, sweep, lambda: a.lost is not None)
         with pytest.raises(LeaseLost, match="other-host"):
             a.check()
     finally:
@@ -221,6 +227,9 @@ def test_a_stale_lease_is_taken_over_and_its_running_runs_closed(ray_local, mlfl
     try:
         report = run_plan(plan, tracker, DriverOptions(runner=FakeRunner(str(tmp_path)), work_dir=str(tmp_path / "w"),
                                                        lease_timeout_s=60, say=said.append))
+        # run_plan again on the same open tracker: the same driver, its lease still held
+        again = run_plan(plan, tracker, DriverOptions(runner=FakeRunner(str(tmp_path)), work_dir=str(tmp_path / "w")))
+        assert again.counts()["reused"] == len(plan.jobs)
     finally:
         assert tracker.close(timeout=60)
     assert report.counts()["finished"] == len(plan.jobs)
@@ -264,14 +273,15 @@ def test_a_driver_whose_lease_was_taken_over_stops(ray_local, mlflow_server, tmp
     from orchestrator.lease import LeaseLost
     from tests.workers.fakes import FakeRunner, small_plan
 
-    plan = small_plan(f"lost-{uuid.uuid4().hex[:6]}", seeds=(1,), alphas=(0.1,), train_fake={"sleep": 4})
-    dispatched = []
+    plan = small_plan(f"lost-{uuid.uuid4().hex[:6]}", seeds=(1,), alphas=(0.1,), train_fake={"sleep": 20})
+    dispatched, stopped = [], threading.Event()
+    rival = threading.Thread(target=lambda: _new_driver_beats(mlflow_server, plan.sweep_name, plan.sweep_identity,
+                                                              stopped.is_set, host="new-host", limit_s=20))
 
     def on_event(what, out):
-        if what == "dispatch" and not dispatched:  # the new driver's claim lands mid-job
+        if what == "dispatch" and not dispatched:  # the new driver's claims land mid-job
             dispatched.append(out.job.name)
-            _write_raw(mlflow_server, plan.sweep_name, plan.sweep_identity, host="new-host", pid=7,
-                       machine="new-host/b/1", age_s=0)
+            rival.start()
 
     tracker = Tracker(mlflow_server.uri, plan.sweep_name, tmp_path / "journal")
     t0 = time.monotonic()
@@ -280,8 +290,11 @@ def test_a_driver_whose_lease_was_taken_over_stops(ray_local, mlflow_server, tmp
             run_plan(plan, tracker, DriverOptions(runner=FakeRunner(str(tmp_path)), work_dir=str(tmp_path / "w"),
                                                   lease_timeout_s=1.2, on_event=on_event))
     finally:
+        stopped.set()
+        if rival.is_alive():
+            rival.join(30)
         assert tracker.close(timeout=60)
-    assert time.monotonic() - t0 < 4 + 10 and dispatched == ["train/s1"]
+    assert time.monotonic() - t0 < 20 and dispatched == ["train/s1"]  # stopped mid-job
     from tests.orchestrator.test_driver import _by_identity, _runs
 
     runs = _by_identity(_runs(mlflow_server.uri, plan.sweep_name))
