@@ -29,11 +29,29 @@ def register(sub) -> None:
     add_execution_args(p)
     p.add_argument("--no-reuse", action="store_true",
                    help="recompute every job, even those with a FINISHED run in MLflow (any experiment)")
+    p.add_argument("--wait", action="store_true",
+                   help="if another driver is running this sweep, wait for it, then go on (reusing what it finished)")
+    p.add_argument("--lease-timeout", type=_positive_s, default=60.0, metavar="S",
+                   help="a sweep whose driver sent no heartbeat for S seconds is taken over (default 60; "
+                        "a dead driver on this machine is noticed at once)")
     p.set_defaults(func=cmd_run)
 
     from orchestrator.submit import register_job_commands
 
     register_job_commands(sub)
+
+
+def _positive_s(text: str) -> float:
+    import argparse
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (math.isfinite(v) and 0 < v <= 86400):
+        raise argparse.ArgumentTypeError(f"must be seconds in (0, 86400], got {text!r}")
+    return v
 
 
 def _sigterm_to_interrupt(signum, frame):  # `ray job stop` sends SIGTERM: clean up like Ctrl-C
@@ -85,8 +103,9 @@ def cmd_run(args) -> int:
                                  heartbeat_s=getattr(args, "status_every", 30.0))
         report = run_plan(plan, tracker, DriverOptions(data_dir=str(ddir), work_dir=str(work / "jobs"),
                                                        tokenizer_path=str(tok) if tok else None,
-                                                       progress=progress, connect=connect_ray,
-                                                       reuse=not getattr(args, "no_reuse", False)))
+                                                       progress=progress, connect=connect_ray, say=say,
+                                                       reuse=not getattr(args, "no_reuse", False),
+                                                       lease_wait=args.wait, lease_timeout_s=args.lease_timeout))
     finally:
         signal.signal(signal.SIGTERM, old_term)
         ok = tracker.close(timeout=60)

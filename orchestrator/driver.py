@@ -13,6 +13,10 @@ One event loop (`ray.wait` over every in-flight ref) drives everything, so nothi
   golf.valid=false (orchestrator.validity) and the sweep goes on.
 - Ctrl-C (KeyboardInterrupt, or SIGTERM turned into one by `golf run`) kills the actors,
   removes the placement groups and closes open runs as KILLED.
+- one driver per sweep (orchestrator.lease): the sweep's lease is taken before any run is
+  touched (LeaseHeld while another driver is alive, or wait for it), heartbeated while the
+  sweep runs, released once the tracker delivered everything (Tracker.close). Only after
+  taking it are RUNNING runs closed as stale, and never those of another live sweep.
 
 The records it takes and returns (DriverOptions, JobOutcome, SweepReport) live in
 orchestrator.driver_types and are importable from here.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from typing import Any
 
 import ray
@@ -28,6 +33,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 
 from orchestrator.driver_tracking import TrackingAdapter
 from orchestrator.driver_types import TERMINAL, DriverOptions, JobOutcome, SweepReport, one_line
+from orchestrator.lease import LeaseLost, SweepLease
 from orchestrator.placement import Placement, Slot
 from orchestrator.validity import Verdict, judge
 from workers.eval_actor import EVAL_FILES, TRAIN_FILES
@@ -35,6 +41,10 @@ from workers.gang import TrainGang
 from workers.runner import GolfRunner
 
 __all__ = ["DriverOptions", "JobOutcome", "SweepReport", "run_plan"]
+
+# tracker -> {sweep identity: SweepLease} held until that tracker closes (a second run_plan on
+# the same open tracker is the same driver, not a rival)
+_LEASES: "weakref.WeakKeyDictionary[Any, dict[str, SweepLease]]" = weakref.WeakKeyDictionary()
 
 # Errors that mean "the process running the job went away", not "the job is wrong".
 RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
@@ -45,6 +55,7 @@ class _Driver(Placement):
 
     def __init__(self, plan, tracker, opts: DriverOptions):
         self.plan = plan
+        self.lease: SweepLease | None = None
         self.opts = opts
         self.track = TrackingAdapter(tracker, spool_dir=os.path.join(opts.work_dir, "spool") if opts.work_dir else None,
                                      reuse=opts.reuse)
@@ -71,8 +82,30 @@ class _Driver(Placement):
         self._n_mix = 0
 
     # ---------------------------------------------------------------- setup
+    def take_lease(self, tracker) -> None:
+        """Hold the sweep's lease (raises LeaseHeld unless opts.lease_wait). Trackers without a
+        store (test stand-ins) run unleased."""
+        uri, exp = getattr(tracker, "tracking_uri", None), getattr(tracker, "experiment_name", None)
+        if not (uri and exp and self.opts.lease_timeout_s):
+            return
+        held = _LEASES.setdefault(tracker, {})
+        prev = held.get(self.plan.sweep_identity)
+        if prev is not None and prev.held and prev.lost is None:  # run_plan again on one open tracker
+            self.lease = prev
+            return
+        lease = SweepLease(uri, exp, self.plan.sweep_identity, self.plan.sweep_name, work_dir=self.opts.work_dir,
+                           timeout_s=self.opts.lease_timeout_s, settle_s=self.opts.lease_settle_s)
+        say = self.opts.say or (lambda msg: None)
+        stale = lease.acquire(wait=self.opts.lease_wait, on_wait=say)
+        self.lease = held[self.plan.sweep_identity] = lease
+        if stale is not None:
+            say(f"took over sweep {self.plan.sweep_name!r} from a dead driver ({stale.describe()})")
+        if hasattr(tracker, "after_close"):  # released once every call reached the store
+            tracker.after_close(lambda delivered: lease.release(keep=not delivered))
+
     def resume(self) -> None:
-        self.report.sweep_run_id = self.track.start_sweep(self.plan)
+        live = self.lease.live_sweeps if self.lease is not None else None
+        self.report.sweep_run_id = self.track.start_sweep(self.plan, live_sweeps=live)
         for job in self.plan.jobs:
             out = self.report.outcomes[job.identity]
             rec = self.track.find_finished(job)
@@ -301,6 +334,8 @@ class _Driver(Placement):
     def loop(self) -> None:
         t_loop, waited = time.perf_counter(), 0.0
         while True:
+            if self.lease is not None:
+                self.lease.check()  # LeaseLost: another driver took this sweep over
             self.dispatch_ready()
             self.release_idle_actors()
             if not self.inflight:  # every ready job was dispatched, so nothing can start any more
@@ -356,6 +391,7 @@ def run_plan(plan, tracker, options: DriverOptions | None = None, **kwargs) -> S
     if not ray.is_initialized() and opts.connect is None:
         raise RuntimeError("run_plan needs a Ray connection (orchestrator.raycluster.connect)")
     drv = _Driver(plan, tracker, opts)
+    drv.take_lease(tracker)  # LeaseHeld: another driver runs this sweep; nothing was touched
     try:
         drv.resume()
         if any(o.state not in TERMINAL for o in drv.report.outcomes.values()):
@@ -368,8 +404,15 @@ def run_plan(plan, tracker, options: DriverOptions | None = None, **kwargs) -> S
         drv.report.status = "KILLED"
         drv.track.end_sweep(drv.report)
         raise
+    except LeaseLost:  # the sweep (and its parent run) belong to the other driver now
+        drv.cancel()
+        drv.report.status = "KILLED"
+        drv.track.abandon_sweep()
+        raise
     finally:
         drv.shutdown_actors()
+        if drv.lease is not None and not hasattr(tracker, "after_close"):
+            drv.lease.release()
         drv.report.ended = time.time()
         if opts.progress is not None:
             opts.progress.stop(drv.report)

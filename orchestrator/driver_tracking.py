@@ -66,11 +66,13 @@ class TrackingAdapter:
         # job files are written here for the tracker's upload (it reads them later, in order)
         self.spool = Path(spool_dir or Path.cwd() / ".golf" / "spool")
 
-    def start_sweep(self, plan) -> str | None:
+    def start_sweep(self, plan, live_sweeps=None) -> str | None:
         self.sweep = self.t.start_sweep(plan.sweep_identity, params={"golf.sweep_name": plan.sweep_name},
                                         name=plan.sweep_name)
-        # runs a dead driver left RUNNING (after start_sweep, so our own parent run is ours)
-        self.t.close_stale_running(None)
+        # runs a dead driver left RUNNING (after start_sweep, so our own parent run is ours; the
+        # driver holds this sweep's lease by now); runs of other sweeps whose driver is alive
+        # (live_sweeps(): their leases are live) are not stale
+        self.t.close_stale_running(None, live_sweeps=live_sweeps)
         return self.sweep.key
 
     def find_finished(self, job) -> Reused | None:
@@ -193,6 +195,12 @@ class TrackingAdapter:
                 self.t.set_experiment_tags({"mlflow.note.content": description})
             except Exception as e:  # noqa: BLE001
                 log.warning("experiment description not set: %s", str(e).splitlines()[0])
+
+    def abandon_sweep(self) -> None:
+        """The sweep's parent run belongs to the driver that took our lease over: never end it
+        (Tracker.close would otherwise mark it FINISHED under the new driver)."""
+        if self.sweep is not None and not self.sweep.finished:
+            self.sweep.finished = "ABANDONED"  # RunHandle.finish and Tracker.close skip it
 
     def end_sweep(self, report) -> None:
         if self.sweep is not None and not self.sweep.finished and report.status != "KILLED":

@@ -32,6 +32,12 @@ class DriverOptions:
     on_event: Callable[[str, "JobOutcome"], None] | None = None  # tests: ("dispatch"|"done"|..., outcome)
     connect: Callable[[], None] | None = None  # called when Ray is needed and not connected yet
     reuse: bool = True  # False (`golf run --no-reuse`): recompute jobs MLflow already has
+    # one driver per sweep (orchestrator.lease): wait for a live one instead of refusing;
+    # a lease whose heartbeat is older than this is taken over (0: no lease); claim settle time
+    lease_wait: bool = False
+    lease_timeout_s: float = 60.0
+    lease_settle_s: float = 0.5
+    say: Callable[[str], None] | None = None  # one-line notices (waiting, taking over)
 
 
 @dataclass

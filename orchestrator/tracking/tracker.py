@@ -13,10 +13,10 @@ the next Tracker on the same journal_dir replays what was not acknowledged.
 One FINISHED run per identity: the writer searches for a FINISHED run with the same
 `golf.identity` right before it finishes one, and ends a duplicate KILLED
 (`golf.killed_reason=duplicate`). The search and the finish are two calls, so two writers could
-both pass the check; that race cannot happen here because a driver has exactly one writer
-thread (calls are serialized) and one driver runs a spec's experiment at a time (the driver is
-the single writer; `golf run` on a spec already running elsewhere is a user error). Resume uses
-find_finished / close_stale_running before any job starts.
+both pass the check, so the writer checks again after finishing (the earliest-started FINISHED
+run stays, later ones end KILLED duplicate). One driver runs a sweep at a time
+(orchestrator.lease); drivers of different sweeps in one experiment may share identities.
+Resume uses find_finished / close_stale_running before any job starts.
 """
 from __future__ import annotations
 
@@ -182,6 +182,7 @@ class Tracker:
             self.sweep_identity: str | None = None
             self._closed = False
             self._client = None
+            self._after_close: list = []
             self.replayed = self._adopt_orphans()
         except BaseException:
             self._journal.close(delete=True)  # never an orphan journal per failed start
@@ -308,7 +309,17 @@ class Tracker:
                         self._journal.last_seq - self._journal.acked, redact(self.tracking_uri),
                         self._journal.path)
         self._journal.close(delete=done)
+        for fn in self._after_close:
+            try:
+                fn(done)
+            except Exception:  # noqa: BLE001 - a hook must not hide the close's answer
+                log.exception("after-close hook failed")
         return done
+
+    def after_close(self, fn) -> None:
+        """Call fn(delivered) once close() has flushed: the driver releases its sweep lease
+        there, so a waiting driver never sees our last runs still RUNNING."""
+        self._after_close.append(fn)
 
     def __enter__(self) -> "Tracker":
         return self
@@ -345,10 +356,12 @@ class Tracker:
         return _query(self.tracking_uri, f"looking up identity {identity}", query)
 
     def close_stale_running(self, identity: str | None = None,
-                            timeout: float | None = 30.0) -> list[str]:
+                            timeout: float | None = 30.0, live_sweeps=None) -> list[str]:
         """End as KILLED (tag `golf.killed_reason=stale`) the RUNNING runs of `identity` (or of
         the whole experiment when None) that this Tracker does not own: runs of a driver that
-        died. Returns their run ids. Assumes one driver per experiment (see module doc)."""
+        died. Runs tagged `golf.sweep` in `live_sweeps()` (sweeps whose driver holds a live lease,
+        asked after the search: a run found was made before its driver's lease was seen) are
+        left alone. Call it holding this sweep's lease. Returns the closed run ids."""
         client = self._sync(timeout)
         filt = "attributes.status = 'RUNNING'"
         if identity is not None:
@@ -360,9 +373,11 @@ class Tracker:
             if exp_id is None:
                 return []
             closed = []
-            for run in search_all(client, exp_id, filt):
+            runs = search_all(client, exp_id, filt)
+            skip = live_sweeps() if live_sweeps is not None and runs else set()
+            for run in runs:
                 rid = run.info.run_id
-                if rid in own:
+                if rid in own or run.data.tags.get("golf.sweep") in skip:
                     continue
                 client.set_tag(rid, "golf.killed_reason", "stale")
                 client.set_terminated(rid, status="KILLED")

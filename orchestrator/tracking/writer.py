@@ -327,9 +327,8 @@ class Writer(threading.Thread):
         status, tags = op["status"], dict(op.get("tags", {}))
         identity = op.get("identity")
         if status == "FINISHED" and identity:
-            # never two FINISHED runs for one identity: check just before finishing. Only one
-            # writer thread per driver and one driver per experiment, so nobody can finish the
-            # same identity between this search and set_terminated (see tracker.py).
+            # never two FINISHED runs for one identity: check just before finishing, and again
+            # after (_dedupe): drivers of two sweeps sharing a job can pass this check together
             exp_id = self._experiment_id(op["experiment"])
             filt = f"{tag_filter('golf.identity', identity)} and attributes.status = 'FINISHED'"
             others = [r for r in self._search(exp_id, filt) if r.info.run_id != run_id
@@ -343,3 +342,21 @@ class Writer(threading.Thread):
         if tags:
             self._log_batch(run_id, [], [], [RunTag(k, v) for k, v in tags.items()])
         self._call("set_terminated", run_id, status=status, end_time=op["end_ms"])
+        if status == "FINISHED" and identity:
+            self._dedupe(exp_id, identity)
+
+    def _dedupe(self, exp_id: str, identity: str) -> None:
+        """After a FINISHED: if several runs of `identity` are FINISHED (two writers passed the
+        check at once), keep the earliest-started (run id breaks ties) and end the others KILLED
+        duplicate. Every writer picks the same survivor, and the last one to finish sees all."""
+        from mlflow.entities import RunTag
+
+        filt = f"{tag_filter('golf.identity', identity)} and attributes.status = 'FINISHED'"
+        runs = sorted(self._search(exp_id, filt), key=lambda r: (r.info.start_time or 0, r.info.run_id))
+        for dup in runs[1:]:
+            keep = runs[0].info.run_id
+            self._log_batch(dup.info.run_id, [], [], [RunTag("golf.killed_reason", "duplicate"),
+                                                      RunTag("golf.duplicate_of", keep)])
+            self._call("update_run", dup.info.run_id, status="KILLED")
+            log.warning("identity %s: run %s finished together with %s; it ends KILLED (duplicate)",
+                        identity, dup.info.run_id, keep)
