@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError, model_validator
 
-from golf_core.config import Frozen
+from golf_core.config import MAX_SEED, Frozen
 from golf_core.eval.config import MixerConfig
 from orchestrator.specio import clean_msg, golf_error
 
@@ -27,6 +27,7 @@ MODES = ("none", "hashed_target", "normalized")
 AXES = ("orders", "buckets", "min_count", "warmup_tokens", "alpha_base", "alpha_range",
         "entropy_slope", "entropy_center", "entropy_centers", "alpha_max")
 FLOAT_AXES = ("alpha_base", "alpha_range", "entropy_slope", "entropy_center", "alpha_max")
+MAX_DRAWS = 100_000  # random draws / optuna trials per study
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,16 +165,16 @@ class GridSearch(Frozen):
 
 class RandomSearch(Frozen):
     kind: Literal["random"] = "random"
-    n: int = Field(ge=1)
-    seed: int = 0
+    n: int = Field(ge=1, le=MAX_DRAWS)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
 
 class OptunaSearch(Frozen):
     """Optuna ask/tell: one mix job per (eval job, mode) that runs `n` trials (see plan.py)."""
 
     kind: Literal["optuna"] = "optuna"
-    n: int = Field(ge=1)
-    seed: int = 0
+    n: int = Field(ge=1, le=MAX_DRAWS)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
 
 def _search_tag(v: Any) -> str | None:
