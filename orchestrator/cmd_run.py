@@ -41,13 +41,17 @@ def cmd_run(args) -> int:
 
     from orchestrator.datasets import check_plan_data, ensure_data, resolve_data_dir, resolve_work_dir
     from orchestrator.plan import load_plan
+    from orchestrator.spec import SpecError
     from orchestrator.tracking import Tracker, resolve_tracking_uri
 
     console = Console()
     say = lambda msg: console.print(f"golf: {msg}", highlight=False, markup=False)  # noqa: E731
     t0 = time.time()
     # everything a user can get wrong is checked here, before Ray starts or a job runs
-    plan = load_plan(args.spec, workspace=Path.cwd())
+    try:
+        plan = load_plan(args.spec, workspace=Path.cwd())
+    except SpecError as e:  # the same `SPEC: field: problem` as `golf validate`, on one line
+        raise SpecError([f"{args.spec}: {line}" for line in e.lines]) from None
     ddir = resolve_data_dir(plan.data, Path.cwd(), plan.spec_dump.get("data", {}).get("external", False))
     work = resolve_work_dir(args.work_dir, Path.cwd())
     ensure_data(plan.data, ddir, say)  # never over files golf did not make
