@@ -39,23 +39,17 @@ def resolve_work_dir(arg: str, workspace: Path) -> Path:
 def ensure_data(data: DataConfig, ddir: Path, say: Callable[[str], None]) -> None:
     """Synthetic data on first use (the embedded default needs no download); missing FineWeb
     shards, or a directory of other files lacking a split, are a one-line input error."""
-    from golf_core.data.synthetic import own_files, recipe_of
+    from golf_core.data.synthetic import own_files
 
     present = {s: bool(split_files(ddir, s)) for s in SPLITS} if ddir.is_dir() else dict.fromkeys(SPLITS, False)
     missing = [s for s in SPLITS if not present[s]]
+    if not missing:
+        return  # complete: used as it is (check_plan_data validates it)
     entries = sorted(e.name for e in ddir.iterdir()) if ddir.is_dir() else []
     own = own_files(ddir) if entries else None
     golf_made = own is not None and not set(entries) - own
-    recipe = {"train_tokens": data.synthetic_train_tokens, "val_tokens": data.synthetic_val_tokens,
-              "seed": data.synthetic_seed, "vocab_size": data.vocab_size}
-    made = recipe_of(ddir) if golf_made else None
-    # golf's own data made from other numbers than the spec's: remade, so the data identity
-    # (which hashes the spec's recipe) stays true
-    stale = data.source == "synthetic" and made is not None and {k: made.get(k) for k in recipe} != recipe
-    if not missing and not stale:
-        return
     if data.source == "fineweb" or (entries and not golf_made):
-        what = " and ".join(missing) if missing else "no"
+        what = " and ".join(missing)
         if not entries:
             raise ValueError(f"data.path {data.path}: no train/val shards in {ddir}; download them first: "
                              f"{_download(data)}")
@@ -64,8 +58,7 @@ def ensure_data(data: DataConfig, ddir: Path, say: Callable[[str], None]) -> Non
                          f"{_download(data)}")
     from golf_core.data.synthetic import make_synthetic
 
-    why = "its recipe changed" if stale else "first use"
-    say(f"making synthetic data in {ddir} ({why}: {data.synthetic_train_tokens:,} train + "
+    say(f"making synthetic data in {ddir} ({data.synthetic_train_tokens:,} train + "
         f"{data.synthetic_val_tokens:,} val tokens, seed {data.synthetic_seed})")
     make_synthetic(ddir, data.synthetic_train_tokens, data.synthetic_val_tokens, data.synthetic_seed,
                    vocab_size=data.vocab_size)

@@ -95,11 +95,9 @@ def test_synthetic_data_is_made_only_into_an_empty_or_golf_made_dir(tmp_path, mo
     first = _hashes(d)
     ensure_data(data, d, said.append)  # complete and same recipe: left alone
     assert _hashes(d) == first and len(said) == 1
-    ensure_data(data.model_copy(update={"synthetic_seed": 3}), d, said.append)  # golf's own, recipe changed
-    assert "recipe changed" in said[-1] and _hashes(d) != first
     (d / "fineweb_val_000000.bin").unlink()  # golf's own, a split gone: remade
     ensure_data(data, d, said.append)
-    assert (d / "fineweb_val_000000.bin").is_file()
+    assert (d / "fineweb_val_000000.bin").is_file() and _hashes(d) == first and len(said) == 2
 
 
 def test_a_data_dir_symlinked_out_of_the_workspace_is_refused(tmp_path, monkeypatch, capsys):
