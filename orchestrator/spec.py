@@ -10,7 +10,11 @@ retries, limits.
 - `name` is a slug ([a-z0-9][a-z0-9._-]*): it names the MLflow experiment and work dirs, and
   cannot hold a path separator.
 - `data.path` is relative to the workspace and may not contain `..`; an absolute path (a shared
-  dataset on a cluster) needs `data.external: true`. No `~`/`$` expansion.
+  dataset on a cluster) needs `data.external: true`. No `~`/`$` expansion. `golf plan|run` also
+  refuse a relative path that resolves outside the workspace through a symlink
+  (orchestrator.datasets.resolve_data_dir) unless `data.external: true`.
+- Every number is range-checked here, before any work: floats finite, ints bounded, seeds in
+  0..2^32-1, booleans never numbers (golf_core.config.Frozen).
 - `train`: preset + nested overrides (model/train/quant/eval), seeds, gpus_per_job (ranks),
   max_wallclock_seconds. `eval`: one EvalConfig (+ `ttt`, `gpus_per_job`) or a list of them.
 - `limits.max_jobs` bounds train + eval + mix jobs; grids larger than MAX_EXPANSION are refused
