@@ -6,20 +6,84 @@ error naming the field path, never a silently ignored knob.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import types
+import typing
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 T = TypeVar("T", bound=BaseModel)
 
+# Upper bounds shared by the configs: every int has one, so a typo (an extra digit, 2**64)
+# is refused when the config is built, never hours into a job.
+MAX_SEED = 2**32 - 1  # numpy / torch seeds are 32-bit
+MAX_TOKENS = 10**10  # > 100x FineWeb's 8B training tokens
+MAX_STEPS = 10**9
+MAX_SEQ = 2**20  # tokens per sequence / window
+MAX_BATCH = 2**30  # tokens per batch
+MAX_COUNT = 2**16  # layers, heads, ranks, sequences per batch, micro-batches
+MAX_DIM = 2**16  # widths (and token ids: shards store uint16)
+
+
+@functools.lru_cache(maxsize=None)
+def _leaves(annotation: Any) -> frozenset:
+    """The plain types a field's annotation admits (through Annotated, unions, containers;
+    nested configs are leaves: they check their own fields)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _leaves(typing.get_args(annotation)[0])
+    if origin is typing.Literal:
+        return frozenset(type(a) for a in typing.get_args(annotation))
+    if origin in (typing.Union, types.UnionType, tuple, list, dict, set, frozenset):
+        out: frozenset = frozenset()
+        for a in typing.get_args(annotation):
+            if a is not Ellipsis:
+                out |= _leaves(a)
+        return out
+    return frozenset([annotation])
+
+
+def _has_bool(value: Any, into_dicts: bool) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_has_bool(v, into_dicts) for v in value)
+    if into_dicts and isinstance(value, dict):
+        return any(_has_bool(k, into_dicts) or _has_bool(v, into_dicts) for k, v in value.items())
+    return False
+
 
 class Frozen(BaseModel):
-    """Base for every config: immutable, unknown keys rejected."""
+    """Base for every config: immutable, unknown keys rejected, floats finite (NaN/inf refused),
+    and booleans kept apart from numbers both ways (pydantic's lax mode turns `true` into 1 and
+    1 or "yes" into True; a typo must never become a knob value)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=(), allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _bools_are_not_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None or v is None:
+            return v
+        leaves = _leaves(field.annotation)
+        if Any in leaves or object in leaves:
+            return v
+        if bool in leaves:
+            if leaves <= {bool, type(None)} and not isinstance(v, bool):
+                raise PydanticCustomError("golf", "must be true or false (got {v})", {"v": repr(v)})
+            return v
+        if not leaves & {int, float}:
+            return v  # str / Literal fields refuse a boolean by themselves
+        models = any(isinstance(t, type) and issubclass(t, BaseModel) for t in leaves)
+        if _has_bool(v, into_dicts=not models):
+            raise PydanticCustomError("golf", "must be a number, not true/false (got {v})", {"v": repr(v)})
+        return v
 
     def fingerprint(self) -> str:
         """Stable hash of the config's content (sorted JSON)."""

@@ -61,23 +61,26 @@ def _sigterm_to_interrupt(signum, frame):  # `ray job stop` sends SIGTERM: clean
 def cmd_run(args) -> int:
     from rich.console import Console
 
-    from golf_core.data.shards import check_data_dir
-    from orchestrator.datasets import ensure_data
-    from orchestrator.plan import data_dir, load_plan, tokenizer_file
+    from orchestrator.datasets import check_plan_data, ensure_data, resolve_data_dir, resolve_work_dir
+    from orchestrator.plan import load_plan, tokenizer_file
+    from orchestrator.spec import SpecError
     from orchestrator.tracking import Tracker, check_store, redact, resolve_tracking_uri
 
     console = Console()
     say = lambda msg: console.print(f"golf: {msg}", highlight=False, markup=False)  # noqa: E731
     t0 = time.time()
     # everything a user can get wrong is checked here, before Ray starts or a job runs
-    plan = load_plan(args.spec, workspace=Path.cwd())
+    try:
+        plan = load_plan(args.spec, workspace=Path.cwd())
+    except SpecError as e:  # the same `SPEC: field: problem` as `golf validate`, on one line
+        raise SpecError([f"{args.spec}: {line}" for line in e.lines]) from None
     check_store(resolve_tracking_uri(args.tracking_uri))  # a garbage mlflow.db: one line, before the data
-    ddir = data_dir(plan, Path.cwd()).resolve()
-    ensure_data(plan.data, ddir, say)
+    ddir = resolve_data_dir(plan.data, Path.cwd(), plan.spec_dump.get("data", {}).get("external", False))
+    work = resolve_work_dir(args.work_dir, Path.cwd())
+    ensure_data(plan.data, ddir, say)  # never over files golf did not make
     tok = tokenizer_file(plan, Path.cwd())
     tok = tok.resolve() if tok is not None else None
-    check_data_dir(ddir, plan.data.vocab_size, tokenizer=tok)
-    work = Path(args.work_dir).resolve()
+    check_plan_data(plan, ddir, tokenizer=tok)  # every shard, and enough tokens for a sequence and a window
     uri = resolve_tracking_uri(args.tracking_uri)
     counts = plan.counts()
     say(f"sweep {plan.sweep_name}: {len(plan.jobs)} jobs ({', '.join(f'{v} {k}' for k, v in counts.items())}); "

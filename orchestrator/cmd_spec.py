@@ -174,6 +174,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from orchestrator.datasets import resolve_data_dir
     from orchestrator.estimate import estimate_plan, val_tokens
     from orchestrator.plan import KINDS, build_plan, data_dir
 
@@ -181,6 +182,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if sweep is None:
         return 2
     plan = build_plan(sweep, args.workspace)
+    # a data path that leaves the workspace through a symlink: refused here as by `golf run`
+    resolve_data_dir(plan.data, Path(args.workspace), sweep.data.external)
     uri = _resolve_uri(args.tracking_uri)
     done, status = finished(uri, sweep.name)
     tokens = val_tokens(plan, args.workspace)

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError, model_validator
 
-from golf_core.config import Frozen
+from golf_core.config import MAX_SEED, Frozen
 from golf_core.eval.config import MixerConfig
 from orchestrator.specio import clean_msg, golf_error
 
@@ -27,6 +27,7 @@ MODES = ("none", "hashed_target", "normalized")
 AXES = ("orders", "buckets", "min_count", "warmup_tokens", "alpha_base", "alpha_range",
         "entropy_slope", "entropy_center", "entropy_centers", "alpha_max")
 FLOAT_AXES = ("alpha_base", "alpha_range", "entropy_slope", "entropy_center", "alpha_max")
+MAX_DRAWS = 100_000  # random draws / optuna trials per study
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,16 +176,16 @@ class GridSearch(Frozen):
 
 class RandomSearch(Frozen):
     kind: Literal["random"] = Field("random", description="n points drawn from the lists and ranges")
-    n: int = Field(ge=1, le=100_000, description="points drawn")
-    seed: int = Field(0, ge=0, description="seed of the draw")
+    n: int = Field(ge=1, le=MAX_DRAWS, description="points drawn")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the draw")
 
 
 class OptunaSearch(Frozen):
     """Optuna ask/tell: one mix job per (eval job, mode) that runs `n` trials (see plan.py)."""
 
     kind: Literal["optuna"] = Field("optuna", description="TPE search over the token stats of each eval")
-    n: int = Field(ge=1, le=100_000, description="trials per eval job and mode")
-    seed: int = Field(0, ge=0, description="TPESampler seed")
+    n: int = Field(ge=1, le=MAX_DRAWS, description="trials per eval job and mode")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="TPESampler seed")
 
 
 def _search_tag(v: Any) -> str | None:

@@ -28,7 +28,7 @@ from typing import Any, Callable
 from golf_core import rules
 from golf_core.eval.config import EvalSpec, MixerConfig
 from orchestrator import records as R
-from orchestrator.datasets import ensure_data
+from orchestrator.datasets import check_plan_data, ensure_data, resolve_data_dir, resolve_work_dir
 
 __all__ = ["RecordSpecError", "ReproduceError", "ReproduceResult", "SeedRun", "check_record_spec",
            "collect_seeds", "reproduce", "seed_checks"]
@@ -321,9 +321,9 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     `.outcomes` {identity: JobOutcome(job, state, result, verdict, run_id, reason)}); default:
     the driver on a local Ray (or $RAY_ADDRESS). Input errors (spec, name, date) raise
     ValueError before anything runs; jobs that fail raise ReproduceError after the run."""
-    from golf_core.data.shards import check_data_dir, find_tokenizer
+    from golf_core.data.shards import find_tokenizer
     from golf_core.export import export_script
-    from orchestrator.plan import build_plan, data_dir as plan_data_dir, tokenizer_file
+    from orchestrator.plan import build_plan, tokenizer_file
     from orchestrator.spec import load_sweep
     from orchestrator.tracking import Tracker, resolve_tracking_uri
 
@@ -339,14 +339,14 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
         if v is not None and not (math.isfinite(v) and v > 0):
             raise ValueError(f"{flag} must be a positive number (got {v})")
     plan = build_plan(sweep, workspace)
-    ddir = plan_data_dir(plan, workspace).resolve()
+    ddir = resolve_data_dir(plan.data, workspace, plan.spec_dump.get("data", {}).get("external", False))
     if plan.data.source == "synthetic":
         say("WARNING: synthetic data: such a run can never be a record")
     ensure_data(plan.data, ddir, say)
     tok = tokenizer_file(plan, workspace)
     tok = tok.resolve() if tok is not None else None
-    check_data_dir(ddir, plan.data.vocab_size, tokenizer=tok)
-    work = (workspace / work_dir).resolve() if not Path(work_dir).is_absolute() else Path(work_dir)
+    check_plan_data(plan, ddir, tokenizer=tok)
+    work = resolve_work_dir(str(work_dir), workspace)
     uri = resolve_tracking_uri(tracking_uri)
     say(f"reproduce {sweep.name}: seeds {list(sweep.train.seeds)}, claim mixer {claim.mode}; {len(plan.jobs)} jobs; "
         f"tracking {uri}")

@@ -10,7 +10,11 @@ retries, limits.
 - `name` is a slug ([a-z0-9][a-z0-9._-]*): it names the MLflow experiment and work dirs, and
   cannot hold a path separator.
 - `data.path` is relative to the workspace and may not contain `..`; an absolute path (a shared
-  dataset on a cluster) needs `data.external: true`. No `~`/`$` expansion.
+  dataset on a cluster) needs `data.external: true`. No `~`/`$` expansion. `golf plan|run` also
+  refuse a relative path that resolves outside the workspace through a symlink
+  (orchestrator.datasets.resolve_data_dir) unless `data.external: true`.
+- Every number is range-checked here, before any work: floats finite, ints bounded, seeds in
+  0..2^32-1, booleans never numbers (golf_core.config.Frozen).
 - `train`: preset + nested overrides (model/train/quant/eval), seeds, gpus_per_job (ranks),
   max_wallclock_seconds. `eval`: one EvalConfig (+ `ttt`, `gpus_per_job`) or a list of them.
 - `limits.max_jobs` bounds train + eval + mix jobs; grids larger than MAX_EXPANSION are refused
@@ -26,7 +30,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError, WithJsonSchema
 from pydantic import field_validator, model_validator
 
-from golf_core.config import Frozen, deep_merge
+from golf_core.config import MAX_SEED, Frozen, deep_merge
 from golf_core.data.config import DataConfig
 from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
 from golf_core.presets import PRESETS, RunConfig
@@ -34,10 +38,11 @@ from orchestrator.mixer_space import (
     FLOAT_AXES, GridSearch, MixerSpec, Range, Search,
     expand_points, nonempty, optuna_studies, point_error, upper_points, varying_axes,
 )
-from orchestrator.specio import SpecError, error_message, fail, format_errors, parse_yaml  # noqa: F401
+from orchestrator.specio import SpecError, error_message, fail, format_errors, parse_yaml, read_spec  # noqa: F401
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"  # matched whole (re.fullmatch: no trailing newline)
 MAX_EXPANSION = 100_000  # refuse to even enumerate a grid larger than this
+MAX_RANKS = 4096  # GPUs per job
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,6 +59,8 @@ class DataSpec(DataConfig):
     def _path(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must not be empty")
+        if len(v) > 4096 or "\0" in v:
+            raise ValueError(f"not a usable path (NUL byte or over 4096 characters, got {v[:40]!r}...)")
         if "$" in v or v.startswith("~"):
             raise ValueError(f"no ~ or $ expansion in specs (got {v!r})")
         return v
@@ -104,9 +111,10 @@ class TrainSpec(Frozen):
     # nested {section: {key: value}} over the preset: model / train / quant / eval
     overrides: Annotated[dict[str, Any], WithJsonSchema(_partial_schema(RunConfig))] = Field(
         {}, description="nested {model|train|quant|eval: {key: value}} edits of the preset")
-    seeds: Annotated[tuple[int, ...], AfterValidator(nonempty)] = Field(description="one training job per seed")
-    gpus_per_job: int = Field(1, ge=1, description="ranks per training job (8 on an 8-GPU node; 1-2 on CPU)")
-    max_wallclock_seconds: float | None = Field(None, ge=0, description="training cap; null = the preset's")
+    seeds: Annotated[tuple[Annotated[int, Field(ge=0, le=MAX_SEED)], ...], AfterValidator(nonempty)] = Field(
+        description="one training job per seed", max_length=10_000)
+    gpus_per_job: int = Field(1, ge=1, le=MAX_RANKS, description="ranks per training job (8 on an 8-GPU node; 1-2 on CPU)")
+    max_wallclock_seconds: float | None = Field(None, ge=0, le=10**8, description="training cap; null = the preset's")
 
     @field_validator("seeds")
     @classmethod
@@ -150,7 +158,7 @@ class EvalPoint(EvalConfig):
     """One evaluation: EvalConfig fields, the TTT config and the ranks it runs on."""
 
     ttt: TTTConfig = Field(TTTConfig(), description="score-first test-time training of this eval")
-    gpus_per_job: int | None = Field(None, ge=1, description="ranks per eval job; null = train.gpus_per_job")
+    gpus_per_job: int | None = Field(None, ge=1, le=MAX_RANKS, description="ranks per eval job; null = train.gpus_per_job")
 
     def eval_config(self) -> EvalConfig:
         return EvalConfig(**self.model_dump(exclude={"ttt", "gpus_per_job"}))
@@ -161,7 +169,7 @@ class Limits(Frozen):
 
 
 def _check_name(v: str) -> str:
-    if not re.match(NAME_PATTERN, v) or len(v) > 100:
+    if not re.fullmatch(NAME_PATTERN[1:-1], v) or len(v) > 100:
         raise ValueError(f"must be a slug of a-z 0-9 . _ - starting with a letter or digit (got {v!r})")
     return v
 
@@ -176,7 +184,7 @@ class Sweep(Frozen):
     name: Annotated[str, AfterValidator(_check_name),
                     WithJsonSchema({"type": "string", "pattern": NAME_PATTERN, "maxLength": 100,
                                     "description": "the sweep's name: its MLflow experiment"})]
-    description: str = Field("", description="free text, shown on the sweep's MLflow run")
+    description: str = Field("", max_length=10_000, description="free text, shown on the sweep's MLflow run")
     data: DataSpec = Field(DataSpec(), description="the shards and tokenizer every job reads")
     train: TrainSpec = Field(description="what is trained: preset, overrides, seeds, ranks")
     # one eval config or a list; omitted = the preset's own eval section, TTT off
@@ -187,7 +195,7 @@ class Sweep(Frozen):
         None, description="one eval config or a list; null = the preset's own eval section, TTT off")
     mixer: MixerSpec = Field(MixerSpec(), description="the n-gram mixer's search space (modes x axes)")
     search: Search = Field(GridSearch(), description="how mixer points are chosen: grid, random or optuna")
-    retries: int = Field(1, ge=0, description="attempts after the first when a worker dies")
+    retries: int = Field(1, ge=0, le=100, description="attempts after the first when a worker dies")
     limits: Limits = Field(Limits(), description="bounds that refuse a spec before anything runs")
 
     @model_validator(mode="after")
@@ -280,10 +288,7 @@ def parse_sweep(text: str) -> Sweep:
 
 def load_sweep(path: str | Path) -> Sweep:
     """Read and validate a spec file; raises SpecError (lines) or FileNotFoundError."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"spec {p}: no such file")
-    return parse_sweep(p.read_text())
+    return parse_sweep(read_spec(path))
 
 
 def sweep_schema() -> dict:

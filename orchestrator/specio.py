@@ -7,6 +7,7 @@ list indices as `[i]` and union tags (`<list>`, `<range>`...) dropped from the p
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -16,6 +17,8 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from golf_core.config import ConfigError
 
 MAX_SPEC_BYTES = 1_000_000
+MAX_DEPTH = 64  # nesting levels; the deepest real spec uses 5
+MAX_NODES = 1_000_000  # values after alias expansion
 
 
 class SpecError(ConfigError):
@@ -148,35 +151,81 @@ def golf_error(msg: str) -> PydanticCustomError:
 
 
 class _Loader(yaml.SafeLoader):
-    """safe_load semantics, plus duplicate keys are an error (a typo must never pass silently)."""
+    """safe_load semantics, plus duplicate keys are an error (a typo must never pass silently),
+    nesting is bounded (PyYAML composes recursively: 10,000 `[` would be a RecursionError) and
+    so is the tree after aliases are expanded (a "billion laughs" spec is refused, not walked)."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    loader.flatten_mapping(node)
-    out = {}
-    for k_node, v_node in node.value:
+    # Duplicates are looked for among the keys written in this mapping; keys a merge (`<<: *x`)
+    # brings in may be overridden by them, as YAML's merge-key spec says.
+    written = set()
+    for k_node, _ in node.value:
+        if k_node.tag == "tag:yaml.org,2002:merge":
+            continue
         key = loader.construct_object(k_node, deep=deep)
         try:
             hash(key)
         except TypeError:
             raise yaml.constructor.ConstructorError(None, None, "a key must be a plain value",
                                                     k_node.start_mark) from None
-        if key in out:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", k_node.start_mark)
-        out[key] = loader.construct_object(v_node, deep=deep)
+        if key in written:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", k_node.start_mark)
+        written.add(key)
+    loader.flatten_mapping(node)  # merged keys first, then the written ones: the written win
+    out = {}
+    for k_node, v_node in node.value:
+        out[loader.construct_object(k_node, deep=deep)] = loader.construct_object(v_node, deep=deep)
     return out
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+def _expanded_size(root: yaml.Node) -> int:
+    """Nodes in the tree with every alias expanded (memoized: aliases share node objects)."""
+    memo: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        if id(node) in memo:
+            return memo[id(node)]
+        memo[id(node)] = MAX_NODES + 1  # a cycle (`&a [*a]`) counts as too large
+        if isinstance(node, yaml.SequenceNode):
+            n = 1 + sum(size(c) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n = 1 + sum(size(k) + size(v) for k, v in node.value)
+        else:
+            n = 1
+        memo[id(node)] = n = min(n, MAX_NODES + 1)
+        return n
+
+    return size(root)
+
+
 def parse_yaml(text: str) -> Any:
     """Plain data from YAML text; raises SpecError with one line (line number, problem)."""
     if len(text.encode()) > MAX_SPEC_BYTES:
         raise SpecError([f"<spec>: larger than {MAX_SPEC_BYTES} bytes"])
+    loader = _Loader(text)
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node) > MAX_NODES:
+            raise SpecError([f"<spec>: more than {MAX_NODES:,} values once aliases are expanded"])
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}" if mark else "<yaml>"
@@ -185,4 +234,27 @@ def parse_yaml(text: str) -> Any:
             problem = f"tags are not allowed, a spec is plain data ({problem})"
         raise SpecError([f"{where}: {problem}"]) from None
     except yaml.YAMLError as e:
-        raise SpecError([f"<yaml>: {e}"]) from None
+        raise SpecError([f"<yaml>: {' '.join(str(e).split())}"]) from None
+    except RecursionError:  # belt and braces: MAX_DEPTH keeps PyYAML well inside the stack
+        raise SpecError([f"<spec>: nested deeper than {MAX_DEPTH} levels"]) from None
+    finally:
+        loader.dispose()
+
+
+def read_spec(path: str | Path) -> str:
+    """A spec file's text: the size is checked before reading (a 10 GB file or /dev/zero is
+    refused, never loaded), and bytes that are not UTF-8 are an error naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"spec {p}: no such file")
+    if p.stat().st_size > MAX_SPEC_BYTES:
+        raise SpecError([f"<spec>: {p} is larger than {MAX_SPEC_BYTES:,} bytes"])
+    with p.open("rb") as f:
+        raw = f.read(MAX_SPEC_BYTES + 1)  # a file that grows while read is still bounded
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError([f"<spec>: {p} is larger than {MAX_SPEC_BYTES:,} bytes"])
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise SpecError([f"<spec>: {p} is not UTF-8 text (byte {raw[e.start]:#04x} at line {line})"]) from None

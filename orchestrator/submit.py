@@ -90,6 +90,9 @@ def register_job_commands(sub) -> None:
 
 def _client(args):
     address = args.address or default_address()
+    if not address.startswith(("http://", "https://")):  # Ray's client would fail with a traceback
+        shown = address.rsplit("@", 1)[-1]  # never echo credentials written into it
+        raise ValueError(f"--address {shown}: the Ray dashboard URL needs a scheme, e.g. http://{shown}")
     return job_client(address, args.token_file), address
 
 

@@ -19,10 +19,13 @@ def _summary(data_dir: Path, tokenizer: Path | None = None) -> str:
 
 
 def _synthetic(args: argparse.Namespace) -> int:
+    from golf_core.data.paths import check_inside
     from golf_core.data.synthetic import make_synthetic
 
+    if not Path(args.out).is_absolute():  # an absolute --out is an explicit choice
+        check_inside(args.out, Path.cwd(), f"--out {args.out}", "pass its absolute path to write there")
     out = make_synthetic(args.out, args.train_tokens, args.val_tokens, args.seed,
-                         vocab_size=args.vocab_size, shard_tokens=args.shard_tokens)
+                         vocab_size=args.vocab_size, shard_tokens=args.shard_tokens, force=args.force)
     print(f"synthetic data in {out} (seed {args.seed})\n{_summary(out)}")
     return 0
 
@@ -64,6 +67,9 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--vocab-size", type=int, default=1024)
     s.add_argument("--shard-tokens", type=int, default=None, help="max tokens per train shard")
+    s.add_argument("--force", action="store_true",
+                   help="write into a directory holding other files (kept; shards or tokenizers golf did not "
+                        "make are never overwritten)")
     s.set_defaults(func=_synthetic)
 
     f = dsub.add_parser("fineweb", help="download the challenge's FineWeb shards from the Hugging Face hub")

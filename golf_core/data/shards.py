@@ -120,12 +120,16 @@ def find_tokenizer(data_dir: str | Path, tokenizer: str | Path | None = None) ->
 
 
 def check_data_dir(data_dir: str | Path, vocab_size: int, splits: tuple[str, ...] = SPLITS,
+                   min_tokens: dict[str, tuple[int, str]] | None = None,
                    tokenizer: str | Path | None = None) -> None:
     """Validate a data dir (every shard's header, size, max token in `splits`; the tokenizer).
 
     One streaming pass per shard, run before any GPU time is spent, so a truncated download
     fails in seconds with the file's name, not mid-training. An evaluation passes
-    splits=("val",): it never reads the ~16 GB of training shards.
+    splits=("val",): it never reads the ~16 GB of training shards. An empty shard is refused,
+    and so is a split with fewer tokens than `min_tokens[split] = (n, what needs them)`, e.g.
+    `{"val": (129, "one eval window (seq_len 128 + 1)")}`: a job would otherwise train to the
+    end and only then fail to score.
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -134,8 +138,16 @@ def check_data_dir(data_dir: str | Path, vocab_size: int, splits: tuple[str, ...
         files = split_files(data_dir, split)
         if not files:
             raise ShardError(f"{data_dir}: no fineweb_{split}_*.bin shards")
+        total = 0
         for f in files:
-            read_shard(f, vocab_size)
+            n = read_shard(f, vocab_size).size
+            if n == 0:
+                raise ShardError(f"{f}: empty shard (0 tokens)")
+            total += n
+        need, what = (min_tokens or {}).get(split, (1, ""))
+        if total < need:
+            raise ShardError(f"{data_dir}: the {split} split holds {total:,} tokens, fewer than the {need:,} "
+                             f"{what or 'needed'}")
     model = find_tokenizer(data_dir, tokenizer)
     import sentencepiece as spm  # local: shard reading alone needs no tokenizer library
 

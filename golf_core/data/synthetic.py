@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import secrets
 from pathlib import Path
 
 import numpy as np
@@ -163,24 +165,158 @@ def _take_tokens(gen: _Generator, sp, docs: list[str], n_tokens: int) -> np.ndar
     return out[:n_tokens]
 
 
+RECIPE_FILE = "golf_synthetic.json"  # marks a directory golf made; lists every file it wrote
+
+
+class DataDirError(ValueError):
+    """A data directory golf will not write into (it holds files golf did not make)."""
+
+
+def own_files(out_dir: str | Path) -> set[str] | None:
+    """The names golf wrote into `out_dir` (its recipe file's list, or a manifest.json of
+    kind synthetic from before the recipe file existed), or None if golf did not make it."""
+    out = Path(out_dir)
+    for name, keys in ((RECIPE_FILE, ("files",)), ("manifest.json", ("files_train", "files_val"))):
+        f = out / name
+        if not f.is_file() or f.is_symlink():
+            continue
+        try:
+            meta = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(meta, dict) or (name == "manifest.json" and meta.get("kind") != "synthetic"):
+            continue
+        files = [x for k in keys for x in (meta.get(k) or [])]
+        if name == "manifest.json":
+            files += [meta.get("tokenizer"), "manifest.json"]
+        # plain names only: a recipe can never point golf at a file outside its directory
+        names = {x for x in files if isinstance(x, str) and x and Path(x).name == x and x not in (".", "..")}
+        return names | {name}
+    return None
+
+
+def recipe_of(out_dir: str | Path) -> dict | None:
+    """The parameters a golf-made directory was made with (None: not golf's, or no recipe)."""
+    try:
+        meta = json.loads((Path(out_dir) / RECIPE_FILE).read_text())
+        return meta.get("recipe") if isinstance(meta, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _is_data_file(name: str) -> bool:
+    return (name.startswith("fineweb_") and name.endswith(".bin")) or name.endswith(".model") \
+        or name in ("manifest.json", RECIPE_FILE)
+
+
+def _foreign(out: Path) -> list[str]:
+    """Entries of `out` golf did not write (sorted)."""
+    mine = own_files(out) or set()
+    return sorted(e.name for e in out.iterdir() if e.name not in mine)
+
+
 def make_synthetic(out_dir: str | Path, train_tokens: int, val_tokens: int, seed: int,
-                   vocab_size: int = 1024, shard_tokens: int | None = None) -> Path:
-    """Write a synthetic data dir: val shard, train shards, tokenizer, manifest.json.
+                   vocab_size: int = 1024, shard_tokens: int | None = None, force: bool = False) -> Path:
+    """Write a synthetic data dir: val shard, train shards, tokenizer, manifest.json, recipe.
 
     `shard_tokens` caps the tokens per train shard (default: all train tokens in one shard).
+    Never destroys data: `out_dir` must be missing, empty, or made by golf (its recipe file
+    lists what golf wrote there, and only those files are ever replaced). A directory holding
+    anything else is refused; `force` allows other files beside the new data (never shards or
+    tokenizers golf did not write: those would mix into the data set or be overwritten).
+    Everything is written into a hidden sibling first and moved into place at the end, so a
+    killed run leaves no half-made directory under `out_dir`'s name.
     """
-    import sentencepiece as spm
-
     if train_tokens < 1 or val_tokens < 1:
         raise ValueError(f"synthetic data: train_tokens ({train_tokens}) and val_tokens ({val_tokens}) must be >= 1")
     if not 300 <= vocab_size <= 65536:
         raise ValueError(f"synthetic data: vocab_size must be in [300, 65536], got {vocab_size}")
     if shard_tokens is not None and shard_tokens < 1:
         raise ValueError(f"synthetic data: shard_tokens must be >= 1, got {shard_tokens}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in [out / "manifest.json", *out.glob("fineweb_*.bin"), *out.glob("*.model")]:
-        stale.unlink(missing_ok=True)
+    out = Path(out_dir).resolve()
+    if out.exists() and not out.is_dir():
+        raise DataDirError(f"{out_dir}: exists and is not a directory")
+    foreign = _foreign(out) if out.is_dir() else []
+    clash = [n for n in foreign if _is_data_file(n)]
+    if clash:
+        raise DataDirError(f"{out_dir}: holds data files golf did not make ({', '.join(clash[:3])}"
+                           f"{', ...' if len(clash) > 3 else ''}); golf never overwrites them: choose another --out")
+    if foreign and not force:
+        raise DataDirError(f"{out_dir}: holds files golf did not make ({', '.join(foreign[:3])}"
+                           f"{', ...' if len(foreign) > 3 else ''}); choose an empty or new directory, or pass "
+                           "--force to write beside them (they are kept)")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _clear_dead_siblings(out)
+    tmp = _sibling(out, "tmp")
+    try:
+        written = _write(tmp, train_tokens, val_tokens, seed, vocab_size, shard_tokens)
+        _place(tmp, out, written)
+    finally:
+        if tmp.exists():  # ours, made above: only its own files are in it
+            for f in tmp.iterdir():
+                f.unlink()
+            tmp.rmdir()
+    return out
+
+
+def _sibling(out: Path, what: str) -> Path:
+    """A new hidden directory beside `out` (same file system, so the final rename is atomic;
+    mkdir, not mkdtemp, so it gets the usual permissions)."""
+    d = out.parent / f".{out.name}.golf-{what}-{os.getpid()}-{secrets.token_hex(4)}"
+    d.mkdir()
+    return d
+
+
+def _clear_dead_siblings(out: Path) -> None:
+    """Remove what a killed make_synthetic left beside `out`: a hidden `.NAME.golf-tmp-PID-*`
+    dir of a process that is gone, holding nothing but the data files golf writes."""
+    for d in out.parent.glob(f".{out.name}.golf-tmp-*-*"):
+        try:
+            pid = int(d.name.rsplit("-", 2)[-2])
+            os.kill(pid, 0)
+            continue  # that run is still going
+        except ProcessLookupError:
+            pass
+        except (ValueError, OSError):
+            continue
+        if d.is_symlink() or not d.is_dir():
+            continue
+        entries = list(d.iterdir())
+        if all(e.is_file() and not e.is_symlink() and (_is_data_file(e.name) or e.name.endswith(".bin.tmp"))
+               for e in entries):
+            for e in entries:
+                e.unlink()
+            d.rmdir()
+
+
+def _place(tmp: Path, out: Path, written: list[str]) -> None:
+    """Move the finished data from `tmp` to `out`, removing only files golf wrote before."""
+    old = own_files(out) if out.is_dir() else None
+    if not out.exists() or not any(out.iterdir()):
+        os.replace(tmp, out)  # one rename: the data appears whole (an empty dir is replaced)
+        return
+    if old is not None and not (set(p.name for p in out.iterdir()) - old):
+        # golf's own earlier data, nothing else: swap whole directories, then delete the old one's files
+        aside = out.parent / f".{out.name}.golf-old-{os.getpid()}-{secrets.token_hex(4)}"
+        os.replace(out, aside)
+        os.replace(tmp, out)
+        for name in old:
+            (aside / name).unlink(missing_ok=True)
+        aside.rmdir()
+        return
+    # beside files golf keeps (--force): golf's old files go, then the new ones move in,
+    # the recipe last (its presence means the data is complete)
+    for name in sorted(old or ()):
+        (out / name).unlink(missing_ok=True)
+    for name in sorted(written, key=lambda n: n in (RECIPE_FILE, "manifest.json")):
+        os.replace(tmp / name, out / name)
+
+
+def _write(out: Path, train_tokens: int, val_tokens: int, seed: int, vocab_size: int,
+           shard_tokens: int | None) -> list[str]:
+    """Generate the data into the (empty) directory `out`; the names written."""
+    import sentencepiece as spm
 
     gen = _Generator(seed)
     # Tokenizer trained on the first documents (val and the start of train, as upstream
@@ -221,8 +357,10 @@ def make_synthetic(out_dir: str | Path, train_tokens: int, val_tokens: int, seed
         "tokenizer": model_path.name,
         "tokenizer_train_bytes": n_bytes,
     }
-    # Written last: a manifest.json means the directory is complete.
-    tmp = out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    tmp.replace(out / "manifest.json")
-    return out
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    files = [*train_files, "fineweb_val_000000.bin", model_path.name, "manifest.json", RECIPE_FILE]
+    recipe = {"train_tokens": train_tokens, "val_tokens": val_tokens, "seed": seed, "vocab_size": vocab_size,
+              "shard_tokens": shard_tokens}
+    (out / RECIPE_FILE).write_text(json.dumps({"made_by": "golf data synthetic", "recipe": recipe,
+                                                "files": files}, indent=2) + "\n")
+    return files

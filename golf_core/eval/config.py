@@ -7,40 +7,41 @@ ttt.enabled, ttt.lr.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from golf_core.rules import EVAL_CAP_S
-from golf_core.config import Frozen
+from golf_core.config import MAX_COUNT, MAX_SEQ, MAX_TOKENS, Frozen
 
 # PR #779's hash primes; prime[0] multiplies the oldest context token.
 DEFAULT_PRIMES = (36313, 27191, 51647, 81929, 131071, 174763, 233017)
 
 
 class EvalConfig(Frozen):
-    seq_len: int = Field(1024, ge=8, description="sliding-window length in tokens (2048 in the records)")
+    seq_len: int = Field(1024, ge=8, le=MAX_SEQ, description="sliding-window length in tokens (2048 in the records)")
     stride: int = Field(
         64, ge=1, description="window advance: each token is scored once, in a window's last `stride` positions")
-    batch_seqs: int = Field(32, ge=1, description="windows per forward batch (memory, not score)")
+    batch_seqs: int = Field(32, ge=1, le=MAX_COUNT, description="windows per forward batch (memory, not score)")
     # Score-first chunks (#809: 1,048,576 tokens): score a chunk, then absorb it, then TTT on it.
     chunk_tokens: int = Field(
-        1_048_576, ge=1, description="score-first chunk (tokens): scored, then absorbed into the tables / TTT")
-    max_tokens: int = Field(0, ge=0, description="validation tokens to score; 0 = the whole split")
+        1_048_576, ge=1, le=MAX_TOKENS,
+        description="score-first chunk (tokens): scored, then absorbed into the tables / TTT")
+    max_tokens: int = Field(0, ge=0, le=MAX_TOKENS, description="validation tokens to score; 0 = the whole split")
     # The targets past the last whole seq_len: "score" them (#779's sliding eval, every target
     # once) or "drop" them as upstream's eval_val does (it keeps ((N-1) // seq_len) * seq_len
     # targets); drop with stride == seq_len is eval_val exactly. Applied after max_tokens.
     tail: Literal["score", "drop"] = Field(
         "score", description="targets past the last whole seq_len: score them (#779) or drop them (upstream eval_val)")
     max_eval_seconds: float = Field(
-        EVAL_CAP_S, ge=0, description="eval time cap (s), audited; the challenge's is 600")
-    temperature: float = Field(1.0, gt=0, description="logits divided by this (#779: 0.98 after TTT)")
+        EVAL_CAP_S, ge=0, le=10**8, description="eval time cap (s), audited; the challenge's is 600")
+    temperature: float = Field(1.0, gt=0, le=100, description="logits divided by this (#779: 0.98 after TTT)")
     # #779's variant: per position T' = clamp(1 - (1 - T)(1 - H/ln V), 0.9, 1.05), H = entropy
     # of the unscaled distribution (confident positions sharpen more); off = plain division.
     adaptive_temperature: bool = Field(
         False, description="#779's per-position temperature from the model's entropy")
     audit: bool = Field(True, description="run the compliance audit (C1-C4, ratio_scored, sizes, times)")
-    audit_positions: int = Field(32, ge=0, description="positions where sum_v p(v) = 1 is measured")
+    audit_positions: int = Field(32, ge=0, le=MAX_COUNT, description="positions where sum_v p(v) = 1 is measured")
 
     @model_validator(mode="after")
     def _stride_fits(self) -> "EvalConfig":
@@ -56,21 +57,23 @@ class MixerConfig(Frozen):
         "none", description="none = model alone; hashed_target = #779 (never compliant); normalized = legal")
     orders: tuple[int, ...] = Field(
         (2, 3, 4, 5, 6, 7), description="n-gram orders, each >= 2, backed off from the highest")
-    buckets: int = Field(
-        4_194_304, description="hash buckets per order and table, a power of two (#779: 2^22)")
-    min_count: int = Field(2, ge=1, description="backoff picks the first order whose context count >= this")
-    primes: tuple[int, ...] = Field(
-        DEFAULT_PRIMES, description="context hash primes; prime[0] multiplies the oldest token")
-    warmup_tokens: int = Field(100, ge=0, description="model alone until the tables hold this many tokens")
+    buckets: int = Field(  # 2^30 = 8 GiB of int64 counts per order and table
+        4_194_304, le=2**30, description="hash buckets per order and table, a power of two (#779: 2^22), <= 2^30")
+    min_count: int = Field(
+        2, ge=1, le=MAX_TOKENS, description="backoff picks the first order whose context count >= this")
+    primes: tuple[Annotated[int, Field(ge=1, le=2**31 - 1)], ...] = Field(
+        DEFAULT_PRIMES, max_length=16, description="context hash primes; prime[0] multiplies the oldest token")
+    warmup_tokens: int = Field(
+        100, ge=0, le=MAX_TOKENS, description="model alone until the tables hold this many tokens")
     # entropy-adaptive alpha (#779): alpha = base + range * sigmoid(slope * (H - center))
     alpha_base: float = Field(
         0.05, ge=0.0, le=1.0, description="alpha = base + range * sigmoid(slope * (H - center)) (#779)")
     alpha_range: float = Field(
         0.55, ge=0.0, le=1.0, description="alpha's entropy-dependent part; base + range <= 1")
-    entropy_slope: float = Field(2.0, description="sigmoid slope of the entropy-adaptive alpha")
-    entropy_center: float = Field(4.0, description="entropy (nats) where alpha = base + range / 2")
+    entropy_slope: float = Field(2.0, ge=-1e6, le=1e6, description="sigmoid slope of the entropy-adaptive alpha")
+    entropy_center: float = Field(4.0, ge=-1e6, le=1e6, description="entropy (nats) where alpha = base + range / 2")
     # per-order centers (#798): {7: 3.0, 6: 3.2, 5: 3.5, 4: 3.8, 3: 4.2, 2: 4.5}; None = one center
-    entropy_centers: dict[int, float] | None = Field(
+    entropy_centers: dict[Annotated[int, Field(ge=1, le=16)], Annotated[float, Field(ge=-1e6, le=1e6)]] | None = Field(
         None, description="per-order centers (#798), e.g. {7: 3.0, ..., 2: 4.5}; null = one center")
     alpha_max: float = Field(1.0, ge=0.0, le=1.0, description="upper clamp on alpha")
     # hashed_target's uniform 1/V on a miss: V = the model's vocabulary, or max_token = the
@@ -118,9 +121,9 @@ class TTTConfig(Frozen):
 
     enabled: bool = Field(False, description="score-first TTT: adapt on a chunk only after it is scored")
     lr: float = Field(3e-5, gt=0, description="TTT learning rate")
-    epochs: int = Field(1, ge=0, description="TTT passes over each scored chunk")
-    batch_seqs: int = Field(32, ge=1, description="sequences per TTT step")
-    last_k_blocks: int = Field(1, ge=0, description="the last k blocks' Q projections adapt")
+    epochs: int = Field(1, ge=0, le=1000, description="TTT passes over each scored chunk")
+    batch_seqs: int = Field(32, ge=1, le=MAX_COUNT, description="sequences per TTT step")
+    last_k_blocks: int = Field(1, ge=0, le=MAX_COUNT, description="the last k blocks' Q projections adapt")
     adapt_norms: bool = Field(True, description="norm / scale parameters adapt too")
     weight_decay: float = Field(0.0, ge=0, description="TTT weight decay")
     grad_clip: float = Field(1.0, ge=0, description="TTT gradient-norm clip")

@@ -10,16 +10,16 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from golf_core.config import Frozen
+from golf_core.config import MAX_COUNT, MAX_DIM, MAX_SEQ, Frozen
 
 
 class ModelConfig(Frozen):
-    vocab_size: int = Field(1024, ge=2)
-    num_layers: int = Field(9, ge=1)
-    model_dim: int = Field(512, ge=8)
-    num_heads: int = Field(8, ge=1)
-    num_kv_heads: int = Field(4, ge=1)
-    mlp_mult: float = Field(2.0, gt=0)
+    vocab_size: int = Field(1024, ge=2, le=MAX_DIM)
+    num_layers: int = Field(9, ge=1, le=MAX_COUNT)
+    model_dim: int = Field(512, ge=8, le=MAX_DIM)
+    num_heads: int = Field(8, ge=1, le=MAX_COUNT)
+    num_kv_heads: int = Field(4, ge=1, le=MAX_COUNT)
+    mlp_mult: float = Field(2.0, gt=0, le=64)
     # relu^2 (modded-nanogpt, baseline) or LeakyReLU(0.5)^2 (#779)
     activation: Literal["relu2", "leaky_relu2"] = "relu2"
     leaky_slope: float = 0.5
@@ -28,19 +28,19 @@ class ModelConfig(Frozen):
     logit_softcap: float = Field(30.0, gt=0)
     rope_base: float = 10000.0
     # partial RoPE: rotate only the first rope_dims of each head (#779: 16 of 64); 0 = all
-    rope_dims: int = Field(0, ge=0)
+    rope_dims: int = Field(0, ge=0, le=MAX_DIM)
     # NTK-style RoPE base rescale for sequences longer than this (#779's Rotary hard-codes
     # train_seq_len=1024, so at seq 2048 its base is already rescaled); 0 = never (baseline).
-    rope_train_seq_len: int = Field(0, ge=0)
+    rope_train_seq_len: int = Field(0, ge=0, le=MAX_SEQ)
     qk_gain_init: float = 1.5
     # --- PR #779 record-stack options (all off in the baseline) ---
-    xsa_last_n: int = Field(0, ge=0)  # exclusive self-attention on the last n layers
+    xsa_last_n: int = Field(0, ge=0, le=MAX_COUNT)  # exclusive self-attention on the last n layers
     smear_gate: bool = False  # blend each position with the previous one, learned gate
-    bigram_vocab_size: int = Field(0, ge=0)  # BigramHash embedding buckets (0 = off)
-    bigram_dim: int = 128
+    bigram_vocab_size: int = Field(0, ge=0, le=2**24)  # BigramHash embedding buckets (0 = off)
+    bigram_dim: int = Field(128, ge=1, le=MAX_DIM)
     value_embed: bool = False  # shared value embedding added to V on `ve_layers`
-    ve_dim: int = 128
-    ve_layers: tuple[int, ...] = ()
+    ve_dim: int = Field(128, ge=1, le=MAX_DIM)
+    ve_layers: tuple[int, ...] = Field((), max_length=MAX_COUNT)
     ln_scale: bool = False  # scale normed block inputs by 1/sqrt(layer+1)
     gated_attention: bool = False  # learned sigmoid gate on the block update (#779 "dtg")
     orthogonal_init: bool = False  # #779 inits big matrices orthogonally

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from golf_core.config import Frozen
+from golf_core.config import MAX_COUNT, Frozen
 
 
 class QuantConfig(Frozen):
@@ -14,8 +14,8 @@ class QuantConfig(Frozen):
     # In every scheme embeddings and non-block tensors stay int8 (#779 mixed_quantize_int6).
     scheme: Literal["int8", "int6", "int5"] = "int8"
     # Layers (counted from the last) kept at int6 when scheme is int5 (#779's INT6_LAST_N).
-    int6_last_n: int = Field(0, ge=0)
-    clip_percentiles: tuple[float, ...] = (0.999, 0.9995, 0.9999, 0.99999, 1.0)
+    int6_last_n: int = Field(0, ge=0, le=MAX_COUNT)
+    clip_percentiles: tuple[float, ...] = Field((0.999, 0.9995, 0.9999, 0.99999, 1.0), max_length=64)
     # "tensor": one percentile per matrix, the one with the lowest mean squared error (#779);
     # "row": the best percentile for each row separately (never worse in MSE, same bytes layout).
     clip_search: Literal["row", "tensor"] = "row"
@@ -24,7 +24,7 @@ class QuantConfig(Frozen):
     # against the same floor. False = scale from the clip alone.
     scale_floor: bool = True
     prune_frac: float = Field(0.0, ge=0.0, lt=1.0)  # magnitude pruning before quantization
-    keep_float_max_numel: int = 65_536  # small tensors stay in fp16/fp32
+    keep_float_max_numel: int = Field(65_536, ge=0, le=2**31)  # small tensors stay in fp16/fp32
     # Small control tensors (attn_scale, resid_mix, q_gain, ...) kept fp32 (upstream) or fp16 (#779).
     control_fp32: bool = True
     # How int5/int6 values are stored before compression: in int8 containers (the compressor

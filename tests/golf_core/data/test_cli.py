@@ -58,3 +58,30 @@ def test_data_fineweb_from_local_mirror(tmp_path, synthetic_data_dir, capsys):
                "--out", str(tmp_path / "flat"), "--from-dir", str(tmp_path / "hub")])
     assert rc == 0
     check_data_dir(tmp_path / "flat", 1024)
+
+
+def test_data_synthetic_refuses_a_foreign_dir_unless_force(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("months of work")
+    args = ["data", "synthetic", "--out", str(out), "--train-tokens", "10000", "--val-tokens", "5000"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "golf did not make (thesis.tex)" in err[0] and "--force" in err[0]
+    assert [p.name for p in out.iterdir()] == ["thesis.tex"]
+    assert main(args + ["--force"]) == 0
+    assert (out / "thesis.tex").read_text() == "months of work"
+    check_data_dir(out, 1024)
+
+
+def test_data_synthetic_out_through_a_symlink_outside_the_workspace(tmp_path, capsys, monkeypatch):
+    ws, elsewhere = tmp_path / "ws", tmp_path / "elsewhere"
+    ws.mkdir(), elsewhere.mkdir()
+    (ws / "data").symlink_to(elsewhere)
+    monkeypatch.chdir(ws)
+    assert main(["data", "synthetic", "--out", "data/x", "--train-tokens", "10000", "--val-tokens", "5000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--out data/x resolves to" in err[0] and "outside the workspace" in err[0]
+    assert list(elsewhere.iterdir()) == []
+    assert main(["data", "synthetic", "--out", str(elsewhere / "x"), "--train-tokens", "10000",
+                 "--val-tokens", "5000"]) == 0  # the absolute path: an explicit choice
