@@ -120,7 +120,7 @@ def find_tokenizer(data_dir: str | Path, tokenizer: str | Path | None = None) ->
 
 
 def check_data_dir(data_dir: str | Path, vocab_size: int, splits: tuple[str, ...] = SPLITS,
-                   min_tokens: dict[str, tuple[int, str]] | None = None,
+                   *, min_tokens: dict[str, tuple[int, str]] | None = None,
                    tokenizer: str | Path | None = None) -> None:
     """Validate a data dir (every shard's header, size, max token in `splits`; the tokenizer).
 

@@ -301,7 +301,7 @@ def run_training(cfg, data_dir, out_dir, on_progress: Progress | None = None, to
     ctx = D.setup(cfg.train.device)
     try:
         # every shard checked before a model exists; by rank 0 alone, its verdict shared
-        D.on_main_rank(ctx, check_data_dir, data_dir, cfg.model.vocab_size, SPLITS, tokenizer)
+        D.on_main_rank(ctx, lambda: check_data_dir(data_dir, cfg.model.vocab_size, SPLITS, tokenizer=tokenizer))
         check_batch_shape(cfg.train, ctx.world_size)
         return _run(cfg, data_dir, out_dir, ctx, on_progress or print_progress, tokenizer)
     finally:
