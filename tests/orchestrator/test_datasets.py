@@ -65,7 +65,7 @@ def test_run_on_a_half_finished_download_names_the_split_and_touches_nothing(
     (err,) = _run(tmp_path, capsys)
     missing = "val" if present == "train" else "train"
     assert f"{missing} shards (fineweb_{missing}_*.bin) missing" in err
-    assert "golf data fineweb --variant sp1024 --train-shards 80 --out data/fw" in err
+    assert "golf data fineweb --variant sp1024 --train-shards 80 --layout flat --out data/fw" in err
     assert _hashes(tmp_path / "data") == before  # every file byte-identical, nothing added
 
 
