@@ -108,7 +108,8 @@ def results_table(report):
         r = o.result or {}
         if o.state not in ("finished", "reused") or not isinstance(r.get("val_bpb"), (int, float)):
             continue
-        col = {"train": "model (roundtrip)", "eval": "eval (neural)"}.get(o.job.kind) or _mode(o.job)
+        col = {"train": "model (roundtrip)", "eval": "eval (neural)",
+               "script_train": "script"}.get(o.job.kind) or _mode(o.job)
         mark = ("!" if o.verdict and not o.verdict.valid else "") + \
             ("*" if o.verdict and o.verdict.compliant is False else "")
         seeds.add(o.job.seed)

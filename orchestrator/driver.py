@@ -29,6 +29,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError,
 from orchestrator.driver_tracking import TrackingAdapter
 from orchestrator.driver_types import TERMINAL, DriverOptions, JobOutcome, SweepReport, one_line
 from orchestrator.placement import Placement, Slot
+from orchestrator.script_live import ScriptLive
 from orchestrator.validity import Verdict, judge
 from workers.eval_actor import EVAL_FILES, TRAIN_FILES
 from workers.gang import TrainGang
@@ -40,7 +41,7 @@ __all__ = ["DriverOptions", "JobOutcome", "SweepReport", "run_plan"]
 RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
 
 
-class _Driver(Placement):
+class _Driver(Placement, ScriptLive):
     """One sweep's state: resume, the loop, completion, cancel (dispatch: Placement)."""
 
     def __init__(self, plan, tracker, opts: DriverOptions):
@@ -285,7 +286,7 @@ class _Driver(Placement):
             self.mix_s = (self.mix_s or 0.0) + (float(value["wall_s"]) - (self.mix_s or 0.0)) / self._n_mix
         files = value.get("files") or {}
         self.files[job.identity] = ray.put(files)
-        self.track.record(out.run_id, job, result, verdict, files)
+        self.track.record(out.run_id, job, self.script_result_to_log(out, result), verdict, files)
         self.track.close(out.run_id, "FINISHED", {})
         out.result, out.verdict, out.output = result, verdict, {k: v for k, v in value.items() if k != "files"}
         out.state, out.ended = "finished", time.time()
@@ -312,6 +313,7 @@ class _Driver(Placement):
             for ref in done:
                 if ref in self.inflight:  # handling an earlier one may have dropped it (a gang)
                     self.handle(ref)
+            self.poll_script_logs()  # a script job's log lines as live metrics
             if self.opts.progress is not None:
                 self.poll_live()
                 self.opts.progress.update(self.report, self._running_progress())

@@ -38,8 +38,8 @@ from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
 from golf_core.presets import RunConfig
 from orchestrator.spec import Sweep, load_sweep, varying_axes
 
-Kind = Literal["train", "eval", "mix"]
-KINDS: tuple[str, ...] = ("train", "eval", "mix")
+Kind = Literal["train", "eval", "mix", "script_train"]
+KINDS: tuple[str, ...] = ("train", "eval", "mix", "script_train")  # script_train: orchestrator.script_plan
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,10 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
     code = code_version or golf_core.code_version()
     data = sweep.data_config()
     data_id = data_identity(data, workspace)
+    if sweep.is_script:  # the user's own train_gpt.py: its identity ignores golf's code version
+        from orchestrator.script_plan import script_jobs
+
+        return _finish_plan(sweep, tuple(script_jobs(sweep, data_id, workspace)), data, data_id)
     ranks = sweep.train.gpus_per_job
     base_params = {"preset": sweep.train.preset, "data.path": data.path}
     trains, evals, mixes = [], [], []
@@ -204,7 +208,10 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
                 mixes.append(Job("mix", mix_identity(e_id, study, code), f"mix/s{seed}/e{e_idx}/{mode}/optuna",
                                  study, (e_id,), seed, 1 if on_gpu else 0, 1,
                                  {**base_params, "train.seed": str(seed), **short_eval, **flatten(study)}))
-    jobs = tuple(trains + evals + mixes)
+    return _finish_plan(sweep, tuple(trains + evals + mixes), data, data_id)
+
+
+def _finish_plan(sweep: Sweep, jobs: tuple[Job, ...], data: DataConfig, data_id: str) -> Plan:
     ids = [j.identity for j in jobs]
     if len(set(ids)) != len(ids):  # spec validation makes this impossible; guard the invariant
         raise ConfigError("plan: two jobs share an identity")

@@ -34,6 +34,7 @@ from orchestrator.mixer_space import (
     FLOAT_AXES, GridSearch, MixerSpec, Range, Search,
     expand_points, nonempty, optuna_studies, point_error, upper_points, varying_axes,
 )
+from orchestrator.script_spec import ScriptTrainSpec, check_script_sweep, script_counts
 from orchestrator.specio import SpecError, error_message, fail, format_errors, parse_yaml  # noqa: F401
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
@@ -168,7 +169,10 @@ class Sweep(Frozen):
                     WithJsonSchema({"type": "string", "pattern": NAME_PATTERN, "maxLength": 100})]
     description: str = Field("", description="free text, shown on the sweep's MLflow run")
     data: DataSpec = DataSpec()
-    train: TrainSpec
+    # a golf_core preset, or the user's own train_gpt.py (orchestrator.script_spec)
+    train: Annotated[Union[Annotated[TrainSpec, Tag("<preset>")], Annotated[ScriptTrainSpec, Tag("<script>")]],
+                     Discriminator(lambda v: "<script>" if isinstance(v, ScriptTrainSpec) or
+                                   (isinstance(v, dict) and "script" in v) else "<preset>")]
     # one eval config or a list; omitted = the preset's own eval section, TTT off
     eval: Annotated[Union[Annotated[None, Tag("<none>")], Annotated[EvalPoint, Tag("<one>")],
                           Annotated[tuple[EvalPoint, ...], Tag("<list>")]],
@@ -181,6 +185,9 @@ class Sweep(Frozen):
 
     @model_validator(mode="after")
     def _semantics(self) -> "Sweep":
+        if self.is_script:
+            check_script_sweep(self, MAX_EXPANSION)
+            return self
         if isinstance(self.eval, tuple) and not self.eval:
             fail([(("eval",), "must not be empty")], "Sweep")
         seen: dict[str, int] = {}
@@ -220,10 +227,16 @@ class Sweep(Frozen):
 
     # --- expansion (plan.py turns these into jobs) ---
 
+    @property
+    def is_script(self) -> bool:
+        return isinstance(self.train, ScriptTrainSpec)
+
     def run_config(self, seed: int) -> RunConfig:
         return self.train.run_config(seed)
 
     def eval_points(self) -> tuple[EvalPoint, ...]:
+        if self.is_script:
+            return ()
         if self.eval is None:
             return (EvalPoint(**self.run_config(self.train.seeds[0]).eval.model_dump()),)
         return self.eval if isinstance(self.eval, tuple) else (self.eval,)
@@ -244,6 +257,8 @@ class Sweep(Frozen):
         return optuna_studies(self.mixer, self.search)
 
     def counts(self) -> dict[str, int]:
+        if self.is_script:
+            return {"train": 0, "eval": 0, "mix": 0, **script_counts(self)}
         n_train = len(self.train.seeds)
         n_eval = n_train * len(self.eval_points())
         per_eval = len(self.mixer_points()) + len(self.optuna_studies())

@@ -42,8 +42,11 @@ def judge(kind: str, config: dict, result: dict, upstream: Verdict | None = None
     size = result.get("artifact_bytes")
     if result.get("over_limit") or (isinstance(size, (int, float)) and size > ARTIFACT_LIMIT_BYTES):
         reasons.append(f"artifact {size} bytes > {ARTIFACT_LIMIT_BYTES}")
-    if kind == "train":
-        cap = float(((config.get("run") or {}).get("train") or {}).get("max_wallclock_seconds") or 0.0)
+    if kind == "script_train" and result.get("val_bpb") is None:  # the script never scored itself
+        reasons.append(str(result.get("no_score") or "no score line in train.log"))
+    if kind in ("train", "script_train"):
+        cap = float(((config.get("run") or {}).get("train") or {}).get("max_wallclock_seconds")
+                    or config.get("max_wallclock_seconds") or 0.0)
         spent = result.get("train_time_s")
         # the wallclock stop lands at most one step past the cap (upstream checks after a step)
         slack = float(result.get("step_avg_ms") or 0.0) / 1000.0
