@@ -120,7 +120,7 @@ def script_job(train: ScriptTrainSpec, bundle: ScriptBundle, point: dict[str, An
         config["trial"] = trial
     name = f"script/s{seed}" + ("/" + ",".join(f"{k}={_short(point[k])}" for k in shown) if shown else "") + \
         (f"/trial{trial}" if trial is not None else "")
-    params = {"script": train.script, "data.path": data_path, "ranks": str(ranks)}
+    params = {"train.script": train.script, "data.path": data_path, "ranks": str(ranks)}
     return Job("script_train", ident, name, config, (), seed, ranks, ranks, params)
 
 

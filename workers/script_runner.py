@@ -22,7 +22,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Callable
 
@@ -118,6 +117,17 @@ def kill_tree(proc: subprocess.Popen, grace_s: float = TERM_GRACE_S) -> None:
         pass
 
 
+# torchrun's own report of a failed rank (`E1201 ... failed (exitcode: 1) local_rank: 0 ...`, then its
+# traceback and a ChildFailedError table): the script's last words come before it
+_TORCHRUN_FAILED = re.compile(r"failed \(exitcode: -?\d+\) local_rank")
+
+
+def _tail(lines: list[str], n: int = TAIL_LINES) -> str:
+    cut = next((i for i, x in enumerate(lines) if _TORCHRUN_FAILED.search(x)), len(lines))
+    own = [x.strip() for x in lines[:cut] if x.strip()]
+    return " | ".join(own[-n:])[-400:]
+
+
 def _write_files(files: dict[str, bytes], root: Path) -> None:
     for rel, blob in files.items():
         parts = Path(rel).parts
@@ -162,11 +172,9 @@ def run_script_job(job: dict, data_dir: str, out_dir: str,
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", entry]
     timeout = float(conf.get("timeout_s") or 0) or None
     log_path = out / "train.log"
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
     lines: list[str] = []
     t0 = time.monotonic()
     with open(log_path, "w", encoding="utf-8", buffering=1) as log:
-        log.write(f"# golf: {' '.join(cmd[2:])}  (cwd {run_dir})\n")
         proc = subprocess.Popen(cmd, cwd=run_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_pdeathsig)
 
@@ -176,8 +184,6 @@ def run_script_job(job: dict, data_dir: str, out_dir: str,
                 line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                 log.write(line + "\n")
                 lines.append(line)
-                if line.strip():
-                    tail.append(line)
                 if on_progress is not None:
                     ev = parse_line(line)
                     pe = _event(ev, time.monotonic() - t0) if ev is not None else None
@@ -197,7 +203,7 @@ def run_script_job(job: dict, data_dir: str, out_dir: str,
             raise
         reader.join(timeout=30)
     wall_s = time.monotonic() - t0
-    last = " | ".join(tail)[-400:]
+    last = _tail(lines)
     if timed_out:
         raise ScriptError(f"{entry} killed at its timeout after {timeout:.0f} s; log tail: {last}")
     if proc.returncode != 0:

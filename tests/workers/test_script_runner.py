@@ -1,0 +1,86 @@
+"""workers.script_runner: a real train_gpt.py-style script under real torchrun (gloo on CPU),
+its log streamed and parsed, its failure and its hang handled (no Ray: the function itself)."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from golf_core.logparse import parse_line
+from workers.script_runner import ScriptError, child_env, run_script_job, safe_run_id
+
+SCRIPT = Path(__file__).resolve().parents[1] / "fixtures" / "scripts" / "train_gpt_tiny.py"
+
+
+def _job(env: dict, nproc: int = 1, timeout_s: float = 300.0, score_tag=None, name="script/s7/LR=0.1") -> dict:
+    return {"kind": "script_train", "name": name, "seed": 7, "attempt": 1, "identity": "x" * 64,
+            "config": {"script": {"entry": "train_gpt.py"}, "nproc": nproc, "timeout_s": timeout_s,
+                       "score_tag": score_tag, "env": {"SEED": "7", "ITERATIONS": "6", "VAL_LOSS_EVERY": "3", **env}},
+            "script_files": {"train_gpt.py": SCRIPT.read_bytes()}}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead, only not yet reaped
+
+
+def test_child_env_golf_defaults_then_job_env_wins(synthetic_data_dir):
+    base = {"PATH": "/bin", "RANK": "3", "MASTER_PORT": "1", "WORLD_SIZE": "8"}
+    env = child_env(base, {"RUN_ID": "mine", "VOCAB_SIZE": "1024"}, str(synthetic_data_dir), "script_s1")
+    assert env["DATA_PATH"] == str(synthetic_data_dir) and env["TOKENIZER_PATH"].endswith(".model")
+    assert env["RUN_ID"] == "mine" and env["PATH"] == "/bin"
+    assert not {"RANK", "MASTER_PORT", "WORLD_SIZE"} & set(env)  # torchrun sets its own
+    assert safe_run_id("script/s42/MATRIX_LR=0.02,X=a b") == "script_s42_MATRIX_LR=0.02_X=a_b"
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_stream_the_log_and_the_result_is_its_last_score_line(synthetic_data_dir, tmp_path):
+    events = []
+    t0 = time.monotonic()
+    result = run_script_job(_job({}, nproc=2), str(synthetic_data_dir), str(tmp_path), events.append)
+    wall = time.monotonic() - t0
+    log = (tmp_path / "train.log").read_text().splitlines()
+    scores = [parse_line(x) for x in log if (e := parse_line(x)) is not None and e.kind == "score"]
+    assert scores and result["val_bpb"] == scores[-1].values["val_bpb"]
+    assert result["final_tag"] == "final_int8_zlib_roundtrip_exact"
+    assert result["world_size"] == 2 and "world_size:2" in "\n".join(log)  # really two ranks
+    assert result["steps"] == 6 and [p[0] for p in result["train_loss_curve"]] == list(range(1, 7))
+    assert [v[0] for v in result["val_curve"]] == [3, 6]
+    assert result["artifact_bytes_source"] == "log" and result["artifact_bytes"] > result["model_bytes"] > 0
+    assert result["val_bpb.final_int8_zlib_roundtrip"] == pytest.approx(result["val_bpb"], abs=1e-4)
+    # the progress the live display and the live metrics read, one event per parsed line
+    assert [e["step"] for e in events if e["event"] == "step"] == list(range(1, 7))
+    assert [e["step"] for e in events if e["event"] == "val"] == [3, 6]
+    # the script ran in the job dir: its own log and its model files are there and copied up
+    assert (tmp_path / "run" / "logs" / "script_s7_LR=0.1.txt").is_file()
+    assert (tmp_path / "final_model.int8.ptz").is_file() and (tmp_path / "result.json").is_file()
+    print(f"2-rank tiny script under torchrun: {wall:.1f} s")
+
+
+@pytest.mark.slow
+def test_a_failing_script_raises_with_the_tail_of_its_log(synthetic_data_dir, tmp_path):
+    with pytest.raises(ScriptError) as e:
+        run_script_job(_job({"TEST_FAIL": "exit:1"}), str(synthetic_data_dir), str(tmp_path))
+    msg = str(e.value)
+    assert "exited with 1" in msg and "TEST_FAIL asked to fail" in msg and "\n" not in msg
+    assert "TEST_FAIL asked to fail" in (tmp_path / "train.log").read_text()  # the log is kept
+
+
+@pytest.mark.slow
+def test_a_hanging_script_is_killed_at_its_timeout_with_every_rank(synthetic_data_dir, tmp_path):
+    pidfile = tmp_path / "pid"
+    t0 = time.monotonic()
+    with pytest.raises(ScriptError, match="killed at its timeout"):
+        run_script_job(_job({"TEST_FAIL": f"hang:{pidfile}"}, nproc=2, timeout_s=15),
+                       str(synthetic_data_dir), str(tmp_path / "job"))
+    took = time.monotonic() - t0
+    pids = [int(p.read_text()) for p in sorted(tmp_path.glob("pid.*"))]
+    assert len(pids) == 2, "both ranks started (and hung)"
+    assert not [p for p in pids if _alive(p)], "a rank outlived the timeout"
+    assert took < 15 + 20  # the timeout, the TERM grace and the reaping; not the hang
+    assert os.getpgid(os.getpid())  # we are still here: only the job's tree was signalled
