@@ -78,7 +78,10 @@ class Plan:
         raise KeyError(identity)
 
     def counts(self) -> dict[str, int]:
-        return {k: len(self.by_kind(k)) for k in KINDS}
+        """Jobs per kind: train/eval/mix for a golf_core sweep, script_train for a script sweep."""
+        n = {k: len(self.by_kind(k)) for k in KINDS}
+        script = n.pop("script_train")
+        return {"script_train": script} if script else n
 
 
 # ---------------------------------------------------------------------------------------------

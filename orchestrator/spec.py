@@ -258,7 +258,7 @@ class Sweep(Frozen):
 
     def counts(self) -> dict[str, int]:
         if self.is_script:
-            return {"train": 0, "eval": 0, "mix": 0, **script_counts(self)}
+            return script_counts(self)
         n_train = len(self.train.seeds)
         n_eval = n_train * len(self.eval_points())
         per_eval = len(self.mixer_points()) + len(self.optuna_studies())
