@@ -143,6 +143,22 @@ def optuna_plan(sweep: Any) -> dict | None:
     return optuna_env_study(sweep.train, sweep.search)
 
 
+def stage_script(sweep: Any, workspace: str | Path, stage: str | Path) -> str | None:
+    """`golf submit`: copy a script spec's script (or record folder) into the job's working dir
+    at the path the spec names, so `golf run` on the cluster finds it. Returns what was staged
+    (None for a preset spec; an external script must already be on the cluster at its path)."""
+    if not getattr(sweep, "is_script", False) or sweep.train.external:
+        return None
+    bundle = load_bundle(sweep.train, workspace)
+    rel = Path(sweep.train.script)
+    for name in bundle.files:
+        src = bundle.root / name
+        dst = Path(stage) / (rel / name if bundle.is_dir else rel)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(src.read_bytes())
+    return str(rel)
+
+
 def script_payload(job: Any) -> dict:
     """What a script job's worker needs beyond its config: the files' bytes (checked)."""
     if job.kind != "script_train":

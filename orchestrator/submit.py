@@ -66,6 +66,9 @@ def cmd_submit(args) -> int:
     try:
         spec_name = Path(args.spec).name
         shutil.copy2(args.spec, stage / spec_name)
+        from orchestrator.script_plan import stage_script  # a script spec: its script travels with it
+
+        stage_script(sweep, Path.cwd(), stage)
         entry = f"golf run {spec_name} --no-progress"
         # `golf cancel` sends SIGTERM; give the driver time to close its runs before SIGKILL (default 3 s)
         env_vars = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_JOB_STOP_WAIT_TIME_S": "30"}

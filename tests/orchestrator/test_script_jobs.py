@@ -101,6 +101,22 @@ def test_a_record_folder_hashes_every_file_beside_the_script(tmp_path):
         build_plan(sweep_from_dict(_spec(script="missing.py")), tmp_path)
 
 
+def test_submit_stages_the_script_or_the_record_folder_beside_the_spec(tmp_path):
+    from orchestrator.script_plan import stage_script
+
+    ws, stage = tmp_path / "ws", tmp_path / "stage"
+    (ws / "records" / "r1").mkdir(parents=True)
+    (ws / "records" / "r1" / "train_gpt.py").write_text("print(1)\n")
+    (ws / "records" / "r1" / "submission.json").write_text("{}")
+    assert stage_script(sweep_from_dict(_spec(script="records/r1")), ws, stage) == "records/r1"
+    assert sorted(p.name for p in (stage / "records" / "r1").iterdir()) == ["submission.json", "train_gpt.py"]
+    (ws / "train_gpt.py").write_text("print(2)\n")
+    assert stage_script(sweep_from_dict(_spec()), ws, stage) == "train_gpt.py"
+    assert (stage / "train_gpt.py").read_text() == "print(2)\n"
+    assert any("optuna over train.env is not supported yet" in x
+               for x in _errors({**_spec(env={"A": [1, 2]}), "search": {"kind": "optuna", "n": 4}}))
+
+
 # ------------------------------------------------------------------------------------ golf run
 
 
