@@ -76,3 +76,37 @@ def test_a_hanging_script_is_killed_at_its_timeout_with_every_rank(synthetic_dat
     assert not [p for p in pids if _alive(p)], "a rank outlived the timeout"
     assert took < 15 + 20  # the timeout, the TERM grace and the reaping; not the hang
     assert os.getpgid(os.getpid())  # we are still here: only the job's tree was signalled
+
+
+class _EnvRunner:
+    """Stands in for GolfRunner (the GPUs are logical: Ray's, no CUDA): reports what torchrun
+    would inherit."""
+
+    def train(self, job, data_dir, out_dir, on_progress):
+        on_progress({"event": "step", "step": 1, "train_loss": 2.5, "log": True})
+        on_progress({"event": "val", "step": 1, "val_bpb": 1.5, "log": True})
+        Path(out_dir, "train.log").write_text("x\n")
+        return {"visible": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
+
+
+def test_a_script_job_is_one_actor_holding_all_its_gpus(ray_local):
+    import ray
+
+    from workers.gang import TrainGang
+
+    job = {"kind": "script_train", "identity": "a" * 64, "attempt": 1, "name": "script/s1"}
+    gang = TrainGang(job, _EnvRunner(), ranks=1, gpus=4, use_gpus=True, data_dir=".", work_dir=None)
+    try:
+        assert gang.bundle == {"CPU": 1.0, "GPU": 4.0}
+        out = None
+        while out is None:
+            ready, _ = ray.wait(gang.pending(), num_returns=1, timeout=60)
+            assert ready, f"gang stuck in {gang.phase}"
+            out = gang.advance(ready[0])
+        assert len(out["result"]["visible"].split(",")) == 4  # torchrun sees every GPU of the job
+        assert "train.log" in out["files"]  # a script job packs all its top-level files
+        nxt, events = ray.get(gang.actors[0].drain.remote(0))
+        assert nxt == 2 and [e["event"] for e in events] == ["step", "val"]
+        assert ray.get(gang.actors[0].progress.remote())["event"] == "step"  # a val line keeps the step shown
+    finally:
+        gang.release()
