@@ -273,6 +273,9 @@ class _Driver(Placement, ScriptLive):
         self._refresh_ready()
 
     def _finish_ok(self, out: JobOutcome, value: dict) -> None:
+        if (value.get("result") or {}).get("script_failed"):  # exited non-zero / timed out
+            self.script_failed(out, value)
+            return
         job = out.job
         result = dict(value.get("result") or {})
         upstream = None

@@ -17,6 +17,8 @@ from typing import Any
 
 import ray
 
+from workers.files import unpack_to
+
 __all__ = ["ScriptLive"]
 
 
@@ -82,3 +84,16 @@ class ScriptLive:
         trimmed["train_loss_curve"] = [p for p in result.get("train_loss_curve") or () if p[0] > logged["step"]]
         trimmed.pop("val_curve", None)
         return trimmed
+
+    def script_failed(self, out: Any, value: dict) -> None:
+        """A script that exited non-zero or hit its timeout: FAILED with its log's last lines
+        as the reason (not retried: it would fail again), its train.log kept as an artifact."""
+        reason = str(value["result"]["script_failed"])
+        h = self.track.handles.get(out.run_id)
+        files = value.get("files") or {}
+        if h is not None and files:
+            d = self.track.spool / f"{out.job.identity[:16]}-{out.run_id[:8]}"
+            unpack_to(files, d)
+            h.log_artifact(d)
+        self._sl_state()[2].pop(out.job.identity, None)
+        self._finish_failed(out, reason[:500])

@@ -203,6 +203,7 @@ def test_golf_run_a_failing_and_a_hanging_script_end_failed_with_nothing_left(tm
     assert "exited with 1" in by["exit"].data.tags["golf.reason"]
     assert "TEST_FAIL asked to fail" in by["exit"].data.tags["golf.reason"]
     assert "killed at its timeout after 12 s" in by["hang"].data.tags["golf.reason"]
+    assert "train.log" in {a.path for a in c.list_artifacts(by["exit"].info.run_id)}  # kept for debugging
     pids = [int(f.read_text()) for f in tmp_path.glob("pid.*")]
     assert pids and not [x for x in pids if Path(f"/proc/{x}").exists()
                          and Path(f"/proc/{x}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
