@@ -53,6 +53,9 @@ def _load(path: str) -> Sweep | None:
 
 def _counts_line(sweep: Sweep) -> str:
     c = sweep.counts()
+    if sweep.is_script:
+        line = f"{c['script_train']} script jobs ({sweep.train.script}, torchrun --nproc_per_node={sweep.train.gpus_per_job})"
+        return line + (f" (optuna: {sweep.search.n} trials)" if sweep.search.kind == "optuna" else "")
     line = f"{c['train']} train, {c['eval']} eval, {c['mix']} mix jobs"
     if sweep.search.kind == "optuna":
         line += f" (optuna: {sweep.search.n} trials per study)"
@@ -170,6 +173,23 @@ def _gpus(job) -> str:
     return str(job.gpus) if job.gpus else f"{job.ranks} (cpu)"
 
 
+def _script_lines(console, plan) -> None:
+    """A script sweep: what runs, and the env every job shares (the varying part is in the names)."""
+    jobs = plan.by_kind("script_train")
+    if not jobs:
+        return
+    s = jobs[0].config["script"]
+    envs = [j.config["env"] for j in jobs]
+    common = {k: v for k, v in envs[0].items() if all(e.get(k) == v for e in envs) and k != "SEED"}
+    cap = jobs[0].config.get("max_wallclock_seconds")
+    console.print(f"script {s['path'] + ('' if s['folder'] else '/' + s['entry'])} ({s['files']} file(s), sha256 "
+                  f"{s['sha256'][:12]}): torchrun --standalone --nproc_per_node={jobs[0].ranks} {s['entry']}")
+    console.print("env " + " ".join(f"{k}={v}" for k, v in common.items()) +
+                  "  (+ SEED, DATA_PATH, TOKENIZER_PATH, RUN_ID per job)")
+    console.print(f"GPU-hours from the cap: {cap:g} s per job" if cap else
+                  "no MAX_WALLCLOCK_SECONDS: estimates assume the rules' 600 s per job")
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -205,6 +225,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
                   f"code {golf_core.code_version()}  retries {plan.retries}")
     console.print(f"data {plan.data.path} ({data_note}), identity {plan.data_identity[:12]}")
     console.print(status)
+    if sweep.is_script:
+        _script_lines(console, plan)
 
     table = Table(title=f"{len(plan.jobs)} jobs ({sweep.search.kind} search)")
     for col in ("kind", "jobs", "finished", "to run", "ranks", "GPUs", "GPU-h to run", "GPU-h all", "time to run"):

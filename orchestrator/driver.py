@@ -35,6 +35,7 @@ from orchestrator.driver_tracking import TrackingAdapter
 from orchestrator.driver_types import TERMINAL, DriverOptions, JobOutcome, SweepReport, one_line
 from orchestrator.lease import LeaseLost, SweepLease
 from orchestrator.placement import Placement, Slot
+from orchestrator.script_live import ScriptLive
 from orchestrator.validity import Verdict, judge
 from workers.eval_actor import EVAL_FILES, TRAIN_FILES
 from workers.gang import TrainGang
@@ -50,7 +51,7 @@ _LEASES: "weakref.WeakKeyDictionary[Any, dict[str, SweepLease]]" = weakref.WeakK
 RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
 
 
-class _Driver(Placement):
+class _Driver(Placement, ScriptLive):
     """One sweep's state: resume, the loop, completion, cancel (dispatch: Placement)."""
 
     def __init__(self, plan, tracker, opts: DriverOptions):
@@ -307,6 +308,9 @@ class _Driver(Placement):
         self._refresh_ready()
 
     def _finish_ok(self, out: JobOutcome, value: dict) -> None:
+        if (value.get("result") or {}).get("script_failed"):  # exited non-zero / timed out
+            self.script_failed(out, value)
+            return
         job = out.job
         result = dict(value.get("result") or {})
         upstream = None
@@ -320,7 +324,7 @@ class _Driver(Placement):
             self.mix_s = (self.mix_s or 0.0) + (float(value["wall_s"]) - (self.mix_s or 0.0)) / self._n_mix
         files = value.get("files") or {}
         self.files[job.identity] = ray.put(files)
-        self.track.record(out.run_id, job, result, verdict, files)
+        self.track.record(out.run_id, job, self.script_result_to_log(out, result), verdict, files)
         self.track.close(out.run_id, "FINISHED", {})
         out.result, out.verdict, out.output = result, verdict, {k: v for k, v in value.items() if k != "files"}
         out.train_log = files.get("train.log") if job.kind == "train" else None
@@ -350,6 +354,7 @@ class _Driver(Placement):
             for ref in done:
                 if ref in self.inflight:  # handling an earlier one may have dropped it (a gang)
                     self.handle(ref)
+            self.poll_script_logs()  # a script job's log lines as live metrics
             if self.opts.progress is not None:
                 self.poll_live()
                 self.opts.progress.update(self.report, self._running_progress())

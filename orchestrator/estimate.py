@@ -124,7 +124,11 @@ def estimate_plan(plan: Plan, workspace: str | Path = ".", tokens: int | None = 
     runs: dict[str, RunConfig] = {}
     seen_keys: set[tuple] = set()
     for job in plan.jobs:
-        if job.kind == "train":
+        if job.kind == "script_train":  # the user's script: its cap (else the rules' 600 s)
+            cap = job.config.get("max_wallclock_seconds")
+            seconds[job.identity] = (float(cap) if cap else 600.0) + \
+                (STARTUP_GPU_S if job.gpus else STARTUP_CPU_S)
+        elif job.kind == "train":
             run = RunConfig.model_validate(job.config["run"])
             runs[job.identity] = run
             seconds[job.identity] = train_seconds(run, job.ranks, tokens)

@@ -22,12 +22,13 @@ import ray
 
 from golf_core.eval.config import EvalConfig
 from orchestrator.driver_types import TERMINAL, JobOutcome, one_line
+from orchestrator.script_plan import script_payload
 from workers.eval_actor import GpuWorker
 from workers.gang import TrainGang
 
 __all__ = ["KIND_ORDER", "SHORT_MIX_S", "Placement", "Slot"]
 
-KIND_ORDER = {"train": 0, "eval": 1, "mix": 2}
+KIND_ORDER = {"train": 0, "script_train": 0, "eval": 1, "mix": 2}
 SHORT_MIX_S = 0.2  # mixes shorter than this (mean) queue on the worker holding their n-gram pass
 
 
@@ -55,7 +56,7 @@ class Placement:
         ready.sort(key=lambda o: (KIND_ORDER.get(o.job.kind, 3), self.order[o.job.identity]))
         for out in ready:
             job = out.job
-            if job.kind == "train" and not self._on_worker(job):
+            if job.kind in ("train", "script_train") and not self._on_worker(job):
                 self._start_train(job, out)
             else:
                 if job.kind == "train" and not self._fits(job, out):
@@ -70,6 +71,8 @@ class Placement:
     def _on_worker(self, job) -> bool:
         """Does this job run on a per-GPU worker (not a gang)? Eval, mix, and 1-rank training
         that needs at most one GPU."""
+        if job.kind == "script_train":  # one actor holding the job's GPUs runs torchrun
+            return False
         if job.kind != "train":
             return True
         return (job.ranks or 1) == 1 and (not self.use_gpus or (job.gpus or 0) <= 1)
@@ -90,9 +93,19 @@ class Placement:
     def _start_train(self, job, out: JobOutcome) -> None:
         if not self._fits(job, out):  # a STRICT_PACK group larger than any node
             return
-        payload = self._open(job, out)
-        gang = TrainGang(payload, self.runner, ranks=job.ranks or 1, gpus=job.gpus or 0, use_gpus=self.use_gpus,
-                         data_dir=self.data_dir, work_dir=self.opts.work_dir)
+        try:
+            extra = script_payload(job)  # a script job carries its files (checked against the plan)
+        except Exception as e:  # noqa: BLE001 - the job cannot start; the sweep goes on
+            out.state, out.reason, out.ended = "failed", one_line(e), time.time()
+            self._event("failed", out)
+            self._refresh_ready()
+            return
+        payload = {**self._open(job, out), **extra}
+        # a script job is ONE actor with all its GPUs: torchrun starts the ranks
+        ranks = 1 if job.kind == "script_train" else (job.ranks or 1)
+        cpus = float(job.ranks or 1) if job.kind == "script_train" and not self.use_gpus else 1.0  # N gloo ranks
+        gang = TrainGang(payload, self.runner, ranks=ranks, gpus=job.gpus or 0, use_gpus=self.use_gpus,
+                         data_dir=self.data_dir, work_dir=self.opts.work_dir, cpus_per_rank=cpus)
         self.gangs[job.identity] = gang
         for ref in gang.pending():
             self.inflight[ref] = ("gang", gang, job.identity)

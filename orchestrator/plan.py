@@ -40,8 +40,8 @@ from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
 from golf_core.presets import RunConfig
 from orchestrator.spec import Sweep, load_sweep, varying_axes
 
-Kind = Literal["train", "eval", "mix"]
-KINDS: tuple[str, ...] = ("train", "eval", "mix")
+Kind = Literal["train", "eval", "mix", "script_train"]
+KINDS: tuple[str, ...] = ("train", "eval", "mix", "script_train")  # script_train: orchestrator.script_plan
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,10 @@ class Plan:
         raise KeyError(identity)
 
     def counts(self) -> dict[str, int]:
-        return {k: len(self.by_kind(k)) for k in KINDS}
+        """Jobs per kind: train/eval/mix for a golf_core sweep, script_train for a script sweep."""
+        n = {k: len(self.by_kind(k)) for k in KINDS}
+        script = n.pop("script_train")
+        return {"script_train": script} if script else n
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,6 +197,10 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
     codes = {k: code_version or golf_core.code_version(k) for k in ("train", "eval", "mix")}
     data = sweep.data_config()
     data_id = data_identity(data, workspace)
+    if sweep.is_script:  # the user's own train_gpt.py: its identity ignores golf's code version
+        from orchestrator.script_plan import script_jobs
+
+        return _finish_plan(sweep, tuple(script_jobs(sweep, data_id, workspace)), data, data_id)
     ranks = sweep.train.gpus_per_job
     base_params = {"preset": sweep.train.preset, "data.path": data.path}
     trains, evals, mixes = [], [], []
@@ -228,7 +235,10 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
                 mixes.append(Job("mix", mix_identity(e_id, study, codes["mix"]), f"mix/s{seed}/e{e_idx}/{mode}/optuna",
                                  study, (e_id,), seed, 1 if on_gpu else 0, 1,
                                  {**base_params, "train.seed": str(seed), **short_eval, **flatten(study)}))
-    jobs = tuple(trains + evals + mixes)
+    return _finish_plan(sweep, tuple(trains + evals + mixes), data, data_id)
+
+
+def _finish_plan(sweep: Sweep, jobs: tuple[Job, ...], data: DataConfig, data_id: str) -> Plan:
     ids = [j.identity for j in jobs]
     if len(set(ids)) != len(ids):  # spec validation makes this impossible; guard the invariant
         raise ConfigError("plan: two jobs share an identity")

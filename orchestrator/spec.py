@@ -38,6 +38,7 @@ from orchestrator.mixer_space import (
     FLOAT_AXES, GridSearch, MixerSpec, Range, Search,
     expand_points, nonempty, optuna_studies, point_error, upper_points, varying_axes,
 )
+from orchestrator.script_spec import ScriptTrainSpec, check_script_sweep, script_counts
 from orchestrator.specio import SpecError, error_message, fail, format_errors, parse_yaml, read_spec  # noqa: F401
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"  # matched whole (re.fullmatch: no trailing newline)
@@ -186,7 +187,11 @@ class Sweep(Frozen):
                                     "description": "the sweep's name: its MLflow experiment"})]
     description: str = Field("", max_length=10_000, description="free text, shown on the sweep's MLflow run")
     data: DataSpec = Field(DataSpec(), description="the shards and tokenizer every job reads")
-    train: TrainSpec = Field(description="what is trained: preset, overrides, seeds, ranks")
+    # a golf_core preset, or the user's own train_gpt.py (orchestrator.script_spec)
+    train: Annotated[Union[Annotated[TrainSpec, Tag("<preset>")], Annotated[ScriptTrainSpec, Tag("<script>")]],
+                     Discriminator(lambda v: "<script>" if isinstance(v, ScriptTrainSpec) or
+                                   (isinstance(v, dict) and "script" in v) else "<preset>")] = Field(
+        description="what is trained: a golf_core preset (overrides, seeds, ranks) or your own train_gpt.py (script)")
     # one eval config or a list; omitted = the preset's own eval section, TTT off
     eval: Annotated[Union[Annotated[None, Tag("<none>")], Annotated[EvalPoint, Tag("<one>")],
                           Annotated[tuple[EvalPoint, ...], Tag("<list>")]],
@@ -200,6 +205,9 @@ class Sweep(Frozen):
 
     @model_validator(mode="after")
     def _semantics(self) -> "Sweep":
+        if self.is_script:
+            check_script_sweep(self, MAX_EXPANSION)
+            return self
         if isinstance(self.eval, tuple) and not self.eval:
             fail([(("eval",), "must not be empty")], "Sweep")
         seen: dict[str, int] = {}
@@ -239,10 +247,16 @@ class Sweep(Frozen):
 
     # --- expansion (plan.py turns these into jobs) ---
 
+    @property
+    def is_script(self) -> bool:
+        return isinstance(self.train, ScriptTrainSpec)
+
     def run_config(self, seed: int) -> RunConfig:
         return self.train.run_config(seed)
 
     def eval_points(self) -> tuple[EvalPoint, ...]:
+        if self.is_script:
+            return ()
         if self.eval is None:
             return (EvalPoint(**self.run_config(self.train.seeds[0]).eval.model_dump()),)
         return self.eval if isinstance(self.eval, tuple) else (self.eval,)
@@ -263,6 +277,8 @@ class Sweep(Frozen):
         return optuna_studies(self.mixer, self.search)
 
     def counts(self) -> dict[str, int]:
+        if self.is_script:
+            return script_counts(self)
         n_train = len(self.train.seeds)
         n_eval = n_train * len(self.eval_points())
         per_eval = len(self.mixer_points()) + len(self.optuna_studies())

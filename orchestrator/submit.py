@@ -106,6 +106,9 @@ def cmd_submit(args) -> int:
     try:
         spec_name = Path(args.spec).name
         shutil.copy2(args.spec, stage / spec_name)
+        from orchestrator.script_plan import stage_script  # a script spec: its script travels with it
+
+        stage_script(sweep, Path.cwd(), stage)
         entry = build_entrypoint(spec_name, args.tracking_uri)
         runtime_env = {"working_dir": str(stage), "env_vars": job_env()}
         job_id = call(client, address, args.token_file,

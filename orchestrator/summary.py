@@ -38,6 +38,8 @@ _EVAL_SEG = re.compile(r"^e\d+$")
 def column_of(job) -> str:
     if job.kind == "train":
         return "model"
+    if job.kind == "script_train":  # the user's train_gpt.py scores itself
+        return "script"
     if job.kind == "eval":
         return "neural"
     cfg = job.config or {}
@@ -239,10 +241,10 @@ def plot_data(report, history: Callable[[Any, str], list[tuple[int, float]]]) ->
               for g in groups(report) if g.n and g.column not in ("neural",)]
     curves = {}
     for o in report.outcomes.values():
-        if o.job.kind == "train" and _score(o) is not None:
+        if o.job.kind in ("train", "script_train") and _score(o) is not None:
             c = history(o, "train_loss")
             if c:
-                curves[f"s{o.job.seed}"] = c
+                curves[f"s{o.job.seed}" if o.job.kind == "train" else o.job.name] = c
     chunks = {}
     for col, g in winners(report).items():
         if g.outcomes[0].job.kind != "mix":

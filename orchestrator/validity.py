@@ -42,8 +42,11 @@ def judge(kind: str, config: dict, result: dict, upstream: Verdict | None = None
     size = rules.artifact_size(result.get("artifact_bytes"), over_limit=bool(result.get("over_limit")))
     if size.passed is False:
         reasons.append(f"artifact {size.value} bytes > {rules.ARTIFACT_LIMIT_BYTES}")
-    if kind == "train":
-        cap = ((config.get("run") or {}).get("train") or {}).get("max_wallclock_seconds")
+    if kind == "script_train" and result.get("val_bpb") is None:  # the script never scored itself
+        reasons.append(str(result.get("no_score") or "no score line in train.log"))
+    if kind in ("train", "script_train"):
+        cap = ((config.get("run") or {}).get("train") or {}).get("max_wallclock_seconds") \
+            or config.get("max_wallclock_seconds")
         t = rules.train_time(result.get("train_time_s"), cap, step_avg_ms=result.get("step_avg_ms"))
         if t.passed is False:
             reasons.append(f"train_time_s {t.detail}")

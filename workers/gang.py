@@ -41,6 +41,7 @@ class RankActor:
         self.world_size = world_size
         self._lock = threading.Lock()
         self._last: dict | None = None
+        self._log: list[dict] = []  # events marked "log" (a script's parsed lines), drained by the driver
 
     def hello(self) -> dict:
         ctx = ray.get_runtime_context()
@@ -56,11 +57,19 @@ class RankActor:
 
     def _on_progress(self, event: dict) -> None:
         with self._lock:
-            self._last = dict(event)
+            if not (event.get("log") and event.get("event") != "step"):
+                self._last = dict(event)  # a script's val line does not hide its latest step
+            if event.get("log"):
+                self._log.append(dict(event))
 
     def progress(self) -> dict | None:
         with self._lock:
             return self._last
+
+    def drain(self, since: int) -> tuple[int, list[dict]]:
+        """The logged events from index `since` on, and the next index (the driver's cursor)."""
+        with self._lock:
+            return len(self._log), self._log[since:]
 
     def train(self, job: dict, data_dir: str, work_dir: str | None, master: tuple[str, int],
               visible_devices: list[str], local_rank: int) -> dict:
@@ -74,11 +83,15 @@ class RankActor:
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(visible_devices)
         out_dir = work_root(work_dir) / job["identity"][:16] / f"attempt-{job['attempt']}"
         out_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._last, self._log = None, []
         t0 = time.time()
         result = self.runner.train(job, data_dir, str(out_dir), self._on_progress)
         if self.rank != 0:
             return {"rank": self.rank}
-        return {"result": result, "files": pack_dir(out_dir, TRAIN_FILES), "out_dir": str(out_dir),
+        # a script job's files: train.log, result.json, its model files (all top-level files)
+        names = None if job.get("kind") == "script_train" else TRAIN_FILES
+        return {"result": result, "files": pack_dir(out_dir, names), "out_dir": str(out_dir),
                 "wall_s": time.time() - t0}
 
 
@@ -86,14 +99,14 @@ class TrainGang:
     """One training job's placement group and rank actors (lives in the driver)."""
 
     def __init__(self, job: dict, runner: Any, *, ranks: int, gpus: float, use_gpus: bool,
-                 data_dir: str, work_dir: str | None):
+                 data_dir: str, work_dir: str | None, cpus_per_rank: float = 1.0):
         self.job = job
         self.runner = runner
         self.ranks = max(1, int(ranks))
         self.data_dir = data_dir
         self.work_dir = work_dir
         per_rank_gpu = (gpus / self.ranks) if (use_gpus and gpus) else 0.0
-        self.bundle = {"CPU": 1.0, **({"GPU": per_rank_gpu} if per_rank_gpu else {})}
+        self.bundle = {"CPU": float(cpus_per_rank), **({"GPU": per_rank_gpu} if per_rank_gpu else {})}
         self.strategy = "STRICT_PACK"
         self.pg = placement_group([dict(self.bundle) for _ in range(self.ranks)], strategy=self.strategy,
                                   name=f"golf-train-{job['identity'][:12]}-a{job['attempt']}")
@@ -148,8 +161,9 @@ class TrainGang:
         self.started_at = time.time()
         hellos = sorted(self.hellos, key=lambda h: h["rank"])
         master = (hellos[0]["ip"], hellos[0]["port"])
-        gpu_ids = [h["gpu_ids"][0] for h in hellos if h["gpu_ids"]]
-        visible = sorted(set(gpu_ids), key=lambda g: (len(g), g)) if len(gpu_ids) == len(hellos) else []
+        # every GPU of every rank (a script job is one actor holding all N GPUs; torchrun splits them)
+        gpu_ids = [g for h in hellos for g in h["gpu_ids"]]
+        visible = sorted(set(gpu_ids), key=lambda g: (len(g), g)) if all(h["gpu_ids"] for h in hellos) else []
         self._refs = []
         for h, actor in zip(hellos, self.actors):
             local_rank = visible.index(h["gpu_ids"][0]) if visible else h["rank"]

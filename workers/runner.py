@@ -34,6 +34,13 @@ class GolfRunner:
     test that injects another runner never pays for torch)."""
 
     def train(self, job: dict, data_dir: str, out_dir: str, on_progress: Callable[[dict], None] | None) -> dict:
+        if job.get("kind") == "script_train":  # the user's own train_gpt.py under torchrun
+            from workers.script_runner import ScriptError, run_script_job
+
+            try:
+                return run_script_job(job, data_dir, out_dir, on_progress)
+            except ScriptError as e:  # FAILED, but its train.log still goes to MLflow
+                return {"script_failed": str(e)}
         from golf_core.config import build
         from golf_core.presets import RunConfig
         from golf_core.train import run_training

@@ -133,7 +133,10 @@ def test_several_problems_give_several_lines():
 def test_every_example_spec_validates(path):
     sweep = load_sweep(path)
     counts = sweep.counts()
-    assert counts["train"] == len(sweep.train.seeds) and counts["mix"] >= counts["eval"] >= counts["train"]
+    if sweep.is_script:  # a user's train_gpt.py: env points x seeds
+        assert counts["script_train"] % len(sweep.train.seeds) == 0 and counts["script_train"] > 0
+    else:
+        assert counts["train"] == len(sweep.train.seeds) and counts["mix"] >= counts["eval"] >= counts["train"]
     assert sweep.counts() == counts  # expansion is deterministic
     text = path.read_text()
     assert text.startswith("#"), "each example starts with a comment saying what it reproduces"
