@@ -120,7 +120,11 @@ def script_job(train: ScriptTrainSpec, bundle: ScriptBundle, point: dict[str, An
         config["trial"] = trial
     name = f"script/s{seed}" + ("/" + ",".join(f"{k}={_short(point[k])}" for k in shown) if shown else "") + \
         (f"/trial{trial}" if trial is not None else "")
-    params = {"train.script": train.script, "data.path": data_path, "ranks": str(ranks)}
+    # what defines the run: the script (and its hash), every env value it saw, ranks, the cap
+    params = {"train.script": train.script, "script.sha256": bundle.digest, "data.path": data_path,
+              "ranks": str(ranks), **{f"env.{k}": env_str(v) for k, v in env.items()}}
+    if train.score_tag:
+        params["train.score_tag"] = train.score_tag
     return Job("script_train", ident, name, config, (), seed, ranks, ranks, params)
 
 

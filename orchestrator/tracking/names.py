@@ -29,6 +29,9 @@ def _axes(segment: str) -> str:
 def run_name(kind: str, path: str) -> str:
     """The run name for a job of `kind` whose plan path is `path` (orchestrator.plan names)."""
     parts = path.split("/")
+    if kind == "script_train" and len(parts) >= 2 and parts[0] == "script" and _SEED.match(parts[1]):
+        # `script/s42/MATRIX_LR=0.022,NUM_LAYERS=11` -> `MATRIX_LR=0.022 NUM_LAYERS=11 s42`
+        return " ".join([p.replace(",", " ") for p in parts[2:]] + [parts[1]])
     if len(parts) < 2 or parts[0] != kind or not _SEED.match(parts[1]):
         return path
     seed = parts[1]

@@ -271,3 +271,10 @@ def test_bad_calls_never_raise_into_the_job(mlflow_server, tracker):
     assert r.data.metrics == {"ok": 1.0, "bad key_ é_": 2.0, "after": 3.0}
     assert r.data.tags["t"] == "x"
     assert r.info.status == "FINISHED"
+
+
+def test_script_run_names_put_the_env_point_first():
+    from orchestrator.tracking.names import run_name
+
+    assert run_name("script_train", "script/s42/MATRIX_LR=0.022,NUM_LAYERS=11") == "MATRIX_LR=0.022 NUM_LAYERS=11 s42"
+    assert run_name("script_train", "script/s7") == "s7"
