@@ -36,6 +36,8 @@ def register(sub) -> None:
                    help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
     p.add_argument("--workspace", default=".", help="directory relative data paths resolve against")
     p.add_argument("--jobs", action="store_true", help="also list every job")
+    p.add_argument("--gpu-mem-gib", type=float, default=None,
+                   help="GPU memory per rank of the nodes, GiB (default: the spec's limits.gpu_mem_gib, else 80)")
     p.set_defaults(func=cmd_plan)
 
 
@@ -195,7 +197,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from orchestrator.datasets import resolve_data_dir
-    from orchestrator.estimate import estimate_plan, val_tokens
+    from orchestrator.estimate import DEFAULT_GPU_MEM_GIB, GIB, estimate_plan, plan_memory, val_tokens
     from orchestrator.plan import KINDS, build_plan, data_dir
 
     sweep = _load(args.spec)
@@ -204,6 +206,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     plan = build_plan(sweep, args.workspace)
     # a data path that leaves the workspace through a symlink: refused here as by `golf run`
     resolve_data_dir(plan.data, Path(args.workspace), sweep.data.external)
+    # GPU memory per rank: refuse before anything else a train job that cannot fit the node
+    cap_gib = args.gpu_mem_gib or sweep.limits.gpu_mem_gib or DEFAULT_GPU_MEM_GIB
+    if args.gpu_mem_gib is not None and args.gpu_mem_gib <= 0:
+        print(f"--gpu-mem-gib: must be > 0 (got {args.gpu_mem_gib})", file=sys.stderr)
+        return 2
+    memory = plan_memory(plan)
+    for name, ranks, mem in memory:
+        if mem.total > cap_gib * GIB:
+            print(f"{args.spec}: {name}: estimated {mem.total / GIB:.1f} GiB per rank does not fit "
+                  f"{cap_gib:g} GiB of GPU memory ({mem.line()})", file=sys.stderr)
+            return 2
     uri = _resolve_uri(args.tracking_uri)
     done, status = finished(uri, sweep.name)
     tokens = val_tokens(plan, args.workspace)
@@ -259,6 +272,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     console.print(table)
     console.print("estimates: FLOP model calibrated on #779 / baseline H100 timings (orchestrator/estimate.py); "
                   "time to run = the jobs one after another")
+    for name, ranks, mem in memory:
+        console.print(f"GPU memory per rank, {name} ({ranks} ranks, {mem.n_params:,} params): {mem.line()}; "
+                      f"fits {cap_gib:g} GiB")
 
     if args.jobs:
         jt = Table(title="jobs (dependency order)")

@@ -151,3 +151,104 @@ def estimate_plan(plan: Plan, workspace: str | Path = ".", tokens: int | None = 
                 seconds[job.identity] = _optuna_seconds(job.config, tokens, vocab, gpu)
     gpu_hours = {j.identity: seconds[j.identity] * j.gpus / 3600.0 for j in plan.jobs}
     return Estimate(seconds, gpu_hours)
+
+
+# ---------------------------------------------------------------- GPU memory per rank
+# Peak memory of one training rank, counted from the model the Trainer builds (on the meta
+# device: no memory, exact shapes and dtypes) and the optimizer state as golf_core's optimizers
+# hold it. Activations are a per-token model: saved for backward per layer and token, about
+# ACT_ELEMS_D · model_dim + ACT_ELEMS_KV · kv_dim + ACT_ELEMS_H · mlp_hidden elements (block input
+# and norms, q/k/v, attention output and projection input, the MLP input, fc output and
+# activation) at the autocast width, plus the fp32 logits, their softcap and softmax gradient
+# (LOGIT_COPIES · V floats per token). For the upstream baseline on one GPU at 524,288 tokens/step
+# (8 micro-batches of 65,536 tokens) that counts 9.4 GiB, + the 1 GiB reserve = 10.4 GiB; measured
+# peak 10.3 GiB (CONTEXT.md anchor). Not yet checked against a #779 run on a GPU.
+ACT_ELEMS_D, ACT_ELEMS_KV, ACT_ELEMS_H = 8, 2, 3
+LOGIT_COPIES = 3
+RUNTIME_RESERVE_BYTES = 1 << 30  # CUDA context, NCCL buffers, allocator slack: not in the count above
+DEFAULT_GPU_MEM_GIB = 80.0  # an H100 SXM
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class TrainMemory:
+    """Bytes per rank at the training peak (after backward, before the optimizer frees grads)."""
+
+    n_params: int
+    weights: int
+    grads: int
+    optimizer: int  # Muon momentum (this rank's round-robin share) + its flat update, Adam moments
+    averaging: int  # EMA's fp32 copy (or SWA's running sum)
+    ddp: int  # DDP's gradient buckets (world size > 1)
+    activations: int
+    reserve: int = RUNTIME_RESERVE_BYTES
+    dtype: str = "bf16"
+
+    @property
+    def total(self) -> int:
+        return (self.weights + self.grads + self.optimizer + self.averaging + self.ddp + self.activations
+                + self.reserve)
+
+    def line(self) -> str:
+        def g(b: int) -> str:
+            return f"{b / GIB:.2f}"
+
+        return (f"{self.total / GIB:.1f} GiB = weights {g(self.weights)} + grads {g(self.grads)} + "
+                f"optimizer {g(self.optimizer)} + averaging {g(self.averaging)} + ddp {g(self.ddp)} + "
+                f"activations {g(self.activations)} ({self.dtype}) + reserve {g(self.reserve)}")
+
+
+def _meta_model(run: RunConfig, bf16: bool):
+    import torch
+
+    from golf_core.model import GPT
+
+    with torch.device("meta"):
+        model = GPT(run.model)
+    if bf16:
+        model.upstream_dtypes()  # what the Trainer does under bf16 autocast
+    return model
+
+
+def train_memory(run: RunConfig, ranks: int) -> TrainMemory:
+    """Estimated peak GPU memory of one rank of a training job (see the constants above)."""
+    from golf_core.model import split_params
+
+    bf16 = run.train.autocast != "off"  # auto = bf16 on CUDA; this estimate is for the GPU
+    model = _meta_model(run, bf16)
+    nbytes = lambda ps: sum(p.numel() * p.element_size() for p in ps)  # noqa: E731
+    params = list(model.parameters())
+    weights = nbytes(params)
+    groups = split_params(model)
+    adam = 2 * nbytes(groups["embed"] + groups["head"] + groups["scalar"])  # exp_avg, exp_avg_sq
+    # Muon: rank r keeps momentum only for matrices i with i % ranks == r (rank 0 holds the most),
+    # and every rank allocates the flat update of all matrices in the Newton-Schulz dtype.
+    muon = groups["matrix"]
+    momentum = nbytes(p for i, p in enumerate(muon) if i % ranks == 0)
+    flat = sum(p.numel() for p in muon) * (2 if bf16 else 4)
+    averaging = 4 * sum(p.numel() for p in params) if (run.train.ema_decay > 0 or run.train.swa_every > 0) else 0
+    m = run.model
+    kv = m.num_kv_heads * (m.model_dim // m.num_heads)
+    hidden = int(m.mlp_mult * m.model_dim)
+    per_token = (m.num_layers * (ACT_ELEMS_D * m.model_dim + ACT_ELEMS_KV * kv + ACT_ELEMS_H * hidden)
+                 * (2 if bf16 else 4) + LOGIT_COPIES * m.vocab_size * 4)
+    micro_tokens = run.train.train_batch_tokens // run.train.micro_batches
+    return TrainMemory(
+        n_params=sum(p.numel() for p in params), weights=weights, grads=weights, optimizer=adam + momentum + flat,
+        averaging=averaging, ddp=weights if ranks > 1 else 0, activations=per_token * micro_tokens,
+        dtype="bf16" if bf16 else "fp32")
+
+
+def plan_memory(plan: Plan) -> list[tuple[str, int, TrainMemory]]:
+    """(first job name, ranks, memory) per distinct GPU training config of the plan (seeds share one)."""
+    seen: dict[tuple, tuple[str, int, TrainMemory]] = {}
+    for job in plan.jobs:
+        if job.kind != "train":
+            continue
+        run = RunConfig.model_validate(job.config["run"])
+        if not _on_gpu(run):
+            continue
+        key = (run.model, run.train.model_copy(update={"seed": 0}), job.ranks)
+        if key not in seen:
+            seen[key] = (job.name, job.ranks, train_memory(run, job.ranks))
+    return list(seen.values())

@@ -167,6 +167,8 @@ class EvalPoint(EvalConfig):
 
 class Limits(Frozen):
     max_jobs: int = Field(1000, ge=1, le=MAX_EXPANSION, description="bound on train + eval + mix jobs")
+    gpu_mem_gib: float | None = Field(None, gt=0, description="GPU memory per rank on the nodes (GiB); "
+                                      "`golf plan` refuses a train job estimated not to fit (default 80, an H100)")
 
 
 def _check_name(v: str) -> str:

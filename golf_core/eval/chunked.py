@@ -106,6 +106,7 @@ def evaluate_chunked(
     after_score: AfterScore | None = None,
     on_progress: Callable[[dict], None] | None = None,
     collect_stats: bool = True,
+    autocast: str = "auto",  # golf_core.accel modes; auto = bf16 on CUDA (a test forces bf16 on CPU)
 ) -> ChunkedResult:
     """Score-first chunked evaluation with optional TTT; every rank calls it."""
     device = torch.device(device)
@@ -124,7 +125,8 @@ def evaluate_chunked(
     model.eval()
     ttt = None
     if ttt_cfg.enabled:
-        ttt = ChunkTTT(model, ttt_cfg, eval_cfg, luts, device, total, n_chunks, rank, world_size)
+        ttt = ChunkTTT(model, ttt_cfg, eval_cfg, luts, device, total, n_chunks, rank, world_size,
+                       autocast=autocast)
     events: list[dict] = []
     parts: list[dict] = []
     # mix sums exist on every rank when a hook is given (even one that scores nothing), so
@@ -141,7 +143,7 @@ def evaluate_chunked(
             # --- 1. score (inference mode: nothing here can change the model) ---
             with torch.inference_mode():
                 scored = score_windows(model, tokens, windows, mine, luts, eval_cfg, device,
-                                       want_entropy=True, audit_pos=audit_pos).numpy()
+                                       want_entropy=True, audit_pos=audit_pos, autocast=autocast).numpy()
             events.append({"kind": "score", "chunk": c, "rank": rank,
                            "lo": int(windows.target_lo[chunk_windows].min()),
                            "hi": int(windows.target_hi[chunk_windows].max())})

@@ -6,7 +6,6 @@ windows split across ranks (#779: contiguous shares), float64 sums all-reduced.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -15,16 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from golf_core.accel import autocast_for
 from golf_core.eval.bpb import BpbSums
 from golf_core.eval.config import EvalConfig
 from golf_core.eval.windows import Windows, rank_slice, sliding_windows
-
-
-def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA (as the records evaluate); exact fp32 on CPU."""
-    if torch.device(device).type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def apply_temperature(logits: torch.Tensor, eval_cfg: EvalConfig) -> torch.Tensor:
@@ -110,6 +103,7 @@ def score_windows(
     want_entropy: bool = False,
     audit_pos: torch.Tensor | None = None,  # sorted int64 positions whose full distribution is kept
     out: Scored | None = None,
+    autocast: str = "auto",  # golf_core.accel modes: auto = bf16 on CUDA, as the records evaluate
 ) -> Scored:
     """Score windows `idx` in batches of eval.batch_seqs; caller holds inference mode."""
     out = out or Scored()
@@ -127,7 +121,7 @@ def score_windows(
         valid = ar[None, :] < wl[:, None]
         x = torch.where(valid, tokens[grid.clamp(max=tokens.numel() - 1)], 0)
         y = torch.where(valid, tokens[(grid + 1).clamp(max=tokens.numel() - 1)], 0)
-        with autocast_for(device):
+        with autocast_for(device, autocast):
             logits = model.forward_logits(x)  # (b, T, V)
         scored = valid & (ar[None, :] >= sf[:, None])  # (b, T)
         rows, cols = scored.nonzero(as_tuple=True)  # row-major: window order, then position
@@ -160,6 +154,7 @@ def evaluate_sliding(
     device: torch.device | str,
     rank: int = 0,
     world_size: int = 1,
+    autocast: str = "auto",
 ) -> dict:
     """Sliding-window val_loss / val_bpb of `model` (every rank calls it; all get the result)."""
     device = torch.device(device)
@@ -172,7 +167,7 @@ def evaluate_sliding(
     model.eval()
     t0 = time.perf_counter()
     with torch.inference_mode():
-        scored = score_windows(model, tokens, windows, mine, luts, eval_cfg, device)
+        scored = score_windows(model, tokens, windows, mine, luts, eval_cfg, device, autocast=autocast)
         nll = torch.cat(scored.nll).double() if scored.nll else torch.zeros(0, dtype=torch.float64)
         nbytes = torch.cat(scored.bytes) if scored.bytes else torch.zeros(0, dtype=torch.int64)
     local = BpbSums()

@@ -18,7 +18,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from golf_core.eval.config import EvalConfig, TTTConfig
-from golf_core.eval.sliding import autocast_for
+from golf_core.accel import autocast_for
 from golf_core.eval.windows import chunk_token_range, rank_slice
 
 
@@ -67,10 +67,10 @@ class ChunkTTT:
     """Trains `model` in place on scored chunks; logs every token range it trains on."""
 
     def __init__(self, model, cfg: TTTConfig, eval_cfg: EvalConfig, luts, device, total_tokens: int,
-                 n_chunks: int, rank: int = 0, world_size: int = 1):
+                 n_chunks: int, rank: int = 0, world_size: int = 1, autocast: str = "auto"):
         self.model, self.cfg, self.eval_cfg, self.luts = model, cfg, eval_cfg, luts
         self.device, self.total, self.n_chunks = device, total_tokens, n_chunks
-        self.rank, self.world_size = rank, world_size
+        self.rank, self.world_size, self.autocast = rank, world_size, autocast
         self.named = select_ttt_params(model, cfg)
         self.params = [p for _, p in self.named]
         self._saved_flags = {id(p): p.requires_grad for p in model.parameters()}
@@ -129,7 +129,7 @@ class ChunkTTT:
                 self.steps += 1
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with autocast_for(self.device):
+        with autocast_for(self.device, self.autocast):
             logits = self.model.forward_logits(x)  # (b, T, V)
         ce = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
         if not self.cfg.byte_weighted:

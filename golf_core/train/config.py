@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from golf_core.rules import TRAIN_CAP_S
 from golf_core.config import MAX_BATCH, MAX_COUNT, MAX_SEED, MAX_SEQ, MAX_STEPS, Frozen
@@ -52,4 +52,15 @@ class TrainConfig(Frozen):
     train_log_every: int = Field(50, ge=1, le=MAX_STEPS)
     # execution
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    compile: bool | None = None  # None = on for CUDA, off for CPU
+    # auto = today's GPU behaviour: compile and bf16 autocast on CUDA, eager fp32 on CPU. `on` /
+    # `bf16` force the GPU's path on CPU too (tests run it there: inductor and bf16 work on CPU).
+    compile: Literal["auto", "on", "off"] = "auto"
+    autocast: Literal["auto", "bf16", "off"] = "auto"
+
+    @field_validator("compile", "autocast", mode="before")
+    @classmethod
+    def _yaml_bools(cls, v, info):
+        # YAML reads `on`/`off` as booleans, and older specs wrote compile: true/false/null
+        if isinstance(v, bool) or v is None:
+            return {None: "auto", False: "off", True: "on" if info.field_name == "compile" else "bf16"}[v]
+        return v

@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from golf_core.accel import autocast_ctx, compile_fn, resolve_autocast, resolve_compile
 from golf_core.model import crownq_penalty
 from golf_core.train import distributed as D
 from golf_core.train.averaging import EMA, SWA, load_averaged
@@ -105,7 +106,9 @@ class Trainer:
         self.train_files = split_files(data_dir, "train")
         self._loader_cls = DistributedTokenLoader
         cuda = self.device.type == "cuda"
-        self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
+        # The GPU's choices, each forceable on CPU so tests run the code path the GPU runs.
+        self.use_compile = resolve_compile(self.tc.compile, self.device)
+        self.amp_dtype = resolve_autocast(self.tc.autocast, self.device)
         if cuda:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -113,19 +116,18 @@ class Trainer:
         if cuda:
             torch.cuda.manual_seed_all(self.tc.seed)
         self.base = GPT(cfg.model).to(self.device)
-        if cuda:
-            self.base.upstream_dtypes()  # bf16 embedding tables, fp32 elsewhere, as upstream; CPU stays fp32
-        use_compile = cuda if self.tc.compile is None else self.tc.compile
-        model = torch.compile(self.base, dynamic=False, fullgraph=True) if use_compile else self.base
+        if self.amp_dtype is not None:
+            self.base.upstream_dtypes()  # bf16 embedding tables, fp32 elsewhere, as upstream under bf16 autocast
+        model = compile_fn(self.base, dynamic=False, fullgraph=True) if self.use_compile else self.base
         if ctx.distributed:
             # The GPT has no buffers, so upstream's broadcast_buffers=False (deprecated in newer
             # torch) changes nothing and is left out.
             model = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if cuda else None)
         self.model = model
-        # Newton-Schulz in bf16 as upstream on GPU; fp32 on CPU (no fast bf16 matmul there).
+        # Newton-Schulz in bf16 as upstream under bf16 autocast; fp32 otherwise.
         self.optimizers, self.muon = build_optimizers(
-            self.base, self.tc, cfg.model.tie_embeddings, ns_dtype=torch.bfloat16 if cuda else torch.float32,
-            compile_ns=use_compile)
+            self.base, self.tc, cfg.model.tie_embeddings, ns_dtype=self.amp_dtype or torch.float32,
+            compile_ns=self.use_compile)
         self.loader = self._new_loader()
         self.qat_on = False
 
@@ -145,7 +147,7 @@ class Trainer:
             sync = not ddp or micro == self.grad_accum - 1
             with (contextlib.nullcontext() if sync else self.model.no_sync()):
                 x, y = self.loader.next_batch(self.tc.train_batch_tokens, self.tc.train_seq_len, self.grad_accum)
-                with self.autocast():
+                with autocast_ctx(self.amp_dtype, self.device):
                     loss = self.model(x, y)
                 obj = loss
                 # CROWN-Q (#779): a quantization-sensitivity penalty, active while QAT is.
@@ -343,7 +345,8 @@ def _train_and_score(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, emi
     tr.warmup()
 
     def score(model: nn.Module, step: int, phase: str) -> dict:
-        r = evaluate_sliding(model, val_tokens, luts, cfg.eval, device, ctx.rank, ctx.world_size)
+        r = evaluate_sliding(model, val_tokens, luts, cfg.eval, device, ctx.rank, ctx.world_size,
+                             autocast=cfg.train.autocast)
         emit({"event": "val", "phase": phase, "step": step, **r})
         return r
 

@@ -12,6 +12,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from golf_core.accel import compile_fn
+
 # Quintic coefficients chosen (modded-nanogpt) to push singular values towards 1 fast, at the
 # price of not converging exactly: after 5 steps they land in a band around 1, not on 1.
 NS_COEFFS = (3.4445, -4.7750, 2.0315)
@@ -49,7 +51,7 @@ class Muon(torch.optim.Optimizer):
         super().__init__(params, defaults)
         self.ns_dtype = ns_dtype
         # Upstream compiles the Newton-Schulz function (one graph per matrix shape).
-        self._ns = torch.compile(zeropower_via_newtonschulz5) if compile_ns else zeropower_via_newtonschulz5
+        self._ns = compile_fn(zeropower_via_newtonschulz5) if compile_ns else zeropower_via_newtonschulz5
         for group in self.param_groups:
             for p in group["params"]:
                 if p.ndim != 2:

@@ -30,10 +30,20 @@ def _die_once(marker: str | None) -> None:
 
 
 class FakeRunner(GolfRunner):
-    def __init__(self, log_dir: str | None = None):
+    def __init__(self, log_dir: str | None = None, log_starts: bool = False):
         self.log_dir = log_dir  # each call appends a JSON line here (who ran what, where)
+        self.log_starts = log_starts  # also a "train_start" line when a training call begins
 
     def _log(self, **rec) -> None:
+        try:  # where it ran (tests/workers/test_multinode.py): node, devices, the node's temp dir
+            import ray
+
+            rec.setdefault("node", ray.get_runtime_context().get_node_id())
+        except Exception:  # noqa: BLE001 - outside Ray
+            pass
+        rec.setdefault("cvd", os.environ.get("CUDA_VISIBLE_DEVICES"))
+        rec.setdefault("local_rank", os.environ.get("LOCAL_RANK"))
+        rec.setdefault("tmp", os.environ.get("TMPDIR"))
         if self.log_dir:
             with open(os.path.join(self.log_dir, f"calls-{os.getpid()}.jsonl"), "a") as f:
                 f.write(json.dumps(rec) + "\n")
@@ -42,6 +52,8 @@ class FakeRunner(GolfRunner):
         fk = _fake(job)
         rank = int(os.environ.get("RANK", "0"))
         world = int(os.environ.get("WORLD_SIZE", "1"))
+        if self.log_starts:
+            self._log(kind="train_start", identity=job["identity"], rank=rank, pid=os.getpid(), attempt=job["attempt"])
         dist_world, reduced = 1, 1.0
         if world > 1:
             import torch
@@ -76,7 +88,8 @@ class FakeRunner(GolfRunner):
             (out / "model.ptz").write_bytes(os.urandom(64))
             (out / "artifact.json").write_text(json.dumps({"artifact_bytes": result["artifact_bytes"]}))
             (out / "result.json").write_text(json.dumps(result))
-        self._log(kind="train", identity=job["identity"], rank=rank, pid=os.getpid(), attempt=job["attempt"])
+        self._log(kind="train", identity=job["identity"], rank=rank, pid=os.getpid(), attempt=job["attempt"],
+                  out_dir=str(out_dir))
         return result
 
     def eval(self, job, artifact_dir, data_dir, out_dir):
@@ -98,7 +111,8 @@ class FakeRunner(GolfRunner):
                   "compliance": {"compliant": not fk.get("audit_fail"),
                                  "checks": {"scored_once": {"passed": not fk.get("audit_fail")}}}}
         (Path(out_dir) / "result.json").write_text(json.dumps(result))
-        self._log(kind="eval", identity=job["identity"], pid=os.getpid(), attempt=job["attempt"])
+        self._log(kind="eval", identity=job["identity"], pid=os.getpid(), attempt=job["attempt"],
+                  artifact_dir=str(artifact_dir), out_dir=str(out_dir))
         return result
 
     # mixing: p = (1 - a) p_model + a p_ngram, a = alpha_base (+ alpha_range / 2)
