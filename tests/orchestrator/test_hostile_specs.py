@@ -92,8 +92,10 @@ HOSTILE = [
     ("int-as-bool", edit(**{"eval.ttt.enabled": 1}), "eval.ttt.enabled", "must be true or false"),
     ("yes-as-bool", edit(**{"eval.audit": "yes"}), "eval.audit", "must be true or false"),
     ("external-as-string", edit(**{"data.external": "on"}), "data.external", "must be true or false"),
-    ("override-bool", edit(**{"train.overrides.train.compile": 0}), "train.overrides.train.compile",
+    ("override-bool", edit(**{"train.overrides.model.tie_embeddings": 0}), "train.overrides.model.tie_embeddings",
      "must be true or false"),
+    ("override-compile-mode", edit(**{"train.overrides.train.compile": 0}), "train.overrides.train.compile",
+     "must be 'auto', 'on' or 'off'"),
     # names, strings, paths
     ("name-newline", edit(name="smoke\n"), "name", "must be a slug"),
     ("name-trailing-space", edit(name="smoke "), "name", "must be a slug"),
