@@ -19,6 +19,8 @@ DEFAULT_PRIMES = (36313, 27191, 51647, 81929, 131071, 174763, 233017)
 
 
 class EvalConfig(Frozen):
+    """The roundtrip score: sliding-window evaluation of the dequantized artifact."""
+
     seq_len: int = Field(1024, ge=8, le=MAX_SEQ, description="sliding-window length in tokens (2048 in the records)")
     stride: int = Field(
         64, ge=1, description="window advance: each token is scored once, in a window's last `stride` positions")

@@ -14,36 +14,51 @@ from golf_core.config import MAX_COUNT, MAX_DIM, MAX_SEQ, Frozen
 
 
 class ModelConfig(Frozen):
-    vocab_size: int = Field(1024, ge=2, le=MAX_DIM)
-    num_layers: int = Field(9, ge=1, le=MAX_COUNT)
-    model_dim: int = Field(512, ge=8, le=MAX_DIM)
-    num_heads: int = Field(8, ge=1, le=MAX_COUNT)
-    num_kv_heads: int = Field(4, ge=1, le=MAX_COUNT)
-    mlp_mult: float = Field(2.0, gt=0, le=64)
+    """The network: shape, activation, RoPE and the PR #779 record-stack options."""
+
+    vocab_size: int = Field(1024, ge=2, le=MAX_DIM, description="Tokenizer vocabulary size (tokens)")
+    num_layers: int = Field(9, ge=1, le=MAX_COUNT, description="Number of transformer blocks")
+    model_dim: int = Field(512, ge=8, le=MAX_DIM, description="Residual stream width (channels)")
+    num_heads: int = Field(8, ge=1, le=MAX_COUNT, description="Attention (query) heads per layer")
+    num_kv_heads: int = Field(4, ge=1, le=MAX_COUNT,
+                              description="Key/value heads per layer (grouped-query attention); divides num_heads")
+    mlp_mult: float = Field(2.0, gt=0, le=64, description="MLP hidden width as a multiple of model_dim")
     # relu^2 (modded-nanogpt, baseline) or LeakyReLU(0.5)^2 (#779)
-    activation: Literal["relu2", "leaky_relu2"] = "relu2"
-    leaky_slope: float = 0.5
-    tie_embeddings: bool = True
-    tied_embed_init_std: float = 0.005
-    logit_softcap: float = Field(30.0, gt=0)
-    rope_base: float = 10000.0
+    activation: Literal["relu2", "leaky_relu2"] = Field(
+        "relu2", description="MLP activation: relu^2 (modded-nanogpt, baseline) or LeakyReLU^2 (PR #779)")
+    leaky_slope: float = Field(0.5, description="Negative slope of leaky_relu2 (PR #779: 0.5)")
+    tie_embeddings: bool = Field(True, description="Share the input embedding and output head weights")
+    tied_embed_init_std: float = Field(0.005, description="Init std of the tied embedding matrix")
+    logit_softcap: float = Field(30.0, gt=0, description="Tanh soft cap on output logits (logit units)")
+    rope_base: float = Field(10000.0, description="RoPE frequency base")
     # partial RoPE: rotate only the first rope_dims of each head (#779: 16 of 64); 0 = all
-    rope_dims: int = Field(0, ge=0, le=MAX_DIM)
+    rope_dims: int = Field(0, ge=0, le=MAX_DIM,
+                           description="Partial RoPE: rotate only the first n dims of each head (PR #779: 16 of 64); 0 = all")
     # NTK-style RoPE base rescale for sequences longer than this (#779's Rotary hard-codes
     # train_seq_len=1024, so at seq 2048 its base is already rescaled); 0 = never (baseline).
-    rope_train_seq_len: int = Field(0, ge=0, le=MAX_SEQ)
-    qk_gain_init: float = 1.5
+    rope_train_seq_len: int = Field(
+        0, ge=0, le=MAX_SEQ,
+        description="NTK-style RoPE base rescale for sequences longer than this (tokens; PR #779 uses 1024); 0 = never")
+    qk_gain_init: float = Field(1.5, description="Initial learned gain on queries/keys before attention")
     # --- PR #779 record-stack options (all off in the baseline) ---
-    xsa_last_n: int = Field(0, ge=0, le=MAX_COUNT)  # exclusive self-attention on the last n layers
-    smear_gate: bool = False  # blend each position with the previous one, learned gate
-    bigram_vocab_size: int = Field(0, ge=0, le=2**24)  # BigramHash embedding buckets (0 = off)
-    bigram_dim: int = Field(128, ge=1, le=MAX_DIM)
-    value_embed: bool = False  # shared value embedding added to V on `ve_layers`
-    ve_dim: int = Field(128, ge=1, le=MAX_DIM)
-    ve_layers: tuple[int, ...] = Field((), max_length=MAX_COUNT)
-    ln_scale: bool = False  # scale normed block inputs by 1/sqrt(layer+1)
-    gated_attention: bool = False  # learned sigmoid gate on the block update (#779 "dtg")
-    orthogonal_init: bool = False  # #779 inits big matrices orthogonally
+    xsa_last_n: int = Field(0, ge=0, le=MAX_COUNT,  # exclusive self-attention on the last n layers
+                            description="Exclusive self-attention on the last n layers (PR #779); 0 = off")
+    smear_gate: bool = Field(False,  # blend each position with the previous one, learned gate
+                             description="Blend each position with the previous one via a learned gate (PR #779)")
+    bigram_vocab_size: int = Field(0, ge=0, le=2**24,  # BigramHash embedding buckets (0 = off)
+                                   description="BigramHash embedding buckets (PR #779); 0 = off")
+    bigram_dim: int = Field(128, ge=1, le=MAX_DIM, description="BigramHash embedding width (channels, PR #779)")
+    value_embed: bool = Field(False,  # shared value embedding added to V on `ve_layers`
+                              description="Shared value embedding added to V on ve_layers (PR #779)")
+    ve_dim: int = Field(128, ge=1, le=MAX_DIM, description="Value embedding width (channels, PR #779)")
+    ve_layers: tuple[int, ...] = Field((), max_length=MAX_COUNT,
+                                       description="Layer indices (0-based) that get the value embedding")
+    ln_scale: bool = Field(False,  # scale normed block inputs by 1/sqrt(layer+1)
+                           description="Scale normed block inputs by 1/sqrt(layer+1) (PR #779)")
+    gated_attention: bool = Field(False,  # learned sigmoid gate on the block update (#779 "dtg")
+                                  description="Learned sigmoid gate on the block update (PR #779 \"dtg\")")
+    orthogonal_init: bool = Field(False,  # #779 inits big matrices orthogonally
+                                  description="Initialise big matrices orthogonally (PR #779)")
 
     @model_validator(mode="after")
     def _check_shapes(self) -> "ModelConfig":
