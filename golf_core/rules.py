@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = [
     "ARTIFACT_LIMIT_BYTES", "Check", "EVAL_CAP_S", "HASHED_REASON", "TRACK_GPU", "TRACK_WORLD_SIZE",
-    "TRAIN_CAP_S", "artifact_size", "eval_time", "finite", "hardware", "mixer_mode", "train_time",
+    "TRAIN_CAP_S", "artifact_size", "as_number", "eval_time", "finite", "hardware", "mixer_mode", "train_time",
 ]
 
 ARTIFACT_LIMIT_BYTES = 16_000_000  # decimal bytes, not MiB
@@ -40,7 +40,8 @@ class Check:
         return asdict(self)
 
 
-def _num(x: Any) -> float | None:
+def as_number(x: Any) -> float | None:
+    """A real number as float; None for anything else (booleans included)."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return None
     return float(x)
@@ -48,7 +49,7 @@ def _num(x: Any) -> float | None:
 
 def artifact_size(nbytes: Any, *, over_limit: bool = False, limit: int = ARTIFACT_LIMIT_BYTES) -> Check:
     """Code bytes + compressed model bytes within the limit."""
-    n = _num(nbytes)
+    n = as_number(nbytes)
     if n is None:
         return Check(None if not over_limit else False, None, f"artifact size unknown (limit {limit:,})")
     ok = n <= limit and not over_limit
@@ -60,8 +61,8 @@ def train_time(spent_s: Any, cap_s: Any, *, step_avg_ms: Any = 0.0, track_cap_s:
 
     Upstream checks the clock after each step, so a capped run stops at most one step past it.
     With `track_cap_s`, the cap itself must also be set and at most the track's (a record)."""
-    cap, spent = _num(cap_s) or 0.0, _num(spent_s)
-    slack = (_num(step_avg_ms) or 0.0) / 1000.0
+    cap, spent = as_number(cap_s) or 0.0, as_number(spent_s)
+    slack = (as_number(step_avg_ms) or 0.0) / 1000.0
     if track_cap_s is not None and not 0 < cap <= track_cap_s:
         return Check(False, spent, f"wallclock cap {cap:g} s is not within the track's {track_cap_s:g} s"
                      if cap else "no wallclock cap set")
@@ -74,7 +75,7 @@ def train_time(spent_s: Any, cap_s: Any, *, step_avg_ms: Any = 0.0, track_cap_s:
 
 def eval_time(spent_s: Any, cap_s: Any = EVAL_CAP_S) -> Check:
     """Evaluation time within its cap (0 = no cap)."""
-    cap, spent = _num(cap_s) or 0.0, _num(spent_s)
+    cap, spent = as_number(cap_s) or 0.0, as_number(spent_s)
     if spent is None:
         return Check(None, None, f"eval time unknown (cap {cap:g} s)")
     if cap <= 0:
@@ -91,7 +92,7 @@ def mixer_mode(mode: str) -> Check:
 
 def finite(name: str, value: Any) -> Check:
     """A loss or score that must be a finite number when present."""
-    v = _num(value)
+    v = as_number(value)
     ok = v is None or math.isfinite(v)
     return Check(ok, value, f"{name} is finite" if ok else f"{name} is not finite")
 

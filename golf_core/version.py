@@ -81,17 +81,8 @@ def _imports(module: str, path: Path, root: Path) -> set[str]:
                 mod = node.module or ""
             found.add(mod)
             found.update(f"{mod}.{a.name}" for a in node.names)  # `from golf_core.eval import ngram`
-    out = set()
-    for name in found:
-        parts = name.split(".")
-        if parts[0] != _PKG:
-            continue
-        # importing a.b.c runs a/__init__ and a/b/__init__ too
-        for i in range(1, len(parts) + 1):
-            prefix = ".".join(parts[:i])
-            if _path_of(prefix, root) is not None:
-                out.add(prefix)
-    return out
+    return {p for name in found if name.split(".")[0] == _PKG
+            for p in _with_parents(name) if _path_of(p, root) is not None}
 
 
 def kind_modules(kind: str, root: Path = _ROOT) -> tuple[str, ...]:
@@ -99,7 +90,7 @@ def kind_modules(kind: str, root: Path = _ROOT) -> tuple[str, ...]:
     if kind not in ENTRY_POINTS:
         raise KeyError(f"unknown job kind {kind!r} (known: {', '.join(sorted(ENTRY_POINTS))})")
     seen: set[str] = set()
-    todo = [m for e in ENTRY_POINTS[kind] for m in _imports_with_parents(e)]
+    todo = [m for e in ENTRY_POINTS[kind] for m in _with_parents(e)]
     while todo:
         mod = todo.pop()
         if mod in seen:
@@ -111,7 +102,8 @@ def kind_modules(kind: str, root: Path = _ROOT) -> tuple[str, ...]:
     return tuple(sorted(seen))
 
 
-def _imports_with_parents(module: str) -> list[str]:
+def _with_parents(module: str) -> list[str]:
+    """a.b.c -> [a, a.b, a.b.c]: importing a.b.c runs a/__init__ and a/b/__init__ too."""
     parts = module.split(".")
     return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 

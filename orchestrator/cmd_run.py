@@ -74,14 +74,14 @@ def cmd_run(args) -> int:
         plan = load_plan(args.spec, workspace=Path.cwd())
     except SpecError as e:  # the same `SPEC: field: problem` as `golf validate`, on one line
         raise SpecError([f"{args.spec}: {line}" for line in e.lines]) from None
-    check_store(resolve_tracking_uri(args.tracking_uri))  # a garbage mlflow.db: one line, before the data
+    uri = resolve_tracking_uri(args.tracking_uri)
+    check_store(uri)  # a garbage mlflow.db: one line, before the data
     ddir = resolve_data_dir(plan.data, Path.cwd(), plan.spec_dump.get("data", {}).get("external", False))
     work = resolve_work_dir(args.work_dir, Path.cwd())
     ensure_data(plan.data, ddir, say)  # never over files golf did not make
     tok = tokenizer_file(plan, Path.cwd())
     tok = tok.resolve() if tok is not None else None
     check_plan_data(plan, ddir, tokenizer=tok)  # every shard, and enough tokens for a sequence and a window
-    uri = resolve_tracking_uri(args.tracking_uri)
     counts = plan.counts()
     say(f"sweep {plan.sweep_name}: {len(plan.jobs)} jobs ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
         f"tracking {redact(uri)}")

@@ -152,10 +152,6 @@ def collect_seeds(report, claim: MixerConfig, fetch: Callable[[str], dict | None
 # compliance
 
 
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
 def seed_checks(run: SeedRun, claim: MixerConfig, eval_cap_s: float, tokenizer_name: str | None) -> dict[str, dict]:
     """Every check of one seed: {name: {"passed", "value", "detail"}}.
 
@@ -172,7 +168,7 @@ def seed_checks(run: SeedRun, claim: MixerConfig, eval_cap_s: float, tokenizer_n
     spent = rules.train_time(tr.get("train_time_s"), cap, step_avg_ms=tr.get("step_avg_ms"),
                              track_cap_s=rules.TRAIN_CAP_S)
     checks["train_time"] = dict(spent.as_dict(), passed=spent.passed is True)
-    t_eval, t_mix = _num(ev.get("eval_time_s")) or 0.0, _num(mx.get("mix_time_s")) or 0.0
+    t_eval, t_mix = rules.as_number(ev.get("eval_time_s")) or 0.0, rules.as_number(mx.get("mix_time_s")) or 0.0
     total = t_eval + (t_mix if claim.mode != "none" else 0.0)
     limit = min(eval_cap_s, rules.EVAL_CAP_S)
     checks["eval_time"] = dict(rules.eval_time(round(total, 3), limit).as_dict(),
@@ -196,7 +192,7 @@ def seed_checks(run: SeedRun, claim: MixerConfig, eval_cap_s: float, tokenizer_n
     mode = rules.mixer_mode(claim.mode)
     if not mode.passed:  # never compliant, whatever a reused run's tags say
         checks["mix.mode"] = mode.as_dict()
-    ratio = _num(ev.get("ratio_scored"))
+    ratio = rules.as_number(ev.get("ratio_scored"))
     if ratio is not None:
         checks["ratio_scored"] = {"passed": abs(ratio - 1.0) < 1e-9, "value": ratio,
                                   "detail": "every validation token scored exactly once"}
@@ -217,11 +213,11 @@ def _short(v: Any) -> Any:
 def scored_eval(run: SeedRun, claim: MixerConfig, checks: dict[str, dict]) -> dict[str, Any]:
     """The per-seed evaluation records.py reports: the claimed mix's score plus the neural pass."""
     ev, mx = run.eval, run.mix
-    t_eval, t_mix = _num(ev.get("eval_time_s")) or 0.0, _num(mx.get("mix_time_s")) or 0.0
+    t_eval, t_mix = rules.as_number(ev.get("eval_time_s")) or 0.0, rules.as_number(mx.get("mix_time_s")) or 0.0
     return {
-        "val_bpb": _num(mx.get("val_bpb")), "val_loss": _num(mx.get("val_loss")),
+        "val_bpb": rules.as_number(mx.get("val_bpb")), "val_loss": rules.as_number(mx.get("val_loss")),
         "eval_time_s": t_eval + (t_mix if claim.mode != "none" else 0.0),
-        "neural_val_bpb": _num(ev.get("val_bpb")), "neural_val_loss": _num(ev.get("val_loss")),
+        "neural_val_bpb": rules.as_number(ev.get("val_bpb")), "neural_val_loss": rules.as_number(ev.get("val_loss")),
         "neural_eval_time_s": t_eval, "mix_time_s": t_mix, "ratio_scored": ev.get("ratio_scored"),
         "tokens_scored": ev.get("tokens_scored"), "mixer_mode": claim.mode,
         "mixer": claim.model_dump(mode="json"),

@@ -97,10 +97,6 @@ def script_identity(bundle: ScriptBundle, env: dict[str, str], data_id: str, ran
                        SCRIPT_CODE_VERSION)
 
 
-def _short(v: Any) -> str:
-    return env_str(v)
-
-
 def script_job(train: ScriptTrainSpec, bundle: ScriptBundle, point: dict[str, Any], seed: int, *,
                vocab_size: int, data_id: str, data_path: str, shown: list[str], trial: int | None = None):
     """One script_train Job (orchestrator.plan.Job) for an env point and a seed."""
@@ -118,7 +114,7 @@ def script_job(train: ScriptTrainSpec, bundle: ScriptBundle, point: dict[str, An
     }
     if trial is not None:
         config["trial"] = trial
-    name = f"script/s{seed}" + ("/" + ",".join(f"{k}={_short(point[k])}" for k in shown) if shown else "") + \
+    name = f"script/s{seed}" + ("/" + ",".join(f"{k}={env_str(point[k])}" for k in shown) if shown else "") + \
         (f"/trial{trial}" if trial is not None else "")
     # what defines the run: the script (and its hash), every env value it saw, ranks, the cap
     params = {"train.script": train.script, "script.sha256": bundle.digest, "data.path": data_path,

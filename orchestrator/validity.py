@@ -63,7 +63,8 @@ def judge(kind: str, config: dict, result: dict, upstream: Verdict | None = None
             reasons.append("audit failed: " + (", ".join(failed) or "not compliant"))
     if kind == "mix":
         mode = ((config.get("mixer") or config.get("mixer_base") or {}).get("mode")) or "none"
-        own = rules.mixer_mode(mode).passed if compliant is None else compliant and rules.mixer_mode(mode).passed
+        legal_mode = rules.mixer_mode(mode).passed
+        own = legal_mode if compliant is None else compliant and legal_mode
         compliant = own and (upstream.compliant if upstream and upstream.compliant is not None else True)
     if upstream is not None and not upstream.valid:
         reasons.append(f"upstream invalid ({upstream.reason})")
