@@ -16,6 +16,7 @@ CORE_COMMAND_MODULES = (
     "golf_core.train.cli",
     "golf_core.eval.cli",  # eval
     "golf_core.eval.cli_mix",  # mix, audit
+    "golf_core.export.cli",  # export
 )
 
 

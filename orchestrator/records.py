@@ -272,6 +272,12 @@ def _train_eval_words(per_seed_results: Mapping[int, Mapping[str, Any]]) -> str:
     return f"sliding-window (windows of {seq} tokens, stride {stride}, {tail})"
 
 
+def _ranks(per_seed_results: Mapping[int, Mapping[str, Any]]) -> int:
+    """The world size the seeds trained with (the script's --nproc_per_node); 8 when unrecorded."""
+    sizes = {r.get("world_size") for r in per_seed_results.values() if isinstance(r.get("world_size"), int)}
+    return sizes.pop() if len(sizes) == 1 else 8
+
+
 def render_readme(name: str, date: str, per_seed_results: Mapping[int, Mapping[str, Any]],
                   eval_results: Mapping[int, Mapping[str, Any]], stats: Mapping[str, Any],
                   compliance: Mapping[str, Any], spec_dump: Mapping[str, Any] | None = None,
@@ -309,9 +315,14 @@ def render_readme(name: str, date: str, per_seed_results: Mapping[int, Mapping[s
               f"golf reproduce {spec_file} --name {name!r} --date {date}",
               "```", "",
               f"`{spec_file}` in this folder is the resolved spec. `golf reproduce` trains every seed, evaluates "
-              "it, reuses runs MLflow already finished, and writes this folder. Without golf: "
-              "`torchrun --standalone --nproc_per_node=8 train_gpt.py --data DATA_DIR --seed SEED` "
-              "trains and evaluates one seed with the same configuration.", "",
+              "it, reuses runs MLflow already finished, and writes this folder. Without golf, as any "
+              "parameter-golf script (DATA_PATH and TOKENIZER_PATH default to upstream's data layout; every "
+              "hyperparameter can be set by its upstream name, e.g. ITERATIONS):", "",
+              "```bash",
+              f"SEED={seeds[0]} torchrun --standalone --nproc_per_node={_ranks(per_seed_results)} train_gpt.py",
+              "```", "",
+              "trains one seed and evaluates it with the same configuration; its last line is the seed's "
+              "score.", "",
               "## Results", "",
               "| seed | steps | ms/step | pre-quant bpb | roundtrip bpb | neural eval bpb | **val_bpb** | val_loss | "
               "artifact bytes | train s | eval s |",
@@ -359,7 +370,8 @@ def render_readme(name: str, date: str, per_seed_results: Mapping[int, Mapping[s
               "- `statistics.md` — the significance test",
               *[f"- `train_seed{s}.log` — seed {s}'s training log" for s in seeds],
               "- `requirements.txt` — what `train_gpt.py` imports besides the standard library",
-              "- `train_gpt.py` — self-contained script (golf_core embedded) with this record's config baked in",
+              "- `train_gpt.py` — self-contained script with this record's config baked in (the golf_core "
+              "modules it runs bundled as source)",
               f"- `{spec_file}` — the resolved spec", ""]
     return "\n".join(lines)
 

@@ -147,8 +147,9 @@ def deserialize(blob: bytes, name: str = MODEL_FILE) -> tuple[ModelConfig, dict[
 
 
 def write_artifact(model: nn.Module, run_cfg: "RunConfig", out_dir: str | Path,
-                   limit_bytes: int | None = None) -> ArtifactInfo:
-    """Write out_dir/model.ptz and out_dir/artifact.json; return what artifact.json holds."""
+                   limit_bytes: int | None = None, code_bytes: int | None = None) -> ArtifactInfo:
+    """Write out_dir/model.ptz and out_dir/artifact.json; return what artifact.json holds.
+    `code_bytes`: the size of the script that ships with the model (default code_bytes_for)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     limit = golf_core.ARTIFACT_LIMIT_BYTES if limit_bytes is None else limit_bytes
@@ -157,11 +158,12 @@ def write_artifact(model: nn.Module, run_cfg: "RunConfig", out_dir: str | Path,
     tmp.write_bytes(blob)
     os.replace(tmp, out / MODEL_FILE)
     model_bytes = (out / MODEL_FILE).stat().st_size
-    code_bytes = code_bytes_for(run_cfg)
+    if code_bytes is None:
+        code_bytes = code_bytes_for(run_cfg)
     total = model_bytes + code_bytes
     info = ArtifactInfo(
         model_bytes=model_bytes, code_bytes=code_bytes, artifact_bytes=total, over_limit=total > limit,
-        limit_bytes=limit, code_version=golf_core.code_version(), compressor=detect(blob),
+        limit_bytes=limit, code_version=golf_core.code_version("train"), compressor=detect(blob),
         run_config=run_cfg.model_dump(mode="json"), quant_stats=stats, path=str(out),
     )
     tmp = out / (INFO_FILE + ".tmp")

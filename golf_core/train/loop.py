@@ -67,7 +67,7 @@ class TrainLog:
 
         self._f = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
         gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-        self.write(f"golf_core {code_version()}  python {platform.python_version()}  torch {torch.__version__}  "
+        self.write(f"golf_core {code_version('train')}  python {platform.python_version()}  torch {torch.__version__}  "
                    f"device {device} ({gpu})  world_size {world_size}")
         self.write("config " + json.dumps(cfg.model_dump(mode="json"), sort_keys=True))
 
@@ -288,13 +288,16 @@ def train_loop(tr: Trainer, emit: Progress, evaluate: Callable[[int], dict] | No
     return out
 
 
-def run_training(cfg, data_dir, out_dir, on_progress: Progress | None = None, tokenizer=None) -> dict:
+def run_training(cfg, data_dir, out_dir, on_progress: Progress | None = None, tokenizer=None,
+                 code_bytes: int | None = None) -> dict:
     """Train `cfg` on `data_dir`; rank 0 writes `out_dir/result.json` and the artifact.
 
     Called on every rank (WORLD_SIZE/RANK/MASTER_* from the environment, or an initialized
     group); `tokenizer`: the SentencePiece model when not found from `data_dir`
     (golf_core.data.layout). Every rank returns the result (scores and steps agree across ranks; timings and
     memory are each rank's own, rank 0's are written). `on_progress` is called on rank 0 only.
+    `code_bytes`: the size of the script that runs this (an exported train_gpt.py knows its own);
+    default: the size golf_core.export would give this config's script.
     """
     from golf_core.data import check_data_dir
     from golf_core.data.shards import SPLITS
@@ -305,12 +308,13 @@ def run_training(cfg, data_dir, out_dir, on_progress: Progress | None = None, to
         # every shard checked before a model exists; by rank 0 alone, its verdict shared
         D.on_main_rank(ctx, lambda: check_data_dir(data_dir, cfg.model.vocab_size, SPLITS, tokenizer=tokenizer))
         check_batch_shape(cfg.train, ctx.world_size)
-        return _run(cfg, data_dir, out_dir, ctx, on_progress or print_progress, tokenizer)
+        return _run(cfg, data_dir, out_dir, ctx, on_progress or print_progress, tokenizer, code_bytes)
     finally:
         D.teardown(ctx)
 
 
-def _run(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, on_progress: Progress, tokenizer=None) -> dict:
+def _run(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, on_progress: Progress, tokenizer=None,
+         code_bytes: int | None = None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     log = None
     if ctx.is_main:
@@ -323,13 +327,14 @@ def _run(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, on_progress: Pr
             on_progress(event)
 
     try:
-        return _train_and_score(cfg, data_dir, out_dir, ctx, emit, tokenizer)
+        return _train_and_score(cfg, data_dir, out_dir, ctx, emit, tokenizer, code_bytes)
     finally:
         if log is not None:
             log.close()
 
 
-def _train_and_score(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, emit: Progress, tokenizer=None) -> dict:
+def _train_and_score(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, emit: Progress, tokenizer=None,
+                     code_bytes: int | None = None) -> dict:
     from golf_core import code_version
     from golf_core.data import build_byte_luts, find_tokenizer, load_split
     from golf_core.eval.sliding import evaluate_sliding
@@ -360,7 +365,7 @@ def _train_and_score(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, emi
         "step_avg_ms": 1000.0 * train_s / steps if steps else None,
         "tokens_per_s": steps * cfg.train.train_batch_tokens / train_s if steps and train_s > 0 else None,
         "peak_mem_bytes": peak, "peak_mem_kind": peak_kind,
-        "seed": cfg.train.seed, "config": cfg.model_dump(mode="json"), "code_version": code_version(),
+        "seed": cfg.train.seed, "config": cfg.model_dump(mode="json"), "code_version": code_version("train"),
         "stopped_by": trained["stopped_by"], "world_size": ctx.world_size, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "grad_accum_steps": tr.grad_accum, "train_loss_curve": trained["train_loss_curve"],
@@ -376,7 +381,7 @@ def _train_and_score(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, emi
         pre = score(tr.base, steps, "prequant")
         result.update(val_bpb_prequant=pre["val_bpb"], val_loss_prequant=pre["val_loss"])
         if ctx.is_main:
-            write_artifact(tr.base, cfg, out_dir)
+            write_artifact(tr.base, cfg, out_dir, code_bytes=code_bytes)
         D.barrier(ctx)
         del tr  # free the training model and optimizer state before the roundtrip model
         model, _, info = load_artifact(out_dir, device)

@@ -1,8 +1,10 @@
-"""golf_core.export: the self-contained train_gpt.py of a record folder."""
+"""golf_core.export: the exported train_gpt.py is a real submission, run as upstream's scripts are."""
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,63 +13,167 @@ import pytest
 
 import golf_core
 from golf_core.eval.config import EvalConfig, EvalSpec, MixerConfig
-from golf_core.export import export_script, write_script
+from golf_core.export import export_script, script_sizes, write_script
+from golf_core.export.bundle import bundle_versions, runtime_modules, runtime_sources
+from golf_core.logparse import parse_log_file
 from golf_core.presets import load_preset
 
+TORCHRUN = Path(sys.executable).with_name("torchrun")
 
-def test_pr779_script_compiles_is_deterministic_and_smaller_than_the_bound():
+
+def test_pr779_script_is_readable_deterministic_and_bundles_only_the_runtime():
     run = load_preset("pr779")
     text = export_script(run, EvalSpec(eval=run.eval), title="pr779")
     compile(text, "train_gpt.py", "exec")
     assert export_script(run, EvalSpec(eval=run.eval), title="pr779") == text  # reproducible bytes
-    size = len(text.encode("utf-8"))
-    bound = sum(len(p.read_bytes()) for p in golf_core.source_files())
-    assert 0 < size < bound  # compressed sources + config: below the sum of the sources
-    assert f'CODE_VERSION = "{golf_core.code_version()}"' in text
-    assert text.isascii()
+    # readable: every bundled module is in the script verbatim
+    sources = runtime_sources()
+    for name, src in sources.items():
+        assert src in text, name
+    mods = set(runtime_modules())
+    assert {"golf_core.train.loop", "golf_core.eval.run", "golf_core.envvars", "golf_core.quant.artifact"} <= mods
+    # tooling a training run never imports is not shipped
+    for tooling in ("golf_core.cli", "golf_core.data.synthetic", "golf_core.data.fineweb", "golf_core.data.cli",
+                    "golf_core.eval.cli_mix", "golf_core.train.cli", "golf_core.export", "golf_core.logparse"):
+        assert tooling not in mods
+    sizes = script_sizes(run, EvalSpec(eval=run.eval), title="pr779")
+    assert sizes["readable"] == len(text.encode("utf-8"))
+    assert sizes["compressed"] < sizes["readable"] / 2
+    compile(export_script(run, EvalSpec(eval=run.eval), title="pr779", compressed=True), "c.py", "exec")
 
 
-def _env(tmp_path: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "PYTHONPATH")}
-    env.update(GOLF_RECORD_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+def _env(tmp_path: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "PYTHONPATH", "MASTER_ADDR", "MASTER_PORT")}
+    env.update(GOLF_RECORD_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1", **extra)
     return env
 
 
-def test_unpacked_sources_are_golf_core_at_this_code_version(tmp_path):
+def test_unpacked_sources_are_the_bundle_and_hash_to_its_versions(tmp_path):
     script = tmp_path / "train_gpt.py"
     write_script(script, load_preset("tiny"))
     out = subprocess.run([sys.executable, str(script), "--unpack", str(tmp_path / "src")], cwd=tmp_path,
                          env=_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    root = Path(golf_core.__file__).resolve().parent
-    for p in golf_core.source_files():
-        assert (tmp_path / "src" / "golf_core" / p.relative_to(root)).read_bytes() == p.read_bytes()
-    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import golf_core; "
-             "print(golf_core.code_version(), golf_core.__file__)")
+    root = Path(golf_core.__file__).resolve().parent.parent
+    written = sorted(p.relative_to(tmp_path / "src").as_posix() for p in (tmp_path / "src").rglob("*.py"))
+    assert written == sorted(runtime_sources())
+    for rel in written:
+        assert (tmp_path / "src" / rel).read_bytes() == (root / rel).read_bytes()
+    probe = ("import sys, json; sys.path.insert(0, sys.argv[1]); import golf_core; "
+             "print(json.dumps({k: golf_core.code_version(k) for k in ('train', 'eval')}), golf_core.__file__)")
     out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "src")], cwd=tmp_path, env=_env(tmp_path),
                          capture_output=True, text=True, timeout=60)
-    version, where = out.stdout.split()
-    assert version == golf_core.code_version()
-    assert where.startswith(str(tmp_path / "src"))
+    versions, where = out.stdout.rsplit(" ", 1)
+    assert json.loads(versions) == bundle_versions(runtime_modules())
+    assert where.strip().startswith(str(tmp_path / "src"))
 
 
-def test_exported_script_trains_and_evaluates_tiny_on_cpu(tmp_path, synthetic_data_dir):
-    run = load_preset("tiny", {"train": {"iterations": 3}, "eval": {"stride": 128}})
-    spec = EvalSpec(eval=EvalConfig(seq_len=128, stride=128, batch_seqs=32, chunk_tokens=16384),
-                    mixer=MixerConfig(mode="normalized", orders=(2, 3), buckets=1 << 14))
-    script = tmp_path / "record" / "train_gpt.py"
-    script.parent.mkdir()
-    write_script(script, run, spec, title="tiny export test")
-    # run from inside the record folder, as upstream requires
-    out = subprocess.run([sys.executable, "train_gpt.py", "--data", str(synthetic_data_dir), "--out", "out",
-                          "--seed", "7"], cwd=script.parent, env=_env(tmp_path), capture_output=True, text=True,
-                         timeout=120)
+@pytest.fixture()
+def upstream_checkout(tmp_path, synthetic_data_dir) -> Path:
+    """A folder laid out as an upstream checkout: data/datasets/fineweb10B_sp1024 + data/tokenizers."""
+    root = tmp_path / "checkout"
+    ds = root / "data" / "datasets" / "fineweb10B_sp1024"
+    tok = root / "data" / "tokenizers"
+    ds.mkdir(parents=True)
+    tok.mkdir(parents=True)
+    for p in synthetic_data_dir.glob("fineweb_*.bin"):
+        shutil.copy(p, ds / p.name)
+    shutil.copy(next(synthetic_data_dir.glob("*.model")), tok / "fineweb_1024_bpe.model")
+    return root
+
+
+def test_iterations_3_in_an_upstream_checkout_stops_after_3_steps_with_upstream_lines(tmp_path, upstream_checkout):
+    """The issue's done-when: DATA_PATH=... TOKENIZER_PATH=... ITERATIONS=3 python train_gpt.py."""
+    run = load_preset("tiny", {"quant": {"compressor": "zlib"}})  # 30 iterations baked in
+    write_script(upstream_checkout / "train_gpt.py", run, title="tiny")
+    env = _env(tmp_path, DATA_PATH="./data/datasets/fineweb10B_sp1024",
+               TOKENIZER_PATH="./data/tokenizers/fineweb_1024_bpe.model", ITERATIONS="3", RUN_ID="it3", SEED="7")
+    out = subprocess.run([sys.executable, "train_gpt.py"], cwd=upstream_checkout, env=env, capture_output=True,
+                         text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-3000:]
-    summary = json.loads(out.stdout[out.stdout.index("{\n"):])
-    assert summary["train"]["steps"] == 3
-    assert summary["train"]["val_bpb"] > 0 and summary["eval"]["val_bpb"] > 0
-    assert summary["eval"]["ratio_scored"] == pytest.approx(1.0)
-    result = json.loads((script.parent / "out" / "train" / "result.json").read_text())
-    assert result["seed"] == 7 and result["config"]["train"]["iterations"] == 3
-    assert result["code_version"] == golf_core.code_version()  # ran the embedded copy of this golf_core
-    assert (script.parent / "out" / "eval" / "result.json").is_file()
+    lines = out.stdout.splitlines()
+    assert lines[0] == "logs/it3.txt"
+    steps = [ln for ln in lines if re.match(r"step:\d+/\d+ train_loss:", ln)]
+    assert [s.split()[0] for s in steps] == ["step:1/3", "step:2/3", "step:3/3"]
+    assert re.fullmatch(r"step:3/3 train_loss:\S+ train_time:\d+ms step_avg:[\d.]+ms", steps[-1])
+    assert re.fullmatch(r"final_int8_zlib_roundtrip_exact val_loss:\d+\.\d{8} val_bpb:\d+\.\d{8}", lines[-1])
+    assert any(re.fullmatch(r"Total submission size int8_zlib: \d+ bytes", ln) for ln in lines)
+    # the log file holds every console line (and a few header lines besides)
+    logged = (upstream_checkout / "logs" / "it3.txt").read_text().splitlines()
+    assert [ln for ln in logged if ln in lines] == lines[1:]
+    # golf's own parser reads it as it reads upstream's logs; sizes are the real files'
+    summary = parse_log_file(upstream_checkout / "logs" / "it3.txt")
+    assert summary.steps == 3 and summary.final_tag == "final_int8_zlib_roundtrip_exact"
+    model = upstream_checkout / "final_model.int8_zlib.ptz"
+    code = (upstream_checkout / "train_gpt.py").stat().st_size
+    assert summary.artifact_bytes == model.stat().st_size + code
+    result = json.loads((upstream_checkout / "golf_out" / "it3" / "train" / "result.json").read_text())
+    assert result["steps"] == 3 and result["seed"] == 7 and result["code_bytes"] == code
+    assert summary.val_bpb == pytest.approx(result["val_bpb"], abs=5e-9)
+    assert result["code_version"] == bundle_versions(runtime_modules())["train"]  # ran the bundled copy
+
+
+def test_a_bad_environment_value_is_one_line_naming_the_variable(tmp_path, upstream_checkout):
+    write_script(upstream_checkout / "train_gpt.py", load_preset("tiny"))
+    out = subprocess.run([sys.executable, "train_gpt.py"], cwd=upstream_checkout,
+                         env=_env(tmp_path, ITERATIONS="three"), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "ITERATIONS='three'" in out.stderr
+    assert not (upstream_checkout / "logs").exists()  # refused before anything ran
+
+
+def test_environment_names_reach_the_config(tmp_path):
+    script = tmp_path / "train_gpt.py"
+    write_script(script, load_preset("pr779"), EvalSpec(eval=EvalConfig(seq_len=2048, stride=64)))
+    env = _env(tmp_path, NUM_LAYERS="9", MATRIX_LR="0.03", VE_LAYERS="7,8", DTG_ENABLED="1", PRUNE_PCT="0.05",
+               EVAL_STRIDE="128", MAX_WALLCLOCK_SECONDS="0", UNRELATED="x")
+    out = subprocess.run([sys.executable, str(script), "--print-config"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    cfg = json.loads(out.stdout)
+    assert cfg["run"]["model"]["num_layers"] == 9 and cfg["run"]["model"]["ve_layers"] == [7, 8]
+    assert cfg["run"]["model"]["gated_attention"] is True
+    assert cfg["run"]["train"]["matrix_lr"] == 0.03 and cfg["run"]["train"]["max_wallclock_seconds"] == 0
+    assert cfg["run"]["quant"]["prune_frac"] == 0.05
+    assert cfg["eval"]["eval"]["stride"] == 128 and cfg["run"]["eval"]["stride"] == 64  # the record's eval
+    assert "UNRELATED" not in cfg["env"]
+
+
+def _eval_spec() -> EvalSpec:
+    return EvalSpec(eval=EvalConfig(seq_len=128, stride=64, batch_seqs=32, chunk_tokens=16384),
+                    mixer=MixerConfig(mode="normalized", orders=(2, 3), buckets=1 << 14))
+
+
+@pytest.mark.skipif(not TORCHRUN.is_file(), reason="torchrun is not installed beside this interpreter")
+def test_two_rank_torchrun_runs_five_times_in_a_row_each_in_time(tmp_path, synthetic_data_dir):
+    """One process group per process: train and eval share it (the old export hung 3 of 6 runs)."""
+    run = load_preset("tiny", {"train": {"iterations": 2}})
+    rec = tmp_path / "record"
+    rec.mkdir()
+    write_script(rec / "train_gpt.py", run, _eval_spec(), title="2-rank")
+    scores = []
+    for i in range(5):
+        env = _env(tmp_path, DATA_PATH=str(synthetic_data_dir), RUN_ID=f"r{i}")
+        out = subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node=2", "train_gpt.py"], cwd=rec,
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-3000:]
+        scores.append(out.stdout.splitlines()[-1])
+    assert len(set(scores)) == 1  # the same run five times
+    assert scores[0].startswith("final_int8_zstd_sliding_window_ngram_normalized_exact ")
+
+
+def test_compressed_form_gives_the_same_scores_as_the_readable_one(tmp_path, synthetic_data_dir):
+    run = load_preset("tiny", {"train": {"iterations": 2}})
+    lasts = []
+    for form in ("readable", "compressed"):
+        d = tmp_path / form
+        d.mkdir()
+        n = write_script(d / "train_gpt.py", run, compressed=form == "compressed")
+        out = subprocess.run([sys.executable, "train_gpt.py"], cwd=d, capture_output=True, text=True, timeout=120,
+                             env=_env(tmp_path, DATA_PATH=str(synthetic_data_dir), RUN_ID="x"))
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert f"Code size: {n} bytes" in out.stdout
+        lasts.append(out.stdout.splitlines()[-1])
+        assert (d / "final_model.int8_zstd.ptz").is_file()
+    assert lasts[0] == lasts[1] and lasts[0].startswith("final_int8_zstd_roundtrip_exact ")

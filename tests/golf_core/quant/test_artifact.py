@@ -45,7 +45,7 @@ def test_byte_accounting_matches_files_on_disk(tmp_path, preset, over):
     assert 10_000 < info.code_bytes < sum(len(p.read_bytes()) for p in golf_core.source_files())
     assert info.artifact_bytes == info.model_bytes + info.code_bytes
     assert info.over_limit is False and info.limit_bytes == golf_core.ARTIFACT_LIMIT_BYTES
-    assert info.code_version == golf_core.code_version()
+    assert info.code_version == golf_core.code_version("train")
     assert info.compressor == cfg.quant.compressor
     assert on_disk["run_config"] == cfg.model_dump(mode="json")
     assert info.quant_stats["raw_bytes"] > info.model_bytes  # it compressed

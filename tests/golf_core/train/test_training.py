@@ -71,7 +71,7 @@ def test_train_log_records_what_made_the_run_and_every_event(one_rank):
     lines = (out / "train.log").read_text().splitlines()
     from golf_core import code_version
 
-    assert lines[0].startswith(f"golf_core {code_version()}") and "torch" in lines[0]
+    assert lines[0].startswith(f"golf_core {code_version('train')}") and "torch" in lines[0]
     config = json.loads(lines[1].removeprefix("config "))
     assert config["train"]["iterations"] == 6
     steps = [ln for ln in lines if ln.startswith("step:")]

@@ -1,0 +1,127 @@
+"""Upstream's environment interface on golf's configs: `ITERATIONS=3` means train.iterations=3.
+
+Every parameter-golf script reads its hyperparameters from environment variables
+(upstream train_gpt.py's Hyperparameters class; PR #779 adds its own knobs). An exported
+train_gpt.py (golf_core.export) takes the same names, so a competitor runs it exactly as any
+record: `DATA_PATH=... SEED=42 ITERATIONS=4950 torchrun ... train_gpt.py`.
+
+Names: every model.* and train.* field under its upper-cased name (upstream's names are its
+field names, which golf's configs keep), plus the names upstream and #779 give to fields that
+golf calls otherwise. Values are parsed by the field's type: "1"/"0"/"true"/"false" for bools,
+commas for tuples (VE_LAYERS=9,10). A value that does not parse is a ValueError naming the
+variable; pydantic then checks bounds when the config is built.
+"""
+from __future__ import annotations
+
+import typing
+from typing import Any, Mapping
+
+__all__ = ["ALIASES", "EVAL_ALIASES", "RUN_SECTIONS", "apply_env", "env_fields"]
+
+# The sections whose fields are exposed under their own upper-cased names.
+RUN_SECTIONS = ("model", "train")
+
+# Upstream / #779 names for fields golf names otherwise (#779's train_gpt.py Hyperparameters).
+ALIASES: dict[str, str] = {
+    "CROWN_Q_LAMBDA": "train.crownq_lambda",
+    "DTG_ENABLED": "model.gated_attention",
+    "VE_ENABLED": "model.value_embed",
+    "PRUNE_PCT": "quant.prune_frac",
+    "INT6_LAST_N": "quant.int6_last_n",
+}
+
+# Names that set the evaluation: the record's EvalSpec when the script has one, else the
+# roundtrip evaluation of the run config (`eval.*`).
+EVAL_ALIASES: dict[str, str] = {
+    "EVAL_SEQ_LEN": "eval.seq_len",
+    "EVAL_STRIDE": "eval.stride",
+    "TTT_LR": "ttt.lr",
+    "TTT_EPOCHS": "ttt.epochs",
+    "TTT_CHUNK_TOKENS": "eval.chunk_tokens",
+    "BYTE_WEIGHTED_TTT": "ttt.byte_weighted",
+}
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def env_fields(run_config_cls) -> dict[str, tuple[str, Any]]:
+    """{ENV_NAME: ("section.field", annotation)} for a RunConfig class (section fields + ALIASES)."""
+    out: dict[str, tuple[str, Any]] = {}
+    for section in RUN_SECTIONS:
+        cls = run_config_cls.model_fields[section].annotation
+        for name, f in cls.model_fields.items():
+            out[name.upper()] = (f"{section}.{name}", f.annotation)
+    for env, path in ALIASES.items():
+        section, name = path.split(".")
+        cls = run_config_cls.model_fields[section].annotation
+        out[env] = (path, cls.model_fields[name].annotation)
+    return out
+
+
+def _eval_fields(eval_spec_cls) -> dict[str, tuple[str, Any]]:
+    out = {}
+    for env, path in EVAL_ALIASES.items():
+        section, name = path.split(".")
+        cls = eval_spec_cls.model_fields[section].annotation
+        out[env] = (path, cls.model_fields[name].annotation)
+    return out
+
+
+def parse_value(env: str, text: str, annotation: Any) -> Any:
+    """`text` (an environment value) as the type `annotation` admits; ValueError naming `env`."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return parse_value(env, text, args[0])
+    s = text.strip()
+    if annotation is bool:
+        if s.lower() in _TRUE:
+            return True
+        if s.lower() in _FALSE:
+            return False
+        raise ValueError(f"{env}={text!r}: expected 1/0 or true/false")
+    if origin is tuple:
+        inner = args[0] if args else str
+        return tuple(parse_value(env, p, inner) for p in s.split(",") if p.strip())
+    if origin is typing.Literal:
+        if s not in [str(a) for a in args]:
+            raise ValueError(f"{env}={text!r}: expected one of {', '.join(str(a) for a in args)}")
+        return s
+    for kind in (int, float):
+        if annotation is kind:
+            try:
+                return kind(float(s)) if kind is int and s.endswith(".0") else kind(s)
+            except ValueError:
+                raise ValueError(f"{env}={text!r}: expected {'an integer' if kind is int else 'a number'}") from None
+    return s
+
+
+def _set(tree: dict, path: str, value: Any) -> None:
+    section, name = path.split(".")
+    tree.setdefault(section, {})[name] = value
+
+
+def apply_env(run_config: Mapping[str, Any], eval_spec: Mapping[str, Any] | None,
+              environ: Mapping[str, str], run_config_cls, eval_spec_cls) -> tuple[dict, dict | None, dict[str, str]]:
+    """(run config tree, eval spec tree, {ENV: "section.field"} used): the baked-in trees with
+    every recognised variable of `environ` applied. Unknown variables are ignored (the
+    environment holds many unrelated ones); DATA_PATH and friends are the caller's."""
+    import copy
+
+    run, spec = copy.deepcopy(dict(run_config)), copy.deepcopy(dict(eval_spec)) if eval_spec is not None else None
+    used: dict[str, str] = {}
+    for env, (path, ann) in sorted(env_fields(run_config_cls).items()):
+        if env in environ:
+            _set(run, path, parse_value(env, environ[env], ann))
+            used[env] = path
+    for env, (path, ann) in sorted(_eval_fields(eval_spec_cls).items()):
+        if env not in environ:
+            continue
+        value = parse_value(env, environ[env], ann)
+        if spec is not None:
+            _set(spec, path, value)
+            used[env] = "eval_spec." + path
+        elif path.startswith("eval."):
+            _set(run, path, value)
+            used[env] = path
+    return run, spec, used
