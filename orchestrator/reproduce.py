@@ -199,9 +199,7 @@ def seed_checks(run: SeedRun, claim: MixerConfig, eval_cap_s: float, tokenizer_n
     ws, dev = tr.get("world_size"), tr.get("device_name") or tr.get("device")
     checks["hardware"] = rules.hardware(ws, dev).as_dict()
     if tokenizer_name is not None:
-        synthetic = tokenizer_name.startswith("synthetic_")
-        checks["data"] = {"passed": not synthetic, "value": tokenizer_name,
-                          "detail": "synthetic tokens, not FineWeb" if synthetic else "FineWeb validation split"}
+        checks["data"] = data_check(tokenizer_name)
     return checks
 
 
@@ -230,8 +228,10 @@ def scored_eval(run: SeedRun, claim: MixerConfig, checks: dict[str, dict]) -> di
 
 
 def drive_with_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
-                   progress: Any = None) -> Callable:
-    """The default run function: orchestrator.driver.run_plan on a connected Ray."""
+                   progress: Any = None, say: Callable[[str], None] | None = None) -> Callable:
+    """The default run function: orchestrator.driver.run_plan, as `golf run` drives it: Ray is
+    connected (and `say` told so) only when some job must run, so a fully reused rerun never
+    starts it."""
     def run(plan, tracker, data_dir: Path, work_dir: Path):
         import ray
 
@@ -239,14 +239,39 @@ def drive_with_ray(address: str | None = None, num_cpus: int | None = None, num_
         from orchestrator.raycluster import connect
 
         started = not ray.is_initialized()
+
+        def connect_ray() -> None:
+            how = connect(address, num_cpus=num_cpus, num_gpus=num_gpus, log_to_driver=True, state_dir=work_dir)
+            if say is not None:
+                say(f"ray: {how} {dict((k, v) for k, v in ray.cluster_resources().items() if k in ('CPU', 'GPU'))}")
         try:
-            connect(address, num_cpus=num_cpus, num_gpus=num_gpus, log_to_driver=True)
             return run_plan(plan, tracker, DriverOptions(data_dir=str(data_dir), work_dir=str(work_dir / "jobs"),
-                                                         progress=progress))
+                                                         progress=progress, connect=connect_ray, say=say))
         finally:
             if started and ray.is_initialized():
                 ray.shutdown()
     return run
+
+
+def prepare_data(plan, workspace: Path, say: Callable[[str], None]) -> tuple[Path, Path | None]:
+    """The plan's data dir and tokenizer, checked (synthetic data made only where golf may)."""
+    from orchestrator.plan import tokenizer_file
+
+    ddir = resolve_data_dir(plan.data, workspace, plan.spec_dump.get("data", {}).get("external", False))
+    if plan.data.source == "synthetic":
+        say("WARNING: synthetic data: such a run can never be a record")
+    ensure_data(plan.data, ddir, say)
+    tok = tokenizer_file(plan, workspace)
+    tok = tok.resolve() if tok is not None else None
+    check_plan_data(plan, ddir, tokenizer=tok)
+    return ddir, tok
+
+
+def data_check(tokenizer_name: str) -> dict:
+    """A record is scored on FineWeb: synthetic tokens (golf's tokenizer name says so) never are."""
+    synthetic = tokenizer_name.startswith("synthetic_")
+    return {"passed": not synthetic, "value": tokenizer_name,
+            "detail": "synthetic tokens, not FineWeb" if synthetic else "FineWeb validation split"}
 
 
 @dataclass
@@ -319,7 +344,7 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     ValueError before anything runs; jobs that fail raise ReproduceError after the run."""
     from golf_core.data.shards import find_tokenizer
     from golf_core.export import export_script
-    from orchestrator.plan import build_plan, tokenizer_file
+    from orchestrator.plan import build_plan
     from orchestrator.spec import load_sweep
     from orchestrator.tracking import Tracker, resolve_tracking_uri
 
@@ -335,13 +360,7 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
         if v is not None and not (math.isfinite(v) and v > 0):
             raise ValueError(f"{flag} must be a positive number (got {v})")
     plan = build_plan(sweep, workspace)
-    ddir = resolve_data_dir(plan.data, workspace, plan.spec_dump.get("data", {}).get("external", False))
-    if plan.data.source == "synthetic":
-        say("WARNING: synthetic data: such a run can never be a record")
-    ensure_data(plan.data, ddir, say)
-    tok = tokenizer_file(plan, workspace)
-    tok = tok.resolve() if tok is not None else None
-    check_plan_data(plan, ddir, tokenizer=tok)
+    ddir, tok = prepare_data(plan, workspace, say)
     work = resolve_work_dir(str(work_dir), workspace)
     uri = resolve_tracking_uri(tracking_uri)
     say(f"reproduce {sweep.name}: seeds {list(sweep.train.seeds)}, claim mixer {claim.mode}; {len(plan.jobs)} jobs; "
