@@ -248,3 +248,66 @@ def test_golf_reproduce_record_dir_end_to_end_then_reuses_both_jobs(record_dir, 
         assert (folder / f"train_seed{s}.log").read_bytes() == artifacts[s]
     assert len(_script_runs(mlflow_server.uri, "reproduce-2026-11-25_tiny_3.38")[1]) == 2
     print(f"golf reproduce RECORD_DIR 2 seeds: {t_first:.1f} s, rerun {t_second:.1f} s")
+
+
+# ---------------------------------------------------------------------------------------------
+# the tests' numbers, a script spec, the claim's formats
+
+
+def test_claim_test_is_scipys_welch_and_the_known_value_case_its_one_sample_test():
+    import scipy.stats as st
+
+    from orchestrator.record_stats import claim_statistics, welch_less
+
+    repro = {1: 1.1150812, 2: 1.11437394, 3: 1.11475014}  # a published record and its predecessor
+    prior = {1: 1.11922988, 2: 1.12002032, 3: 1.11888882}
+    c = claim_statistics(repro, {"source": "t", "val_bpb": prior})
+    ref = st.ttest_ind(list(repro.values()), list(prior.values()), equal_var=False, alternative="greater")
+    assert c["p_value"] == pytest.approx(ref.pvalue, rel=1e-12) and c["t_stat"] == pytest.approx(ref.statistic)
+    assert c["df"] == pytest.approx(3.3063, abs=1e-4)  # the record's README: t = -11.83, df ~ 3.31
+    assert c["verdict"] == "consistent with the claim"  # better than the "claim", so never worse
+    worse = claim_statistics(prior, {"source": "t", "val_bpb": repro})
+    assert worse["verdict_at"] == {"p<0.01": "worse than claimed", "p<0.25": "worse than claimed"}
+    point = claim_statistics(repro, {"source": "t", "mean": 1.1147})
+    assert point["p_value"] == pytest.approx(st.ttest_1samp(list(repro.values()), 1.1147,
+                                                            alternative="greater").pvalue, rel=1e-12)
+    stats = claim_statistics(repro, {"source": "t", "mean": 1.1147, "std": 0.0004, "n": 3})
+    ref = st.ttest_ind_from_stats(stats["val_bpb_mean"], stats["val_bpb_std"], 3, 1.1147, 0.0004, 3,
+                                  equal_var=False, alternative="greater")
+    assert stats["p_value"] == pytest.approx(ref.pvalue, rel=1e-12)
+    assert claim_statistics({1: 1.2}, {"source": "t", "mean": 1.1})["verdict"] == "no test"
+    assert welch_less(1.0, 0.0, 3, 2.0) == (-float("inf"), 0.0, 2.0)
+
+
+def test_claim_of_reads_the_newest_and_older_submission_formats():
+    from orchestrator.record_folder import claim_of
+    from orchestrator.reproduce_script import parse_claim
+
+    newest = {"val_bpb": 1.06, "val_bpb_std": 0.0009, "seeds": [42, 0],
+              "seed_results": {"42": {"val_bpb": 1.059}, "0": {"val_bpb": 1.061}}}
+    assert claim_of(newest)["val_bpb"] == {42: 1.059, 0: 1.061}
+    pr779 = {"results": {"seeds": {"1337": {"val_bpb": 0.6663}, "42": {"val_bpb": 0.671}}, "mean_val_bpb": 0.6683,
+                         "std_val_bpb": 0.0024}}
+    assert claim_of(pr779) == {"source": "submission.json", "val_bpb": {1337: 0.6663, 42: 0.671}, "mean": 0.6683,
+                               "std": 0.0024, "n": 2}
+    assert claim_of({"val_bpb": 1.2243657})["mean"] == 1.2243657 and claim_of({"name": "x"}) is None
+    assert parse_claim("1.1") == {"source": "--claim", "val_bpb": None, "mean": 1.1, "std": None, "n": None}
+    with pytest.raises(ValueError, match="--claim"):
+        parse_claim("nope")
+
+
+def test_a_script_spec_reproduces_one_env_point(tmp_path, synthetic_data_dir):
+    from orchestrator.reproduce import RecordSpecError
+    from orchestrator.reproduce_script import spec_reproduction
+    from orchestrator.spec import sweep_from_dict
+
+    shutil.copy(SCRIPT, tmp_path / "train_gpt.py")
+    spec = {"name": "byo", "data": {"path": "data/syn"},
+            "train": {"script": "train_gpt.py", "seeds": [1, 2], "env": {"ITERATIONS": 4}}}
+    rep = spec_reproduction(sweep_from_dict(spec), set_env={"MODEL_DIM": "8"}, seeds=(3, 4),
+                            data=str(synthetic_data_dir), workspace=tmp_path)
+    assert rep.env() == {"ITERATIONS": "4", "MODEL_DIM": "8"} and rep.sweep.train.seeds == (3, 4)
+    assert rep.sweep.data.path == str(synthetic_data_dir) and rep.claim is None
+    grid = {**spec, "train": {**spec["train"], "env": {"ITERATIONS": [4, 8]}}}
+    with pytest.raises(RecordSpecError, match="one env point"):
+        spec_reproduction(sweep_from_dict(grid), workspace=tmp_path)
