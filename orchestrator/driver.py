@@ -327,7 +327,7 @@ class _Driver(Placement, ScriptLive):
         self.track.record(out.run_id, job, self.script_result_to_log(out, result), verdict, files)
         self.track.close(out.run_id, "FINISHED", {})
         out.result, out.verdict, out.output = result, verdict, {k: v for k, v in value.items() if k != "files"}
-        out.train_log = files.get("train.log") if job.kind == "train" else None
+        out.train_log = files.get("train.log") if job.kind in ("train", "script_train") else None
         out.state, out.ended = "finished", time.time()
         out.reason = verdict.reason
         out.attempts[-1].update(status="FINISHED")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from golf_core.logparse import LogParseError, LogSummary, parse_log_file
 
-__all__ = ["RecordFolder", "RecordFolderError", "SeedLog", "read_record_folder", "readme_command"]
+__all__ = ["RecordFolder", "RecordFolderError", "SeedLog", "claim_of", "read_record_folder", "readme_command"]
 
 _SEED_IN_NAME = re.compile(r"seed[_-]?(\d+)", re.IGNORECASE)
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -112,9 +112,10 @@ def _seed_logs(folder: Path) -> tuple[list[SeedLog], list[tuple[Path, str]]]:
     return logs, skipped
 
 
-def read_record_folder(path: str | Path) -> RecordFolder:
+def read_record_folder(path: str | Path, require_logs: bool = True) -> RecordFolder:
     """Everything golf needs of a record folder; RecordFolderError when it is not a folder, its
-    submission.json is not JSON, or it holds no log with a score line."""
+    submission.json is not JSON, or (with `require_logs`: importing needs them, reproducing with
+    given seeds does not) it holds no log with a score line."""
     folder = Path(path)
     if not folder.is_dir():
         raise RecordFolderError(f"{folder}: not a record folder (no such directory)")
@@ -134,7 +135,35 @@ def read_record_folder(path: str | Path) -> RecordFolder:
         if cmd:
             env, launcher = cmd
     logs, skipped = _seed_logs(folder)
-    if not logs:
+    if not logs and require_logs:
         why = "; ".join(f"{p.name}: {r}" for p, r in skipped) or "no *.log or *.txt file"
         raise RecordFolderError(f"{folder}: no log with a score line ({why})")
     return RecordFolder(folder, folder.resolve().name, logs, env, launcher, submission, skipped)
+
+
+def _num(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def claim_of(submission: dict, source: str = "submission.json") -> dict | None:
+    """What a submission.json claims, in the shape orchestrator.record_stats.claim_statistics
+    takes: {"source", "val_bpb": {seed: bpb} | None, "mean", "std", "n"}; None when it states no
+    val_bpb. Per-seed values from `seed_results` (the newest records) or `results.seeds` (#779's),
+    the mean and std from `val_bpb`/`val_bpb_std` or `results.mean_val_bpb`/`std_val_bpb`."""
+    results = submission.get("results") if isinstance(submission.get("results"), dict) else {}
+    per_seed_src = submission.get("seed_results") or results.get("seeds") or {}
+    per_seed = {}
+    if isinstance(per_seed_src, dict):
+        for k, row in per_seed_src.items():
+            bpb = _num(row.get("val_bpb")) if isinstance(row, dict) else None
+            if bpb is not None and str(k).lstrip("-").isdigit():
+                per_seed[int(k)] = bpb
+    mean = _num(submission.get("val_bpb"))
+    std = _num(submission.get("val_bpb_std"))
+    if mean is None:
+        mean, std = _num(results.get("mean_val_bpb")), _num(results.get("std_val_bpb"))
+    if mean is None and not per_seed:
+        return None
+    seeds = submission.get("seeds")
+    n = len(per_seed) or (len(seeds) if isinstance(seeds, list) else None)
+    return {"source": source, "val_bpb": per_seed or None, "mean": mean, "std": std, "n": n}

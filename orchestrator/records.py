@@ -203,7 +203,7 @@ def submission_json(name: str, date: str, per_seed_results: Mapping[int, Mapping
             "statistics": {k: stats[k] for k in (
                 "n_seeds", "test", "best_bpb", "best_loss", "best_loss_source", "best_source", "tokens_per_byte",
                 "min_improvement_nats", "min_improvement_bpb", "threshold_loss", "threshold_bpb",
-                "t_stat", "df", "p_value", "alpha", "verdict", "notes")},
+                "t_stat", "df", "p_value", "alpha", "verdict", "verdict_at", "notes")},
             "compliance": {"compliant": compliance["compliant"], "failed": list(compliance["failed"]),
                            "artifact_bytes_max": _max(artifact), "artifact_limit_bytes": ARTIFACT_LIMIT_BYTES,
                            "train_time_max_s": _max([rows[s]["train_time_s"] for s in seeds]),

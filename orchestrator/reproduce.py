@@ -199,9 +199,7 @@ def seed_checks(run: SeedRun, claim: MixerConfig, eval_cap_s: float, tokenizer_n
     ws, dev = tr.get("world_size"), tr.get("device_name") or tr.get("device")
     checks["hardware"] = rules.hardware(ws, dev).as_dict()
     if tokenizer_name is not None:
-        synthetic = tokenizer_name.startswith("synthetic_")
-        checks["data"] = {"passed": not synthetic, "value": tokenizer_name,
-                          "detail": "synthetic tokens, not FineWeb" if synthetic else "FineWeb validation split"}
+        checks["data"] = data_check(tokenizer_name)
     return checks
 
 
@@ -230,8 +228,10 @@ def scored_eval(run: SeedRun, claim: MixerConfig, checks: dict[str, dict]) -> di
 
 
 def drive_with_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
-                   progress: Any = None) -> Callable:
-    """The default run function: orchestrator.driver.run_plan on a connected Ray."""
+                   progress: Any = None, say: Callable[[str], None] | None = None) -> Callable:
+    """The default run function: orchestrator.driver.run_plan, as `golf run` drives it: Ray is
+    connected (and `say` told so) only when some job must run, so a fully reused rerun never
+    starts it."""
     def run(plan, tracker, data_dir: Path, work_dir: Path):
         import ray
 
@@ -239,14 +239,39 @@ def drive_with_ray(address: str | None = None, num_cpus: int | None = None, num_
         from orchestrator.raycluster import connect
 
         started = not ray.is_initialized()
+
+        def connect_ray() -> None:
+            how = connect(address, num_cpus=num_cpus, num_gpus=num_gpus, log_to_driver=True, state_dir=work_dir)
+            if say is not None:
+                say(f"ray: {how} {dict((k, v) for k, v in ray.cluster_resources().items() if k in ('CPU', 'GPU'))}")
         try:
-            connect(address, num_cpus=num_cpus, num_gpus=num_gpus, log_to_driver=True)
             return run_plan(plan, tracker, DriverOptions(data_dir=str(data_dir), work_dir=str(work_dir / "jobs"),
-                                                         progress=progress))
+                                                         progress=progress, connect=connect_ray, say=say))
         finally:
             if started and ray.is_initialized():
                 ray.shutdown()
     return run
+
+
+def prepare_data(plan, workspace: Path, say: Callable[[str], None]) -> tuple[Path, Path | None]:
+    """The plan's data dir and tokenizer, checked (synthetic data made only where golf may)."""
+    from orchestrator.plan import tokenizer_file
+
+    ddir = resolve_data_dir(plan.data, workspace, plan.spec_dump.get("data", {}).get("external", False))
+    if plan.data.source == "synthetic":
+        say("WARNING: synthetic data: such a run can never be a record")
+    ensure_data(plan.data, ddir, say)
+    tok = tokenizer_file(plan, workspace)
+    tok = tok.resolve() if tok is not None else None
+    check_plan_data(plan, ddir, tokenizer=tok)
+    return ddir, tok
+
+
+def data_check(tokenizer_name: str) -> dict:
+    """A record is scored on FineWeb: synthetic tokens (golf's tokenizer name says so) never are."""
+    synthetic = tokenizer_name.startswith("synthetic_")
+    return {"passed": not synthetic, "value": tokenizer_name,
+            "detail": "synthetic tokens, not FineWeb" if synthetic else "FineWeb validation split"}
 
 
 @dataclass
@@ -310,7 +335,7 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
               date: str | None = None, best_bpb: float | None = None, best_loss: float | None = None,
               author: str = "", github_id: str = "", tracking_uri: str | None = None, work_dir: str | Path = ".golf",
               workspace: str | Path = ".", run_fn: Callable | None = None,
-              say: Callable[[str], None] = print) -> ReproduceResult:
+              say: Callable[[str], None] = print, alpha: float = R.ALPHA) -> ReproduceResult:
     """Run the record reproduction of `spec_path` and write its folder under `out`.
 
     run_fn(plan, tracker, data_dir, work_dir) -> SweepReport (orchestrator.driver's shape:
@@ -319,7 +344,7 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     ValueError before anything runs; jobs that fail raise ReproduceError after the run."""
     from golf_core.data.shards import find_tokenizer
     from golf_core.export import export_script
-    from orchestrator.plan import build_plan, tokenizer_file
+    from orchestrator.plan import build_plan
     from orchestrator.spec import load_sweep
     from orchestrator.tracking import Tracker, resolve_tracking_uri
 
@@ -334,14 +359,10 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     for flag, v in (("--best-bpb", best_bpb), ("--best-loss", best_loss)):
         if v is not None and not (math.isfinite(v) and v > 0):
             raise ValueError(f"{flag} must be a positive number (got {v})")
+    if not (math.isfinite(alpha) and 0 < alpha < 1):
+        raise ValueError(f"--alpha must lie in (0, 1) (got {alpha})")
     plan = build_plan(sweep, workspace)
-    ddir = resolve_data_dir(plan.data, workspace, plan.spec_dump.get("data", {}).get("external", False))
-    if plan.data.source == "synthetic":
-        say("WARNING: synthetic data: such a run can never be a record")
-    ensure_data(plan.data, ddir, say)
-    tok = tokenizer_file(plan, workspace)
-    tok = tok.resolve() if tok is not None else None
-    check_plan_data(plan, ddir, tokenizer=tok)
+    ddir, tok = prepare_data(plan, workspace, say)
     work = resolve_work_dir(str(work_dir), workspace)
     uri = resolve_tracking_uri(tracking_uri)
     say(f"reproduce {sweep.name}: seeds {list(sweep.train.seeds)}, claim mixer {claim.mode}; {len(plan.jobs)} jobs; "
@@ -359,7 +380,7 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
         evals = {s: scored_eval(r, claim, per_check[s]) for s, r in seeds.items()}
         stats = R.record_statistics({s: e["val_bpb"] for s, e in evals.items()},
                                     {s: e["val_loss"] for s, e in evals.items()},
-                                    best_bpb=best_bpb, best_loss=best_loss)
+                                    best_bpb=best_bpb, best_loss=best_loss, alpha=alpha)
         trains = {s: r.train for s, r in seeds.items()}
         first = seeds[min(seeds)]
         run_cfg = sweep.run_config(first.seed)
@@ -385,17 +406,22 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     return ReproduceResult(folder, stats, compliance, seeds, len(code.encode()), ok, evals, sweep_run_id)
 
 
-def _log_to_sweep(tracker, stats: dict, compliance: dict, ok: bool, folder: Path) -> None:
+def _log_to_sweep(tracker, stats: dict, compliance: dict, ok: bool, folder: Path,
+                  metrics_extra: dict | None = None, tags_extra: dict | None = None) -> None:
     """The claim's statistics on the sweep's parent run (MLflow accepts logs on ended runs)."""
     sweep = getattr(tracker, "sweep", None)
     if sweep is None:
         return
     metrics = {"val_bpb_mean": stats["val_bpb_mean"], "val_bpb_std": stats["val_bpb_std"],
                "val_loss_mean": stats["val_loss_mean"], "val_loss_std": stats["val_loss_std"],
-               "p_value": stats["p_value"], "t_stat": stats["t_stat"], "n_seeds": stats["n_seeds"]}
+               "p_value": stats["p_value"], "t_stat": stats["t_stat"], "n_seeds": stats["n_seeds"],
+               **(metrics_extra or {})}
     sweep.log_metrics({k: v for k, v in metrics.items() if v is not None and math.isfinite(float(v))})
     sweep.set_tags({"golf.record_verdict": stats["verdict"],
                     "golf.record_compliant": "true" if compliance["compliant"] else "false",
                     "golf.record_submittable": "true" if ok else "false",
-                    "golf.record_folder": folder.name})
+                    "golf.record_folder": folder.name,
+                    # the same p-value judged at the README's 0.01 and the leaderboard's 0.25
+                    **{f"golf.record_verdict.{k.replace('<', '_')}": v for k, v in stats.get("verdict_at", {}).items()},
+                    **(tags_extra or {})})
     sweep.log_artifact(folder, "record")
