@@ -251,8 +251,11 @@ def connect(address: str | None = None, *, num_cpus: int | None = None, num_gpus
         else Path.home() / ".ray" / "auth_token"
     had_token = token.exists()
     with _loopback_only():
-        ray.init(include_dashboard=False, num_cpus=num_cpus, num_gpus=num_gpus, log_to_driver=log_to_driver,
-                 configure_logging=False, _node_ip_address="127.0.0.1")
+        # address="local": a new Ray in this process, always. Without it ray.init joins any
+        # `ray start` cluster on this machine (its /tmp/ray/ray_current_cluster), another user's
+        # or another sweep's included, and then refuses num_cpus.
+        ray.init(address="local", include_dashboard=False, num_cpus=num_cpus, num_gpus=num_gpus,
+                 log_to_driver=log_to_driver, configure_logging=False, _node_ip_address="127.0.0.1")
     if not had_token and token.is_file():
         os.chmod(token, 0o600)  # Ray writes it 0644: it is the key to every Ray on this machine
     record_processes(state)

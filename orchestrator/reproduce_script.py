@@ -430,7 +430,10 @@ def reproduce_script(rep: ScriptReproduction, *, name: str | None = None, out: s
     source_name = rep.source.name if rep.source is not None else sweep.name
     name = name or (re.sub(r"^\d{4}-\d{2}-\d{2}_", "", source_name) + "_reproduced")
     date = date or datetime.now(timezone.utc).date().isoformat()
-    R.folder_name(date, name)  # bad name / date: one line, before any work
+    dest = (Path(out) if Path(out).is_absolute() else workspace / out) / R.folder_name(date, name)
+    if rep.source is not None and dest.resolve() == Path(rep.source).resolve():
+        # the output's README.md, submission.json and logs would replace the record's own
+        raise ValueError(f"{dest}: is the record folder being reproduced; give another --name, --date or --out")
     if best_bpb is None and best_loss is None:
         best_bpb = R.DEFAULT_BEST_BPB
     for flag, v in (("--best-bpb", best_bpb), ("--best-loss", best_loss)):
