@@ -54,12 +54,13 @@ def cmd_reproduce(args) -> int:
     from rich.console import Console
 
     from orchestrator.progress import SweepProgress
-    from orchestrator.reproduce import ReproduceError, drive_with_ray, reproduce, summary_table
+    from orchestrator.reproduce import ReproduceError, reproduce, summary_table
 
     console = Console()
     say = lambda msg: console.print(f"[golf] {msg}", highlight=False, markup=False)  # noqa: E731
-    run_fn = drive_with_ray(args.address, args.num_cpus, args.num_gpus,
-                            SweepProgress(console, live=False if args.no_progress else None), say=say)
+    ray = {"address": args.address, "num_cpus": args.num_cpus, "num_gpus": args.num_gpus, "say": say,
+           "progress": SweepProgress(console, live=False if args.no_progress else None,
+                                     heartbeat_s=getattr(args, "status_every", 30.0))}
     script = _script_reproduction(args)  # input errors (ValueError): one line, exit 2, before Ray starts
     try:
         if script is not None:
@@ -68,11 +69,11 @@ def cmd_reproduce(args) -> int:
             res = reproduce_script(script, name=args.name, out=args.out, date=args.date, best_bpb=args.best_bpb,
                                    best_loss=args.best_loss, alpha=args.alpha, author=args.author,
                                    github_id=args.github_id, tracking_uri=args.tracking_uri, work_dir=args.work_dir,
-                                   run_fn=run_fn, say=say)
+                                   ray=ray, say=say)
         else:
             res = reproduce(args.spec, name=args.name, out=args.out, date=args.date, best_bpb=args.best_bpb,
                             best_loss=args.best_loss, author=args.author, github_id=args.github_id,
-                            tracking_uri=args.tracking_uri, work_dir=args.work_dir, run_fn=run_fn, say=say,
+                            tracking_uri=args.tracking_uri, work_dir=args.work_dir, ray=ray, say=say,
                             alpha=args.alpha)
     except ReproduceError as e:
         say(f"error: {e}")

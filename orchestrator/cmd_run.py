@@ -2,7 +2,6 @@
 `golf submit|status|logs|cancel` (the same sweep as a Ray job on a remote cluster)."""
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from pathlib import Path
@@ -54,17 +53,14 @@ def _positive_s(text: str) -> float:
     return v
 
 
-def _sigterm_to_interrupt(signum, frame):  # `ray job stop` sends SIGTERM: clean up like Ctrl-C
-    raise KeyboardInterrupt
-
-
 def cmd_run(args) -> int:
     from rich.console import Console
 
-    from orchestrator.datasets import check_plan_data, ensure_data, resolve_data_dir, resolve_work_dir
-    from orchestrator.plan import load_plan, tokenizer_file
+    from orchestrator.plan import load_plan
+    from orchestrator.progress import SweepProgress
     from orchestrator.spec import SpecError
-    from orchestrator.tracking import Tracker, check_store, redact, resolve_tracking_uri
+    from orchestrator.sweep_run import prepare_sweep, ray_runner
+    from orchestrator.tracking import redact
 
     console = Console()
     say = lambda msg: console.print(f"golf: {msg}", highlight=False, markup=False)  # noqa: E731
@@ -74,49 +70,21 @@ def cmd_run(args) -> int:
         plan = load_plan(args.spec, workspace=Path.cwd())
     except SpecError as e:  # the same `SPEC: field: problem` as `golf validate`, on one line
         raise SpecError([f"{args.spec}: {line}" for line in e.lines]) from None
-    uri = resolve_tracking_uri(args.tracking_uri)
-    check_store(uri)  # a garbage mlflow.db: one line, before the data
-    ddir = resolve_data_dir(plan.data, Path.cwd(), plan.spec_dump.get("data", {}).get("external", False))
-    work = resolve_work_dir(args.work_dir, Path.cwd())
-    ensure_data(plan.data, ddir, say)  # never over files golf did not make
-    tok = tokenizer_file(plan, Path.cwd())
-    tok = tok.resolve() if tok is not None else None
-    check_plan_data(plan, ddir, tokenizer=tok)  # every shard, and enough tokens for a sequence and a window
+    run = prepare_sweep(plan, Path.cwd(), tracking_uri=args.tracking_uri, work_dir=args.work_dir, say=say)
+    uri = run.uri
     counts = plan.counts()
     say(f"sweep {plan.sweep_name}: {len(plan.jobs)} jobs ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
         f"tracking {redact(uri)}")
-
-    import ray
-
-    from orchestrator.driver import DriverOptions, run_plan
-    from orchestrator.progress import SweepProgress
-    from orchestrator.raycluster import connect
-
-    tracker = Tracker(uri, plan.sweep_name, work / "mlflow-journal")
-    started_ray = not ray.is_initialized()
-    old_term = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
-    report = None
     try:
-        def connect_ray() -> None:  # only when a job must run: a rerun of a done sweep needs no Ray
-            how = connect(args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus, log_to_driver=True,
-                          state_dir=work)
-            say(f"ray: {how} {dict((k, v) for k, v in ray.cluster_resources().items() if k in ('CPU', 'GPU'))}")
-
         progress = SweepProgress(console, live=False if args.no_progress else None,
                                  heartbeat_s=getattr(args, "status_every", 30.0))
-        report = run_plan(plan, tracker, DriverOptions(data_dir=str(ddir), work_dir=str(work / "jobs"),
-                                                       tokenizer_path=str(tok) if tok else None,
-                                                       progress=progress, connect=connect_ray, say=say,
-                                                       reuse=not getattr(args, "no_reuse", False),
-                                                       lease_wait=args.wait, lease_timeout_s=args.lease_timeout))
+        runner = ray_runner(address=args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
+                            progress=progress, say=say, tokenizer=run.tokenizer,
+                            reuse=not getattr(args, "no_reuse", False), lease_wait=args.wait,
+                            lease_timeout_s=args.lease_timeout)
+        report = runner(plan, run.tracker, run.data_dir, run.work)
     finally:
-        signal.signal(signal.SIGTERM, old_term)
-        ok = tracker.close(timeout=60)
-        if not ok:
-            say(f"some tracking calls were not delivered; they are kept in {work / 'mlflow-journal'} "
-                "and replayed by the next `golf run`")
-        if started_ray and ray.is_initialized():
-            ray.shutdown()
+        run.close(say)
     console.print(results_table(report))
     c = report.counts()
     say(f"done in {time.time() - t0:.1f} s: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))

@@ -28,7 +28,6 @@ from typing import Any, Callable
 from golf_core import rules
 from golf_core.eval.config import EvalSpec, MixerConfig
 from orchestrator import records as R
-from orchestrator.datasets import check_plan_data, ensure_data, resolve_data_dir, resolve_work_dir
 
 __all__ = ["RecordSpecError", "ReproduceError", "ReproduceResult", "SeedRun", "check_record_spec",
            "collect_seeds", "reproduce", "seed_checks"]
@@ -227,46 +226,6 @@ def scored_eval(run: SeedRun, claim: MixerConfig, checks: dict[str, dict]) -> di
 # running
 
 
-def drive_with_ray(address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
-                   progress: Any = None, say: Callable[[str], None] | None = None) -> Callable:
-    """The default run function: orchestrator.driver.run_plan, as `golf run` drives it: Ray is
-    connected (and `say` told so) only when some job must run, so a fully reused rerun never
-    starts it."""
-    def run(plan, tracker, data_dir: Path, work_dir: Path):
-        import ray
-
-        from orchestrator.driver import DriverOptions, run_plan
-        from orchestrator.raycluster import connect
-
-        started = not ray.is_initialized()
-
-        def connect_ray() -> None:
-            how = connect(address, num_cpus=num_cpus, num_gpus=num_gpus, log_to_driver=True, state_dir=work_dir)
-            if say is not None:
-                say(f"ray: {how} {dict((k, v) for k, v in ray.cluster_resources().items() if k in ('CPU', 'GPU'))}")
-        try:
-            return run_plan(plan, tracker, DriverOptions(data_dir=str(data_dir), work_dir=str(work_dir / "jobs"),
-                                                         progress=progress, connect=connect_ray, say=say))
-        finally:
-            if started and ray.is_initialized():
-                ray.shutdown()
-    return run
-
-
-def prepare_data(plan, workspace: Path, say: Callable[[str], None]) -> tuple[Path, Path | None]:
-    """The plan's data dir and tokenizer, checked (synthetic data made only where golf may)."""
-    from orchestrator.plan import tokenizer_file
-
-    ddir = resolve_data_dir(plan.data, workspace, plan.spec_dump.get("data", {}).get("external", False))
-    if plan.data.source == "synthetic":
-        say("WARNING: synthetic data: such a run can never be a record")
-    ensure_data(plan.data, ddir, say)
-    tok = tokenizer_file(plan, workspace)
-    tok = tok.resolve() if tok is not None else None
-    check_plan_data(plan, ddir, tokenizer=tok)
-    return ddir, tok
-
-
 def data_check(tokenizer_name: str) -> dict:
     """A record is scored on FineWeb: synthetic tokens (golf's tokenizer name says so) never are."""
     synthetic = tokenizer_name.startswith("synthetic_")
@@ -334,19 +293,21 @@ def summary_table(stats: dict, evals: dict[int, dict], compliance: dict):
 def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path = R.TRACK_DIR,
               date: str | None = None, best_bpb: float | None = None, best_loss: float | None = None,
               author: str = "", github_id: str = "", tracking_uri: str | None = None, work_dir: str | Path = ".golf",
-              workspace: str | Path = ".", run_fn: Callable | None = None,
+              workspace: str | Path = ".", run_fn: Callable | None = None, ray: dict | None = None,
               say: Callable[[str], None] = print, alpha: float = R.ALPHA) -> ReproduceResult:
     """Run the record reproduction of `spec_path` and write its folder under `out`.
 
     run_fn(plan, tracker, data_dir, work_dir) -> SweepReport (orchestrator.driver's shape:
     `.outcomes` {identity: JobOutcome(job, state, result, verdict, run_id, reason)}); default:
-    the driver on a local Ray (or $RAY_ADDRESS). Input errors (spec, name, date) raise
+    orchestrator.sweep_run.ray_runner(**ray): the driver on a local Ray (or $RAY_ADDRESS), as
+    `golf run` drives it. Input errors (spec, name, date, data, tracking store) raise
     ValueError before anything runs; jobs that fail raise ReproduceError after the run."""
     from golf_core.data.shards import find_tokenizer
     from golf_core.export import export_script
     from orchestrator.plan import build_plan
     from orchestrator.spec import load_sweep
-    from orchestrator.tracking import Tracker, resolve_tracking_uri
+    from orchestrator.sweep_run import prepare_sweep, ray_runner
+    from orchestrator.tracking import redact
 
     workspace = Path(workspace).resolve()
     sweep = load_sweep(spec_path)
@@ -362,17 +323,15 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
     if not (math.isfinite(alpha) and 0 < alpha < 1):
         raise ValueError(f"--alpha must lie in (0, 1) (got {alpha})")
     plan = build_plan(sweep, workspace)
-    ddir, tok = prepare_data(plan, workspace, say)
-    work = resolve_work_dir(str(work_dir), workspace)
-    uri = resolve_tracking_uri(tracking_uri)
-    say(f"reproduce {sweep.name}: seeds {list(sweep.train.seeds)}, claim mixer {claim.mode}; {len(plan.jobs)} jobs; "
-        f"tracking {uri}")
     # the record folder is uploaded from the workspace, beside the work dir: both are ours to replay
-    tracker = Tracker(uri, plan.sweep_name, work / "mlflow-journal",  # TrackingUnavailable: one line
-                      artifact_roots=[work, workspace])
+    run = prepare_sweep(plan, workspace, tracking_uri=tracking_uri, work_dir=work_dir, say=say,
+                        artifact_roots=[workspace], warn_synthetic=True)
+    ddir, tok, work, uri, tracker = run.data_dir, run.tokenizer, run.work, run.uri, run.tracker
+    say(f"reproduce {sweep.name}: seeds {list(sweep.train.seeds)}, claim mixer {claim.mode}; {len(plan.jobs)} jobs; "
+        f"tracking {redact(uri)}")
     t0 = time.time()
     try:
-        report = (run_fn or drive_with_ray())(plan, tracker, ddir, work)
+        report = (run_fn or ray_runner(**(ray or {}), tokenizer=tok))(plan, tracker, ddir, work)
         seeds = collect_seeds(report, claim, _fetcher(uri), _log_fetcher(uri))
         per_check = {s: seed_checks(r, claim, sweep.eval_points()[0].max_eval_seconds, find_tokenizer(ddir, tok).name)
                      for s, r in seeds.items()}
@@ -401,7 +360,7 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
         _log_to_sweep(tracker, stats, compliance, ok, folder)
         sweep_run_id = tracker.sweep.wait_run_id(30) if getattr(tracker, "sweep", None) is not None else None
     finally:
-        tracker.close(timeout=60)
+        run.close(say)
     say(f"wrote {folder} in {time.time() - t0:.1f} s")
     return ReproduceResult(folder, stats, compliance, seeds, len(code.encode()), ok, evals, sweep_run_id)
 

@@ -39,8 +39,7 @@ from orchestrator import records as R
 from orchestrator.record_folder import RecordFolderError, claim_of, read_record_folder, readme_command
 from orchestrator.record_stats import REPORT_ALPHAS, claim_statistics
 from orchestrator.reproduce import (
-    RecordSpecError, ReproduceError, ReproduceResult, _fetcher, _log_to_sweep, data_check, drive_with_ray,
-    prepare_data,
+    RecordSpecError, ReproduceError, ReproduceResult, _fetcher, _log_to_sweep, data_check,
 )
 
 __all__ = ["GOLF_SET", "ScriptReproduction", "ScriptSeed", "collect_script_seeds", "parse_claim", "parse_set_env",
@@ -415,6 +414,7 @@ def reproduce_script(rep: ScriptReproduction, *, name: str | None = None, out: s
                      date: str | None = None, best_bpb: float | None = None, best_loss: float | None = None,
                      alpha: float = R.ALPHA, author: str = "", github_id: str = "", tracking_uri: str | None = None,
                      work_dir: str | Path = ".golf", workspace: str | Path = ".", run_fn: Callable | None = None,
+                     ray: dict | None = None,
                      say: Callable[[str], None] = print) -> ScriptReproduceResult:
     """Run `rep`'s seeds as script jobs, test them, write the folder under `out`.
 
@@ -423,7 +423,8 @@ def reproduce_script(rep: ScriptReproduction, *, name: str | None = None, out: s
     from golf_core.data.shards import find_tokenizer
     from orchestrator.plan import build_plan
     from orchestrator.script_record import write_script_record_folder
-    from orchestrator.tracking import Tracker, redact, resolve_tracking_uri
+    from orchestrator.sweep_run import prepare_sweep, ray_runner
+    from orchestrator.tracking import redact
 
     workspace = Path(workspace).resolve()
     sweep = rep.sweep
@@ -444,16 +445,13 @@ def reproduce_script(rep: ScriptReproduction, *, name: str | None = None, out: s
     for line in rep.lines():  # what will run, before anything does
         say(line)
     plan = build_plan(sweep, workspace)
-    ddir, tok = prepare_data(plan, workspace, say)
-    from orchestrator.datasets import resolve_work_dir
-
-    work = resolve_work_dir(str(work_dir), workspace)
-    uri = resolve_tracking_uri(tracking_uri)
+    run = prepare_sweep(plan, workspace, tracking_uri=tracking_uri, work_dir=work_dir, say=say,
+                        artifact_roots=[workspace], warn_synthetic=True)
+    ddir, tok, work, uri, tracker = run.data_dir, run.tokenizer, run.work, run.uri, run.tracker
     say(f"{len(plan.jobs)} script jobs; tracking {redact(uri)}")
-    tracker = Tracker(uri, plan.sweep_name, work / "mlflow-journal", artifact_roots=[work, workspace])
     t0 = time.time()
     try:
-        report = (run_fn or drive_with_ray(say=say))(plan, tracker, ddir, work)
+        report = (run_fn or ray_runner(**({"say": say} | (ray or {})), tokenizer=tok))(plan, tracker, ddir, work)
         seeds = collect_script_seeds(report, _fetcher(uri), _log_bytes_fetcher(uri))
         tok_name = find_tokenizer(ddir, tok).name
         per_check = {s: script_checks(r, tok_name) for s, r in seeds.items()}
@@ -479,7 +477,7 @@ def reproduce_script(rep: ScriptReproduction, *, name: str | None = None, out: s
         _log_to_sweep(tracker, stats, compliance, ok, folder, metrics, tags)
         sweep_run_id = tracker.sweep.wait_run_id(30) if getattr(tracker, "sweep", None) is not None else None
     finally:
-        tracker.close(timeout=60)
+        run.close(say)
     say(f"wrote {folder} in {time.time() - t0:.1f} s")
     code_bytes = (folder / ENTRY).stat().st_size
     return ScriptReproduceResult(folder, stats, compliance, seeds, code_bytes, ok, {}, sweep_run_id,
