@@ -37,17 +37,23 @@ from workers.runner import GolfRunner  # noqa: E402
 
 
 class SleepRunner(GolfRunner):
-    """Each job sleeps the seconds its config names; outputs are stubs of the real shapes."""
+    """Each job sleeps its "sleep" param's seconds (a mix: the seconds `mix_sleep` maps its
+    mixer's alpha_base to, the mix functions see only the mixer); outputs are stubs of the real
+    shapes."""
 
-    def train(self, job, data_dir, out_dir, on_progress):
-        time.sleep(job["config"]["sleep"])
+    def __init__(self, mix_sleep: dict[float, float]):
+        self.mix_sleep = mix_sleep
+
+    def train(self, attempt, data_dir, out_dir, on_progress):
+        time.sleep(float(attempt.job.params["sleep"]))
         Path(out_dir, "model.ptz").write_bytes(b"\0" * 16)
         return {"val_bpb": 2.0, "val_loss": 1.4, "artifact_bytes": 16, "train_loss_curve": [[1, 3.0]]}
 
-    def eval(self, job, artifact_dir, data_dir, out_dir):
-        time.sleep(job["config"]["sleep"])
+    def eval(self, attempt, artifact_dir, data_dir, out_dir):
+        sleep = float(attempt.job.params["sleep"])
+        time.sleep(sleep)
         np.savez(Path(out_dir, "token_stats.npz"), bytes=np.ones(4), p_model=np.full(4, 0.5))
-        return {"val_bpb": 1.9, "val_loss": 1.3, "eval_time_s": job["config"]["sleep"]}
+        return {"val_bpb": 1.9, "val_loss": 1.3, "eval_time_s": sleep}
 
     def mixer_config(self, mixer):
         return mixer
@@ -66,7 +72,7 @@ class SleepRunner(GolfRunner):
         return None
 
     def mix_nll(self, stats, ngram, mixer):
-        time.sleep(mixer["sleep"])
+        time.sleep(self.mix_sleep[mixer["alpha_base"]])
         return -np.log(stats["p_model"])
 
     def audit_mix(self, stats, ngram, mixer, vocab_size, carried=None):
@@ -75,23 +81,33 @@ class SleepRunner(GolfRunner):
 
 def make_plan(chains: int, scale: float, seed: int):
     from golf_core.data.config import DataConfig
-    from orchestrator.plan import Job, Plan
+    from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
+    from golf_core.presets import load_preset
+    from orchestrator.plan import Plan
+    from workers.contract import EvalJob, MixJob, TrainJob
 
     rng = random.Random(seed)
-    jobs, chain_len, total = [], 0.0, 0.0
+    jobs, chain_len, total, mix_sleep = [], 0.0, 0.0, {}
     tag = f"{time.time_ns()}"  # fresh identities: nothing is reused from an earlier run
+    run = load_preset("tiny")
     for c in range(chains):
         dt, de = scale * rng.uniform(6, 10), scale * rng.uniform(1.5, 2.5)
         dm = [scale * rng.uniform(0.5, 1.5) for _ in range(2)]
-        t = Job("train", f"t{c}-{tag}", f"train/{c}", {"sleep": dt}, (), c, 1, 1)
-        e = Job("eval", f"e{c}-{tag}", f"eval/{c}", {"sleep": de}, (t.identity,), c, 1, 1)
-        ms = [Job("mix", f"m{c}.{k}-{tag}", f"mix/{c}/{k}", {"mixer": {"sleep": d}}, (e.identity,), c, 1, 1)
-              for k, d in enumerate(dm)]
+        t = TrainJob(identity=f"t{c}-{tag}", name=f"train/{c}", run=run, seed=c, gpus=1, params={"sleep": str(dt)})
+        e = EvalJob(identity=f"e{c}-{tag}", name=f"eval/{c}", eval=EvalConfig(), ttt=TTTConfig(), deps=(t.identity,),
+                    seed=c, gpus=1, params={"sleep": str(de)})
+        ms = []
+        for k, d in enumerate(dm):
+            alpha = round(0.001 * (len(mix_sleep) + 1), 6)  # one alpha_base per mix: its sleep's key
+            mix_sleep[alpha] = d
+            ms.append(MixJob(identity=f"m{c}.{k}-{tag}", name=f"mix/{c}/{k}", mixer=MixerConfig(alpha_base=alpha),
+                             deps=(e.identity,), seed=c, gpus=1, params={"sleep": str(d)}))
         jobs += [t, e, *ms]
         chain_len = max(chain_len, dt + de + max(dm))
         total += dt + de + sum(dm)
     jobs.sort(key=lambda j: ("train", "eval", "mix").index(j.kind))  # like orchestrator.plan: by kind
-    return Plan("bench-scheduling", f"bench-{tag}", tuple(jobs), DataConfig(path="unused", vocab_size=64)), total, chain_len
+    plan = Plan("bench-scheduling", f"bench-{tag}", tuple(jobs), DataConfig(path="unused", vocab_size=64))
+    return plan, total, chain_len, mix_sleep
 
 
 def _detail(report, t0_wall: float) -> dict:
@@ -99,7 +115,7 @@ def _detail(report, t0_wall: float) -> dict:
     (dispatch to end minus its sleep: process starts, fetches, round trips)."""
     by: dict[str, list] = {}
     for o in report.outcomes.values():
-        sleep = o.job.config.get("sleep", (o.job.config.get("mixer") or {}).get("sleep", 0.0))
+        sleep = float(o.job.params["sleep"])
         by.setdefault(o.job.kind, []).append((o.started - t0_wall, o.ended - o.started - sleep))
     return {k: {"first_dispatch_s": round(min(d for d, _ in v), 2),
                 "overrun_mean_s": round(sum(x for _, x in v) / len(v), 2),
@@ -121,7 +137,7 @@ def main(argv=None) -> int:
     from orchestrator.driver import DriverOptions, run_plan
     from orchestrator.tracking import Tracker
 
-    plan, total, chain = make_plan(args.chains, args.scale, args.seed)
+    plan, total, chain, mix_sleep = make_plan(args.chains, args.scale, args.seed)
     bound = max(total / args.gpus, chain)
     tmp = Path(tempfile.mkdtemp(prefix="golf-bench-"))
     # logical GPUs; CPUs = GPUs so the CPU resource never binds before the GPU one does
@@ -135,7 +151,7 @@ def main(argv=None) -> int:
     tracker = Tracker(uri, "bench-scheduling", tmp / "journal")
     try:
         t0, t0_wall = time.perf_counter(), time.time()
-        report = run_plan(plan, tracker, DriverOptions(runner=SleepRunner(), work_dir=str(tmp / "w")))
+        report = run_plan(plan, tracker, DriverOptions(runner=SleepRunner(mix_sleep), work_dir=str(tmp / "w")))
         makespan = time.perf_counter() - t0
     finally:
         tracker.close(timeout=120)

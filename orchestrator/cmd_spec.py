@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import golf_core
 from orchestrator.spec import Sweep, SpecError, load_sweep, sweep_schema
+from workers.contract import OptunaMixJob
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # what `golf run` uses in the working directory
 
@@ -153,8 +154,7 @@ def finished(tracking_uri: str, experiment: str) -> tuple[set[str], str]:
 
 
 def _mode(job) -> str:
-    m = job.config.get("mixer") or job.config.get("mixer_base") or {}
-    return m.get("mode", "none") + (" (optuna)" if "optuna" in job.config else "")
+    return job.mode + (" (optuna)" if isinstance(job, OptunaMixJob) else "")
 
 
 def _hours(h: float) -> str:
@@ -180,12 +180,12 @@ def _script_lines(console, plan) -> None:
     jobs = plan.by_kind("script_train")
     if not jobs:
         return
-    s = jobs[0].config["script"]
-    envs = [j.config["env"] for j in jobs]
+    s = jobs[0].script
+    envs = [j.env for j in jobs]
     common = {k: v for k, v in envs[0].items() if all(e.get(k) == v for e in envs) and k != "SEED"}
-    cap = jobs[0].config.get("max_wallclock_seconds")
-    console.print(f"script {s['path'] + ('' if s['folder'] else '/' + s['entry'])} ({s['files']} file(s), sha256 "
-                  f"{s['sha256'][:12]}): torchrun --standalone --nproc_per_node={jobs[0].ranks} {s['entry']}")
+    cap = jobs[0].max_wallclock_seconds
+    console.print(f"script {s.path + ('' if s.folder else '/' + s.entry)} ({s.files} file(s), sha256 "
+                  f"{s.sha256[:12]}): torchrun --standalone --nproc_per_node={jobs[0].ranks} {s.entry}")
     console.print("env " + " ".join(f"{k}={v}" for k, v in common.items()) +
                   "  (+ SEED, DATA_PATH, TOKENIZER_PATH, RUN_ID per job)")
     console.print(f"GPU-hours from the cap: {cap:g} s per job" if cap else

@@ -69,10 +69,10 @@ def ensure_data(data: DataConfig, ddir: Path, say: Callable[[str], None]) -> Non
 def token_needs(plan) -> dict[str, tuple[int, str]]:
     """The fewest tokens per split the plan's jobs can run on: one training sequence (+1 for
     the shifted targets) and one evaluation window (the roundtrip eval and every eval job)."""
-    train = [(j.config["run"]["train"]["train_seq_len"] + 1, "one training sequence (train_seq_len {} + 1)")
+    train = [(j.run.train.train_seq_len + 1, "one training sequence (train_seq_len {} + 1)")
              for j in plan.by_kind("train")]
-    val = [(j.config["run"]["eval"]["seq_len"] + 1, "one eval window (seq_len {} + 1)") for j in plan.by_kind("train")]
-    val += [(j.config["eval"]["seq_len"] + 1, "one eval window (seq_len {} + 1)") for j in plan.by_kind("eval")]
+    val = [(j.run.eval.seq_len + 1, "one eval window (seq_len {} + 1)") for j in plan.by_kind("train")]
+    val += [(j.eval.seq_len + 1, "one eval window (seq_len {} + 1)") for j in plan.by_kind("eval")]
     out = {}
     for split, needs in (("train", train), ("val", val)):
         if needs:

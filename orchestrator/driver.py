@@ -4,13 +4,14 @@ One event loop (`ray.wait` over every in-flight ref) drives everything, so nothi
 - resume: a job whose identity has a FINISHED run is reused (its files fetched from the
   MLflow artifact store only if a dependent must run); RUNNING runs a dead driver left are
   closed as KILLED and the job reruns.
-- placement (orchestrator.placement): multi-rank training jobs run as gangs, 1-rank training,
-  eval and mix jobs go to long-lived per-GPU workers, preferring the worker that already holds
-  the job's inputs; a job waits for resources, never times out.
-- a job whose actor dies (RayActorError, a SIGKILLed worker) is rerun up to `retries` times,
-  each attempt its own MLflow run tagged golf.attempt; a job that raises is FAILED (a rerun
-  would raise again) and its dependents are skipped; invalid results finish with
-  golf.valid=false (orchestrator.validity) and the sweep goes on.
+- placement and job states (orchestrator.scheduler.Scheduler, on Ray through
+  orchestrator.ray_launcher): multi-rank training jobs run as gangs, 1-rank training, eval and
+  mix jobs go to long-lived per-GPU workers, preferring the worker that already holds the job's
+  inputs; a job waits for resources, never times out; a job whose actor dies (RayActorError, a
+  SIGKILLed worker) is rerun up to `retries` times, each attempt its own MLflow run tagged
+  golf.attempt; a job that raises is FAILED (a rerun would raise again) and its dependents are
+  skipped. The driver is the Scheduler's Hooks: what lands in MLflow for each attempt.
+- invalid results finish with golf.valid=false (orchestrator.validity) and the sweep goes on.
 - Ctrl-C (KeyboardInterrupt, or SIGTERM turned into one by `golf run`) kills the actors,
   removes the placement groups and closes open runs as KILLED.
 - one driver per sweep (orchestrator.lease): the sweep's lease is taken before any run is
@@ -29,16 +30,17 @@ import weakref
 from typing import Any
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError, WorkerCrashedError
 
 from orchestrator.driver_tracking import TrackingAdapter
-from orchestrator.driver_types import TERMINAL, DriverOptions, JobOutcome, SweepReport, one_line
+from orchestrator.driver_types import TERMINAL, DriverOptions, JobOutcome, SweepReport
 from orchestrator.lease import LeaseLost, SweepLease
-from orchestrator.placement import Placement, Slot
+from orchestrator.ray_launcher import RayLauncher
+from orchestrator.scheduler import JobState, Scheduler, transition
 from orchestrator.script_live import ScriptLive
+from orchestrator.script_plan import script_files
 from orchestrator.validity import Verdict, judge
+from workers.contract import JobResult
 from workers.eval_actor import EVAL_FILES, TRAIN_FILES
-from workers.gang import TrainGang
 from workers.runner import GolfRunner
 
 __all__ = ["DriverOptions", "JobOutcome", "SweepReport", "run_plan"]
@@ -47,12 +49,10 @@ __all__ = ["DriverOptions", "JobOutcome", "SweepReport", "run_plan"]
 # the same open tracker is the same driver, not a rival)
 _LEASES: "weakref.WeakKeyDictionary[Any, dict[str, SweepLease]]" = weakref.WeakKeyDictionary()
 
-# Errors that mean "the process running the job went away", not "the job is wrong".
-RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
 
-
-class _Driver(Placement, ScriptLive):
-    """One sweep's state: resume, the loop, completion, cancel (dispatch: Placement)."""
+class _Driver(ScriptLive):
+    """One sweep: resume, the loop, what lands in MLflow for each job (Hooks of the Scheduler),
+    cancel. Placement and job states: orchestrator.scheduler.Scheduler."""
 
     def __init__(self, plan, tracker, opts: DriverOptions):
         self.plan = plan
@@ -63,24 +63,17 @@ class _Driver(Placement, ScriptLive):
         self.runner = opts.runner if opts.runner is not None else GolfRunner()
         self.data_dir = str(opts.data_dir or plan.data.path)
         self.tokenizer = opts.tokenizer_path or getattr(plan.data, "tokenizer_path", None)
-        self.retries = opts.retries if opts.retries is not None else int(getattr(plan, "retries", 2))
-        self.use_gpus = False
-        self.max_actors = 1
-        self.node_max = {"GPU": 0.0, "CPU": 0.0}
+        retries = opts.retries if opts.retries is not None else int(getattr(plan, "retries", 2))
         self.jobs = {j.identity: j for j in plan.jobs}
-        self.order = {j.identity: i for i, j in enumerate(plan.jobs)}
         self.report = SweepReport(plan, {j.identity: JobOutcome(j) for j in plan.jobs}, time.time())
-        self.files: dict[str, Any] = {}  # identity -> ObjectRef of {name: bytes}
+        self.launcher = RayLauncher(self.runner, data_dir=self.data_dir, work_dir=opts.work_dir,
+                                    vocab_size=int(plan.data.vocab_size))
+        self.sched = Scheduler(plan, self.report.outcomes, self.launcher, self, retries=retries,
+                               actor_depth=opts.actor_depth)
         self.reused_runs: dict[str, Any] = {}  # identity -> tracker record (files fetched lazily)
-        self.inflight: dict[Any, tuple] = {}  # ref -> ("gang", gang, identity) | ("slot", slot, identity)
-        self.gangs: dict[str, TrainGang] = {}
-        self.slots: list[Slot] = []
         self.live: dict[str, dict] = {}  # train identity -> rank 0's latest progress event
         self._live_refs: dict[Any, str] = {}
         self._live_t = 0.0
-        self.n_slots = 0
-        self.mix_s: float | None = None  # running mean of the mix jobs' wall time (s)
-        self._n_mix = 0
 
     # ---------------------------------------------------------------- setup
     def take_lease(self, tracker) -> None:
@@ -111,13 +104,13 @@ class _Driver(Placement, ScriptLive):
             out = self.report.outcomes[job.identity]
             rec = self.track.find_finished(job)
             if rec is not None:
-                out.state, out.run_id = "reused", rec.run_id
-                out.result = rec.result
+                transition(out, JobState.REUSED)
+                out.run_id, out.result = rec.run_id, rec.result
                 out.verdict = Verdict(valid=rec.valid, reason=rec.reason, compliant=rec.compliant)
                 self.reused_runs[job.identity] = rec
                 continue
             self.track.close_stale(job)  # RUNNING runs of a dead driver -> KILLED
-        self._refresh_ready()
+        self.sched.refresh_ready()
 
     def setup_ray(self) -> None:
         """Connect (only when some job must run: a fully reused sweep never starts Ray)."""
@@ -127,44 +120,75 @@ class _Driver(Placement, ScriptLive):
             self.opts.connect()
         res = ray.cluster_resources()
         wants_gpu = any((j.gpus or 0) > 0 for j in self.plan.jobs)
-        self.use_gpus = (bool(res.get("GPU", 0)) and wants_gpu) if self.opts.use_gpus is None else self.opts.use_gpus
-        self.max_actors = self.opts.max_eval_actors or max(
-            1, int(res.get("GPU", 0) if self.use_gpus else res.get("CPU", 1)))
+        use_gpus = (bool(res.get("GPU", 0)) and wants_gpu) if self.opts.use_gpus is None else self.opts.use_gpus
+        max_actors = self.opts.max_eval_actors or max(1, int(res.get("GPU", 0) if use_gpus else res.get("CPU", 1)))
         nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-        self.node_max = {k: max([n.get(k, 0.0) for n in nodes] or [0.0]) for k in ("GPU", "CPU")}
+        node_max = {k: max([n.get(k, 0.0) for n in nodes] or [0.0]) for k in ("GPU", "CPU")}
+        self.sched.configure(use_gpus=use_gpus, max_actors=max_actors, node_max=node_max)
 
-    # ---------------------------------------------------------------- state
-    def _refresh_ready(self) -> None:
-        for ident, out in self.report.outcomes.items():
-            if out.state != "pending":
-                continue
-            deps = [self.report.outcomes[d] for d in out.job.deps if d in self.report.outcomes]
-            if any(d.state in ("failed", "skipped", "cancelled") or (d.verdict and d.verdict.blocks_dependents)
-                   for d in deps):
-                bad = next(d for d in deps if d.state in ("failed", "skipped", "cancelled")
-                           or (d.verdict and d.verdict.blocks_dependents))
-                out.state, out.reason = "skipped", f"dependency {bad.job.name} {bad.state}"
-                self._event("skipped", out)
-                continue
-            if all(d.state in ("finished", "reused") for d in deps):
-                out.state = "ready"
+    # ---------------------------------------------------------------- Scheduler hooks
+    def prepare(self, job) -> dict:
+        """What an attempt carries beyond the job: the tokenizer, a script job's files (read
+        now and checked against the plan's hash: raises when the script changed)."""
+        return {"tokenizer": self.tokenizer, "script_files": script_files(job)}
 
-    def _event(self, what: str, out: JobOutcome) -> None:
+    def started(self, out: JobOutcome) -> None:
+        out.run_id = self.track.open(out.job, out.attempt, self.report.sweep_run_id)
+        out.attempts.append({"attempt": out.attempt, "run_id": out.run_id, "status": "RUNNING"})
+
+    def succeeded(self, out: JobOutcome, value: JobResult) -> None:
+        job = out.job
+        result = dict(value.result or {})
+        upstream = None
+        for d in job.deps:
+            v = self.report.outcomes[d].verdict if d in self.report.outcomes else None
+            if v is not None and (upstream is None or not v.valid):
+                upstream = v
+        verdict = judge(job, result, upstream)
+        files = value.files or {}
+        self.track.record(out.run_id, job, self.script_result_to_log(out, result), verdict, files)
+        self.track.close(out.run_id, "FINISHED", {})
+        out.result, out.verdict, out.output = result, verdict, value.info()
+        out.train_log = files.get("train.log") if job.kind in ("train", "script_train") else None
+        out.reason = verdict.reason
+        out.attempts[-1].update(status="FINISHED")
+
+    def failed(self, out: JobOutcome, reason: str, value: JobResult | None) -> None:
+        if value is not None:  # a script that exited non-zero: its train.log is still an artifact
+            self.log_failed_files(out, value.files or {})
+        self.track.close(out.run_id, "FAILED", {"golf.reason": reason})
+        out.attempts[-1].update(status="FAILED", reason=reason)
+
+    def lost(self, out: JobOutcome, reason: str) -> None:
+        self.track.close(out.run_id, "FAILED", {"golf.reason": reason})
+        out.attempts[-1].update(status="FAILED", reason=reason)
+
+    def cancelled(self, out: JobOutcome) -> None:
+        self.track.close(out.run_id, "KILLED", {"golf.reason": "cancelled"})
+        out.attempts[-1].update(status="KILLED", reason="cancelled")
+
+    def fetch_files(self, ident: str) -> dict[str, bytes]:
+        """A reused job's output files, from the MLflow artifact store."""
+        names = TRAIN_FILES if self.jobs[ident].kind == "train" else EVAL_FILES
+        return self.track.fetch_files(self.reused_runs[ident], names)
+
+    def event(self, what: str, out: JobOutcome) -> None:
         if self.opts.on_event:
             self.opts.on_event(what, out)
         if self.opts.progress is not None:
             self.opts.progress.update(self.report, self._running_progress())
 
+    # ---------------------------------------------------------------- live progress
     def _running_progress(self) -> dict:
-        """name -> what a training gang is doing ("placing", "step 120 loss 3.2100", ...)."""
+        """name -> what a training job is doing ("placing", "step 120 loss 3.2100", ...)."""
         out = {}
-        for ident, g in self.gangs.items():
+        for ident, g in self.sched.gangs.items():
             ev = self.live.get(ident)
             if g.phase == "training" and ev and ev.get("event") == "step":
-                out[g.job["name"]] = f"step {ev.get('step')} train_loss {ev.get('train_loss', float('nan')):.4f}"
+                out[g.attempt.job.name] = f"step {ev.get('step')} train_loss {ev.get('train_loss', float('nan')):.4f}"
             else:
-                out[g.job["name"]] = g.phase
-        for s in self.slots:
+                out[g.attempt.job.name] = g.phase
+        for s in self.sched.slots:
             if s.training is not None:
                 ev = self.live.get(s.training)
                 out[s.train_name] = (f"step {ev.get('step')} train_loss {ev.get('train_loss', float('nan')):.4f}"
@@ -172,7 +196,7 @@ class _Driver(Placement, ScriptLive):
         return out
 
     def poll_live(self, every_s: float = 2.0) -> None:
-        """Rank 0's latest on_progress event of each training gang (threaded actor call; never
+        """Rank 0's latest on_progress event of each training job (threaded actor call; never
         waited on: answers are picked up on a later turn of the loop)."""
         if self._live_refs:
             done, _ = ray.wait(list(self._live_refs), num_returns=len(self._live_refs), timeout=0)
@@ -187,204 +211,38 @@ class _Driver(Placement, ScriptLive):
         if time.time() - self._live_t < every_s or self._live_refs:
             return
         self._live_t = time.time()
-        for ident, g in self.gangs.items():
+        for ident, g in self.sched.gangs.items():
             ref = g.progress()
             if ref is not None:
                 self._live_refs[ref] = ident
-        for s in self.slots:
+        for s in self.sched.slots:
             if s.training is not None:
-                self._live_refs[s.actor.progress.remote()] = s.training
-
-    def _job_payload(self, job, attempt: int) -> dict:
-        return {"kind": job.kind, "identity": job.identity, "name": job.name, "config": job.config,
-                "seed": job.seed, "attempt": attempt, "params": dict(job.params or {}), "tokenizer": self.tokenizer}
-
-    def _open(self, job, out: JobOutcome) -> dict:
-        out.attempt += 1
-        out.state, out.started, out.reason = "running", time.time(), None
-        out.run_id = self.track.open(job, out.attempt, self.report.sweep_run_id)
-        out.attempts.append({"attempt": out.attempt, "run_id": out.run_id, "status": "RUNNING"})
-        self._event("dispatch", out)
-        return self._job_payload(job, out.attempt)
-
-    def _files_ref(self, ident: str):
-        """The output files of a finished or reused job, as an ObjectRef (fetched once)."""
-        if ident not in self.files:
-            rec = self.reused_runs[ident]
-            names = TRAIN_FILES if self.jobs[ident].kind == "train" else EVAL_FILES
-            self.files[ident] = ray.put(self.track.fetch_files(rec, names))
-        return self.files[ident]
-
-    # ---------------------------------------------------------------- completion
-    def handle(self, ref) -> None:
-        kind, holder, ident = self.inflight.pop(ref)
-        out = self.report.outcomes[ident]
-        try:
-            if kind == "gang":
-                value = holder.advance(ref)
-                for r in holder.pending():
-                    self.inflight.setdefault(r, ("gang", holder, ident))
-                if value is None:
-                    return
-                self.gangs.pop(ident, None)
-                if not self._reuse_gang(holder):
-                    holder.release()
-            else:
-                holder.inflight.discard(ref)
-                if holder.training == ident:
-                    holder.training = holder.train_name = None
-                if not holder.inflight:
-                    holder.idle_since = time.time()
-                value = ray.get(ref)
-        except RETRYABLE as e:
-            self._lost(out, kind, holder, f"worker died: {type(e).__name__}")
-            return
-        except RayTaskError as e:
-            if kind == "gang" and self._sibling_died(holder):
-                # a rank was killed and its peers failed in the collective: a lost worker
-                self._lost(out, kind, holder, "worker died: a rank of the gang died")
-                return
-            self._drop_gang(kind, holder, ident)
-            self._finish_failed(out, one_line(e))
-            return
-        self._finish_ok(out, value)
-
-    def _reuse_gang(self, gang: TrainGang) -> bool:
-        """Hand a waiting gang's job (same shape) to this finished one: its placement group is
-        held and its ranks are up, which saves the waiting job a placement and process start."""
-        for ident, g in self.gangs.items():
-            if g.phase == "placing" and g.ranks == gang.ranks and g.bundle == gang.bundle:
-                for r in g.pending():
-                    self.inflight.pop(r, None)
-                g.release()
-                gang.reassign(g.job)
-                self.gangs[ident] = gang
-                for r in gang.pending():
-                    self.inflight[r] = ("gang", gang, ident)
-                return True
-        return False
-
-    def _sibling_died(self, gang: TrainGang, wait_s: float = 5.0) -> bool:
-        """Did another rank of this gang die? (Its death reaches us a moment after the error
-        its peers raise from the broken collective.)"""
-        refs = gang.pending()
-        if not refs:
-            return False
-        done, _ = ray.wait(refs, num_returns=len(refs), timeout=wait_s)
-        for r in done:
-            try:
-                ray.get(r)
-            except RETRYABLE:
-                return True
-            except Exception:  # noqa: BLE001 - another job error: not a death
-                pass
-        return False
-
-    def _drop_gang(self, kind: str, holder, ident: str) -> None:
-        if kind == "gang":
-            for r in holder.pending():
-                self.inflight.pop(r, None)
-            holder.release()
-            self.gangs.pop(ident, None)
-
-    def _lost(self, out: JobOutcome, kind: str, holder, reason: str) -> None:
-        self._drop_gang(kind, holder, out.job.identity)
-        if kind == "slot" and holder in self.slots:
-            self.slots.remove(holder)  # the actor is gone; its other calls fail on their own
-        self.track.close(out.run_id, "FAILED", {"golf.reason": reason})
-        out.attempts[-1].update(status="FAILED", reason=reason)
-        if out.attempt <= self.retries:
-            out.state, out.reason = "ready", reason
-            self._event("retry", out)
-        else:
-            self._finish_failed(out, f"{reason} (after {out.attempt} attempts)", close=False)
-
-    def _finish_failed(self, out: JobOutcome, reason: str, close: bool = True) -> None:
-        if close:
-            self.track.close(out.run_id, "FAILED", {"golf.reason": reason})
-            out.attempts[-1].update(status="FAILED", reason=reason)
-        out.state, out.reason, out.ended = "failed", reason, time.time()
-        self._event("failed", out)
-        self._refresh_ready()
-
-    def _finish_ok(self, out: JobOutcome, value: dict) -> None:
-        if (value.get("result") or {}).get("script_failed"):  # exited non-zero / timed out
-            self.script_failed(out, value)
-            return
-        job = out.job
-        result = dict(value.get("result") or {})
-        upstream = None
-        for d in job.deps:
-            v = self.report.outcomes[d].verdict if d in self.report.outcomes else None
-            if v is not None and (upstream is None or not v.valid):
-                upstream = v
-        verdict = judge(job.kind, job.config, result, upstream)
-        if job.kind == "mix" and isinstance(value.get("wall_s"), (int, float)):
-            self._n_mix += 1
-            self.mix_s = (self.mix_s or 0.0) + (float(value["wall_s"]) - (self.mix_s or 0.0)) / self._n_mix
-        files = value.get("files") or {}
-        self.files[job.identity] = ray.put(files)
-        self.track.record(out.run_id, job, self.script_result_to_log(out, result), verdict, files)
-        self.track.close(out.run_id, "FINISHED", {})
-        out.result, out.verdict, out.output = result, verdict, {k: v for k, v in value.items() if k != "files"}
-        out.train_log = files.get("train.log") if job.kind in ("train", "script_train") else None
-        out.state, out.ended = "finished", time.time()
-        out.reason = verdict.reason
-        out.attempts[-1].update(status="FINISHED")
-        self._event("finished", out)
-        self._refresh_ready()
+                self._live_refs[s.worker.progress.remote()] = s.training
 
     # ---------------------------------------------------------------- loop
     def loop(self) -> None:
         t_loop, waited = time.perf_counter(), 0.0
+        sched = self.sched
         while True:
             if self.lease is not None:
                 self.lease.check()  # LeaseLost: another driver took this sweep over
-            self.dispatch_ready()
-            self.release_idle_actors()
-            if not self.inflight:  # every ready job was dispatched, so nothing can start any more
+            sched.dispatch_ready()
+            sched.release_idle_actors()
+            if not sched.inflight:  # every ready job was dispatched, so nothing can start any more
                 break
-            refs = list(self.inflight)
             t_wait = time.perf_counter()
-            done, _ = ray.wait(refs, num_returns=1, timeout=self.opts.poll_s)
+            done = self.launcher.wait(list(sched.inflight), timeout=self.opts.poll_s)
             waited += time.perf_counter() - t_wait
-            if done:  # gather everything else that is already done too
-                more, _ = ray.wait([r for r in refs if r not in done], num_returns=len(refs) - len(done), timeout=0)
-                done = list(done) + list(more)
             for ref in done:
-                if ref in self.inflight:  # handling an earlier one may have dropped it (a gang)
-                    self.handle(ref)
+                if ref in sched.inflight:  # handling an earlier one may have dropped it (a gang)
+                    sched.handle(ref)
             self.poll_script_logs()  # a script job's log lines as live metrics
             if self.opts.progress is not None:
                 self.poll_live()
                 self.opts.progress.update(self.report, self._running_progress())
             # the driver's own time (dispatch, bookkeeping, tracker calls), not the jobs'
             self.report.driver_busy_s = time.perf_counter() - t_loop - waited
-        for out in self.report.outcomes.values():  # whatever could not start (a failed chain)
-            if out.state in ("pending", "ready"):
-                out.state, out.reason = "skipped", out.reason or "dependency did not finish"
-
-    def cancel(self) -> None:
-        """Ctrl-C: free every actor and placement group, close open runs as KILLED."""
-        for g in list(self.gangs.values()):
-            g.release()
-        self.gangs.clear()
-        self.shutdown_actors()
-        self.inflight.clear()
-        for out in self.report.outcomes.values():
-            if out.state == "running":
-                self.track.close(out.run_id, "KILLED", {"golf.reason": "cancelled"})
-                out.attempts[-1].update(status="KILLED", reason="cancelled")
-            if out.state not in TERMINAL:
-                out.state, out.reason = "cancelled", "cancelled"
-
-    def shutdown_actors(self) -> None:
-        for s in self.slots:
-            try:
-                ray.kill(s.actor, no_restart=True)
-            except Exception:  # noqa: BLE001
-                pass
-        self.slots.clear()
+        sched.skip_unstarted()
 
 
 def run_plan(plan, tracker, options: DriverOptions | None = None, **kwargs) -> SweepReport:
@@ -405,17 +263,17 @@ def run_plan(plan, tracker, options: DriverOptions | None = None, **kwargs) -> S
             opts.progress.start(drv.report)
         drv.loop()
     except KeyboardInterrupt:
-        drv.cancel()
+        drv.sched.cancel()
         drv.report.status = "KILLED"
         drv.track.end_sweep(drv.report)
         raise
     except LeaseLost:  # the sweep (and its parent run) belong to the other driver now
-        drv.cancel()
+        drv.sched.cancel()
         drv.report.status = "KILLED"
         drv.track.abandon_sweep()
         raise
     finally:
-        drv.shutdown_actors()
+        drv.sched.shutdown()
         if drv.lease is not None and not hasattr(tracker, "after_close"):
             drv.lease.release()
         drv.report.ended = time.time()

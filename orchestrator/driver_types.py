@@ -1,6 +1,6 @@
 """The driver's records: the options it takes, what it learns about each job, the sweep's report.
 
-Kept apart from the loop (orchestrator.driver) and the placement (orchestrator.placement) so
+Kept apart from the loop (orchestrator.driver) and the placement (orchestrator.scheduler) so
 both read the same records, and so that callers (`golf run`, reproduce, the benchmark, the
 progress display) see the shapes in one short file. orchestrator.driver re-exports them.
 """
@@ -10,11 +10,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from orchestrator.scheduler import TERMINAL, JobState, one_line
 from orchestrator.validity import Verdict
 
-__all__ = ["DriverOptions", "JobOutcome", "SweepReport", "TERMINAL", "one_line"]
-
-TERMINAL = {"finished", "reused", "failed", "skipped", "cancelled"}
+__all__ = ["DriverOptions", "JobOutcome", "JobState", "SweepReport", "TERMINAL", "one_line"]
 
 
 @dataclass
@@ -43,13 +42,13 @@ class DriverOptions:
 @dataclass
 class JobOutcome:
     job: Any
-    state: str = "pending"  # pending ready running finished reused failed skipped cancelled
+    state: JobState = JobState.PENDING  # changed by orchestrator.scheduler.transition only
     attempt: int = 0
     run_id: str | None = None  # the MLflow run id (reused run) or the tracker's run key (ours)
     result: dict | None = None
     verdict: Verdict | None = None
     reason: str | None = None
-    output: dict | None = None  # what the worker returned (ranks, placement, actor pid ...)
+    output: dict | None = None  # JobResult.info(): where and how it ran (ranks, placement, actor pid ...)
     train_log: bytes | None = None  # a finished train job's own train.log (record folders ship it)
     started: float | None = None
     ended: float | None = None
@@ -67,7 +66,7 @@ class SweepReport:
     driver_busy_s: float = 0.0  # time the driver loop spent outside ray.wait
 
     def counts(self) -> Counter:
-        return Counter(o.state for o in self.outcomes.values())
+        return Counter(str(o.state) for o in self.outcomes.values())
 
     def best(self, compliant: bool | None = True) -> dict | None:
         """The lowest valid val_bpb among finished/reused jobs: {"val_bpb", "name", "kind"}.
@@ -84,10 +83,3 @@ class SweepReport:
                 if best is None or r["val_bpb"] < best["val_bpb"]:
                     best = {"val_bpb": float(r["val_bpb"]), "name": o.job.name, "kind": o.job.kind}
         return best
-
-
-def one_line(e: BaseException) -> str:
-    """The job's own exception, one line: 'ValueError: ...'."""
-    cause = getattr(e, "cause", None) or e
-    text = f"{type(cause).__name__}: {cause}".strip().splitlines()
-    return (text[0] if text else type(cause).__name__)[:500]

@@ -24,6 +24,7 @@ from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
 from golf_core.model.config import ModelConfig
 from golf_core.presets import RunConfig
 from orchestrator.plan import Plan, data_dir
+from workers.contract import MixJob, OptunaMixJob
 
 F_TRAIN_GPU = 1.75e14
 F_EVAL_GPU = 8.6e13
@@ -100,12 +101,12 @@ def mix_seconds(mixer: MixerConfig, tokens: int, vocab: int, gpu: bool, first_of
 _TABLE_FIELDS = ("orders", "buckets", "min_count", "primes", "warmup_tokens")
 
 
-def _optuna_seconds(config: dict, tokens: int, vocab: int, gpu: bool) -> float:
-    base, opt = config["mixer_base"], config["optuna"]
+def _optuna_seconds(job: OptunaMixJob, tokens: int, vocab: int, gpu: bool) -> float:
+    base, opt = job.mixer_base, job.optuna
     table = {k: base[k] for k in _TABLE_FIELDS if k in base}
     mixer = MixerConfig(mode=base["mode"], **table) if "orders" in table else MixerConfig(mode=base["mode"])
-    passes = opt["n"] if any(k in opt["space"] for k in _TABLE_FIELDS) else 1
-    return passes * mix_seconds(mixer, tokens, vocab, gpu, True) + 0.01 * opt["n"]
+    passes = opt.n if any(k in opt.space for k in _TABLE_FIELDS) else 1
+    return passes * mix_seconds(mixer, tokens, vocab, gpu, True) + 0.01 * opt.n
 
 
 @dataclass(frozen=True)
@@ -125,30 +126,30 @@ def estimate_plan(plan: Plan, workspace: str | Path = ".", tokens: int | None = 
     seen_keys: set[tuple] = set()
     for job in plan.jobs:
         if job.kind == "script_train":  # the user's script: its cap (else the rules' 600 s)
-            cap = job.config.get("max_wallclock_seconds")
+            cap = job.max_wallclock_seconds
             seconds[job.identity] = (float(cap) if cap else 600.0) + \
                 (STARTUP_GPU_S if job.gpus else STARTUP_CPU_S)
         elif job.kind == "train":
-            run = RunConfig.model_validate(job.config["run"])
+            run = job.run
             runs[job.identity] = run
             seconds[job.identity] = train_seconds(run, job.ranks, tokens)
         elif job.kind == "eval":
             run = runs[job.deps[0]]
             runs[job.identity] = run
-            ev, ttt = EvalConfig(**job.config["eval"]), TTTConfig(**job.config["ttt"])
+            ev, ttt = job.eval, job.ttt
             gpu = _on_gpu(run)
             seconds[job.identity] = eval_seconds(approx_params(run.model), ev, ttt, tokens, job.ranks, gpu) + \
                 (STARTUP_GPU_S if gpu else STARTUP_CPU_S)
         else:
             run = runs[job.deps[0]]
             gpu, vocab = _on_gpu(run), run.model.vocab_size
-            if "mixer" in job.config:
-                mixer = MixerConfig(**job.config["mixer"])
+            if isinstance(job, MixJob):
+                mixer = job.mixer
                 key = (job.deps[0], mixer.table_key())
                 seconds[job.identity] = mix_seconds(mixer, tokens, vocab, gpu, key not in seen_keys)
                 seen_keys.add(key)
             else:  # optuna: one n-gram pass per table key, then n cheap mixes
-                seconds[job.identity] = _optuna_seconds(job.config, tokens, vocab, gpu)
+                seconds[job.identity] = _optuna_seconds(job, tokens, vocab, gpu)
     gpu_hours = {j.identity: seconds[j.identity] * j.gpus / 3600.0 for j in plan.jobs}
     return Estimate(seconds, gpu_hours)
 
@@ -245,7 +246,7 @@ def plan_memory(plan: Plan) -> list[tuple[str, int, TrainMemory]]:
     for job in plan.jobs:
         if job.kind != "train":
             continue
-        run = RunConfig.model_validate(job.config["run"])
+        run = job.run
         if not _on_gpu(run):
             continue
         key = (run.model, run.train.model_copy(update={"seed": 0}), job.ranks)

@@ -20,9 +20,9 @@ The sweep identity hashes the sweep name and the sorted job identities.
 Mode `none` is kept as a mix job (not folded into the eval): every score the sweep compares
 then comes out of the same mix path and lands in MLflow as a `mix` run with `mixer.mode=none`.
 
-Optuna mix jobs (config {"mixer_base": ..., "optuna": {"n", "seed", "space"}}): the driver
+Optuna mix jobs (workers.contract.OptunaMixJob: mixer_base, optuna = {n, seed, space}): the driver
 creates a study with TPESampler(seed), runs `n` trials by ask/tell on the eval job's token
-stats, getting each trial's MixerConfig from `suggest_mixer(trial, job.config)` (ConfigError
+stats, getting each trial's MixerConfig from `suggest_mixer(trial, job)` (ConfigError
 for an invalid combination: tell the trial FAIL) and minimizing val_bpb.
 """
 from __future__ import annotations
@@ -39,25 +39,12 @@ from golf_core.data.config import DataConfig
 from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
 from golf_core.presets import RunConfig
 from orchestrator.spec import Sweep, load_sweep, varying_axes
+from workers import contract
+from workers.contract import KINDS, EvalJob, MixJob, OptunaMixJob, OptunaSpace, TrainJob
 
+# the typed jobs (workers.contract): one frozen dataclass per kind, built with keywords
 Kind = Literal["train", "eval", "mix", "script_train"]
-KINDS: tuple[str, ...] = ("train", "eval", "mix", "script_train")  # script_train: orchestrator.script_plan
-
-
-@dataclass(frozen=True)
-class Job:
-    kind: Kind
-    identity: str
-    name: str
-    config: dict[str, Any]  # resolved, JSON-able (see docs/ARCHITECTURE.md per kind)
-    deps: tuple[str, ...] = ()  # identities this job needs finished first
-    seed: int = 0  # the training seed the job descends from
-    gpus: int = 0  # GPUs the whole job needs (one per rank on GPU; 0 on CPU)
-    ranks: int = 1  # processes (torch.distributed world size)
-    params: dict[str, str] = field(default_factory=dict)  # flat dotted keys for MLflow
-
-    def __hash__(self) -> int:  # the identity is the job (config dicts are unhashable)
-        return hash(self.identity)
+Job = contract.Job
 
 
 @dataclass(frozen=True)
@@ -210,8 +197,8 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
         on_gpu = run.train.device != "cpu"  # "auto" asks for GPUs; the driver may fall back
         t_id = train_identity(run, ranks, data_id, codes["train"])
         t_params = {**base_params, "ranks": str(ranks), **train_params(run.model_dump(mode="json"))}
-        trains.append(Job("train", t_id, f"train/s{seed}", {"run": run.model_dump(mode="json")},
-                          (), seed, ranks if on_gpu else 0, ranks, t_params))
+        trains.append(TrainJob(identity=t_id, name=f"train/s{seed}", run=run, seed=seed,
+                               gpus=ranks if on_gpu else 0, ranks=ranks, params=t_params))
         for e_idx, point in enumerate(sweep.eval_points()):
             ev, ttt = point.eval_config(), point.ttt
             e_ranks = point.gpus_per_job or ranks
@@ -219,22 +206,27 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
             e_cfg = {"eval": ev.model_dump(mode="json"), "ttt": ttt.model_dump(mode="json")}
             e_params = {**base_params, "train.seed": str(seed), "ranks": str(e_ranks), **flatten(e_cfg)}
             e_name = f"eval/s{seed}/e{e_idx}"
-            evals.append(Job("eval", e_id, e_name, e_cfg, (t_id,), seed, e_ranks if on_gpu else 0,
-                             e_ranks, e_params))
+            evals.append(EvalJob(identity=e_id, name=e_name, eval=ev, ttt=ttt, deps=(t_id,), seed=seed,
+                                 gpus=e_ranks if on_gpu else 0, ranks=e_ranks, params=e_params))
             short_eval = {k: e_params[k] for k in ("eval.seq_len", "eval.stride", "eval.chunk_tokens",
                                                    "ttt.enabled")}
             for mixer in sweep.mixer_points():
                 m_cfg = {"mixer": mixer.model_dump(mode="json")}
                 shown = "" if mixer.mode == "none" or not axes else \
                     "/" + ",".join(f"{a}={_short(m_cfg['mixer'][a])}" for a in axes)
-                mixes.append(Job("mix", mix_identity(e_id, m_cfg, codes["mix"]), f"mix/s{seed}/e{e_idx}/{mixer.mode}{shown}",
-                                 m_cfg, (e_id,), seed, 1 if on_gpu else 0, 1,
-                                 {**base_params, "train.seed": str(seed), **short_eval, **mixer_params(m_cfg)}))
+                mixes.append(MixJob(identity=mix_identity(e_id, m_cfg, codes["mix"]),
+                                    name=f"mix/s{seed}/e{e_idx}/{mixer.mode}{shown}", mixer=mixer, deps=(e_id,),
+                                    seed=seed, gpus=1 if on_gpu else 0, ranks=1,
+                                    params={**base_params, "train.seed": str(seed), **short_eval,
+                                            **mixer_params(m_cfg)}))
             for study in sweep.optuna_studies():
                 mode = study["mixer_base"]["mode"]
-                mixes.append(Job("mix", mix_identity(e_id, study, codes["mix"]), f"mix/s{seed}/e{e_idx}/{mode}/optuna",
-                                 study, (e_id,), seed, 1 if on_gpu else 0, 1,
-                                 {**base_params, "train.seed": str(seed), **short_eval, **flatten(study)}))
+                mixes.append(OptunaMixJob(identity=mix_identity(e_id, study, codes["mix"]),
+                                          name=f"mix/s{seed}/e{e_idx}/{mode}/optuna", mixer_base=study["mixer_base"],
+                                          optuna=OptunaSpace(**study["optuna"]), deps=(e_id,), seed=seed,
+                                          gpus=1 if on_gpu else 0, ranks=1,
+                                          params={**base_params, "train.seed": str(seed), **short_eval,
+                                                  **flatten(study)}))
     return _finish_plan(sweep, tuple(trains + evals + mixes), data, data_id)
 
 
@@ -264,8 +256,8 @@ def topological_ok(jobs: Iterable[Job]) -> bool:
 # optuna: what the driver calls per trial
 
 
-def suggest_mixer(trial: Any, config: dict[str, Any]) -> MixerConfig:
-    """The MixerConfig for one optuna trial of an optuna mix job's config.
+def suggest_mixer(trial: Any, job: OptunaMixJob) -> MixerConfig:
+    """The MixerConfig for one optuna trial of an optuna mix job.
 
     Floats come from `suggest_float(name, low, high, log=)`, lists from `suggest_categorical`
     (non-scalar choices such as order sets travel as JSON strings). Raises ConfigError when
@@ -273,8 +265,8 @@ def suggest_mixer(trial: Any, config: dict[str, Any]) -> MixerConfig:
     """
     from pydantic import ValidationError
 
-    fields = dict(config["mixer_base"])
-    for name, dom in config["optuna"]["space"].items():
+    fields = dict(job.mixer_base)
+    for name, dom in job.optuna.space.items():
         if "choices" in dom:
             encoded = [json.dumps(c) for c in dom["choices"]]
             fields[name] = json.loads(trial.suggest_categorical(name, encoded))

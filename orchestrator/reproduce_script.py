@@ -378,7 +378,7 @@ def script_checks(run: ScriptSeed, tokenizer_name: str | None) -> dict[str, dict
     size = rules.artifact_size(r.get("artifact_bytes"))
     checks["artifact_bytes"] = dict(size.as_dict(), passed=size.passed is True,
                                     detail=size.detail + f"; from the {r.get('artifact_bytes_source', 'log')}")
-    cap = run.job.config.get("max_wallclock_seconds")
+    cap = run.job.max_wallclock_seconds
     spent = rules.train_time(r.get("train_time_s"), cap, step_avg_ms=r.get("step_avg_ms"), track_cap_s=rules.TRAIN_CAP_S)
     checks["train_time"] = dict(spent.as_dict(), passed=spent.passed is True)
     ev = rules.eval_time(r.get("eval_time_s"))
@@ -461,8 +461,8 @@ def reproduce_script(rep: ScriptReproduction, *, name: str | None = None, out: s
         stats = R.record_statistics(bpb, loss, best_bpb=best_bpb, best_loss=best_loss, alpha=alpha,
                                     report_alphas=REPORT_ALPHAS)
         claim_stats = claim_statistics(bpb, rep.claim, alpha=alpha) if rep.claim is not None else None
-        bundle_root = Path(next(iter(seeds.values())).job.config["script"]["path"])
-        entry = next(iter(seeds.values())).job.config["script"]["entry"]
+        ref = next(iter(seeds.values())).job.script
+        bundle_root, entry = Path(ref.path), ref.entry
         folder = write_script_record_folder(
             out if Path(out).is_absolute() else workspace / out, date, name, rep, seeds, stats, claim_stats,
             compliance, plan, bundle_root, entry, author=author, github_id=github_id)

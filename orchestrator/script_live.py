@@ -7,8 +7,8 @@ threaded actor call it never waits on) and logs `train_loss` at step N and `val_
 When the job ends, only the points not yet streamed are logged from its result, so every
 step lands once.
 
-`ScriptLive` is a mixin of orchestrator.driver._Driver; it uses the driver's gangs, report and
-track (the TrackingAdapter).
+`ScriptLive` is a mixin of orchestrator.driver._Driver; it uses the scheduler's gangs
+(`sched.gangs`), the driver's report and track (the TrackingAdapter).
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ class ScriptLive:
         if refs or time.time() - self._sl_t < every_s:
             return
         self._sl_t = time.time()
-        for ident, g in self.gangs.items():
-            if g.job.get("kind") == "script_train" and g.phase == "training" and g.actors:
+        for ident, g in self.sched.gangs.items():
+            if g.attempt.job.kind == "script_train" and g.phase == "training" and g.actors:
                 refs[g.actors[0].drain.remote(cursor.get(ident, 0))] = ident
 
     def _log_events(self, ident: str, events: list[dict]) -> None:
@@ -85,15 +85,12 @@ class ScriptLive:
         trimmed.pop("val_curve", None)
         return trimmed
 
-    def script_failed(self, out: Any, value: dict) -> None:
-        """A script that exited non-zero or hit its timeout: FAILED with its log's last lines
-        as the reason (not retried: it would fail again), its train.log kept as an artifact."""
-        reason = str(value["result"]["script_failed"])
+    def log_failed_files(self, out: Any, files: dict[str, bytes]) -> None:
+        """A script that exited non-zero or hit its timeout (FAILED, not retried: it would fail
+        again): its train.log is still logged as an artifact."""
         h = self.track.handles.get(out.run_id)
-        files = value.get("files") or {}
         if h is not None and files:
             d = self.track.spool / f"{out.job.identity[:16]}-{out.run_id[:8]}"
             unpack_to(files, d)
             h.log_artifact(d)
         self._sl_state()[2].pop(out.job.identity, None)
-        self._finish_failed(out, reason[:500])

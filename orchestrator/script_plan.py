@@ -6,7 +6,7 @@ folder), the resolved env (the user's values plus SEED, VOCAB_SIZE and MAX_WALLC
 golf sets), the data identity, the ranks and the score tag. Not identity: the paths golf fills
 in on the worker (DATA_PATH, TOKENIZER_PATH), RUN_ID (the job's name), the timeout.
 
-The script's files travel with the job (`script_payload`): the driver reads them when the job
+The script's files travel with the job (`script_files`): the driver reads them when the job
 starts and checks they still hash as planned, so a worker on another node needs no shared
 filesystem and a script edited mid-sweep fails loudly instead of running unplanned code.
 """
@@ -21,8 +21,9 @@ from orchestrator.script_spec import (
     ScriptTrainSpec, default_timeout_s, env_axes, env_points, env_str, optuna_env_study,
 )
 from orchestrator.specio import SpecError
+from workers.contract import ScriptRef, ScriptTrainJob
 
-__all__ = ["ScriptBundle", "load_bundle", "script_jobs", "script_payload", "script_job", "ENTRY"]
+__all__ = ["ScriptBundle", "load_bundle", "script_jobs", "script_files", "script_job", "ENTRY"]
 
 ENTRY = "train_gpt.py"  # what a record folder runs
 MAX_FILES = 256
@@ -99,21 +100,11 @@ def script_identity(bundle: ScriptBundle, env: dict[str, str], data_id: str, ran
 
 def script_job(train: ScriptTrainSpec, bundle: ScriptBundle, point: dict[str, Any], seed: int, *,
                vocab_size: int, data_id: str, data_path: str, shown: list[str], trial: int | None = None):
-    """One script_train Job (orchestrator.plan.Job) for an env point and a seed."""
-    from orchestrator.plan import Job
-
+    """One ScriptTrainJob (workers.contract) for an env point and a seed."""
     ranks = train.gpus_per_job
     env = resolved_env(point, seed, vocab_size, train.max_wallclock_seconds)
     cap = train.cap_s(env)
     ident = script_identity(bundle, env, data_id, ranks, train.score_tag)
-    config = {
-        "script": {"path": str(bundle.root), "entry": bundle.entry, "sha256": bundle.digest,
-                   "files": len(bundle.files), "folder": bundle.is_dir},
-        "env": env, "nproc": ranks, "score_tag": train.score_tag, "max_wallclock_seconds": cap,
-        "timeout_s": float(train.timeout_s or default_timeout_s(cap)),
-    }
-    if trial is not None:
-        config["trial"] = trial
     name = f"script/s{seed}" + ("/" + ",".join(f"{k}={env_str(point[k])}" for k in shown) if shown else "") + \
         (f"/trial{trial}" if trial is not None else "")
     # what defines the run: the script (and its hash), every env value it saw, ranks, the cap
@@ -121,7 +112,11 @@ def script_job(train: ScriptTrainSpec, bundle: ScriptBundle, point: dict[str, An
               "ranks": str(ranks), **{f"env.{k}": env_str(v) for k, v in env.items()}}
     if train.score_tag:
         params["train.score_tag"] = train.score_tag
-    return Job("script_train", ident, name, config, (), seed, ranks, ranks, params)
+    script = ScriptRef(path=str(bundle.root), entry=bundle.entry, sha256=bundle.digest, files=len(bundle.files),
+                       folder=bundle.is_dir)
+    return ScriptTrainJob(identity=ident, name=name, script=script, env=env, nproc=ranks, score_tag=train.score_tag,
+                          max_wallclock_seconds=cap, timeout_s=float(train.timeout_s or default_timeout_s(cap)),
+                          trial=trial, seed=seed, gpus=ranks, ranks=ranks, params=params)
 
 
 def script_jobs(sweep: Any, data_id: str, workspace: str | Path = ".") -> list:
@@ -159,22 +154,22 @@ def stage_script(sweep: Any, workspace: str | Path, stage: str | Path) -> str | 
     return str(rel)
 
 
-def script_payload(job: Any) -> dict:
-    """What a script job's worker needs beyond its config: the files' bytes (checked)."""
-    if job.kind != "script_train":
-        return {}
-    s = job.config["script"]
-    root = Path(s["path"])
+def script_files(job: Any) -> dict[str, bytes] | None:
+    """A script job's files as bytes (checked against the plan's hash); None for other kinds."""
+    if not isinstance(job, ScriptTrainJob):
+        return None
+    s = job.script
+    root = Path(s.path)
     files = {}
-    if s.get("folder"):
+    if s.folder:
         for p in _walk(root):
             files[p.relative_to(root).as_posix()] = p.read_bytes()
     else:
-        files[s["entry"]] = (root / s["entry"]).read_bytes()
+        files[s.entry] = (root / s.entry).read_bytes()
     digest = hashlib.sha256()
     for rel in sorted(files):
         digest.update(rel.encode() + b"\0" + hashlib.sha256(files[rel]).hexdigest().encode() + b"\0")
-    if digest.hexdigest() != s["sha256"]:
-        raise SpecError([f"train.script: {root / s['entry']} changed since the plan was made; "
+    if digest.hexdigest() != s.sha256:
+        raise SpecError([f"train.script: {root / s.entry} changed since the plan was made; "
                          "run again to plan the new version"])
-    return {"script_files": files}
+    return files

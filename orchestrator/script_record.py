@@ -188,13 +188,13 @@ def write_script_record_folder(root: str | Path, date: str, name: str, rep: Any,
                                compliance: Mapping[str, Any], plan: Any, bundle_root: Path, entry: str, *,
                                author: str = "", github_id: str = "") -> Path:
     """Write `root/YYYY-MM-DD_Name/` and return it (existing files of the same names replaced)."""
-    from orchestrator.script_plan import script_payload
+    from orchestrator.script_plan import script_files
 
     order = list(stats["seeds"])
     first = seeds[order[0]].job
     script = first.config["script"]
     # the bytes that ran: read again and checked against the plan's hash (an edited file is an error)
-    files = script_payload(first)["script_files"]
+    files = script_files(first)
     out_files: dict[str, bytes] = {}
     copied, claimed = [], []
     if script.get("folder"):

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from workers.contract import MixJob, OptunaMixJob
+
 __all__ = ["ConfigGroup", "best_runs", "column_of", "groups", "winners", "job_rows", "summary_csv",
            "summarize", "parent_metrics"]
 
@@ -42,9 +44,7 @@ def column_of(job) -> str:
         return "script"
     if job.kind == "eval":
         return "neural"
-    cfg = job.config or {}
-    m = cfg.get("mixer") or cfg.get("mixer_base") or {}
-    return str(m.get("mode", "none")) + ("_optuna" if cfg.get("optuna") else "")
+    return str(job.mode) + ("_optuna" if isinstance(job, OptunaMixJob) else "")
 
 
 def _score(o) -> float | None:
@@ -166,8 +166,7 @@ def parent_metrics(report) -> dict[str, float]:
 
 
 def _mixer_fields(job) -> dict[str, Any]:
-    cfg = job.config or {}
-    m = cfg.get("mixer") or cfg.get("mixer_base") or {}
+    m = job.mixer.model_dump(mode="json") if isinstance(job, MixJob) else dict(job.mixer_base)
     if m.get("mode") == "none":
         return {"mixer.mode": "none"}
     return {f"mixer.{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in m.items()}
@@ -217,10 +216,10 @@ def _alpha_grid(report) -> dict[str, dict[tuple[float, float], float]]:
     for g in groups(report):
         if g.mean is None or not g.outcomes or g.outcomes[0].job.kind != "mix" or g.column.endswith("_optuna"):
             continue
-        m = (g.outcomes[0].job.config or {}).get("mixer") or {}
-        if m.get("mode") in (None, "none") or "alpha_base" not in m:
+        job = g.outcomes[0].job
+        if not isinstance(job, MixJob) or job.mixer.mode == "none":
             continue
-        cell = (float(m["alpha_base"]), float(m["alpha_range"]))
+        cell = (float(job.mixer.alpha_base), float(job.mixer.alpha_range))
         grid = out.setdefault(g.column, {})
         grid[cell] = min(grid.get(cell, math.inf), g.mean)
     return out

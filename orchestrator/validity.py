@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from golf_core import rules
+from workers.contract import Job, TrainJob
 
 __all__ = ["Verdict", "judge"]
 
@@ -28,7 +29,9 @@ def _bad(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isfinite(float(x))
 
 
-def judge(kind: str, config: dict, result: dict, upstream: Verdict | None = None) -> Verdict:
+def judge(job: Job, result: dict, upstream: Verdict | None = None) -> Verdict:
+    """The verdict on `job`'s result (its caps read from the typed job, workers.contract)."""
+    kind = job.kind
     reasons: list[str] = []
     blocks = False
     for key in ("val_loss", "val_bpb", "val_loss_prequant", "val_bpb_prequant"):
@@ -45,13 +48,12 @@ def judge(kind: str, config: dict, result: dict, upstream: Verdict | None = None
     if kind == "script_train" and result.get("val_bpb") is None:  # the script never scored itself
         reasons.append(str(result.get("no_score") or "no score line in train.log"))
     if kind in ("train", "script_train"):
-        cap = ((config.get("run") or {}).get("train") or {}).get("max_wallclock_seconds") \
-            or config.get("max_wallclock_seconds")
+        cap = (job.run.train.max_wallclock_seconds if isinstance(job, TrainJob) else job.max_wallclock_seconds) or None
         t = rules.train_time(result.get("train_time_s"), cap, step_avg_ms=result.get("step_avg_ms"))
         if t.passed is False:
             reasons.append(f"train_time_s {t.detail}")
     if kind == "eval":
-        t = rules.eval_time(result.get("eval_time_s"), (config.get("eval") or {}).get("max_eval_seconds") or 0.0)
+        t = rules.eval_time(result.get("eval_time_s"), job.eval.max_eval_seconds or 0.0)
         if t.passed is False:
             reasons.append(f"eval_time_s {t.detail}")
     compliant = None
@@ -62,8 +64,7 @@ def judge(kind: str, config: dict, result: dict, upstream: Verdict | None = None
             failed = [n for n, c in (comp.get("checks") or {}).items() if not c.get("passed", True)]
             reasons.append("audit failed: " + (", ".join(failed) or "not compliant"))
     if kind == "mix":
-        mode = ((config.get("mixer") or config.get("mixer_base") or {}).get("mode")) or "none"
-        legal_mode = rules.mixer_mode(mode).passed
+        legal_mode = rules.mixer_mode(job.mode).passed
         own = legal_mode if compliant is None else compliant and legal_mode
         compliant = own and (upstream.compliant if upstream and upstream.compliant is not None else True)
     if upstream is not None and not upstream.valid:

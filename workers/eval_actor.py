@@ -22,6 +22,7 @@ from typing import Any
 
 import ray
 
+from workers.contract import Attempt, JobResult, OptunaMixJob, OptunaSpace
 from workers.files import pack_dir, unpack_to, work_root
 from golf_core.eval.bpb import bpb_of
 from workers.runner import chunk_bpb
@@ -81,7 +82,7 @@ class GpuWorker:
         with self._lock:
             return self._last
 
-    def train(self, job: dict, data_dir: str) -> dict:
+    def train(self, attempt: Attempt, data_dir: str) -> JobResult:
         """A 1-rank training job (a world of one: no process group is needed, the variables
         are set so code that reads them sees a consistent single-rank launch)."""
         with socket.socket() as sock:
@@ -91,17 +92,18 @@ class GpuWorker:
                            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
         with self._lock:
             self._last = None
-        out_dir = work_root(self.work_dir) / job["identity"][:16] / f"attempt-{job['attempt']}"
+        ident = attempt.job.identity
+        out_dir = work_root(self.work_dir) / ident[:16] / f"attempt-{attempt.attempt}"
         out_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.time()
-        result = self.runner.train(job, data_dir, str(out_dir), self._on_progress)
+        result = self.runner.train(attempt, data_dir, str(out_dir), self._on_progress)
         self.jobs_done += 1
-        self.artifacts[job["identity"]] = str(out_dir)  # its eval usually follows on this worker
+        self.artifacts[ident] = str(out_dir)  # its eval usually follows on this worker
         info = self.info()
         hello = {"rank": 0, "pid": info["pid"], "node_id": info["node_id"], "gpu_ids": info["gpu_ids"]}
-        return {"result": result, "files": pack_dir(out_dir, TRAIN_FILES), "out_dir": str(out_dir),
-                "wall_s": time.time() - t0, "ranks": [hello], "placement": {"strategy": "worker"},
-                "actor_pid": os.getpid()}
+        return JobResult(result=result, files=pack_dir(out_dir, TRAIN_FILES), out_dir=str(out_dir),
+                         wall_s=time.time() - t0, ranks=[hello], placement={"strategy": "worker"},
+                         actor_pid=os.getpid())
 
     def _materialize(self, key: str, holder: list, kind: str) -> str:
         """The local dir of an upstream output: fetched through the object store on first use."""
@@ -110,21 +112,22 @@ class GpuWorker:
             self.artifacts[key] = str(unpack_to(files, self.root / kind / key[:16]))
         return self.artifacts[key]
 
-    def run_eval(self, job: dict, artifact_key: str, artifact_holder: list, data_dir: str) -> dict:
+    def run_eval(self, attempt: Attempt, artifact_key: str, artifact_holder: list, data_dir: str) -> JobResult:
         t0 = time.time()
         art_dir = self._materialize(artifact_key, artifact_holder, "artifacts")
-        out_dir = self.root / "eval" / job["identity"][:16] / f"attempt-{job['attempt']}"
+        ident = attempt.job.identity
+        out_dir = self.root / "eval" / ident[:16] / f"attempt-{attempt.attempt}"
         out_dir.mkdir(parents=True, exist_ok=True)
-        result = self.runner.eval(job, art_dir, data_dir, str(out_dir))
+        result = self.runner.eval(attempt, art_dir, data_dir, str(out_dir))
         self.jobs_done += 1
         files = pack_dir(out_dir, EVAL_FILES)
         if "token_stats.npz" in files:  # a mix job usually follows on this actor: keep the stats
-            self.artifacts[job["identity"]] = str(out_dir)
-        return {"result": result, "files": files, "wall_s": time.time() - t0, "actor_pid": os.getpid()}
+            self.artifacts[ident] = str(out_dir)
+        return JobResult(result=result, files=files, wall_s=time.time() - t0, actor_pid=os.getpid())
 
-    def run_mix(self, job: dict, stats_key: str, stats_holder: list, data_dir: str, vocab_size: int,
-                chunk_tokens: int) -> dict:
-        """One mix point (config "mixer") or an Optuna search (config "optuna") over one neural pass."""
+    def run_mix(self, attempt: Attempt, stats_key: str, stats_holder: list, data_dir: str, vocab_size: int,
+                chunk_tokens: int) -> JobResult:
+        """One mix point (a MixJob) or an Optuna search (an OptunaMixJob) over one neural pass."""
         t0 = time.time()
         stats_dir = self._materialize(stats_key, stats_holder, "stats")
         stats = self.stats.get_or(stats_key, lambda: self.runner.load_stats(os.path.join(stats_dir, "token_stats.npz")))
@@ -146,13 +149,13 @@ class GpuWorker:
             loss, val_bpb = bpb_of(nll, stats["bytes"])
             return val_bpb, loss
 
-        conf = job["config"]
-        if conf.get("optuna"):  # {"mixer_base": fixed fields, "optuna": {"n", "seed", "space"}}
-            base = conf.get("mixer_base") or conf.get("mixer") or {}
-            result = run_optuna(base, conf["optuna"], score, seed=job.get("seed"))
+        job = attempt.job
+        if isinstance(job, OptunaMixJob):
+            result = run_optuna(dict(job.mixer_base), job.optuna, score)
         else:
-            bpb, loss = score(conf["mixer"])
-            result = {"val_bpb": bpb, "val_loss": loss, "mixer": conf["mixer"]}
+            mixer = job.mixer.model_dump(mode="json")  # the runner's mix functions take field dicts
+            bpb, loss = score(mixer)
+            result = {"val_bpb": bpb, "val_loss": loss, "mixer": mixer}
             if "chunk" in stats:  # per score-first chunk: the sweep's drift plot
                 result["chunk_bpb"] = chunk_bpb(last["nll"], stats["bytes"], stats["chunk"])
         carried = self.carried.get_or(stats_key, lambda: _carried_checks(stats_dir))
@@ -161,7 +164,7 @@ class GpuWorker:
         self.jobs_done += 1
         result.update({"tokens_scored": int(len(stats["bytes"])), "ngram_passes": n_passes[0],
                        "mix_time_s": time.time() - t0})
-        return {"result": result, "files": {}, "wall_s": time.time() - t0, "actor_pid": os.getpid()}
+        return JobResult(result=result, wall_s=time.time() - t0, actor_pid=os.getpid())
 
 
 def _carried_checks(stats_dir: str) -> dict:
@@ -186,7 +189,7 @@ def _suggest(trial, name: str, dom: Any):
     return trial.suggest_float(name, float(dom["low"]), float(dom["high"]), log=bool(dom.get("log", False)))
 
 
-def run_optuna(base_mixer: dict, opts: dict, score, seed: int | None = None) -> dict:
+def run_optuna(base_mixer: dict, opts: OptunaSpace, score) -> dict:
     """Ask/tell search over mixer fields; each trial is one mix over cached passes.
 
     Trials are reported in the result (`trials`: [[number, val_bpb, params], ...]) and the driver
@@ -196,11 +199,10 @@ def run_optuna(base_mixer: dict, opts: dict, score, seed: int | None = None) -> 
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    n_trials = int(opts.get("n", opts.get("trials", 20)))
-    space = opts.get("space") or {}
+    n_trials, space = int(opts.n), dict(opts.space)
     if not space:
         raise ValueError("optuna: empty search space")
-    sampler = optuna.samplers.TPESampler(seed=int(opts.get("seed", seed if seed is not None else 0)))
+    sampler = optuna.samplers.TPESampler(seed=int(opts.seed))
     study = optuna.create_study(direction="minimize", sampler=sampler)
     trials = []
     for _ in range(n_trials):

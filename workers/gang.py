@@ -15,14 +15,17 @@ import os
 import socket
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 import ray
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from workers.contract import Attempt, JobResult, ScriptTrainJob
 from workers.eval_actor import TRAIN_FILES
 from workers.files import pack_dir, work_root
+from workers.runner import SCRIPT_FAILED
 
 __all__ = ["RankActor", "TrainGang", "TRAIN_FILES"]
 
@@ -71,8 +74,8 @@ class RankActor:
         with self._lock:
             return len(self._log), self._log[since:]
 
-    def train(self, job: dict, data_dir: str, work_dir: str | None, master: tuple[str, int],
-              visible_devices: list[str], local_rank: int) -> dict:
+    def train(self, attempt: Attempt, data_dir: str, work_dir: str | None, master: tuple[str, int],
+              visible_devices: list[str], local_rank: int) -> JobResult | None:
         os.environ.update({
             "RANK": str(self.rank), "WORLD_SIZE": str(self.world_size),
             "LOCAL_RANK": str(local_rank), "LOCAL_WORLD_SIZE": str(self.world_size),
@@ -81,26 +84,27 @@ class RankActor:
         if visible_devices:
             # every rank sees the gang's GPUs (NCCL peer access) and picks its own by LOCAL_RANK
             os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(visible_devices)
-        out_dir = work_root(work_dir) / job["identity"][:16] / f"attempt-{job['attempt']}"
+        out_dir = work_root(work_dir) / attempt.job.identity[:16] / f"attempt-{attempt.attempt}"
         out_dir.mkdir(parents=True, exist_ok=True)
         with self._lock:
             self._last, self._log = None, []
         t0 = time.time()
-        result = self.runner.train(job, data_dir, str(out_dir), self._on_progress)
+        result = self.runner.train(attempt, data_dir, str(out_dir), self._on_progress)
         if self.rank != 0:
-            return {"rank": self.rank}
+            return None
         # a script job's files: train.log, result.json, its model files (all top-level files)
-        names = None if job.get("kind") == "script_train" else TRAIN_FILES
-        return {"result": result, "files": pack_dir(out_dir, names), "out_dir": str(out_dir),
-                "wall_s": time.time() - t0}
+        names = None if isinstance(attempt.job, ScriptTrainJob) else TRAIN_FILES
+        failed = result.pop(SCRIPT_FAILED, None) if isinstance(result, dict) else None
+        return JobResult(result=result, files=pack_dir(out_dir, names), out_dir=str(out_dir),
+                         wall_s=time.time() - t0, failed=failed)
 
 
 class TrainGang:
     """One training job's placement group and rank actors (lives in the driver)."""
 
-    def __init__(self, job: dict, runner: Any, *, ranks: int, gpus: float, use_gpus: bool,
+    def __init__(self, attempt: Attempt, runner: Any, *, ranks: int, gpus: float, use_gpus: bool,
                  data_dir: str, work_dir: str | None, cpus_per_rank: float = 1.0):
-        self.job = job
+        self.attempt = attempt
         self.runner = runner
         self.ranks = max(1, int(ranks))
         self.data_dir = data_dir
@@ -109,18 +113,18 @@ class TrainGang:
         self.bundle = {"CPU": float(cpus_per_rank), **({"GPU": per_rank_gpu} if per_rank_gpu else {})}
         self.strategy = "STRICT_PACK"
         self.pg = placement_group([dict(self.bundle) for _ in range(self.ranks)], strategy=self.strategy,
-                                  name=f"golf-train-{job['identity'][:12]}-a{job['attempt']}")
+                                  name=f"golf-train-{attempt.job.identity[:12]}-a{attempt.attempt}")
         self.phase = "placing"  # placing -> starting -> training -> done
         self.actors: list = []
         self._refs: list = [self.pg.ready()]
         self.hellos: list[dict] = []
-        self._rank0: dict | None = None
+        self._rank0: JobResult | None = None
         self.started_at: float | None = None
 
     def pending(self) -> list:
         return list(self._refs)
 
-    def advance(self, ref) -> dict | None:
+    def advance(self, ref) -> JobResult | None:
         """Consume a finished ref of this gang. Returns the job output once training is done.
 
         Raises what the ref raised (RayActorError when a rank died, the job's own error)."""
@@ -135,15 +139,13 @@ class TrainGang:
                 self._train()
             return None
         if self.phase == "training":
-            if value.get("rank", 0) == 0 and "result" in value:
+            if value is not None:  # rank 0's output
                 self._rank0 = value
             if not self._refs:
                 self.phase = "done"
-                out = dict(self._rank0)
-                out["ranks"] = sorted(self.hellos, key=lambda h: h["rank"])
-                out["placement"] = {"strategy": self.strategy, "bundle": self.bundle,
-                                    "placement_group_id": self.pg.id.hex()}
-                return out
+                return replace(self._rank0, ranks=sorted(self.hellos, key=lambda h: h["rank"]),
+                               placement={"strategy": self.strategy, "bundle": self.bundle,
+                                          "placement_group_id": self.pg.id.hex()})
         return None
 
     def _start_ranks(self) -> None:
@@ -167,13 +169,14 @@ class TrainGang:
         self._refs = []
         for h, actor in zip(hellos, self.actors):
             local_rank = visible.index(h["gpu_ids"][0]) if visible else h["rank"]
-            self._refs.append(actor.train.remote(self.job, self.data_dir, self.work_dir, master, visible, local_rank))
+            self._refs.append(actor.train.remote(self.attempt, self.data_dir, self.work_dir, master, visible,
+                                                 local_rank))
 
-    def reassign(self, job: dict) -> None:
+    def reassign(self, attempt: Attempt) -> None:
         """Run another training job of the same shape on these ranks: the placement group is
         held and the processes are up, so the next job skips both (the driver hands a waiting
         gang's job to a finished one). A fresh rendezvous port comes with the new hellos."""
-        self.job = job
+        self.attempt = attempt
         self.phase = "starting"
         self.hellos = []
         self._rank0 = None

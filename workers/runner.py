@@ -2,8 +2,8 @@
 
 Actors call a runner object rather than golf_core directly, so the driver's scheduling path
 can be exercised with a stand-in of the same shape (tests inject fast fakes; bench/scheduling.py
-injects sleeps). `GolfRunner` is the real one. Jobs arrive as plain dicts (kind, identity,
-name, config, seed, attempt, tokenizer): workers never import the orchestrator.
+injects sleeps). `GolfRunner` is the real one. A job arrives as a workers.contract.Attempt
+(the typed job, the attempt number, the tokenizer): workers never import the orchestrator.
 """
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ from typing import Any, Callable
 import numpy as np
 
 from golf_core.eval.bpb import LN2
+from workers.contract import Attempt, ScriptTrainJob
 
-__all__ = ["GolfRunner", "chunk_bpb"]
+__all__ = ["GolfRunner", "SCRIPT_FAILED", "chunk_bpb"]
+
+# the result key of a script that exited non-zero (the actor turns it into JobResult.failed)
+SCRIPT_FAILED = "script_failed"
 
 
 def chunk_bpb(nll: np.ndarray, nbytes: np.ndarray, chunk: np.ndarray) -> list[float]:
@@ -33,29 +37,27 @@ class GolfRunner:
     """The real job functions (imports golf_core lazily: actors start faster, and a CPU-only
     test that injects another runner never pays for torch)."""
 
-    def train(self, job: dict, data_dir: str, out_dir: str, on_progress: Callable[[dict], None] | None) -> dict:
-        if job.get("kind") == "script_train":  # the user's own train_gpt.py under torchrun
+    def train(self, attempt: Attempt, data_dir: str, out_dir: str,
+              on_progress: Callable[[dict], None] | None) -> dict:
+        job = attempt.job
+        if isinstance(job, ScriptTrainJob):  # the user's own train_gpt.py under torchrun
             from workers.script_runner import ScriptError, run_script_job
 
             try:
-                return run_script_job(job, data_dir, out_dir, on_progress)
+                return run_script_job(attempt, data_dir, out_dir, on_progress)
             except ScriptError as e:  # FAILED, but its train.log still goes to MLflow
-                return {"script_failed": str(e)}
-        from golf_core.config import build
-        from golf_core.presets import RunConfig
+                return {SCRIPT_FAILED: str(e)}
         from golf_core.train import run_training
 
-        cfg = build(RunConfig, job["config"]["run"])
-        return run_training(cfg, data_dir, out_dir, on_progress=on_progress, tokenizer=job.get("tokenizer"))
+        return run_training(job.run, data_dir, out_dir, on_progress=on_progress, tokenizer=attempt.tokenizer)
 
-    def eval(self, job: dict, artifact_dir: str, data_dir: str, out_dir: str) -> dict:
-        from golf_core.config import build
-        from golf_core.eval.run import run_eval
+    def eval(self, attempt: Attempt, artifact_dir: str, data_dir: str, out_dir: str) -> dict:
         from golf_core.eval.config import EvalSpec
+        from golf_core.eval.run import run_eval
 
-        conf = job["config"]
-        spec = build(EvalSpec, {k: conf[k] for k in ("eval", "ttt", "mixer") if k in conf})
-        return run_eval(artifact_dir, spec, data_dir, out_dir=out_dir, tokenizer=job.get("tokenizer"))
+        job = attempt.job
+        spec = EvalSpec(eval=job.eval, ttt=job.ttt)
+        return run_eval(artifact_dir, spec, data_dir, out_dir=out_dir, tokenizer=attempt.tokenizer)
 
     # --- the factorized mix: n-gram pass once per table key, then ms per mixer config ---
     def mixer_config(self, mixer: dict) -> Any:

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from workers.contract import Attempt
+
 __all__ = ["ScriptError", "run_script_job", "child_env", "kill_tree", "MODEL_PREFIX", "TAIL_LINES"]
 
 MODEL_PREFIX = "final_model"  # upstream: final_model.pt (raw) and final_model.int8.ptz / .int6.ptz ...
@@ -150,27 +152,28 @@ def _event(ev, wall_s: float) -> dict | None:
     return None
 
 
-def run_script_job(job: dict, data_dir: str, out_dir: str,
+def run_script_job(attempt: Attempt, data_dir: str, out_dir: str,
                    on_progress: Callable[[dict], None] | None = None) -> dict:
     """Run one script_train job in `out_dir`; returns its result (raises ScriptError on failure).
 
-    `job`: {"name", "config": {"script": {"entry"}, "env", "nproc", "timeout_s", "score_tag"},
-    "script_files": {relative path: bytes}}. Writes out_dir/train.log, out_dir/result.json and
-    copies the script's model files next to them (the files that go to MLflow)."""
+    `attempt.job` is a ScriptTrainJob (entry, env, nproc, timeout_s, score_tag), its files'
+    bytes in `attempt.script_files`. Writes out_dir/train.log, out_dir/result.json and copies
+    the script's model files next to them (the files that go to MLflow)."""
     from golf_core.logparse import parse_line, summarize
 
-    conf = job["config"]
+    job = attempt.job
+    files = attempt.script_files or {}
     out = Path(out_dir)
     run_dir = out / "run"
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    _write_files(job["script_files"], run_dir)
-    entry = conf["script"]["entry"]
-    nproc = int(conf.get("nproc") or 1)
-    env = child_env(dict(os.environ), dict(conf.get("env") or {}), data_dir, safe_run_id(job.get("name", "run")))
+    _write_files(files, run_dir)
+    entry = job.script.entry
+    nproc = int(job.nproc or 1)
+    env = child_env(dict(os.environ), dict(job.env), data_dir, safe_run_id(job.name or "run"))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", entry]
-    timeout = float(conf.get("timeout_s") or 0) or None
+    timeout = float(job.timeout_s or 0) or None
     log_path = out / "train.log"
     lines: list[str] = []
     t0 = time.monotonic()
@@ -209,11 +212,11 @@ def run_script_job(job: dict, data_dir: str, out_dir: str,
     if proc.returncode != 0:
         raise ScriptError(f"{entry} exited with {proc.returncode}; log tail: {last}")
 
-    summary = summarize(lines, score_tag=conf.get("score_tag"))
+    summary = summarize(lines, score_tag=job.score_tag)
     models = sorted(p for p in run_dir.glob(f"{MODEL_PREFIX}*") if p.is_file())
     for p in models:
         shutil.copy2(p, out / p.name)
-    script_bytes = len(job["script_files"][entry])
+    script_bytes = len(files[entry])
     compressed = [p for p in models if p.suffix != ".pt"]
     model_bytes = max((p.stat().st_size for p in compressed), default=None)
     result = {
@@ -227,13 +230,13 @@ def run_script_job(job: dict, data_dir: str, out_dir: str,
         "world_size": nproc, "wall_s": wall_s, "exit_code": proc.returncode,
         "train_loss_curve": [[s, v] for s, v in summary.curve_points],
         "val_curve": [[s, loss, b] for s, loss, b in summary.val_points],
-        "model_files": [p.name for p in models], "seed": job.get("seed"),
+        "model_files": [p.name for p in models], "seed": job.seed,
     }
     for tag, (_loss, bpb) in summary.scores.items():
         result[f"val_bpb.{_TAG.sub('_', tag)}"] = bpb
     if summary.val_bpb is None:
-        result["no_score"] = (f"no score line tagged {conf['score_tag']!r} in train.log (tags seen: "
-                              f"{', '.join(summary.scores) or 'none'})" if conf.get("score_tag") else
+        result["no_score"] = (f"no score line tagged {job.score_tag!r} in train.log (tags seen: "
+                              f"{', '.join(summary.scores) or 'none'})" if job.score_tag else
                               "no score line ('<tag> val_loss:X val_bpb:Y') in train.log")
     result = {k: v for k, v in result.items() if v is not None}
     (out / "result.json").write_text(json.dumps(result, indent=1, default=str))

@@ -1,6 +1,7 @@
 """Plan expansion: counts, dependency order, and which changes change a job's identity."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,8 +13,9 @@ import golf_core
 from golf_core.config import ConfigError
 from golf_core.presets import RunConfig
 from orchestrator.estimate import approx_params, estimate_plan
-from orchestrator.plan import Job, Plan, build_plan, data_identity, load_plan, suggest_mixer, topological_ok
+from orchestrator.plan import Plan, build_plan, data_identity, load_plan, suggest_mixer, topological_ok
 from orchestrator.spec import load_sweep, sweep_from_dict
+from workers.contract import TrainJob
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "experiments").rglob("*.yaml"))
@@ -224,7 +226,7 @@ def test_suggest_mixer_drives_an_optuna_study():
     for _ in range(job.config["optuna"]["n"]):
         trial = study.ask()
         try:
-            cfg = suggest_mixer(trial, job.config)
+            cfg = suggest_mixer(trial, job)
         except ConfigError:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             failed += 1
@@ -237,10 +239,15 @@ def test_suggest_mixer_drives_an_optuna_study():
 
 
 def test_job_and_plan_defaults_for_callers():
-    job = Job("train", "abc", "train/s1", {"run": {}})
+    run = load_sweep(SMOKE).run_config(1)
+    job = TrainJob(identity="abc", name="train/s1", run=run)
     plan = Plan("s", "sid", (job,), load_sweep(SMOKE).data_config())
     assert plan.job("abc") is job and plan.retries == 1 and job.deps == ()
-    assert {job: 1}[Job("train", "abc", "train/s1", {"run": {}})] == 1  # hashable by identity
+    assert {job: 1}[TrainJob(identity="abc", name="train/s1", run=run)] == 1  # hashable by identity
+    with pytest.raises(TypeError):  # keywords only: no positional construction
+        TrainJob("abc", "train/s1", run)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job.seed = 2
     import pickle
     assert pickle.loads(pickle.dumps(plan)) == plan  # travels to Ray workers
     with pytest.raises(KeyError):

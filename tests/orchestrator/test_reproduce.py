@@ -134,7 +134,7 @@ def fake_driver(losses: dict[int, float], fail: str | None = None, mix_compliant
                 out.state, out.reason = "skipped", "dependency failed"
             else:
                 out.result = _results(job, losses[job.seed], mix_compliant)
-                out.verdict = judge(job.kind, job.config, out.result, up[0].verdict if up else None)
+                out.verdict = judge(job, out.result, up[0].verdict if up else None)
             outcomes[job.identity] = out
         report = SweepReport(plan, outcomes, 0.0, status="FINISHED")
         tracker.sweep.finish("FINISHED")  # as the driver's end_sweep does

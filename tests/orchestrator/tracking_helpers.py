@@ -2,12 +2,26 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
+from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from orchestrator.plan import Job  # the driver's real job record
-
 __all__ = ["Job", "new_identity", "runs_of"]
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the Tracker reads it (duck-typed: kind, identity, name, config, deps, seed,
+    params), with any config: the tracker's tests are about runs, not job kinds (the plan's
+    typed jobs, workers.contract, have the same attributes)."""
+    kind: str
+    identity: str
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+    deps: tuple[str, ...] = ()
+    seed: int = 0
+    params: dict[str, str] = field(default_factory=dict)
 
 
 def new_identity() -> str:

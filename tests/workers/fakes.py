@@ -1,8 +1,8 @@
 """Fast stand-ins for golf_core's job functions, with the same shapes (workers.runner.GolfRunner).
 
 They do the real distributed part (a gloo process group across the gang's ranks), write the
-same output files, and can be told, through the job config's "fake" section, to die by
-SIGKILL once, to produce a NaN loss, or to sleep.
+same output files, and can be told, through the job's "fake" param (JSON; small_plan puts it
+there), to die by SIGKILL once, to produce a NaN loss, or to sleep.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import numpy as np
 from workers.runner import GolfRunner
 
 
-def _fake(job: dict) -> dict:
-    return (job.get("config") or {}).get("fake") or {}
+def _fake(attempt) -> dict:
+    return json.loads(attempt.job.params.get("fake") or "{}")
 
 
 def _die_once(marker: str | None) -> None:
@@ -48,12 +48,12 @@ class FakeRunner(GolfRunner):
             with open(os.path.join(self.log_dir, f"calls-{os.getpid()}.jsonl"), "a") as f:
                 f.write(json.dumps(rec) + "\n")
 
-    def train(self, job, data_dir, out_dir, on_progress):
-        fk = _fake(job)
+    def train(self, attempt, data_dir, out_dir, on_progress):
+        fk, job = _fake(attempt), attempt.job
         rank = int(os.environ.get("RANK", "0"))
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if self.log_starts:
-            self._log(kind="train_start", identity=job["identity"], rank=rank, pid=os.getpid(), attempt=job["attempt"])
+            self._log(kind="train_start", identity=job.identity, rank=rank, pid=os.getpid(), attempt=attempt.attempt)
         dist_world, reduced = 1, 1.0
         if world > 1:
             import torch
@@ -78,7 +78,7 @@ class FakeRunner(GolfRunner):
 
             dist.barrier()
             dist.destroy_process_group()
-        seed = int(job.get("seed") or 0)
+        seed = int(job.seed or 0)
         val = float("nan") if fk.get("nan") else 1.5 + (seed % 7) * 0.01
         result = {"val_bpb": val, "val_loss": val * 0.7, "artifact_bytes": int(fk.get("artifact_bytes", 1000)),
                   "steps": 5, "train_time_s": 0.1, "world_size": dist_world, "allreduce_sum": reduced,
@@ -88,18 +88,18 @@ class FakeRunner(GolfRunner):
             (out / "model.ptz").write_bytes(os.urandom(64))
             (out / "artifact.json").write_text(json.dumps({"artifact_bytes": result["artifact_bytes"]}))
             (out / "result.json").write_text(json.dumps(result))
-        self._log(kind="train", identity=job["identity"], rank=rank, pid=os.getpid(), attempt=job["attempt"],
+        self._log(kind="train", identity=job.identity, rank=rank, pid=os.getpid(), attempt=attempt.attempt,
                   out_dir=str(out_dir))
         return result
 
-    def eval(self, job, artifact_dir, data_dir, out_dir):
-        fk = _fake(job)
+    def eval(self, attempt, artifact_dir, data_dir, out_dir):
+        fk, job = _fake(attempt), attempt.job
         _die_once(fk.get("die_once"))
         time.sleep(float(fk.get("sleep", 0.0)))
         if not (Path(artifact_dir) / "model.ptz").is_file():
             raise FileNotFoundError(f"no model.ptz in {artifact_dir}")
         up = json.loads((Path(artifact_dir) / "result.json").read_text())
-        rng = np.random.default_rng(int(job.get("seed") or 0))
+        rng = np.random.default_rng(int(job.seed or 0))
         n = 512
         stats = {"target": rng.integers(0, 64, n), "prev": rng.integers(0, 64, n),
                  "bytes": rng.integers(1, 4, n), "p_model": rng.uniform(0.05, 0.9, n),
@@ -111,7 +111,7 @@ class FakeRunner(GolfRunner):
                   "compliance": {"compliant": not fk.get("audit_fail"),
                                  "checks": {"scored_once": {"passed": not fk.get("audit_fail")}}}}
         (Path(out_dir) / "result.json").write_text(json.dumps(result))
-        self._log(kind="eval", identity=job["identity"], pid=os.getpid(), attempt=job["attempt"],
+        self._log(kind="eval", identity=job.identity, pid=os.getpid(), attempt=attempt.attempt,
                   artifact_dir=str(artifact_dir), out_dir=str(out_dir))
         return result
 
@@ -148,10 +148,10 @@ class FakeRunner(GolfRunner):
 
 
 class SleepRunner(GolfRunner):
-    """bench/scheduling.py-style jobs: each sleeps config["fake"]["sleep"] seconds."""
+    """bench/scheduling.py-style jobs: each sleeps its fake param's "sleep" seconds."""
 
-    def train(self, job, data_dir, out_dir, on_progress):
-        time.sleep(float(_fake(job).get("sleep", 0.0)))
+    def train(self, attempt, data_dir, out_dir, on_progress):
+        time.sleep(float(_fake(attempt).get("sleep", 0.0)))
         return {"val_bpb": 1.0}
 
 
@@ -159,7 +159,10 @@ class SleepRunner(GolfRunner):
 import hashlib  # noqa: E402
 
 from golf_core.data.config import DataConfig  # noqa: E402
-from orchestrator.plan import Job, Plan  # noqa: E402
+from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig  # noqa: E402
+from golf_core.presets import load_preset  # noqa: E402
+from orchestrator.plan import Plan  # noqa: E402
+from workers.contract import EvalJob, MixJob, OptunaMixJob, OptunaSpace, TrainJob  # noqa: E402
 
 
 def ident(*parts) -> str:
@@ -168,7 +171,8 @@ def ident(*parts) -> str:
 
 def small_plan(name="t", seeds=(1, 2), ranks=1, gpus=1, alphas=(0.1, 0.3), modes=("normalized",),
                train_fake=None, eval_fake=None, retries=2, optuna=None, per_seed_train_fake=None) -> Plan:
-    """seeds x (train -> eval -> mix per mode x alpha [+ an optuna mix job]), fake configs.
+    """seeds x (train -> eval -> mix per mode x alpha [+ an optuna mix job]), the tiny preset,
+    the fake runner's instructions in each job's "fake" param.
 
     `name` salts every identity, so tests sharing one MLflow server never see each other's runs."""
     jobs = []
@@ -176,17 +180,22 @@ def small_plan(name="t", seeds=(1, 2), ranks=1, gpus=1, alphas=(0.1, 0.3), modes
         per = {int(k): v for k, v in (per_seed_train_fake or {}).items()}  # JSON turns keys into str
         tf = dict(train_fake or {}, **per.get(seed, {}))
         tcfg = {"run": {"seed": seed}, "fake": tf}
-        t = Job("train", ident("train", name, seed, tcfg), f"train/s{seed}", tcfg, (), seed, gpus, ranks)
+        t = TrainJob(identity=ident("train", name, seed, tcfg), name=f"train/s{seed}",
+                     run=load_preset("tiny", {"train": {"seed": seed}}), seed=seed, gpus=gpus, ranks=ranks,
+                     params={"fake": json.dumps(tf)})
         ecfg = {"eval": {"chunk_tokens": 128}, "ttt": {}, "fake": dict(eval_fake or {})}
-        e = Job("eval", ident("eval", t.identity, ecfg), f"eval/s{seed}", ecfg, (t.identity,), seed, 1, 1)
+        e = EvalJob(identity=ident("eval", t.identity, ecfg), name=f"eval/s{seed}", eval=EvalConfig(chunk_tokens=128),
+                    ttt=TTTConfig(), deps=(t.identity,), seed=seed, gpus=1, params={"fake": json.dumps(ecfg["fake"])})
         jobs += [t, e]
         for mode in modes:
             for a in alphas:
                 mcfg = {"mixer": {"mode": mode, "alpha_base": a, "alpha_range": 0.2}}
-                jobs.append(Job("mix", ident("mix", e.identity, mcfg), f"mix/s{seed}/{mode}/a{a}", mcfg,
-                                (e.identity,), seed, 1, 1))
+                jobs.append(MixJob(identity=ident("mix", e.identity, mcfg), name=f"mix/s{seed}/{mode}/a{a}",
+                                   mixer=MixerConfig(**mcfg["mixer"]), deps=(e.identity,), seed=seed, gpus=1))
         if optuna:
             mcfg = {"mixer_base": {"mode": "normalized", "alpha_range": 0.2}, "optuna": optuna}
-            jobs.append(Job("mix", ident("opt", e.identity, mcfg), f"mix/s{seed}/optuna", mcfg, (e.identity,), seed))
+            jobs.append(OptunaMixJob(identity=ident("opt", e.identity, mcfg), name=f"mix/s{seed}/optuna",
+                                     mixer_base=mcfg["mixer_base"], optuna=OptunaSpace(**optuna), deps=(e.identity,),
+                                     seed=seed))
     return Plan(name, ident(name, [j.identity for j in jobs]), tuple(jobs), DataConfig(path="unused", vocab_size=64),
                 retries=retries)

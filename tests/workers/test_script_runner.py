@@ -10,16 +10,22 @@ from pathlib import Path
 import pytest
 
 from golf_core.logparse import parse_line
+from workers.contract import Attempt, ScriptRef, ScriptTrainJob
 from workers.script_runner import ScriptError, child_env, run_script_job, safe_run_id
 
 SCRIPT = Path(__file__).resolve().parents[1] / "fixtures" / "scripts" / "train_gpt_tiny.py"
 
 
-def _job(env: dict, nproc: int = 1, timeout_s: float = 300.0, score_tag=None, name="script/s7/LR=0.1") -> dict:
-    return {"kind": "script_train", "name": name, "seed": 7, "attempt": 1, "identity": "x" * 64,
-            "config": {"script": {"entry": "train_gpt.py"}, "nproc": nproc, "timeout_s": timeout_s,
-                       "score_tag": score_tag, "env": {"SEED": "7", "ITERATIONS": "6", "VAL_LOSS_EVERY": "3", **env}},
-            "script_files": {"train_gpt.py": SCRIPT.read_bytes()}}
+def _script_job(env: dict, nproc: int = 1, timeout_s: float = 300.0, score_tag=None, name="script/s7/LR=0.1",
+                identity="x" * 64) -> ScriptTrainJob:
+    ref = ScriptRef(path=str(SCRIPT.parent), entry="train_gpt.py", sha256="unchecked-here", files=1, folder=False)
+    return ScriptTrainJob(identity=identity, name=name, seed=7, script=ref, nproc=nproc, ranks=nproc,
+                          timeout_s=timeout_s, score_tag=score_tag,
+                          env={"SEED": "7", "ITERATIONS": "6", "VAL_LOSS_EVERY": "3", **env})
+
+
+def _job(env: dict, **kw) -> Attempt:
+    return Attempt(job=_script_job(env, **kw), attempt=1, script_files={"train_gpt.py": SCRIPT.read_bytes()})
 
 
 def _alive(pid: int) -> bool:
@@ -94,7 +100,7 @@ def test_a_script_job_is_one_actor_holding_all_its_gpus(ray_local):
 
     from workers.gang import TrainGang
 
-    job = {"kind": "script_train", "identity": "a" * 64, "attempt": 1, "name": "script/s1"}
+    job = Attempt(job=_script_job({}, name="script/s1", identity="a" * 64, nproc=4), attempt=1)
     gang = TrainGang(job, _EnvRunner(), ranks=1, gpus=4, use_gpus=True, data_dir=".", work_dir=None)
     try:
         assert gang.bundle == {"CPU": 1.0, "GPU": 4.0}
@@ -103,8 +109,8 @@ def test_a_script_job_is_one_actor_holding_all_its_gpus(ray_local):
             ready, _ = ray.wait(gang.pending(), num_returns=1, timeout=60)
             assert ready, f"gang stuck in {gang.phase}"
             out = gang.advance(ready[0])
-        assert len(out["result"]["visible"].split(",")) == 4  # torchrun sees every GPU of the job
-        assert "train.log" in out["files"]  # a script job packs all its top-level files
+        assert len(out.result["visible"].split(",")) == 4  # torchrun sees every GPU of the job
+        assert "train.log" in out.files  # a script job packs all its top-level files
         nxt, events = ray.get(gang.actors[0].drain.remote(0))
         assert nxt == 2 and [e["event"] for e in events] == ["step", "val"]
         assert ray.get(gang.actors[0].progress.remote())["event"] == "step"  # a val line keeps the step shown

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from workers.contract import OptunaSpace
 from workers.eval_actor import run_optuna
 from workers.files import pack_dir, unpack_to
 from golf_core.eval.bpb import bpb_of
@@ -22,19 +23,19 @@ def test_optuna_finds_the_minimum_and_fails_invalid_points():
         return (mixer["alpha_base"] - 0.3) ** 2 + (0.1 if mixer["orders"] == [2, 3] else 0.0), 0.0
 
     space = {"alpha_base": {"low": 0.0, "high": 1.0}, "orders": {"choices": [[2, 3], [2, 3, 4]]}}
-    out = run_optuna({"mode": "normalized", "alpha_range": 0.5}, {"n": 40, "seed": 0, "space": space}, score)
+    out = run_optuna({"mode": "normalized", "alpha_range": 0.5}, OptunaSpace(n=40, seed=0, space=space), score)
     assert 0 < len(out["trials"]) < 40  # points with alpha_base > 0.5 were told FAIL, not scored
     assert all(t[2]["alpha_base"] <= 0.5 for t in out["trials"])
     assert out["mixer"]["orders"] == [2, 3, 4] and abs(out["mixer"]["alpha_base"] - 0.3) < 0.1
     assert out["val_bpb"] == pytest.approx(min(t[1] for t in out["trials"]))
     # same seed, same search
-    again = run_optuna({"mode": "normalized", "alpha_range": 0.5}, {"n": 40, "seed": 0, "space": space}, score)
+    again = run_optuna({"mode": "normalized", "alpha_range": 0.5}, OptunaSpace(n=40, seed=0, space=space), score)
     assert [t[1] for t in again["trials"]] == [t[1] for t in out["trials"]]
 
 
 def test_optuna_rejects_an_empty_space():
     with pytest.raises(ValueError, match="empty search space"):
-        run_optuna({}, {"n": 3, "space": {}}, lambda m: (0.0, 0.0))
+        run_optuna({}, OptunaSpace(n=3, seed=0, space={}), lambda m: (0.0, 0.0))
 
 
 def test_pack_unpack_roundtrip_and_bad_names(tmp_path):
