@@ -66,7 +66,7 @@ for spec in gpu_check gpu_check_pr779; do
     src="$OUT/$spec.dry.yaml"
   fi
   log "golf run $src"
-  (cd "$WS" && "$PY" -m orchestrator.cli run "$src" --no-progress --work-dir "$WS/.golf" \
+  (cd "$WS" && "$PY" -m orchestrator.cli.main run "$src" --no-progress --work-dir "$WS/.golf" \
       --tracking-uri "sqlite:///$WS/mlflow.db" $([[ $DRY -eq 1 ]] && echo "--num-cpus 2 --num-gpus 0")) \
       > "$OUT/golf_run_$spec.log" 2>&1 || { tail -20 "$OUT/golf_run_$spec.log"; echo "gpu_check: golf run $spec failed" >&2; exit 1; }
   tail -3 "$OUT/golf_run_$spec.log"

@@ -1,6 +1,6 @@
 """Scheduling benchmark: 64 simulated jobs of known durations on 8 logical GPUs.
 
-The jobs go through the real driver path (orchestrator.driver.run_plan: long-lived per-GPU
+The jobs go through the real driver path (orchestrator.run.driver.run_plan: long-lived per-GPU
 workers for 1-rank training, eval and mix, a real Tracker on a SQLite MLflow store); only the
 work is replaced by sleeps of known length. Reported:
 - makespan vs the lower bound max(total work / 8 GPUs, longest dependency chain);
@@ -83,7 +83,7 @@ def make_plan(chains: int, scale: float, seed: int):
     from golf_core.data.config import DataConfig
     from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
     from golf_core.presets import load_preset
-    from orchestrator.plan import Plan
+    from orchestrator.plan.build import Plan
     from workers.contract import EvalJob, MixJob, TrainJob
 
     rng = random.Random(seed)
@@ -105,7 +105,7 @@ def make_plan(chains: int, scale: float, seed: int):
         jobs += [t, e, *ms]
         chain_len = max(chain_len, dt + de + max(dm))
         total += dt + de + sum(dm)
-    jobs.sort(key=lambda j: ("train", "eval", "mix").index(j.kind))  # like orchestrator.plan: by kind
+    jobs.sort(key=lambda j: ("train", "eval", "mix").index(j.kind))  # like orchestrator.plan.build: by kind
     plan = Plan("bench-scheduling", f"bench-{tag}", tuple(jobs), DataConfig(path="unused", vocab_size=64))
     return plan, total, chain_len, mix_sleep
 
@@ -134,7 +134,8 @@ def main(argv=None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    from orchestrator.driver import DriverOptions, run_plan
+    from orchestrator.run.types import DriverOptions
+    from orchestrator.run.driver import run_plan
     from orchestrator.tracking import Tracker
 
     plan, total, chain, mix_sleep = make_plan(args.chains, args.scale, args.seed)

@@ -61,7 +61,7 @@ def golf(ws: Path, env: dict[str, str], rep: int) -> dict:
     from mlflow.tracking import MlflowClient
 
     t0 = time.monotonic()
-    p = subprocess.run([sys.executable, "-m", "orchestrator.cli", "run", "overhead.yaml", "--no-progress",
+    p = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "run", "overhead.yaml", "--no-progress",
                         "--no-reuse"], cwd=ws, env=_env(), capture_output=True, text=True, timeout=1800)
     wall = time.monotonic() - t0
     if p.returncode != 0:
@@ -88,7 +88,7 @@ def main() -> int:
     ws = args.work or Path(tempfile.mkdtemp(prefix="golf-overhead-"))
     ws.mkdir(parents=True, exist_ok=True)
     shutil.copy(args.script, ws / "train_gpt.py")
-    subprocess.run([sys.executable, "-m", "orchestrator.cli", "data", "synthetic", "--out", "data/syn",
+    subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "data", "synthetic", "--out", "data/syn",
                     "--train-tokens", "400000", "--val-tokens", "60000", "--seed", "0"],
                    cwd=ws, env=_env(), check=True, capture_output=True)
     knobs = {"ITERATIONS": str(args.iterations), "VAL_LOSS_EVERY": "100", "TRAIN_BATCH_TOKENS": "4096"}

@@ -32,7 +32,7 @@ def test_without_a_gpu_it_refuses_in_one_line(tmp_path):
 @pytest.mark.parametrize("spec", ["gpu_check", "gpu_check_pr779"])
 def test_toy_specs_keep_presets_and_validate(spec, tmp_path):
     from bench.gpu_check import toy_spec
-    from orchestrator.spec import load_sweep
+    from orchestrator.spec.sweep import load_sweep
 
     src = ROOT / "experiments" / f"{spec}.yaml"
     toy_spec(src, tmp_path / "toy.yaml")

@@ -1,8 +1,8 @@
 """The job contract between the orchestrator and the workers: what a job is, what a worker is
 handed to run one attempt of it, and what comes back.
 
-One frozen dataclass per job kind, built with keywords (orchestrator.plan and
-orchestrator.script_plan make them; a worker reads typed attributes, never a dict):
+One frozen dataclass per job kind, built with keywords (orchestrator.plan.build and
+orchestrator.plan.script make them; a worker reads typed attributes, never a dict):
 
 | class | kind | what it runs |
 |---|---|---|
@@ -13,7 +13,7 @@ orchestrator.script_plan make them; a worker reads typed attributes, never a dic
 | `OptunaMixJob` | mix | an Optuna search over mixer fields on an eval job's token stats |
 
 `job.config` is the JSON form each kind had before the typed contract (docs/ARCHITECTURE.md):
-identities hash it (through orchestrator.plan) and MLflow params flatten it, so it must stay
+identities hash it (through orchestrator.plan.build) and MLflow params flatten it, so it must stay
 byte-for-byte what it was; code reads the typed fields instead.
 
 Importable by workers: imports golf_core's pydantic configs only (never orchestrator, ray,
@@ -76,7 +76,7 @@ class ScriptRef:
     """Where a script job's code is and what it must hash to (the files travel with the job)."""
     path: str  # the bundle's root (the record folder, or the script's folder)
     entry: str  # the file torchrun runs, relative to the root
-    sha256: str  # over every file's relative path and sha256 (orchestrator.script_plan)
+    sha256: str  # over every file's relative path and sha256 (orchestrator.plan.script)
     files: int
     folder: bool
 

@@ -177,7 +177,7 @@ def _carried_checks(stats_dir: str) -> dict:
 
 
 def _suggest(trial, name: str, dom: Any):
-    """One search-space entry, in orchestrator.plan's format: {"low", "high", "log"} -> a float;
+    """One search-space entry, in orchestrator.plan.build's format: {"low", "high", "log"} -> a float;
     {"choices": [...]} -> one of them (non-scalar choices, e.g. order sets, travel as JSON)."""
     if isinstance(dom, (list, tuple)) and len(dom) == 2:
         dom = {"low": dom[0], "high": dom[1]}

@@ -27,7 +27,7 @@ def _axes(segment: str) -> str:
 
 
 def run_name(kind: str, path: str) -> str:
-    """The run name for a job of `kind` whose plan path is `path` (orchestrator.plan names)."""
+    """The run name for a job of `kind` whose plan path is `path` (orchestrator.plan.build names)."""
     parts = path.split("/")
     if kind == "script_train" and len(parts) >= 2 and parts[0] == "script" and _SEED.match(parts[1]):
         # `script/s42/MATRIX_LR=0.022,NUM_LAYERS=11` -> `MATRIX_LR=0.022 NUM_LAYERS=11 s42`

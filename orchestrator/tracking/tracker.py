@@ -15,7 +15,7 @@ One FINISHED run per identity: the writer searches for a FINISHED run with the s
 (`golf.killed_reason=duplicate`). The search and the finish are two calls, so two writers could
 both pass the check, so the writer checks again after finishing (the earliest-started FINISHED
 run stays, later ones end KILLED duplicate). One driver runs a sweep at a time
-(orchestrator.lease); drivers of different sweeps in one experiment may share identities.
+(orchestrator.run.lease); drivers of different sweeps in one experiment may share identities.
 Resume uses find_finished / close_stale_running before any job starts.
 """
 from __future__ import annotations
@@ -240,7 +240,7 @@ class Tracker:
         return self.sweep
 
     def start_job(self, job: Any, attempt: int = 1) -> RunHandle:
-        """A child run for one attempt of `job` (orchestrator.plan.Job: kind, identity, name,
+        """A child run for one attempt of `job` (orchestrator.plan.build.Job: kind, identity, name,
         config, deps, seed, params). Params: job.params, or the flattened config when it has none;
         the run's name is short (orchestrator.tracking.names), its full path the `golf.job` tag."""
         identity = str(job.identity)

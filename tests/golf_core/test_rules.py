@@ -6,7 +6,7 @@ import math
 from golf_core import rules
 from golf_core.eval import audit
 from golf_core.eval.config import MixerConfig
-from orchestrator.validity import judge
+from orchestrator.run.validity import judge
 
 
 def test_artifact_size_limit_is_decimal_and_inclusive():

@@ -161,7 +161,7 @@ import hashlib  # noqa: E402
 from golf_core.data.config import DataConfig  # noqa: E402
 from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig  # noqa: E402
 from golf_core.presets import load_preset  # noqa: E402
-from orchestrator.plan import Plan  # noqa: E402
+from orchestrator.plan.build import Plan  # noqa: E402
 from workers.contract import EvalJob, MixJob, OptunaMixJob, OptunaSpace, TrainJob  # noqa: E402
 
 

@@ -14,7 +14,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from orchestrator.driver import DriverOptions, run_plan  # noqa: E402
+from orchestrator.run.types import DriverOptions  # noqa: E402
+from orchestrator.run.driver import run_plan  # noqa: E402
 from orchestrator.tracking import Tracker  # noqa: E402
 from tests.workers.fakes import FakeRunner, small_plan  # noqa: E402
 

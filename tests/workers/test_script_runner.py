@@ -1,6 +1,6 @@
 """workers.script_runner: a real train_gpt.py-style script under real torchrun (gloo on CPU),
 its log streamed and parsed, its hang killed with every rank (no Ray: the function itself; a
-failing script through `golf run` is in tests/orchestrator/test_script_jobs.py)."""
+failing script through `golf run` is in tests/orchestrator/run/test_script_jobs.py)."""
 from __future__ import annotations
 
 import os

@@ -58,7 +58,7 @@ def test_missing_tokenizer_errors_name_the_fix(upstream_root, tmp_path):
 
 
 def _golf(argv):
-    from orchestrator.cli import main
+    from orchestrator.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -24,7 +24,7 @@ FIXED = ["train.iterations=6", "train.max_wallclock_seconds=0", "train.warmdown_
 def _golf_train(args: list[str], golf: bool = False) -> tuple[int, str, str]:
     """`python -m golf_core train ...` in-process, or the `golf` command itself (golf=True)."""
     if golf:
-        from orchestrator.cli import main
+        from orchestrator.cli.main import main
     else:
         main = core_main
     out, err = io.StringIO(), io.StringIO()

@@ -1,0 +1,1 @@
+"""The `golf` command: golf_core's commands plus the orchestrator's (main), one module per command group."""

@@ -1,0 +1,143 @@
+"""`golf run SPEC` (a sweep on this machine or the Ray cluster at $RAY_ADDRESS) and
+`golf submit|status|logs|cancel` (the same sweep as a Ray job on a remote cluster)."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["register", "cmd_run", "results_table"]
+
+
+def add_execution_args(p) -> None:
+    """Where a sweep runs and logs: shared by `golf run` and `golf reproduce`."""
+    p.add_argument("--address", default=None, help="join this Ray cluster (default: $RAY_ADDRESS, else start one here)")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)")
+    p.add_argument("--work-dir", default=".golf", help="scratch for job outputs and the tracking journal")
+    p.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray (default: all)")
+    p.add_argument("--num-gpus", type=int, default=None, help="GPUs of the local Ray (default: detected)")
+    p.add_argument("--no-progress", action="store_true", help="plain log lines instead of the live table")
+    p.add_argument("--status-every", type=float, default=30.0, metavar="S",
+                   help="plain (piped) output: a status line with elapsed and ETA at least every S seconds")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run a sweep: local Ray (or $RAY_ADDRESS), results in MLflow")
+    p.add_argument("spec", help="sweep spec YAML (e.g. experiments/smoke.yaml)")
+    add_execution_args(p)
+    p.add_argument("--no-reuse", action="store_true",
+                   help="recompute every job, even those with a FINISHED run in MLflow (any experiment)")
+    p.add_argument("--wait", action="store_true",
+                   help="if another driver is running this sweep, wait for it, then go on (reusing what it finished)")
+    p.add_argument("--lease-timeout", type=_positive_s, default=60.0, metavar="S",
+                   help="a sweep whose driver sent no heartbeat for S seconds is taken over (default 60; "
+                        "a dead driver on this machine is noticed at once)")
+    p.set_defaults(func=cmd_run)
+
+    from orchestrator.run.submit import register_job_commands
+
+    register_job_commands(sub)
+
+
+def _positive_s(text: str) -> float:
+    import argparse
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (math.isfinite(v) and 0 < v <= 86400):
+        raise argparse.ArgumentTypeError(f"must be seconds in (0, 86400], got {text!r}")
+    return v
+
+
+def cmd_run(args) -> int:
+    from rich.console import Console
+
+    from orchestrator.plan.build import load_plan
+    from orchestrator.run.progress import SweepProgress
+    from orchestrator.spec.sweep import SpecError
+    from orchestrator.run.sweep import prepare_sweep, ray_runner
+    from orchestrator.tracking import redact
+
+    console = Console()
+    say = lambda msg: console.print(f"golf: {msg}", highlight=False, markup=False)  # noqa: E731
+    t0 = time.time()
+    # everything a user can get wrong is checked here, before Ray starts or a job runs
+    try:
+        plan = load_plan(args.spec, workspace=Path.cwd())
+    except SpecError as e:  # the same `SPEC: field: problem` as `golf validate`, on one line
+        raise SpecError([f"{args.spec}: {line}" for line in e.lines]) from None
+    run = prepare_sweep(plan, Path.cwd(), tracking_uri=args.tracking_uri, work_dir=args.work_dir, say=say)
+    uri = run.uri
+    counts = plan.counts()
+    say(f"sweep {plan.sweep_name}: {len(plan.jobs)} jobs ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
+        f"tracking {redact(uri)}")
+    try:
+        progress = SweepProgress(console, live=False if args.no_progress else None,
+                                 heartbeat_s=getattr(args, "status_every", 30.0))
+        runner = ray_runner(address=args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
+                            progress=progress, say=say, tokenizer=run.tokenizer,
+                            reuse=not getattr(args, "no_reuse", False), lease_wait=args.wait,
+                            lease_timeout_s=args.lease_timeout)
+        report = runner(plan, run.tracker, run.data_dir, run.work)
+    finally:
+        run.close(say)
+    console.print(results_table(report))
+    c = report.counts()
+    say(f"done in {time.time() - t0:.1f} s: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
+    shown = redact(uri)  # never print credentials of the tracking URI
+    ui = f"mlflow ui --backend-store-uri {shown}" if not uri.startswith("http") else shown
+    say(f"results: MLflow experiment '{plan.sweep_name}' at {shown}; look with: {ui}")
+    return 1 if c.get("failed") or c.get("skipped") else 0
+
+
+def headline(report) -> str:
+    """The best compliant val_bpb (the one that counts) and, when lower, the best non-compliant
+    one, marked: a hashed_target score is never the headline."""
+    from orchestrator.tracking.names import run_name
+
+    best, bad = report.best(compliant=True), report.best(compliant=False)
+    text = (f"best compliant val_bpb {best['val_bpb']:.4f} ({run_name(best['kind'], best['name'])})"
+            if best else "best compliant val_bpb -")
+    if bad and (best is None or bad["val_bpb"] < best["val_bpb"]):
+        text += f"; non-compliant {bad['val_bpb']:.4f}* ({run_name(bad['kind'], bad['name'])}, not a legal score)"
+    return text
+
+
+_WHAT = {"model": "model (roundtrip)", "neural": "eval (neural)"}
+
+
+def results_table(report):
+    """Per column (the trained model's roundtrip score, the neural eval, each mixer mode): the
+    winning config (the fields that vary), its mean ± std over seeds and the seed count
+    (* = not compliant, ! = some seed invalid)."""
+    from rich.table import Table
+
+    from orchestrator.tracking.summary import best_runs, winners
+
+    t = Table(title=f"sweep {report.plan.sweep_name}: {headline(report)}\n"
+                    "winner per column = lowest seed-mean val_bpb  (* not compliant, ! invalid seeds)",
+              title_justify="left")
+    for c, j in (("what", "left"), ("winning config", "left"), ("val_bpb mean ± std", "right"),
+                 ("seeds", "right"), ("best seed", "right")):
+        t.add_column(c, justify=j)
+    best = best_runs(report)
+    for col, g in winners(report).items():
+        mark = "" if g.compliant else "*"
+        n_all = len(g.outcomes)
+        if g.n < n_all:
+            mark += "!"
+        std = f" ± {g.std:.4f}" if g.n > 1 else ""
+        bs = best.get(col)
+        t.add_row(_WHAT.get(col, col), g.label or "-", f"{g.mean:.4f}{std}{mark}", f"{g.n}/{n_all}",
+                  f"{bs[0]:.4f} (s{bs[1].job.seed})" if bs else "-")
+    return t
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from orchestrator.cli.main import main
+
+    sys.exit(main(["run", *sys.argv[1:]]))

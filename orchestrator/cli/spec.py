@@ -1,0 +1,287 @@
+"""`golf validate SPEC...`, `golf schema`, `golf plan SPEC`: look at a sweep before running it.
+
+Nothing here starts Ray or trains; `plan` only asks MLflow which identities are FINISHED
+(through orchestrator.tracking.finished_identities) and degrades to "assuming nothing done"
+when the tracking module or server is not there.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import socket
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+import golf_core
+from orchestrator.spec.sweep import Sweep, SpecError, load_sweep, sweep_schema
+from workers.contract import OptunaMixJob
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # what `golf run` uses in the working directory
+
+
+def register(sub) -> None:
+    p = sub.add_parser("validate", help="check spec files; print job counts or one line per problem")
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of spec files (for editor autocompletion)")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("plan", help="expand a spec into jobs: counts, what MLflow has finished, GPU-hours")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--tracking-uri", default=None,
+                   help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})")
+    p.add_argument("--workspace", default=".", help="directory relative data paths resolve against")
+    p.add_argument("--jobs", action="store_true", help="also list every job")
+    p.add_argument("--gpu-mem-gib", type=float, default=None,
+                   help="GPU memory per rank of the nodes, GiB (default: the spec's limits.gpu_mem_gib, else 80)")
+    p.set_defaults(func=cmd_plan)
+
+
+def _load(path: str) -> Sweep | None:
+    """The sweep, or None after printing each problem as `SPEC: field.path: message`."""
+    try:
+        return load_sweep(path)
+    except SpecError as e:
+        for line in e.lines:
+            print(f"{path}: {line}", file=sys.stderr)
+    except FileNotFoundError:
+        print(f"{path}: no such file", file=sys.stderr)
+    return None
+
+
+def _counts_line(sweep: Sweep) -> str:
+    c = sweep.counts()
+    if sweep.is_script:
+        line = f"{c['script_train']} script jobs ({sweep.train.script}, torchrun --nproc_per_node={sweep.train.gpus_per_job})"
+        return line + (f" (optuna: {sweep.search.n} trials)" if sweep.search.kind == "optuna" else "")
+    line = f"{c['train']} train, {c['eval']} eval, {c['mix']} mix jobs"
+    if sweep.search.kind == "optuna":
+        line += f" (optuna: {sweep.search.n} trials per study)"
+    return line
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    rc = 0
+    for path in args.specs:
+        sweep = _load(path)
+        if sweep is None:
+            rc = 2
+            continue
+        prefix = f"{path}: " if len(args.specs) > 1 else ""
+        print(f"{prefix}ok: {_counts_line(sweep)}")
+    return rc
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(sweep_schema(), indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# MLflow: what is already finished
+
+
+@contextmanager
+def _quick_http():
+    """MLflow's HTTP client retries for minutes by default; a plan should answer in seconds."""
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _reachable(uri: str) -> str | None:
+    """None when the store can be asked; else why not (one phrase)."""
+    u = urlparse(uri)
+    if u.scheme in ("http", "https"):
+        port = u.port or (443 if u.scheme == "https" else 80)
+        try:
+            with socket.create_connection((u.hostname or "localhost", port), timeout=2):
+                return None
+        except OSError as e:
+            return f"unreachable ({u.hostname}:{port}: {e.strerror or e})"
+    if u.scheme == "sqlite":
+        db = uri.split(":///", 1)[-1] if ":///" in uri else ""
+        if db and not Path(db).exists():
+            return f"no store at {db} yet"
+    return None
+
+
+def _resolve_uri(uri: str | None) -> str:
+    """The URI `golf run` would use: orchestrator.tracking's rule when present."""
+    try:
+        return importlib.import_module("orchestrator.tracking").resolve_tracking_uri(uri)
+    except (ImportError, AttributeError):
+        return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def finished(tracking_uri: str, experiment: str) -> tuple[set[str], str]:
+    """(identities MLflow holds as FINISHED, a one-line status for the user). A store file that
+    is not a database is the user's error (TrackingStoreError: exit 2), not "nothing done"."""
+    tracking = importlib.import_module("orchestrator.tracking")
+    tracking.check_store(tracking_uri)
+    shown = tracking.redact(tracking_uri)  # never print the URI's credentials
+    why = _reachable(tracking_uri)
+    if why:
+        return set(), f"MLflow {shown}: {why}, assuming nothing done"
+    try:
+        query = tracking.finished_identities
+    except (ImportError, AttributeError) as e:
+        return set(), f"MLflow: orchestrator.tracking.finished_identities unavailable ({e}), assuming nothing done"
+    try:
+        with _quick_http():
+            done = set(query(tracking_uri, experiment))
+    except Exception as e:  # noqa: BLE001 - any tracking failure only means "nothing known"
+        msg = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        return set(), f"MLflow {shown}: unreachable ({tracking.redact(msg)}), assuming nothing done"
+    return done, f"MLflow {shown}: {len(done)} finished runs in experiment {experiment!r}"
+
+
+# ---------------------------------------------------------------------------------------------
+# plan
+
+
+def _mode(job) -> str:
+    return job.mode + (" (optuna)" if isinstance(job, OptunaMixJob) else "")
+
+
+def _hours(h: float) -> str:
+    return f"{h:,.2f}" if h >= 0.01 or h == 0 else f"{h:.4f}"
+
+
+def _duration(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _gpus(job) -> str:
+    """GPUs a job asks for, from the spec (`gpus_per_job`): one per rank. A job whose preset
+    pins `device: cpu` runs on CPUs instead: shown as "1 (cpu)", and it costs no GPU-hours."""
+    return str(job.gpus) if job.gpus else f"{job.ranks} (cpu)"
+
+
+def _script_lines(console, plan) -> None:
+    """A script sweep: what runs, and the env every job shares (the varying part is in the names)."""
+    jobs = plan.by_kind("script_train")
+    if not jobs:
+        return
+    s = jobs[0].script
+    envs = [j.env for j in jobs]
+    common = {k: v for k, v in envs[0].items() if all(e.get(k) == v for e in envs) and k != "SEED"}
+    cap = jobs[0].max_wallclock_seconds
+    console.print(f"script {s.path + ('' if s.folder else '/' + s.entry)} ({s.files} file(s), sha256 "
+                  f"{s.sha256[:12]}): torchrun --standalone --nproc_per_node={jobs[0].ranks} {s.entry}")
+    console.print("env " + " ".join(f"{k}={v}" for k, v in common.items()) +
+                  "  (+ SEED, DATA_PATH, TOKENIZER_PATH, RUN_ID per job)")
+    console.print(f"GPU-hours from the cap: {cap:g} s per job" if cap else
+                  "no MAX_WALLCLOCK_SECONDS: estimates assume the rules' 600 s per job")
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from orchestrator.plan.datasets import resolve_data_dir
+    from orchestrator.plan.estimate import DEFAULT_GPU_MEM_GIB, GIB, estimate_plan, plan_memory, val_tokens
+    from orchestrator.plan.build import KINDS, build_plan, data_dir
+
+    sweep = _load(args.spec)
+    if sweep is None:
+        return 2
+    plan = build_plan(sweep, args.workspace)
+    # a data path that leaves the workspace through a symlink: refused here as by `golf run`
+    resolve_data_dir(plan.data, Path(args.workspace), sweep.data.external)
+    # GPU memory per rank: refuse before anything else a train job that cannot fit the node
+    cap_gib = args.gpu_mem_gib or sweep.limits.gpu_mem_gib or DEFAULT_GPU_MEM_GIB
+    if args.gpu_mem_gib is not None and args.gpu_mem_gib <= 0:
+        print(f"--gpu-mem-gib: must be > 0 (got {args.gpu_mem_gib})", file=sys.stderr)
+        return 2
+    memory = plan_memory(plan)
+    for name, ranks, mem in memory:
+        if mem.total > cap_gib * GIB:
+            print(f"{args.spec}: {name}: estimated {mem.total / GIB:.1f} GiB per rank does not fit "
+                  f"{cap_gib:g} GiB of GPU memory ({mem.line()})", file=sys.stderr)
+            return 2
+    uri = _resolve_uri(args.tracking_uri)
+    done, status = finished(uri, sweep.name)
+    tokens = val_tokens(plan, args.workspace)
+    est = estimate_plan(plan, args.workspace, tokens)
+
+    console = Console(width=None if sys.stdout.isatty() else 140, highlight=False)
+    root = data_dir(plan, args.workspace)
+    has_shards = root.is_dir() and any(root.glob("fineweb_val_*.bin"))
+    if has_shards:
+        data_note = f"{tokens:,} val tokens"
+    elif plan.data.source == "fineweb":
+        from golf_core.data.fineweb import download_command
+
+        data_note = (f"no shards yet: download them with `{download_command(plan.data.path, plan.data.vocab_size)}`; "
+                     f"estimates assume {tokens:,} val tokens")
+    else:
+        data_note = f"no shards yet: `golf run` makes synthetic data ({tokens:,} val tokens)"
+    console.print(f"sweep {plan.sweep_name}  identity {plan.sweep_identity[:12]}  "
+                  f"code {golf_core.code_version()}  retries {plan.retries}")
+    console.print(f"data {plan.data.path} ({data_note}), identity {plan.data_identity[:12]}")
+    console.print(status)
+    if sweep.is_script:
+        _script_lines(console, plan)
+
+    table = Table(title=f"{len(plan.jobs)} jobs ({sweep.search.kind} search)")
+    for col in ("kind", "jobs", "finished", "to run", "ranks", "GPUs", "GPU-h to run", "GPU-h all", "time to run"):
+        table.add_column(col, justify="left" if col == "kind" else "right")
+    total_todo = total_all = secs_todo = 0.0
+    for kind in KINDS:
+        jobs = plan.by_kind(kind)
+        if not jobs:
+            continue
+        todo = [j.identity for j in jobs if j.identity not in done]
+        h_todo, h_all = est.total_gpu_hours(todo), est.total_gpu_hours([j.identity for j in jobs])
+        s_todo = sum(est.seconds[i] for i in todo)
+        total_todo, total_all, secs_todo = total_todo + h_todo, total_all + h_all, secs_todo + s_todo
+        ranks = sorted({j.ranks for j in jobs})
+        gpus = sorted({_gpus(j) for j in jobs})
+        table.add_row(kind, str(len(jobs)), str(len(jobs) - len(todo)), str(len(todo)),
+                      "/".join(map(str, ranks)), "/".join(gpus), _hours(h_todo), _hours(h_all),
+                      _duration(s_todo))
+        if kind == "mix":  # per mode: which part of the sweep is which
+            modes: dict[str, list] = {}
+            for j in jobs:
+                modes.setdefault(_mode(j), []).append(j)
+            for mode, mj in modes.items() if len(modes) > 1 else ():
+                n_done = sum(j.identity in done for j in mj)
+                table.add_row(f"  {mode}", str(len(mj)), str(n_done), str(len(mj) - n_done), "", "", "", "", "",
+                              style="dim")
+    table.add_row("all", str(len(plan.jobs)), str(sum(j.identity in done for j in plan.jobs)),
+                  str(sum(j.identity not in done for j in plan.jobs)), "", "", _hours(total_todo),
+                  _hours(total_all), _duration(secs_todo), style="bold")
+    console.print(table)
+    console.print("estimates: FLOP model calibrated on #779 / baseline H100 timings (orchestrator/plan/estimate.py); "
+                  "time to run = the jobs one after another")
+    for name, ranks, mem in memory:
+        console.print(f"GPU memory per rank, {name} ({ranks} ranks, {mem.n_params:,} params): {mem.line()}; "
+                      f"fits {cap_gib:g} GiB")
+
+    if args.jobs:
+        jt = Table(title="jobs (dependency order)")
+        for col in ("kind", "name", "identity", "deps", "ranks", "GPUs", "est.", "done"):
+            jt.add_column(col)
+        for j in plan.jobs:
+            jt.add_row(j.kind, j.name, j.identity[:12], ",".join(d[:8] for d in j.deps), str(j.ranks),
+                       _gpus(j), _duration(est.seconds[j.identity]), "yes" if j.identity in done else "")
+        console.print(jt)
+    return 0

@@ -1,0 +1,1 @@
+"""Plans: a spec expanded into jobs with identities (build), script jobs, data checks, estimates."""

@@ -1,0 +1,298 @@
+"""A Sweep expanded into jobs with identities: seeds → train → eval → mix.
+
+Identity (docs/ARCHITECTURE.md): sha256 over (kind, the config that changes the result, the
+inputs' identities, golf_core.code_version(kind)), as sorted JSON. The code version covers only
+the golf_core modules the job kind imports, over their normalized AST (golf_core.version): a
+comment or docstring edit keeps every identity, a change in code the job runs does not. Marin-style: only result-changing
+fields enter. Decisions:
+- train: the resolved RunConfig (seed, preset + overrides, wallclock cap, device), the data
+  identity, and the number of ranks. Ranks are identity: under a wallclock cap the step count
+  depends on them, and even without one the reduction order changes the weights numerically.
+- eval: the train identity + EvalConfig + TTTConfig. Eval ranks are NOT identity: the scores
+  are a function of artifact and tokens (chunk-synchronous tables are identical on every rank);
+  parallelism only changes float summation order and the wall time (recorded, audited).
+- mix: the eval identity + the full MixerConfig dump (mode `none` is one job with a default
+  MixerConfig, so its identity never depends on unused alpha fields).
+- optuna mix job: the eval identity + {"mixer_base", "optuna": {n, seed, space}}.
+- Not identity: job/sweep names, data path spelling, retries, limits, description.
+The sweep identity hashes the sweep name and the sorted job identities.
+
+Mode `none` is kept as a mix job (not folded into the eval): every score the sweep compares
+then comes out of the same mix path and lands in MLflow as a `mix` run with `mixer.mode=none`.
+
+Optuna mix jobs (workers.contract.OptunaMixJob: mixer_base, optuna = {n, seed, space}): the driver
+creates a study with TPESampler(seed), runs `n` trials by ask/tell on the eval job's token
+stats, getting each trial's MixerConfig from `suggest_mixer(trial, job)` (ConfigError
+for an invalid combination: tell the trial FAIL) and minimizing val_bpb.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Literal
+
+import golf_core
+from golf_core.config import ConfigError
+from golf_core.data.config import DataConfig
+from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
+from golf_core.presets import RunConfig
+from orchestrator.spec.sweep import Sweep, load_sweep, varying_axes
+from workers import contract
+from workers.contract import KINDS, EvalJob, MixJob, OptunaMixJob, OptunaSpace, TrainJob
+
+# the typed jobs (workers.contract): one frozen dataclass per kind, built with keywords
+Kind = Literal["train", "eval", "mix", "script_train"]
+Job = contract.Job
+
+
+@dataclass(frozen=True)
+class Plan:
+    sweep_name: str
+    sweep_identity: str
+    jobs: tuple[Job, ...]  # topologically ordered: every dep precedes its dependents
+    data: DataConfig
+    retries: int = 1
+    spec_dump: dict[str, Any] = field(default_factory=dict)
+    data_identity: str = ""
+
+    def by_kind(self, kind: str) -> tuple[Job, ...]:
+        return tuple(j for j in self.jobs if j.kind == kind)
+
+    def job(self, identity: str) -> Job:
+        for j in self.jobs:
+            if j.identity == identity:
+                return j
+        raise KeyError(identity)
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per kind: train/eval/mix for a golf_core sweep, script_train for a script sweep."""
+        n = {k: len(self.by_kind(k)) for k in KINDS}
+        script = n.pop("script_train")
+        return {"script_train": script} if script else n
+
+
+# ---------------------------------------------------------------------------------------------
+# identities
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def identity_of(kind: str, payload: dict[str, Any], code_version: str) -> str:
+    """sha256 hex over (kind, result-changing payload, code version)."""
+    blob = canonical_json({"kind": kind, "payload": payload, "code_version": code_version})
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def train_identity(run: RunConfig, ranks: int, data_identity: str, code_version: str) -> str:
+    return identity_of("train", {"run": run.model_dump(mode="json"), "ranks": ranks,
+                                 "data": data_identity}, code_version)
+
+
+def eval_identity(train_id: str, eval_cfg: EvalConfig, ttt: TTTConfig, code_version: str) -> str:
+    return identity_of("eval", {"train": train_id, "eval": eval_cfg.model_dump(mode="json"),
+                                "ttt": ttt.model_dump(mode="json")}, code_version)
+
+
+def mix_identity(eval_id: str, mix_config: dict[str, Any], code_version: str) -> str:
+    return identity_of("mix", {"eval": eval_id, "config": mix_config}, code_version)
+
+
+_SHARD_PREFIXES = ("fineweb_train_", "fineweb_val_")
+_MANIFESTS = ("manifest.json", "MANIFEST.json")
+
+
+def data_identity(data: DataConfig, workspace: str | Path = ".") -> str:
+    """What the data is, not where: a synthetic dir hashes its recipe, a real one its files.
+
+    Synthetic (no shards yet, or the synthetic tokenizer) → (vocab, token counts, seed), so the
+    identity is the same before and after `golf run` makes it. A real dir → its manifest's
+    content if it has one, else shard names + sizes and the tokenizer's content.
+    """
+    p = Path(data.path)
+    root = p if p.is_absolute() else Path(workspace) / p
+    shards = sorted(f for f in root.glob("fineweb_*.bin") if f.name.startswith(_SHARD_PREFIXES)) \
+        if root.is_dir() else []
+    tokenizers = sorted(root.glob("*.model")) if root.is_dir() else []
+    explicit = _tokenizer_file(data, workspace)
+    if explicit is not None or (root.is_dir() and not tokenizers):
+        from golf_core.data.layout import resolve_tokenizer  # upstream's data/tokenizers pairing
+
+        try:
+            tokenizers = [resolve_tokenizer(root, explicit)]
+        except ValueError:
+            tokenizers = []
+    synthetic = not shards or any(t.name.startswith("synthetic_") for t in tokenizers)
+    if synthetic:
+        recipe = {"synthetic": True, "vocab_size": data.vocab_size, "train": data.synthetic_train_tokens,
+                  "val": data.synthetic_val_tokens, "seed": data.synthetic_seed}
+        return hashlib.sha256(canonical_json(recipe).encode()).hexdigest()
+    h = hashlib.sha256(f"vocab={data.vocab_size}\0".encode())
+    manifest = next((root / m for m in _MANIFESTS if (root / m).is_file()), None)
+    if manifest is not None:
+        h.update(b"manifest\0" + manifest.read_bytes())
+    else:
+        for f in shards:
+            h.update(f"{f.name}\0{f.stat().st_size}\0".encode())
+    for t in tokenizers:
+        h.update(t.name.encode() + b"\0" + hashlib.sha256(t.read_bytes()).digest())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# params
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
+    """{"a": {"b": 1, "c": [2]}} -> {"a.b": "1", "a.c": "[2]"}: MLflow params (all strings)."""
+    out: dict[str, str] = {}
+    if isinstance(tree, dict) and tree and all(isinstance(k, str) for k in tree):
+        for k, v in tree.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else k))
+        return out
+    out[prefix] = tree if isinstance(tree, str) else json.dumps(tree, sort_keys=True)
+    return out
+
+
+def train_params(run_dump: dict[str, Any]) -> dict[str, str]:
+    """A train run's params: `model.*`, `train.*`, `quant.*`, and its own roundtrip-eval settings
+    as `train_eval.*` (never `eval.*`: eval runs of the same sweep log theirs under that name)."""
+    return flatten({("train_eval" if k == "eval" else k): v for k, v in run_dump.items()})
+
+
+def mixer_params(m_cfg: dict[str, Any]) -> dict[str, str]:
+    """A mix job's mixer params: mode `none` uses no mixer field, so it logs only the mode (no
+    alpha values it never used: they would be fake points in MLflow's parallel coordinates)."""
+    mixer = m_cfg.get("mixer") or {}
+    return {"mixer.mode": "none"} if mixer.get("mode") == "none" else flatten(m_cfg)
+
+
+def _short(v: Any) -> str:
+    return json.dumps(v, separators=(",", ":")) if not isinstance(v, str) else v
+
+
+# ---------------------------------------------------------------------------------------------
+# expansion
+
+
+def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | None = None) -> Plan:
+    """Expand a validated Sweep into topologically ordered jobs (train, then eval, then mix)."""
+    # per job kind: the code that kind runs (golf_core.version); one override string for all in tests
+    codes = {k: code_version or golf_core.code_version(k) for k in ("train", "eval", "mix")}
+    data = sweep.data_config()
+    data_id = data_identity(data, workspace)
+    if sweep.is_script:  # the user's own train_gpt.py: its identity ignores golf's code version
+        from orchestrator.plan.script import script_jobs
+
+        return _finish_plan(sweep, tuple(script_jobs(sweep, data_id, workspace)), data, data_id)
+    ranks = sweep.train.gpus_per_job
+    base_params = {"preset": sweep.train.preset, "data.path": data.path}
+    trains, evals, mixes = [], [], []
+    axes = varying_axes(sweep.mixer)
+    for seed in sweep.train.seeds:
+        run = sweep.run_config(seed)
+        on_gpu = run.train.device != "cpu"  # "auto" asks for GPUs; the driver may fall back
+        t_id = train_identity(run, ranks, data_id, codes["train"])
+        t_params = {**base_params, "ranks": str(ranks), **train_params(run.model_dump(mode="json"))}
+        trains.append(TrainJob(identity=t_id, name=f"train/s{seed}", run=run, seed=seed,
+                               gpus=ranks if on_gpu else 0, ranks=ranks, params=t_params))
+        for e_idx, point in enumerate(sweep.eval_points()):
+            ev, ttt = point.eval_config(), point.ttt
+            e_ranks = point.gpus_per_job or ranks
+            e_id = eval_identity(t_id, ev, ttt, codes["eval"])
+            e_cfg = {"eval": ev.model_dump(mode="json"), "ttt": ttt.model_dump(mode="json")}
+            e_params = {**base_params, "train.seed": str(seed), "ranks": str(e_ranks), **flatten(e_cfg)}
+            e_name = f"eval/s{seed}/e{e_idx}"
+            evals.append(EvalJob(identity=e_id, name=e_name, eval=ev, ttt=ttt, deps=(t_id,), seed=seed,
+                                 gpus=e_ranks if on_gpu else 0, ranks=e_ranks, params=e_params))
+            short_eval = {k: e_params[k] for k in ("eval.seq_len", "eval.stride", "eval.chunk_tokens",
+                                                   "ttt.enabled")}
+            for mixer in sweep.mixer_points():
+                m_cfg = {"mixer": mixer.model_dump(mode="json")}
+                shown = "" if mixer.mode == "none" or not axes else \
+                    "/" + ",".join(f"{a}={_short(m_cfg['mixer'][a])}" for a in axes)
+                mixes.append(MixJob(identity=mix_identity(e_id, m_cfg, codes["mix"]),
+                                    name=f"mix/s{seed}/e{e_idx}/{mixer.mode}{shown}", mixer=mixer, deps=(e_id,),
+                                    seed=seed, gpus=1 if on_gpu else 0, ranks=1,
+                                    params={**base_params, "train.seed": str(seed), **short_eval,
+                                            **mixer_params(m_cfg)}))
+            for study in sweep.optuna_studies():
+                mode = study["mixer_base"]["mode"]
+                mixes.append(OptunaMixJob(identity=mix_identity(e_id, study, codes["mix"]),
+                                          name=f"mix/s{seed}/e{e_idx}/{mode}/optuna", mixer_base=study["mixer_base"],
+                                          optuna=OptunaSpace(**study["optuna"]), deps=(e_id,), seed=seed,
+                                          gpus=1 if on_gpu else 0, ranks=1,
+                                          params={**base_params, "train.seed": str(seed), **short_eval,
+                                                  **flatten(study)}))
+    return _finish_plan(sweep, tuple(trains + evals + mixes), data, data_id)
+
+
+def _finish_plan(sweep: Sweep, jobs: tuple[Job, ...], data: DataConfig, data_id: str) -> Plan:
+    ids = [j.identity for j in jobs]
+    if len(set(ids)) != len(ids):  # spec validation makes this impossible; guard the invariant
+        raise ConfigError("plan: two jobs share an identity")
+    sweep_id = hashlib.sha256(canonical_json({"name": sweep.name, "jobs": sorted(ids)}).encode()).hexdigest()
+    return Plan(sweep.name, sweep_id, jobs, data, sweep.retries, sweep.model_dump(mode="json"), data_id)
+
+
+def load_plan(spec_path: str | Path, workspace: str | Path = ".", code_version: str | None = None) -> Plan:
+    return build_plan(load_sweep(spec_path), workspace, code_version)
+
+
+def topological_ok(jobs: Iterable[Job]) -> bool:
+    """True when every job's deps appear before it."""
+    seen: set[str] = set()
+    for j in jobs:
+        if any(d not in seen for d in j.deps):
+            return False
+        seen.add(j.identity)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# optuna: what the driver calls per trial
+
+
+def suggest_mixer(trial: Any, job: OptunaMixJob) -> MixerConfig:
+    """The MixerConfig for one optuna trial of an optuna mix job.
+
+    Floats come from `suggest_float(name, low, high, log=)`, lists from `suggest_categorical`
+    (non-scalar choices such as order sets travel as JSON strings). Raises ConfigError when
+    the combination is invalid (e.g. alpha_base + alpha_range > 1): tell the trial FAIL.
+    """
+    from pydantic import ValidationError
+
+    fields = dict(job.mixer_base)
+    for name, dom in job.optuna.space.items():
+        if "choices" in dom:
+            encoded = [json.dumps(c) for c in dom["choices"]]
+            fields[name] = json.loads(trial.suggest_categorical(name, encoded))
+        else:
+            fields[name] = trial.suggest_float(name, dom["low"], dom["high"], log=dom.get("log", False))
+    if fields.get("entropy_centers") is not None:  # JSON keys are strings
+        fields["entropy_centers"] = {int(k): v for k, v in fields["entropy_centers"].items()}
+    try:
+        return MixerConfig(**fields)
+    except ValidationError as e:
+        raise ConfigError(f"optuna trial: {e.errors()[0]['msg']}") from None
+
+
+def data_dir(plan: Plan, workspace: str | Path = ".") -> Path:
+    """The data directory a plan's jobs read (relative paths resolve against the workspace)."""
+    p = PurePosixPath(plan.data.path)
+    return Path(p) if p.is_absolute() else Path(workspace) / p
+
+
+def tokenizer_file(plan: Plan, workspace: str | Path = ".") -> Path | None:
+    """`data.tokenizer_path` resolved like data.path, or None (found from the data dir)."""
+    return _tokenizer_file(plan.data, workspace)
+
+
+def _tokenizer_file(data: DataConfig, workspace: str | Path) -> Path | None:
+    if not data.tokenizer_path:
+        return None
+    p = PurePosixPath(data.tokenizer_path)
+    return Path(p) if p.is_absolute() else Path(workspace) / p

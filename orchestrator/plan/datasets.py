@@ -1,0 +1,87 @@
+"""Make sure a plan's data directory holds usable shards before any job starts.
+
+Data is never destroyed: synthetic data is made only into a missing or empty directory, or
+one golf made itself (golf_core.data.synthetic's recipe file). A directory holding anything
+else that lacks a split (a half-finished download, a typo'd path onto real files) is a
+one-line error naming the missing split and the download command; its files stay untouched.
+"""
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from golf_core.data.config import DataConfig
+from golf_core.data.paths import check_inside
+from golf_core.data.shards import SPLITS, check_data_dir, split_files
+
+
+def _download(data: DataConfig) -> str:
+    from golf_core.data.fineweb import download_command
+
+    return download_command(data.path, data.vocab_size)
+
+
+def resolve_data_dir(data: DataConfig, workspace: Path, external: bool) -> Path:
+    """The data dir, symlinks resolved. A workspace path (relative, no `..`) that resolves
+    outside the workspace is refused unless the spec says `data.external: true`."""
+    p = PurePosixPath(data.path)
+    if external or p.is_absolute():  # an absolute path needs external: true (orchestrator.spec.sweep)
+        return (Path(p) if p.is_absolute() else workspace / p).resolve()
+    return check_inside(p, workspace, f"data.path {data.path}", "set data.external: true to use it")
+
+
+def resolve_work_dir(arg: str, workspace: Path) -> Path:
+    """--work-dir resolved: a relative one must stay inside the workspace (an absolute one is
+    the user's explicit choice, e.g. a cluster's shared scratch)."""
+    if Path(arg).is_absolute():
+        return Path(arg).resolve()
+    return check_inside(arg, workspace, f"--work-dir {arg}", "pass its absolute path to use it")
+
+
+def ensure_data(data: DataConfig, ddir: Path, say: Callable[[str], None]) -> None:
+    """Synthetic data on first use (the embedded default needs no download); missing FineWeb
+    shards, or a directory of other files lacking a split, are a one-line input error."""
+    from golf_core.data.synthetic import own_files
+
+    present = {s: bool(split_files(ddir, s)) for s in SPLITS} if ddir.is_dir() else dict.fromkeys(SPLITS, False)
+    missing = [s for s in SPLITS if not present[s]]
+    if not missing:
+        return  # complete: used as it is (check_plan_data validates it)
+    entries = sorted(e.name for e in ddir.iterdir()) if ddir.is_dir() else []
+    own = own_files(ddir) if entries else None
+    golf_made = own is not None and not set(entries) - own
+    if data.source == "fineweb" or (entries and not golf_made):
+        what = " and ".join(missing)
+        if not entries:
+            raise ValueError(f"data.path {data.path}: no train/val shards in {ddir}; download them first: "
+                             f"{_download(data)}")
+        raise ValueError(f"data.path {data.path}: {what} shards (fineweb_{missing[0]}_*.bin) missing in {ddir}, "
+                         f"which holds {len(entries)} other file(s) golf leaves untouched; finish the download: "
+                         f"{_download(data)}")
+    from golf_core.data.synthetic import make_synthetic
+
+    say(f"making synthetic data in {ddir} ({data.synthetic_train_tokens:,} train + "
+        f"{data.synthetic_val_tokens:,} val tokens, seed {data.synthetic_seed})")
+    make_synthetic(ddir, data.synthetic_train_tokens, data.synthetic_val_tokens, data.synthetic_seed,
+                   vocab_size=data.vocab_size)
+
+
+def token_needs(plan) -> dict[str, tuple[int, str]]:
+    """The fewest tokens per split the plan's jobs can run on: one training sequence (+1 for
+    the shifted targets) and one evaluation window (the roundtrip eval and every eval job)."""
+    train = [(j.run.train.train_seq_len + 1, "one training sequence (train_seq_len {} + 1)")
+             for j in plan.by_kind("train")]
+    val = [(j.run.eval.seq_len + 1, "one eval window (seq_len {} + 1)") for j in plan.by_kind("train")]
+    val += [(j.eval.seq_len + 1, "one eval window (seq_len {} + 1)") for j in plan.by_kind("eval")]
+    out = {}
+    for split, needs in (("train", train), ("val", val)):
+        if needs:
+            n, what = max(needs)
+            out[split] = (n, what.format(n - 1))
+    return out
+
+
+def check_plan_data(plan, ddir: Path, tokenizer: Path | None = None) -> None:
+    """Every shard valid, none empty, each split long enough for the plan (ShardError: one line)."""
+    splits = ("train", "val") if plan.by_kind("train") else ("val",)
+    check_data_dir(ddir, plan.data.vocab_size, splits=splits, min_tokens=token_needs(plan), tokenizer=tokenizer)

@@ -1,0 +1,1 @@
+"""Records: reading record folders, importing them, statistics, reproducing and writing record folders."""

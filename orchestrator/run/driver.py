@@ -1,0 +1,290 @@
+"""The Ray driver: runs a Plan's jobs, skipping what MLflow already holds.
+
+One event loop (`ray.wait` over every in-flight ref) drives everything, so nothing blocks:
+- resume: a job whose identity has a FINISHED run is reused (its files fetched from the
+  MLflow artifact store only if a dependent must run); RUNNING runs a dead driver left are
+  closed as KILLED and the job reruns.
+- placement and job states (orchestrator.run.scheduler.Scheduler, on Ray through
+  orchestrator.run.ray_launcher): multi-rank training jobs run as gangs, 1-rank training, eval and
+  mix jobs go to long-lived per-GPU workers, preferring the worker that already holds the job's
+  inputs; a job waits for resources, never times out; a job whose actor dies (RayActorError, a
+  SIGKILLed worker) is rerun up to `retries` times, each attempt its own MLflow run tagged
+  golf.attempt; a job that raises is FAILED (a rerun would raise again) and its dependents are
+  skipped. The driver is the Scheduler's Hooks: what lands in MLflow for each attempt.
+- invalid results finish with golf.valid=false (orchestrator.run.validity) and the sweep goes on.
+- Ctrl-C (KeyboardInterrupt, or SIGTERM turned into one by `golf run`) kills the actors,
+  removes the placement groups and closes open runs as KILLED.
+- one driver per sweep (orchestrator.run.lease): the sweep's lease is taken before any run is
+  touched (LeaseHeld while another driver is alive, or wait for it), heartbeated while the
+  sweep runs, released once the tracker delivered everything (Tracker.close). Only after
+  taking it are RUNNING runs closed as stale, and never those of another live sweep.
+
+The records it takes and returns (DriverOptions, JobOutcome, SweepReport) live in
+orchestrator.run.types and are importable from here.
+"""
+from __future__ import annotations
+
+import os
+import time
+import weakref
+from typing import Any
+
+import ray
+
+from orchestrator.run.track import TrackingAdapter
+from orchestrator.run.types import TERMINAL, DriverOptions, JobOutcome, SweepReport
+from orchestrator.run.lease import LeaseLost, SweepLease
+from orchestrator.run.ray_launcher import RayLauncher
+from orchestrator.run.scheduler import JobState, Scheduler, transition
+from orchestrator.run.script_live import ScriptLive
+from orchestrator.plan.script import script_files
+from orchestrator.run.validity import Verdict, judge
+from workers.contract import JobResult
+from workers.eval_actor import EVAL_FILES, TRAIN_FILES
+from workers.runner import GolfRunner
+
+__all__ = ["run_plan"]
+
+# tracker -> {sweep identity: SweepLease} held until that tracker closes (a second run_plan on
+# the same open tracker is the same driver, not a rival)
+_LEASES: "weakref.WeakKeyDictionary[Any, dict[str, SweepLease]]" = weakref.WeakKeyDictionary()
+
+
+class _Driver(ScriptLive):
+    """One sweep: resume, the loop, what lands in MLflow for each job (Hooks of the Scheduler),
+    cancel. Placement and job states: orchestrator.run.scheduler.Scheduler."""
+
+    def __init__(self, plan, tracker, opts: DriverOptions):
+        self.plan = plan
+        self.lease: SweepLease | None = None
+        self.opts = opts
+        self.track = TrackingAdapter(tracker, spool_dir=os.path.join(opts.work_dir, "spool") if opts.work_dir else None,
+                                     reuse=opts.reuse)
+        self.runner = opts.runner if opts.runner is not None else GolfRunner()
+        self.data_dir = str(opts.data_dir or plan.data.path)
+        self.tokenizer = opts.tokenizer_path or getattr(plan.data, "tokenizer_path", None)
+        retries = opts.retries if opts.retries is not None else int(getattr(plan, "retries", 2))
+        self.jobs = {j.identity: j for j in plan.jobs}
+        self.report = SweepReport(plan, {j.identity: JobOutcome(j) for j in plan.jobs}, time.time())
+        self.launcher = RayLauncher(self.runner, data_dir=self.data_dir, work_dir=opts.work_dir,
+                                    vocab_size=int(plan.data.vocab_size))
+        self.sched = Scheduler(plan, self.report.outcomes, self.launcher, self, retries=retries,
+                               actor_depth=opts.actor_depth)
+        self.reused_runs: dict[str, Any] = {}  # identity -> tracker record (files fetched lazily)
+        self.live: dict[str, dict] = {}  # train identity -> rank 0's latest progress event
+        self._live_refs: dict[Any, str] = {}
+        self._live_t = 0.0
+
+    # ---------------------------------------------------------------- setup
+    def take_lease(self, tracker) -> None:
+        """Hold the sweep's lease (raises LeaseHeld unless opts.lease_wait). Trackers without a
+        store (test stand-ins) run unleased."""
+        uri, exp = getattr(tracker, "tracking_uri", None), getattr(tracker, "experiment_name", None)
+        if not (uri and exp and self.opts.lease_timeout_s):
+            return
+        held = _LEASES.setdefault(tracker, {})
+        prev = held.get(self.plan.sweep_identity)
+        if prev is not None and prev.held and prev.lost is None:  # run_plan again on one open tracker
+            self.lease = prev
+            return
+        lease = SweepLease(uri, exp, self.plan.sweep_identity, self.plan.sweep_name, work_dir=self.opts.work_dir,
+                           timeout_s=self.opts.lease_timeout_s, settle_s=self.opts.lease_settle_s)
+        say = self.opts.say or (lambda msg: None)
+        stale = lease.acquire(wait=self.opts.lease_wait, on_wait=say)
+        self.lease = held[self.plan.sweep_identity] = lease
+        if stale is not None:
+            say(f"took over sweep {self.plan.sweep_name!r} from a dead driver ({stale.describe()})")
+        if hasattr(tracker, "after_close"):  # released once every call reached the store
+            tracker.after_close(lambda delivered: lease.release(keep=not delivered))
+
+    def resume(self) -> None:
+        live = self.lease.live_sweeps if self.lease is not None else None
+        self.report.sweep_run_id = self.track.start_sweep(self.plan, live_sweeps=live)
+        for job in self.plan.jobs:
+            out = self.report.outcomes[job.identity]
+            rec = self.track.find_finished(job)
+            if rec is not None:
+                transition(out, JobState.REUSED)
+                out.run_id, out.result = rec.run_id, rec.result
+                out.verdict = Verdict(valid=rec.valid, reason=rec.reason, compliant=rec.compliant)
+                self.reused_runs[job.identity] = rec
+                continue
+            self.track.close_stale(job)  # RUNNING runs of a dead driver -> KILLED
+        self.sched.refresh_ready()
+
+    def setup_ray(self) -> None:
+        """Connect (only when some job must run: a fully reused sweep never starts Ray)."""
+        if not ray.is_initialized():
+            if self.opts.connect is None:
+                raise RuntimeError("run_plan needs a Ray connection (orchestrator.run.raycluster.connect)")
+            self.opts.connect()
+        res = ray.cluster_resources()
+        wants_gpu = any((j.gpus or 0) > 0 for j in self.plan.jobs)
+        use_gpus = (bool(res.get("GPU", 0)) and wants_gpu) if self.opts.use_gpus is None else self.opts.use_gpus
+        max_actors = self.opts.max_eval_actors or max(1, int(res.get("GPU", 0) if use_gpus else res.get("CPU", 1)))
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        node_max = {k: max([n.get(k, 0.0) for n in nodes] or [0.0]) for k in ("GPU", "CPU")}
+        self.sched.configure(use_gpus=use_gpus, max_actors=max_actors, node_max=node_max)
+
+    # ---------------------------------------------------------------- Scheduler hooks
+    def prepare(self, job) -> dict:
+        """What an attempt carries beyond the job: the tokenizer, a script job's files (read
+        now and checked against the plan's hash: raises when the script changed)."""
+        return {"tokenizer": self.tokenizer, "script_files": script_files(job)}
+
+    def started(self, out: JobOutcome) -> None:
+        out.run_id = self.track.open(out.job, out.attempt, self.report.sweep_run_id)
+        out.attempts.append({"attempt": out.attempt, "run_id": out.run_id, "status": "RUNNING"})
+
+    def succeeded(self, out: JobOutcome, value: JobResult) -> None:
+        job = out.job
+        result = dict(value.result or {})
+        upstream = None
+        for d in job.deps:
+            v = self.report.outcomes[d].verdict if d in self.report.outcomes else None
+            if v is not None and (upstream is None or not v.valid):
+                upstream = v
+        verdict = judge(job, result, upstream)
+        files = value.files or {}
+        self.track.record(out.run_id, job, self.script_result_to_log(out, result), verdict, files)
+        self.track.close(out.run_id, "FINISHED", {})
+        out.result, out.verdict, out.output = result, verdict, value.info()
+        out.train_log = files.get("train.log") if job.kind in ("train", "script_train") else None
+        out.reason = verdict.reason
+        out.attempts[-1].update(status="FINISHED")
+
+    def failed(self, out: JobOutcome, reason: str, value: JobResult | None) -> None:
+        if value is not None:  # a script that exited non-zero: its train.log is still an artifact
+            self.log_failed_files(out, value.files or {})
+        self.track.close(out.run_id, "FAILED", {"golf.reason": reason})
+        out.attempts[-1].update(status="FAILED", reason=reason)
+
+    def lost(self, out: JobOutcome, reason: str) -> None:
+        self.track.close(out.run_id, "FAILED", {"golf.reason": reason})
+        out.attempts[-1].update(status="FAILED", reason=reason)
+
+    def cancelled(self, out: JobOutcome) -> None:
+        self.track.close(out.run_id, "KILLED", {"golf.reason": "cancelled"})
+        out.attempts[-1].update(status="KILLED", reason="cancelled")
+
+    def fetch_files(self, ident: str) -> dict[str, bytes]:
+        """A reused job's output files, from the MLflow artifact store."""
+        names = TRAIN_FILES if self.jobs[ident].kind == "train" else EVAL_FILES
+        return self.track.fetch_files(self.reused_runs[ident], names)
+
+    def event(self, what: str, out: JobOutcome) -> None:
+        if self.opts.on_event:
+            self.opts.on_event(what, out)
+        if self.opts.progress is not None:
+            self.opts.progress.update(self.report, self._running_progress())
+
+    # ---------------------------------------------------------------- live progress
+    def _running_progress(self) -> dict:
+        """name -> what a training job is doing ("placing", "step 120 loss 3.2100", ...)."""
+        out = {}
+        for ident, g in self.sched.gangs.items():
+            ev = self.live.get(ident)
+            if g.phase == "training" and ev and ev.get("event") == "step":
+                out[g.attempt.job.name] = f"step {ev.get('step')} train_loss {ev.get('train_loss', float('nan')):.4f}"
+            else:
+                out[g.attempt.job.name] = g.phase
+        for s in self.sched.slots:
+            if s.training is not None:
+                ev = self.live.get(s.training)
+                out[s.train_name] = (f"step {ev.get('step')} train_loss {ev.get('train_loss', float('nan')):.4f}"
+                                     if ev and ev.get("event") == "step" else "training")
+        return out
+
+    def poll_live(self, every_s: float = 2.0) -> None:
+        """Rank 0's latest on_progress event of each training job (threaded actor call; never
+        waited on: answers are picked up on a later turn of the loop)."""
+        if self._live_refs:
+            done, _ = ray.wait(list(self._live_refs), num_returns=len(self._live_refs), timeout=0)
+            for ref in done:
+                ident = self._live_refs.pop(ref)
+                try:
+                    ev = ray.get(ref)
+                except Exception:  # noqa: BLE001 - a dying rank: its job's ref reports that
+                    continue
+                if ev:
+                    self.live[ident] = ev
+        if time.time() - self._live_t < every_s or self._live_refs:
+            return
+        self._live_t = time.time()
+        for ident, g in self.sched.gangs.items():
+            ref = g.progress()
+            if ref is not None:
+                self._live_refs[ref] = ident
+        for s in self.sched.slots:
+            if s.training is not None:
+                self._live_refs[s.worker.progress.remote()] = s.training
+
+    # ---------------------------------------------------------------- loop
+    def loop(self) -> None:
+        t_loop, waited = time.perf_counter(), 0.0
+        sched = self.sched
+        while True:
+            if self.lease is not None:
+                self.lease.check()  # LeaseLost: another driver took this sweep over
+            sched.dispatch_ready()
+            sched.release_idle_actors()
+            if not sched.inflight:  # every ready job was dispatched, so nothing can start any more
+                break
+            t_wait = time.perf_counter()
+            done = self.launcher.wait(list(sched.inflight), timeout=self.opts.poll_s)
+            waited += time.perf_counter() - t_wait
+            for ref in done:
+                if ref in sched.inflight:  # handling an earlier one may have dropped it (a gang)
+                    sched.handle(ref)
+            self.poll_script_logs()  # a script job's log lines as live metrics
+            if self.opts.progress is not None:
+                self.poll_live()
+                self.opts.progress.update(self.report, self._running_progress())
+            # the driver's own time (dispatch, bookkeeping, tracker calls), not the jobs'
+            self.report.driver_busy_s = time.perf_counter() - t_loop - waited
+        sched.skip_unstarted()
+
+
+def run_plan(plan, tracker, options: DriverOptions | None = None, **kwargs) -> SweepReport:
+    """Run `plan` on the connected Ray cluster, recording into `tracker`. Returns the report.
+
+    Needs `ray.init()` done by the caller, or `options.connect` to do it once a job must run.
+    Keyword arguments are DriverOptions fields."""
+    opts = options or DriverOptions(**kwargs)
+    if not ray.is_initialized() and opts.connect is None:
+        raise RuntimeError("run_plan needs a Ray connection (orchestrator.run.raycluster.connect)")
+    drv = _Driver(plan, tracker, opts)
+    drv.take_lease(tracker)  # LeaseHeld: another driver runs this sweep; nothing was touched
+    try:
+        drv.resume()
+        if any(o.state not in TERMINAL for o in drv.report.outcomes.values()):
+            drv.setup_ray()
+        if opts.progress is not None:
+            opts.progress.start(drv.report)
+        drv.loop()
+    except KeyboardInterrupt:
+        drv.sched.cancel()
+        drv.report.status = "KILLED"
+        drv.track.end_sweep(drv.report)
+        raise
+    except LeaseLost:  # the sweep (and its parent run) belong to the other driver now
+        drv.sched.cancel()
+        drv.report.status = "KILLED"
+        drv.track.abandon_sweep()
+        raise
+    finally:
+        drv.sched.shutdown()
+        if drv.lease is not None and not hasattr(tracker, "after_close"):
+            drv.lease.release()
+        drv.report.ended = time.time()
+        if opts.progress is not None:
+            opts.progress.stop(drv.report)
+    for out in drv.report.outcomes.values():  # tracker run keys -> MLflow run ids (when created)
+        for att in out.attempts:
+            att["run_id"] = drv.track.run_id(att["run_id"]) or att["run_id"]
+        if out.attempts and out.state != "reused":
+            out.run_id = out.attempts[-1]["run_id"]
+    counts = drv.report.counts()
+    drv.report.status = "FAILED" if counts.get("failed") else "FINISHED"
+    drv.track.end_sweep(drv.report)
+    return drv.report

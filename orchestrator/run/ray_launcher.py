@@ -1,0 +1,98 @@
+"""The Scheduler's Launcher on Ray: gangs are workers.gang.TrainGang (a placement group and its
+rank actors), workers are workers.eval_actor.GpuWorker actors, refs are ObjectRefs.
+
+Ray's errors become the contract's two: WorkerLost (the process running the job went away: a
+killed actor, a crashed worker; the scheduler reruns the job) and JobFailed (the job raised:
+a rerun would raise again).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError, WorkerCrashedError
+
+from orchestrator.run.scheduler import one_line
+from workers.contract import Attempt, JobFailed, JobResult, WorkerLost
+from workers.eval_actor import GpuWorker
+from workers.gang import TrainGang
+
+__all__ = ["RETRYABLE", "RayLauncher"]
+
+# Errors that mean "the process running the job went away", not "the job is wrong".
+RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
+
+
+class RayLauncher:
+    def __init__(self, runner: Any, *, data_dir: str, work_dir: str | None, vocab_size: int):
+        self.runner = runner
+        self.data_dir = data_dir
+        self.work_dir = work_dir
+        self.vocab_size = int(vocab_size)
+
+    def start_gang(self, attempt: Attempt, *, ranks: int, gpus: int, use_gpus: bool,
+                   cpus_per_rank: float) -> TrainGang:
+        return TrainGang(attempt, self.runner, ranks=ranks, gpus=gpus, use_gpus=use_gpus, data_dir=self.data_dir,
+                         work_dir=self.work_dir, cpus_per_rank=cpus_per_rank)
+
+    def advance(self, gang: TrainGang, ref: Any) -> JobResult | None:
+        try:
+            return gang.advance(ref)
+        except RETRYABLE as e:
+            raise WorkerLost(type(e).__name__) from e
+        except RayTaskError as e:
+            raise JobFailed(one_line(e)) from e
+
+    def sibling_died(self, gang: TrainGang, wait_s: float = 5.0) -> bool:
+        """Did another rank of this gang die? (Its death reaches us a moment after the error
+        its peers raise from the broken collective.)"""
+        refs = gang.pending()
+        if not refs:
+            return False
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=wait_s)
+        for r in done:
+            try:
+                ray.get(r)
+            except RETRYABLE:
+                return True
+            except Exception:  # noqa: BLE001 - another job error: not a death
+                pass
+        return False
+
+    def start_worker(self, use_gpus: bool) -> Any:
+        opts: dict[str, Any] = {"num_cpus": 1}
+        if use_gpus:
+            opts["num_gpus"] = 1
+        return GpuWorker.options(**opts).remote(self.runner, self.work_dir)
+
+    def run_on(self, worker: Any, attempt: Attempt, dep: str | None, inputs: Any, chunk_tokens: int | None) -> Any:
+        kind = attempt.job.kind
+        if kind == "train":
+            return worker.train.remote(attempt, self.data_dir)
+        if kind == "eval":
+            return worker.run_eval.remote(attempt, dep, [inputs], self.data_dir)
+        if kind == "mix":  # [inputs]: a list, so the bytes move only on the worker's cache miss
+            return worker.run_mix.remote(attempt, dep, [inputs], self.data_dir, self.vocab_size, int(chunk_tokens))
+        raise ValueError(f"job {attempt.job.name}: unknown kind {kind!r}")
+
+    def get(self, ref: Any) -> JobResult:
+        try:
+            return ray.get(ref)
+        except RETRYABLE as e:
+            raise WorkerLost(type(e).__name__) from e
+        except RayTaskError as e:
+            raise JobFailed(one_line(e)) from e
+
+    def put(self, files: dict[str, bytes]) -> Any:
+        return ray.put(files)
+
+    def kill(self, worker: Any) -> None:
+        ray.kill(worker, no_restart=True)
+
+    def wait(self, refs: list, timeout: float) -> list:
+        """Refs done within `timeout` (at least one unless it ran out), plus any others done by then."""
+        done, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+        if done:  # gather everything else that is already done too
+            more, _ = ray.wait([r for r in refs if r not in done], num_returns=len(refs) - len(done), timeout=0)
+            done = list(done) + list(more)
+        return list(done)

@@ -1,0 +1,465 @@
+"""Where and when a ready job runs: job states, gangs, per-GPU worker slots, in-flight work.
+
+The Scheduler owns the placement policy and every job state change; the driver
+(orchestrator.run.driver) owns MLflow (through `Hooks`) and the event loop; starting processes is
+behind `Launcher` (the Ray one: orchestrator.run.ray_launcher), so the policy is unit-tested with a
+fake launcher and no Ray (tests/orchestrator/run/test_scheduler.py).
+
+Policy (what the tests pin):
+- multi-rank training jobs run as gangs (a STRICT_PACK group of N ranks; a script job is one
+  actor holding all its GPUs, torchrun starts the ranks); 1-rank training, eval and mix jobs go
+  to long-lived per-GPU workers (per CPU without GPUs), preferring the worker that already holds
+  the job's inputs, so a chain train -> eval -> mix on one GPU starts one process.
+- ready jobs start longest remaining chain first: trains, then evals, then mixes (a free worker
+  goes to an eval, which unlocks a whole mix grid, before another mix), plan order within a kind.
+- a job waits for resources, never times out; one larger than any node fails at once. Idle
+  workers are released when a gang is waiting, so the two kinds cannot starve each other; a
+  finished gang takes a waiting job of the same shape (its group is held, its ranks are up).
+- a mix whose worker is busy goes to an idle worker (one more n-gram pass beats an idle GPU); it
+  queues behind the busy one only behind other mixes, and only while mixes are short.
+- a job whose worker died (WorkerLost, a rank of its gang died) is rerun up to `retries` times,
+  each attempt its own run; a job that raised (JobFailed) is FAILED and its dependents skipped.
+
+Job states (`JobState`) change only through `transition`, which refuses an illegal change.
+"""
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Any, Callable, Protocol
+
+from golf_core.eval.config import EvalConfig
+from workers.contract import Attempt, EvalJob, JobFailed, JobResult, WorkerLost
+
+__all__ = ["IllegalTransition", "JobState", "Gang", "Hooks", "KIND_ORDER", "LEGAL", "Launcher", "SHORT_MIX_S",
+           "Scheduler", "Slot", "TERMINAL", "one_line", "transition"]
+
+KIND_ORDER = {"train": 0, "script_train": 0, "eval": 1, "mix": 2}
+SHORT_MIX_S = 0.2  # mixes shorter than this (mean) queue on the worker holding their n-gram pass
+
+
+class JobState(StrEnum):
+    """A job's state; the values are what reports, tests and the progress display read."""
+    PENDING = "pending"  # waiting for its dependencies
+    READY = "ready"  # dependencies done: waiting for a worker or a gang's resources
+    RUNNING = "running"  # an attempt is in flight
+    FINISHED = "finished"  # this sweep ran it (valid or not: see its verdict)
+    REUSED = "reused"  # MLflow already held a FINISHED run of its identity
+    FAILED = "failed"
+    SKIPPED = "skipped"  # a dependency failed (or never ran): nothing to run it on
+    CANCELLED = "cancelled"  # Ctrl-C, or the sweep's lease was lost
+
+
+TERMINAL = frozenset({JobState.FINISHED, JobState.REUSED, JobState.FAILED, JobState.SKIPPED, JobState.CANCELLED})
+LEGAL: dict[JobState, frozenset[JobState]] = {
+    JobState.PENDING: frozenset({JobState.READY, JobState.REUSED, JobState.SKIPPED, JobState.CANCELLED}),
+    # FAILED from READY: it cannot start (larger than any node, inputs or script files unreadable)
+    JobState.READY: frozenset({JobState.RUNNING, JobState.FAILED, JobState.SKIPPED, JobState.CANCELLED}),
+    # READY from RUNNING: its worker died and it has retries left
+    JobState.RUNNING: frozenset({JobState.FINISHED, JobState.FAILED, JobState.READY, JobState.CANCELLED}),
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+def transition(out: Any, new: JobState) -> None:
+    """Move a JobOutcome to `new`; IllegalTransition (one line) when its state cannot go there."""
+    old = JobState(out.state)
+    if new not in LEGAL.get(old, frozenset()):
+        raise IllegalTransition(f"job {out.job.name}: {old.value} -> {JobState(new).value} is not a legal transition")
+    out.state = JobState(new)
+
+
+def one_line(e: BaseException) -> str:
+    """The job's own exception, one line: 'ValueError: ...'."""
+    cause = getattr(e, "cause", None) or e
+    text = f"{type(cause).__name__}: {cause}".strip().splitlines()
+    return (text[0] if text else type(cause).__name__)[:500]
+
+
+class Gang(Protocol):
+    """A training job's group of ranks (workers.gang.TrainGang)."""
+    phase: str  # placing -> starting -> training -> done
+    ranks: int
+    bundle: dict
+    attempt: Attempt
+
+    def pending(self) -> list: ...
+    def reassign(self, attempt: Attempt) -> None: ...
+    def release(self) -> None: ...
+
+
+class Launcher(Protocol):
+    """Starts processes and runs jobs on them; every ref it returns is waited on by the driver's
+    loop and handed back to Scheduler.handle. `advance` and `get` raise WorkerLost (the process
+    went away) or JobFailed (the job raised)."""
+
+    def start_gang(self, attempt: Attempt, *, ranks: int, gpus: int, use_gpus: bool, cpus_per_rank: float) -> Gang: ...
+    def advance(self, gang: Gang, ref: Any) -> JobResult | None: ...
+    def sibling_died(self, gang: Gang) -> bool: ...
+    def start_worker(self, use_gpus: bool) -> Any: ...
+    def run_on(self, worker: Any, attempt: Attempt, dep: str | None, inputs: Any, chunk_tokens: int | None) -> Any: ...
+    def get(self, ref: Any) -> JobResult: ...
+    def put(self, files: dict[str, bytes]) -> Any: ...
+    def kill(self, worker: Any) -> None: ...
+
+
+class Hooks(Protocol):
+    """What the driver does around a job's life: its MLflow runs and its events."""
+
+    def prepare(self, job: Any) -> dict: ...  # Attempt fields beyond job/attempt (may raise: cannot start)
+    def started(self, out: Any) -> None: ...  # an attempt's run is opened (out.run_id, out.attempts)
+    def succeeded(self, out: Any, value: JobResult) -> None: ...  # judged, recorded, its run FINISHED
+    def failed(self, out: Any, reason: str, value: JobResult | None) -> None: ...  # its open run FAILED
+    def lost(self, out: Any, reason: str) -> None: ...  # its open run FAILED (worker died)
+    def cancelled(self, out: Any) -> None: ...  # its open run KILLED
+    def fetch_files(self, identity: str) -> dict[str, bytes]: ...  # a reused job's outputs
+    def event(self, what: str, out: Any) -> None: ...
+
+
+class Slot:
+    """One per-GPU worker and what the scheduler knows about it."""
+
+    def __init__(self, worker: Any, index: int):
+        self.worker = worker
+        self.index = index
+        self.inflight: set = set()
+        self.keys: set[str] = set()  # identities whose outputs this worker holds
+        self.idle_since = time.time()
+        self.training: str | None = None  # the identity of the 1-rank training job it runs
+        self.train_name: str | None = None
+
+
+class Scheduler:
+    """One sweep's job states, gangs, worker slots and in-flight refs (see the module doc)."""
+
+    def __init__(self, plan: Any, outcomes: dict[str, Any], launcher: Launcher, hooks: Hooks, *, retries: int,
+                 actor_depth: int = 2, clock: Callable[[], float] = time.time):
+        self.plan = plan
+        self.outcomes = outcomes
+        self.launcher = launcher
+        self.hooks = hooks
+        self.retries = retries
+        self.actor_depth = actor_depth  # calls queued per worker: hides the driver's round trip
+        self.clock = clock
+        self.jobs = {j.identity: j for j in plan.jobs}
+        self.order = {j.identity: i for i, j in enumerate(plan.jobs)}
+        self.use_gpus = False
+        self.max_actors = 1
+        self.node_max = {"GPU": 0.0, "CPU": 0.0}
+        self.inflight: dict[Any, tuple[str, Any, str]] = {}  # ref -> ("gang", gang, id) | ("slot", slot, id)
+        self.gangs: dict[str, Gang] = {}
+        self.slots: list[Slot] = []
+        self.files: dict[str, Any] = {}  # identity -> the launcher's handle of its output files
+        self.n_slots = 0
+        self.mix_s: float | None = None  # running mean of the mix jobs' wall time (s)
+        self._n_mix = 0
+
+    def configure(self, *, use_gpus: bool, max_actors: int, node_max: dict[str, float]) -> None:
+        """The cluster's shape (known once connected)."""
+        self.use_gpus, self.max_actors, self.node_max = use_gpus, max(1, int(max_actors)), dict(node_max)
+
+    # ---------------------------------------------------------------- states
+    def set_state(self, out: Any, new: JobState, reason: str | None = None, event: str | None = None) -> None:
+        transition(out, new)
+        if reason is not None:
+            out.reason = reason
+        if new in (JobState.FINISHED, JobState.FAILED):
+            out.ended = self.clock()
+        if event:
+            self.hooks.event(event, out)
+
+    def refresh_ready(self) -> None:
+        """PENDING jobs whose dependencies all finished become READY; those with a failed,
+        skipped or cancelled dependency (or one whose output is unusable) are SKIPPED."""
+        for out in self.outcomes.values():
+            if out.state != JobState.PENDING:
+                continue
+            deps = [self.outcomes[d] for d in out.job.deps if d in self.outcomes]
+            bad = next((d for d in deps if d.state in (JobState.FAILED, JobState.SKIPPED, JobState.CANCELLED)
+                        or (d.verdict and d.verdict.blocks_dependents)), None)
+            if bad is not None:
+                self.set_state(out, JobState.SKIPPED, f"dependency {bad.job.name} {bad.state}", event="skipped")
+            elif all(d.state in (JobState.FINISHED, JobState.REUSED) for d in deps):
+                transition(out, JobState.READY)
+
+    def skip_unstarted(self) -> None:
+        """The loop ended: whatever could not start (a failed chain) is SKIPPED."""
+        for out in self.outcomes.values():
+            if out.state in (JobState.PENDING, JobState.READY):
+                self.set_state(out, JobState.SKIPPED, out.reason or "dependency did not finish")
+
+    def _cannot_start(self, out: Any, reason: str) -> None:
+        self.set_state(out, JobState.FAILED, reason, event="failed")
+        self.refresh_ready()
+
+    # ---------------------------------------------------------------- dispatch
+    def dispatch_ready(self) -> int:
+        """Start what can start (see the module doc for the order). Returns how many started."""
+        n = 0
+        ready = [o for o in self.outcomes.values() if o.state == JobState.READY]
+        ready.sort(key=lambda o: (KIND_ORDER.get(o.job.kind, 3), self.order[o.job.identity]))
+        for out in ready:
+            if out.state != JobState.READY:  # a failure above skipped it
+                continue
+            job = out.job
+            if job.kind in ("train", "script_train") and not self.on_worker(job):
+                if self._start_gang(out):
+                    n += 1
+                continue
+            if job.kind == "train" and not self._fits(out):
+                continue
+            slot = self._pick_slot(job)
+            if slot is None:
+                continue  # every worker busy: wait for one
+            if self._start_on_slot(out, slot):
+                n += 1
+        return n
+
+    def on_worker(self, job: Any) -> bool:
+        """Does this job run on a per-GPU worker (not a gang)? Eval, mix, and 1-rank training
+        that needs at most one GPU."""
+        if job.kind == "script_train":  # one actor holding the job's GPUs runs torchrun
+            return False
+        if job.kind != "train":
+            return True
+        return (job.ranks or 1) == 1 and (not self.use_gpus or (job.gpus or 0) <= 1)
+
+    def _fits(self, out: Any) -> bool:
+        """A training job larger than any node would wait forever: fail it now."""
+        job = out.job
+        need_gpu = self.use_gpus and (job.gpus or 0) > 0
+        need = (job.gpus or 0) if need_gpu else (job.ranks or 1)
+        have = self.node_max["GPU" if need_gpu else "CPU"]
+        if need <= have:
+            return True
+        self._cannot_start(out, f"needs {need} {'GPUs' if need_gpu else 'CPUs'} on one node; "
+                                f"the largest node has {have:g}")
+        return False
+
+    def _attempt(self, out: Any, extra: dict) -> Attempt:
+        transition(out, JobState.RUNNING)
+        out.attempt += 1
+        out.started, out.reason = self.clock(), None
+        self.hooks.started(out)
+        self.hooks.event("dispatch", out)
+        return Attempt(job=out.job, attempt=out.attempt, **extra)
+
+    def _start_gang(self, out: Any) -> bool:
+        job = out.job
+        if not self._fits(out):  # a STRICT_PACK group larger than any node
+            return False
+        try:
+            extra = self.hooks.prepare(job)  # a script job carries its files (checked against the plan)
+        except Exception as e:  # noqa: BLE001 - the job cannot start; the sweep goes on
+            self._cannot_start(out, one_line(e))
+            return False
+        attempt = self._attempt(out, extra)
+        # a script job is ONE actor with all its GPUs: torchrun starts the ranks
+        script = job.kind == "script_train"
+        ranks = 1 if script else (job.ranks or 1)
+        cpus = float(job.ranks or 1) if script and not self.use_gpus else 1.0  # N gloo ranks
+        gang = self.launcher.start_gang(attempt, ranks=ranks, gpus=job.gpus or 0, use_gpus=self.use_gpus,
+                                        cpus_per_rank=cpus)
+        self.gangs[job.identity] = gang
+        for ref in gang.pending():
+            self.inflight[ref] = ("gang", gang, job.identity)
+        return True
+
+    def _pick_slot(self, job: Any) -> Slot | None:
+        want = set(job.deps)
+        # mixes (milliseconds each) may queue behind one another on the worker holding their
+        # inputs; a training or eval job (minutes) only goes to a worker with nothing queued
+        depth = self.actor_depth if job.kind == "mix" else 1
+        open_slots = [s for s in self.slots if len(s.inflight) < depth]
+        holders = [s for s in open_slots if s.keys & want]  # the workers that already hold the inputs
+        idle = [s for s in open_slots if not s.inflight]
+        for s in holders:
+            if not s.inflight:
+                return s
+        if job.kind == "mix" and any(s.keys & want for s in self.slots):
+            # its holder is busy: an idle worker takes the mix (an idle GPU is worth one more
+            # n-gram pass); else queue behind the holder, never start a process to redo the pass
+            if idle:
+                return self._least_needed(idle)
+            # queue behind other mixes only while mixes are short (then the queue hides the
+            # driver's round trip); never behind minutes of eval or training
+            if self.mix_s is None or self.mix_s > SHORT_MIX_S:
+                return None
+            return next((s for s in holders if all(self._kind(r) == "mix" for r in s.inflight)), None)
+        if idle:  # an eval's artifact is cheap to fetch: it does not wait for the busy holder
+            return self._least_needed(idle)
+        if any(g.phase == "placing" for g in self.gangs.values()):
+            # trains first: a free GPU goes to the waiting gang (it heads the longest chain)
+            return None
+        if len(self.slots) < self.max_actors:
+            self.n_slots += 1
+            slot = Slot(self.launcher.start_worker(self.use_gpus), self.n_slots)
+            self.slots.append(slot)
+            return slot
+        return None
+
+    def _kind(self, ref: Any) -> str | None:
+        entry = self.inflight.get(ref)
+        return self.jobs[entry[2]].kind if entry else None
+
+    def _least_needed(self, idle: list[Slot]) -> Slot:
+        """The idle worker holding the fewest inputs of waiting jobs (keep the others for them)."""
+        needed = {d for o in self.outcomes.values() if o.state in (JobState.PENDING, JobState.READY)
+                  for d in o.job.deps}
+        return min(idle, key=lambda s: len(s.keys & needed))
+
+    def inputs(self, identity: str) -> Any:
+        """The output files of a finished or reused job, as the launcher's handle (fetched once)."""
+        if identity not in self.files:
+            self.files[identity] = self.launcher.put(self.hooks.fetch_files(identity))
+        return self.files[identity]
+
+    def _start_on_slot(self, out: Any, slot: Slot) -> bool:
+        job = out.job
+        dep, holder, chunk = None, None, None
+        try:
+            extra = self.hooks.prepare(job)
+            if job.kind != "train":
+                dep = job.deps[0] if job.deps else None
+                if dep is None:
+                    raise ValueError(f"{job.kind} job without an input")
+                holder = self.inputs(dep)  # a reused input comes from the MLflow artifact store
+        except Exception as e:  # noqa: BLE001 - the job cannot start; the sweep goes on
+            self._cannot_start(out, f"inputs unavailable: {one_line(e)}")
+            return False
+        if job.kind == "mix":
+            src = self.jobs.get(dep)
+            # the chunk size the eval scored with (its n-gram tables absorb chunk by chunk)
+            chunk = (src.eval if isinstance(src, EvalJob) else EvalConfig()).chunk_tokens
+        elif job.kind not in ("train", "eval"):
+            raise ValueError(f"job {job.name}: unknown kind {job.kind!r}")
+        ref = self.launcher.run_on(slot.worker, self._attempt(out, extra), dep, holder, chunk)
+        if job.kind == "train":
+            slot.training, slot.train_name = job.identity, job.name
+        if dep is not None:
+            slot.keys.add(dep)
+        slot.inflight.add(ref)
+        slot.keys.add(job.identity)  # the worker keeps the job's outputs (artifact, token stats)
+        self.inflight[ref] = ("slot", slot, job.identity)
+        return True
+
+    def release_idle_actors(self) -> None:
+        """Free workers nobody needs: a waiting gang, or no worker job left."""
+        gang_waiting = any(g.phase == "placing" for g in self.gangs.values())
+        work_left = any(self.on_worker(o.job) and o.state not in TERMINAL for o in self.outcomes.values())
+        if not gang_waiting and work_left:
+            return
+        for s in list(self.slots):
+            if not s.inflight:  # ready jobs were offered to it just before: nobody needs it now
+                self.launcher.kill(s.worker)
+                self.slots.remove(s)
+
+    # ---------------------------------------------------------------- completion
+    def handle(self, ref: Any) -> None:
+        """A ref of the launcher is done: move its gang on, or end its job."""
+        kind, holder, ident = self.inflight.pop(ref)
+        out = self.outcomes[ident]
+        try:
+            if kind == "gang":
+                value = self.launcher.advance(holder, ref)
+                for r in holder.pending():
+                    self.inflight.setdefault(r, ("gang", holder, ident))
+                if value is None:
+                    return
+                self.gangs.pop(ident, None)
+                if not self._reuse_gang(holder):
+                    holder.release()
+            else:
+                holder.inflight.discard(ref)
+                if holder.training == ident:
+                    holder.training = holder.train_name = None
+                if not holder.inflight:
+                    holder.idle_since = self.clock()
+                value = self.launcher.get(ref)
+        except WorkerLost as e:
+            self._lost(out, kind, holder, f"worker died: {e}")
+            return
+        except JobFailed as e:
+            if kind == "gang" and self.launcher.sibling_died(holder):
+                # a rank was killed and its peers failed in the collective: a lost worker
+                self._lost(out, kind, holder, "worker died: a rank of the gang died")
+                return
+            self._drop_gang(kind, holder, ident)
+            self._failed(out, str(e))
+            return
+        self._done(out, value)
+
+    def _reuse_gang(self, gang: Gang) -> bool:
+        """Hand a waiting gang's job (same shape) to this finished one: its placement group is
+        held and its ranks are up, which saves the waiting job a placement and process start."""
+        for ident, g in self.gangs.items():
+            if g.phase == "placing" and g.ranks == gang.ranks and g.bundle == gang.bundle:
+                for r in g.pending():
+                    self.inflight.pop(r, None)
+                g.release()
+                gang.reassign(g.attempt)
+                self.gangs[ident] = gang
+                for r in gang.pending():
+                    self.inflight[r] = ("gang", gang, ident)
+                return True
+        return False
+
+    def _drop_gang(self, kind: str, holder: Any, ident: str) -> None:
+        if kind == "gang":
+            for r in holder.pending():
+                self.inflight.pop(r, None)
+            holder.release()
+            self.gangs.pop(ident, None)
+
+    def _lost(self, out: Any, kind: str, holder: Any, reason: str) -> None:
+        self._drop_gang(kind, holder, out.job.identity)
+        if kind == "slot" and holder in self.slots:
+            self.slots.remove(holder)  # the worker is gone; its other calls fail on their own
+        self.hooks.lost(out, reason)
+        if out.attempt <= self.retries:
+            self.set_state(out, JobState.READY, reason, event="retry")
+        else:
+            self.set_state(out, JobState.FAILED, f"{reason} (after {out.attempt} attempts)", event="failed")
+            self.refresh_ready()
+
+    def _failed(self, out: Any, reason: str, value: JobResult | None = None) -> None:
+        self.hooks.failed(out, reason, value)
+        self.set_state(out, JobState.FAILED, reason, event="failed")
+        self.refresh_ready()
+
+    def _done(self, out: Any, value: JobResult) -> None:
+        if value.failed:  # a script that exited non-zero / timed out: not retried, it would fail again
+            self._failed(out, str(value.failed)[:500], value)
+            return
+        if out.job.kind == "mix" and isinstance(value.wall_s, (int, float)):
+            self._n_mix += 1
+            self.mix_s = (self.mix_s or 0.0) + (float(value.wall_s) - (self.mix_s or 0.0)) / self._n_mix
+        self.files[out.job.identity] = self.launcher.put(value.files)
+        self.hooks.succeeded(out, value)
+        self.set_state(out, JobState.FINISHED, event="finished")
+        self.refresh_ready()
+
+    # ---------------------------------------------------------------- the end
+    def cancel(self) -> None:
+        """Ctrl-C: free every gang and worker; open runs KILLED, every unfinished job CANCELLED."""
+        for g in list(self.gangs.values()):
+            g.release()
+        self.gangs.clear()
+        self.shutdown()
+        self.inflight.clear()
+        for out in self.outcomes.values():
+            if out.state == JobState.RUNNING:
+                self.hooks.cancelled(out)
+            if out.state not in TERMINAL:
+                self.set_state(out, JobState.CANCELLED, "cancelled")
+
+    def shutdown(self) -> None:
+        for s in self.slots:
+            try:
+                self.launcher.kill(s.worker)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self.slots.clear()

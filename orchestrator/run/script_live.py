@@ -1,0 +1,96 @@
+"""A running script job's log lines as live MLflow metrics (a part of the driver).
+
+The worker parses each line of train_gpt.py's output as it comes (workers.script_runner); the
+driver drains the parsed events of every running script job every `every_s` seconds (a
+threaded actor call it never waits on) and logs `train_loss` at step N and `val_bpb_step` /
+`val_loss_step` through the job's run handle, which batches them into the tracker's queue.
+When the job ends, only the points not yet streamed are logged from its result, so every
+step lands once.
+
+`ScriptLive` is a mixin of orchestrator.run.driver._Driver; it uses the scheduler's gangs
+(`sched.gangs`), the driver's report and track (the TrackingAdapter).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import ray
+
+from workers.files import unpack_to
+
+__all__ = ["ScriptLive"]
+
+
+class ScriptLive:
+    _sl_refs: dict | None = None
+
+    def _sl_state(self) -> tuple[dict, dict, dict]:
+        if self._sl_refs is None:
+            self._sl_refs, self._sl_cursor, self._sl_logged = {}, {}, {}
+            self._sl_t = 0.0
+        return self._sl_refs, self._sl_cursor, self._sl_logged
+
+    def poll_script_logs(self, every_s: float = 2.0) -> None:
+        refs, cursor, _logged = self._sl_state()
+        if refs:
+            done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
+            for ref in done:
+                ident = refs.pop(ref)
+                try:
+                    nxt, events = ray.get(ref)
+                except Exception:  # noqa: BLE001 - a dying actor: its job's own ref reports that
+                    continue
+                cursor[ident] = nxt
+                self._log_events(ident, events)
+        if refs or time.time() - self._sl_t < every_s:
+            return
+        self._sl_t = time.time()
+        for ident, g in self.sched.gangs.items():
+            if g.attempt.job.kind == "script_train" and g.phase == "training" and g.actors:
+                refs[g.actors[0].drain.remote(cursor.get(ident, 0))] = ident
+
+    def _log_events(self, ident: str, events: list[dict]) -> None:
+        out = self.report.outcomes.get(ident)
+        h = self.track.handles.get(out.run_id) if out is not None else None
+        if h is None or h.finished:
+            return
+        logged = self._sl_state()[2].setdefault(ident, {"step": -1, "val": -1})
+        for ev in events:
+            step = int(ev.get("step") or 0)
+            if ev.get("event") == "step" and isinstance(ev.get("train_loss"), (int, float)) and step > logged["step"]:
+                h.log_metrics({"train_loss": ev["train_loss"]}, step=step)
+                logged["step"] = step
+            elif ev.get("event") == "val" and isinstance(ev.get("val_bpb"), (int, float)) and step > logged["val"]:
+                h.log_metrics({"val_bpb_step": ev["val_bpb"], "val_loss_step": ev.get("val_loss")}, step=step)
+                logged["val"] = step
+
+    def script_result_to_log(self, out: Any, result: dict) -> dict:
+        """The finished job's result with the curve points not yet streamed (those are logged
+        by the result's `train_loss_curve`; the rest of `val_curve` is logged here)."""
+        if out.job.kind != "script_train":
+            return result
+        ident = out.job.identity
+        self._sl_state()[1].pop(ident, None)
+        logged = self._sl_state()[2].pop(ident, {"step": -1, "val": -1})
+        h = self.track.handles.get(out.run_id)
+        if h is not None:
+            if result.get("final_tag"):
+                h.set_tags({"golf.final_tag": str(result["final_tag"])})
+            for step, loss, bpb in result.get("val_curve") or ():
+                if step > logged["val"]:
+                    h.log_metrics({"val_bpb_step": bpb, "val_loss_step": loss}, step=int(step))
+        trimmed = dict(result)
+        trimmed["train_loss_curve"] = [p for p in result.get("train_loss_curve") or () if p[0] > logged["step"]]
+        trimmed.pop("val_curve", None)
+        return trimmed
+
+    def log_failed_files(self, out: Any, files: dict[str, bytes]) -> None:
+        """A script that exited non-zero or hit its timeout (FAILED, not retried: it would fail
+        again): its train.log is still logged as an artifact."""
+        h = self.track.handles.get(out.run_id)
+        if h is not None and files:
+            d = self.track.spool / f"{out.job.identity[:16]}-{out.run_id[:8]}"
+            unpack_to(files, d)
+            h.log_artifact(d)
+        self._sl_state()[2].pop(out.job.identity, None)

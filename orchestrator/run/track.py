@@ -1,0 +1,214 @@
+"""The driver's view of tracking: the few calls it makes, mapped onto orchestrator.tracking.
+
+Kept apart so the driver's loop reads as scheduling only, and so that what lands in MLflow
+for a job (metrics, per-step train_loss, tags, artifact files) is decided in one place.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import tempfile
+from pathlib import Path
+from dataclasses import dataclass
+from typing import Any
+
+from workers.files import unpack_to
+
+__all__ = ["Reused", "TrackingAdapter", "result_metrics"]
+
+log = logging.getLogger("golf.driver")
+
+# result keys logged as metrics (ARCHITECTURE.md "MLflow layout" plus what each kind reports)
+METRIC_KEYS = (
+    "val_bpb", "val_loss", "val_bpb_prequant", "val_loss_prequant", "artifact_bytes", "code_bytes",
+    "model_bytes", "train_time_s", "eval_time_s", "tokens_per_s", "steps", "step_avg_ms",
+    "peak_mem_bytes", "ratio_scored", "tokens_scored", "mix_time_s", "ngram_passes", "world_size",
+)
+
+
+@dataclass(frozen=True)
+class Reused:
+    run_id: str
+    result: dict
+    valid: bool
+    reason: str | None
+    compliant: bool | None
+    record: Any = None
+
+
+def result_metrics(result: dict) -> dict[str, float]:
+    out = {}
+    for k in METRIC_KEYS:
+        v = result.get(k)
+        if isinstance(v, bool):
+            v = int(v)
+        if isinstance(v, (int, float)) and math.isfinite(float(v)):
+            out[k] = float(v)
+    return out
+
+
+def _bool_tag(v: Any) -> bool | None:
+    if v is None:
+        return None
+    return str(v).lower() == "true"
+
+
+class TrackingAdapter:
+    """Wraps an orchestrator.tracking.Tracker; calls return at once (the tracker queues)."""
+
+    def __init__(self, tracker, spool_dir: str | None = None, reuse: bool = True):
+        self.t = tracker
+        self.reuse = reuse  # False (`golf run --no-reuse`): recompute every job
+        self.handles: dict[str, Any] = {}  # handle key -> RunHandle
+        self.copies: dict[str, Any] = {}  # identity -> the reused_from child run of this sweep
+        self.sweep = None
+        # job files are written here for the tracker's upload (it reads them later, in order)
+        self.spool = Path(spool_dir or Path.cwd() / ".golf" / "spool")
+
+    def start_sweep(self, plan, live_sweeps=None) -> str | None:
+        self.sweep = self.t.start_sweep(plan.sweep_identity, params={"golf.sweep_name": plan.sweep_name},
+                                        name=plan.sweep_name)
+        # runs a dead driver left RUNNING (after start_sweep, so our own parent run is ours; the
+        # driver holds this sweep's lease by now); runs of other sweeps whose driver is alive
+        # (live_sweeps(): their leases are live) are not stale
+        self.t.close_stale_running(None, live_sweeps=live_sweeps)
+        return self.sweep.key
+
+    def find_finished(self, job) -> Reused | None:
+        """The record of `job`: a FINISHED run that computed it, in any experiment of the store.
+        One in this experiment wins (the newest: a `--no-reuse` recompute supersedes); else the
+        newest elsewhere, which this sweep then shows as a child run tagged golf.reused_from
+        (once: a rerun finds that copy in its experiment and adds no second one)."""
+        if not self.reuse:
+            return None
+        if self._finished is None:  # one query for the whole plan
+            self._finished = self.t.finished_runs()
+            self._exp_id = self.t.experiment_id() if self._finished else None
+        runs = self._finished.get(job.identity) or []
+        computed = [r for r in runs if r.computed]
+        if not computed:
+            return None
+        here = [r for r in computed if r.experiment_id == self._exp_id]
+        rec = (here or computed)[-1]
+        if not here and not any(r.experiment_id == self._exp_id for r in runs):
+            self.copies[job.identity] = self.t.copy_run(job, rec)
+        tags = rec.tags or {}
+        return Reused(rec.run_id, dict(rec.metrics or {}), valid=_bool_tag(tags.get("golf.valid")) is not False,
+                      reason=tags.get("golf.reason"), compliant=_bool_tag(tags.get("golf.compliant")), record=rec)
+
+    _finished: dict | None = None
+    _exp_id: str | None = None
+
+    def close_stale(self, job) -> None:
+        pass  # done once for the experiment in start_sweep
+
+    def open(self, job, attempt: int, parent: str | None) -> str:
+        h = self.t.start_job(job, attempt=attempt)
+        if not self.reuse:
+            h.identity = None  # a forced recompute finishes beside the earlier run, not KILLED as its duplicate
+        self.handles[h.key] = h
+        return h.key
+
+    def record(self, key: str, job, result: dict, verdict, files: dict[str, bytes]) -> None:
+        h = self.handles[key]
+        h.log_metrics(result_metrics(result))
+        h.log_result({k: v for k, v in result.items() if k not in METRIC_KEYS}, curve=True)
+        for i, bpb in enumerate(result.get("chunk_bpb") or []):  # drift across score-first chunks
+            h.log_metrics({"chunk_val_bpb": float(bpb)}, step=i)
+        for number, bpb, _params in result.get("trials") or []:  # optuna: step = trial number
+            h.log_metrics({"trial_val_bpb": float(bpb)}, step=int(number))
+        tags = {}
+        if verdict.compliant is not None:
+            tags["golf.compliant"] = str(verdict.compliant).lower()
+        if tags:
+            h.set_tags(tags)
+        h.set_validity(verdict.valid, verdict.reason)
+        if files:
+            d = self.spool / f"{job.identity[:16]}-{key[:8]}"
+            unpack_to(files, d)
+            h.log_artifact(d)
+
+    def close(self, key: str | None, status: str, tags: dict) -> None:
+        h = self.handles.get(key)
+        if h is None or h.finished:
+            return
+        if tags:
+            h.set_tags(tags)
+        h.finish(status, reason=tags.get("golf.reason") if status != "FINISHED" else None)
+
+    def run_id(self, key: str | None) -> str | None:
+        h = self.handles.get(key)
+        return h.run_id if h is not None else None
+
+    def fetch_files(self, reused: Reused, names: tuple[str, ...]) -> dict[str, bytes]:
+        """Named output files of an earlier run, from the MLflow artifact store."""
+        dst = Path(tempfile.mkdtemp(prefix="golf-fetch-"))
+        try:
+            out = {}
+            for name in names:
+                try:
+                    p = self.t.download_artifacts(reused.run_id, name, dst)
+                except Exception as e:  # noqa: BLE001 - one line for the user
+                    if name in names[:1]:
+                        raise RuntimeError(f"run {reused.run_id}: cannot fetch {name}: {e}".splitlines()[0]) from e
+                    continue
+                out[name] = Path(p).read_bytes()
+            return out
+        finally:
+            shutil.rmtree(dst, ignore_errors=True)
+
+    # -- the sweep's summary (orchestrator.tracking.summary calls these) --------------------------------
+    def outcome_run_id(self, out) -> str | None:
+        """The MLflow run that shows `out` in this sweep (the reused_from copy for a run reused
+        from another experiment)."""
+        copy = self.copies.get(out.job.identity)
+        if copy is not None:
+            return copy.run_id
+        return self.run_id(out.run_id) or out.run_id
+
+    def history(self, out, key: str) -> list[tuple[int, float]]:
+        """A metric's (step, value) series: from the result when this sweep ran the job, else from
+        the run that computed it."""
+        r = out.result or {}
+        if key == "train_loss" and r.get("train_loss_curve"):
+            return [(int(s), float(v)) for s, v in r["train_loss_curve"]]
+        if key == "chunk_val_bpb" and r.get("chunk_bpb"):
+            return list(enumerate(map(float, r["chunk_bpb"])))
+        if out.state != "reused" or not out.run_id:
+            return []
+        try:
+            return self.t.metric_history(out.run_id, key)
+        except Exception as e:  # noqa: BLE001 - a plot without one curve beats no summary
+            log.warning("no %s history for run %s: %s", key, out.run_id, str(e).splitlines()[0])
+            return []
+
+    def log_sweep_summary(self, metrics: dict, tags: dict, description: str, files_dir) -> None:
+        h = self.sweep
+        h.log_metrics(metrics)
+        if description:
+            tags = {**tags, "mlflow.note.content": description}  # the run's description in the UI
+        h.set_tags(tags)
+        h.log_artifact(files_dir)
+        if description:
+            try:
+                self.t.set_experiment_tags({"mlflow.note.content": description})
+            except Exception as e:  # noqa: BLE001
+                log.warning("experiment description not set: %s", str(e).splitlines()[0])
+
+    def abandon_sweep(self) -> None:
+        """The sweep's parent run belongs to the driver that took our lease over: never end it
+        (Tracker.close would otherwise mark it FINISHED under the new driver)."""
+        if self.sweep is not None and not self.sweep.finished:
+            self.sweep.finished = "ABANDONED"  # RunHandle.finish and Tracker.close skip it
+
+    def end_sweep(self, report) -> None:
+        if self.sweep is not None and not self.sweep.finished and report.status != "KILLED":
+            from orchestrator.tracking.summary import summarize
+
+            try:  # once, at sweep end; a summary failure never fails the sweep
+                summarize(report, self, self.spool / f"sweep-{self.sweep.key[:8]}")
+            except Exception:  # noqa: BLE001
+                log.exception("sweep summary not written")
+        if self.sweep is not None and not self.sweep.finished:
+            self.sweep.finish(report.status if report.status in ("FINISHED", "FAILED", "KILLED") else "FINISHED")

@@ -1,0 +1,1 @@
+"""Specs: the sweep file's schema (sweep), its YAML reading (io), script specs, the mixer search space."""

@@ -1,0 +1,317 @@
+"""The n-gram mixer's search space in a spec: axes, ranges, search kinds, and their expansion.
+
+Each `mixer` field is one MixerConfig field or an axis of them: a scalar (one value), a list
+(grid values, or random/optuna choices) or, for float fields under random/optuna search, a
+range `{low, high, log}`. Single values are checked by MixerConfig's own validators, so the
+spec follows golf_core's rules (buckets a power of two, orders in 1..16, alphas in [0, 1]);
+whole points are checked as MixerConfigs (alpha_base + alpha_range <= 1, centers cover orders).
+`modes` always multiplies: every point is evaluated in every listed mode, so modes compare on
+identical settings; mode `none` (the model alone) is one point regardless of the other axes.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError, model_validator
+
+from golf_core.config import MAX_SEED, Frozen
+from golf_core.eval.config import MixerConfig
+from orchestrator.spec.io import clean_msg, golf_error
+
+MODES = ("none", "hashed_target", "normalized")
+# MixerConfig fields a spec may sweep, in the order points are enumerated (and named).
+AXES = ("orders", "buckets", "min_count", "warmup_tokens", "alpha_base", "alpha_range",
+        "entropy_slope", "entropy_center", "entropy_centers", "alpha_max")
+FLOAT_AXES = ("alpha_base", "alpha_range", "entropy_slope", "entropy_center", "alpha_max")
+MAX_DRAWS = 100_000  # random draws / optuna trials per study
+
+
+# ---------------------------------------------------------------------------------------------
+# mixer axes: values checked by MixerConfig itself
+
+
+def _mixer_value(name: str):
+    """The type of one value of MixerConfig.<name>, checked by MixerConfig's own validators."""
+    field = MixerConfig.model_fields[name]
+
+    def check(v):
+        try:
+            MixerConfig.model_validate({name: v})
+        except ValidationError as e:
+            for err in e.errors():  # model-level errors involve other fields: checked per point
+                if err["loc"][:1] == (name,):
+                    raise golf_error(clean_msg(err["msg"]) + ("" if "(got" in err["msg"] else f" (got {v!r})"))
+        return v
+
+    return Annotated[(field.annotation, *field.metadata, AfterValidator(check))]
+
+
+class Range(Frozen):
+    """A continuous search range for random/optuna search (log: sample log-uniformly)."""
+
+    low: float = Field(description="lowest value searched")
+    high: float = Field(description="highest value searched (above low)")
+    log: bool = Field(False, description="sample on a log scale (low > 0)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Range":
+        if not self.low < self.high:
+            raise ValueError(f"low {self.low} must be below high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError("log ranges need low > 0")
+        return self
+
+
+def _axis_tag(v: Any) -> str:
+    if isinstance(v, (dict, Range)):
+        return "<range>"
+    if isinstance(v, (list, tuple)):
+        return "<list>"
+    return "<value>"
+
+
+def _float_axis(name: str):
+    item = _mixer_value(name)
+    return Annotated[
+        Union[Annotated[item, Tag("<value>")], Annotated[tuple[item, ...], Tag("<list>")],
+              Annotated[Range, Tag("<range>")]],
+        Discriminator(_axis_tag),
+    ]
+
+
+def _int_axis(name: str):
+    item = _mixer_value(name)
+    return Annotated[
+        Union[Annotated[item, Tag("<value>")], Annotated[tuple[item, ...], Tag("<list>")]],
+        Discriminator(lambda v: "<list>" if isinstance(v, (list, tuple)) else "<value>"),
+    ]
+
+
+_Orders = _mixer_value("orders")
+_Centers = dict[int, float]
+
+
+def _orders_tag(v: Any) -> str:
+    if isinstance(v, (list, tuple)) and v and all(isinstance(x, (list, tuple)) for x in v):
+        return "<list>"
+    return "<value>"
+
+
+def _centers_tag(v: Any) -> str:
+    if v is None:
+        return "<none>"
+    return "<list>" if isinstance(v, (list, tuple)) else "<value>"
+
+
+_AXIS_NOTE = {"<float>": " (a value, a list of values, or a {low, high} range)",
+              "<int>": " (a value or a list of values)"}
+
+
+def _axis_default(name: str):
+    """MixerConfig's default and description for the spec field `name`, plus how it is swept."""
+    f = MixerConfig.model_fields[name]
+    kind = "<float>" if name in FLOAT_AXES else "<int>" if name not in ("primes", "miss_vocab") else ""
+    return Field(f.default, description=(f.description or name) + _AXIS_NOTE.get(kind, ""))
+
+
+def nonempty(v: tuple) -> tuple:
+    if not v:
+        raise ValueError("must not be empty")
+    return v
+
+
+class MixerSpec(Frozen):
+    """The n-gram mixer's search space; each field is one MixerConfig field (or an axis of them)."""
+
+    modes: Annotated[tuple[Literal["none", "hashed_target", "normalized"], ...], AfterValidator(nonempty)] = Field(
+        ("none",), description="every point runs in every mode; none = the model alone (one job)")
+    # one order set [2, 3, 4] or an axis of sets [[2, 3], [2, 3, 4]]
+    orders: Annotated[Union[Annotated[_Orders, Tag("<value>")], Annotated[tuple[_Orders, ...], Tag("<list>")]],
+                      Discriminator(_orders_tag)] = _axis_default("orders")
+    buckets: _int_axis("buckets") = _axis_default("buckets")
+    min_count: _int_axis("min_count") = _axis_default("min_count")
+    warmup_tokens: _int_axis("warmup_tokens") = _axis_default("warmup_tokens")
+    primes: _mixer_value("primes") = _axis_default("primes")
+    # hashed_target's 1/V on a miss: the model's V, or #779's max token id + 1 (not an axis)
+    miss_vocab: _mixer_value("miss_vocab") = _axis_default("miss_vocab")
+    alpha_base: _float_axis("alpha_base") = _axis_default("alpha_base")
+    alpha_range: _float_axis("alpha_range") = _axis_default("alpha_range")
+    entropy_slope: _float_axis("entropy_slope") = _axis_default("entropy_slope")
+    entropy_center: _float_axis("entropy_center") = _axis_default("entropy_center")
+    alpha_max: _float_axis("alpha_max") = _axis_default("alpha_max")
+    # per-order centers (#798) {7: 3.0, ...}, or an axis of them (null = one center for all orders)
+    entropy_centers: Annotated[
+        Union[Annotated[None, Tag("<none>")], Annotated[_Centers, Tag("<value>")],
+              Annotated[tuple[_Centers | None, ...], Tag("<list>")]],
+        Discriminator(_centers_tag)] = _axis_default("entropy_centers")
+
+    def axis(self, name: str) -> tuple | Range:
+        """The values an axis takes: a tuple of MixerConfig values, or a Range."""
+        v = getattr(self, name)
+        if isinstance(v, Range):
+            return v
+        if name == "orders":
+            return v if v and isinstance(v[0], tuple) else (v,)
+        if name == "entropy_centers":
+            return v if isinstance(v, tuple) else (v,)
+        return v if isinstance(v, tuple) else (v,)
+
+    @property
+    def mixing_modes(self) -> tuple[str, ...]:
+        """The listed modes other than `none`, in order, without duplicates."""
+        return tuple(dict.fromkeys(m for m in self.modes if m != "none"))
+
+
+# ---------------------------------------------------------------------------------------------
+# search
+
+
+class GridSearch(Frozen):
+    kind: Literal["grid"] = Field("grid", description="every combination of the listed values")
+
+
+class RandomSearch(Frozen):
+    kind: Literal["random"] = Field("random", description="n points drawn from the lists and ranges")
+    n: int = Field(ge=1, le=MAX_DRAWS, description="points drawn")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="seed of the draw")
+
+
+class OptunaSearch(Frozen):
+    """Optuna ask/tell: one mix job per (eval job, mode) that runs `n` trials (see plan.py)."""
+
+    kind: Literal["optuna"] = Field("optuna", description="TPE search over the token stats of each eval")
+    n: int = Field(ge=1, le=MAX_DRAWS, description="trials per eval job and mode")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="TPESampler seed")
+
+
+def _search_tag(v: Any) -> str | None:
+    kind = v.get("kind") if isinstance(v, dict) else getattr(v, "kind", None)
+    return f"<{kind}>" if kind in ("grid", "random", "optuna") else None
+
+
+Search = Annotated[
+    Union[Annotated[GridSearch, Tag("<grid>")], Annotated[RandomSearch, Tag("<random>")],
+          Annotated[OptunaSearch, Tag("<optuna>")]],
+    Discriminator(_search_tag, custom_error_type="golf",
+                  custom_error_message="kind must be one of grid, random, optuna"),
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# expansion
+
+
+def _jsonable(v: Any) -> Any:
+    return json.loads(json.dumps(v)) if v is not None else None
+
+
+def upper_points(mixer: MixerSpec, search: Search) -> int:
+    """Mix points per eval job before validation/dedup (cheap: no configs built)."""
+    modes = len(mixer.mixing_modes)
+    n_none = 1 if "none" in mixer.modes else 0
+    if search.kind == "optuna":
+        return modes + n_none
+    if search.kind == "random":
+        return modes * search.n + n_none
+    return modes * math.prod(len(mixer.axis(n)) for n in AXES) + n_none
+
+
+def _draw(ax: tuple | Range, rng: random.Random) -> Any:
+    if isinstance(ax, Range):
+        x = math.exp(rng.uniform(math.log(ax.low), math.log(ax.high))) if ax.log else rng.uniform(ax.low, ax.high)
+        return float(f"{x:.6g}")  # readable names/params; far finer than any effect
+    return ax[rng.randrange(len(ax))]
+
+
+def _raw_points(mixer: MixerSpec, search: Search) -> list[dict[str, Any]]:
+    """Mode-less field dicts: the grid's product, or the random draws (rejecting invalid ones)."""
+    axes = {n: mixer.axis(n) for n in AXES}
+    if search.kind == "grid":
+        return [dict(zip(AXES, combo)) for combo in itertools.product(*(axes[n] for n in AXES))]
+    if search.kind == "random":
+        rng, out = random.Random(search.seed), []
+        for _ in range(search.n):
+            for _attempt in range(100):
+                pt = {n: _draw(axes[n], rng) for n in AXES}
+                if _config_error(pt, mixer) is None:
+                    break
+            out.append(pt)
+        return out
+    return []  # optuna: the driver draws (plan.suggest_mixer)
+
+
+def _config_error(fields: dict[str, Any], mixer: MixerSpec, mode: str = "hashed_target") -> str | None:
+    try:
+        MixerConfig(mode=mode, primes=mixer.primes, miss_vocab=mixer.miss_vocab, **fields)
+    except ValidationError as e:
+        return clean_msg(e.errors()[0]["msg"])
+    return None
+
+
+def _describe(fields: dict[str, Any], mixer: MixerSpec) -> str:
+    varying = [n for n in AXES if isinstance(mixer.axis(n), Range) or len(mixer.axis(n)) > 1]
+    shown = varying or [n for n in AXES if n in ("alpha_base", "alpha_range")]
+    return ", ".join(f"{n}={_jsonable(fields[n])}" for n in shown)
+
+
+def point_error(mixer: MixerSpec, search: Search) -> str | None:
+    """The first invalid point's problem, e.g. `alpha_base + alpha_range must be <= 1 (at ...)`."""
+    if not mixer.mixing_modes:
+        return None
+    if search.kind == "optuna":  # the space must hold valid points at all
+        rng = random.Random(0)
+        axes = {n: mixer.axis(n) for n in AXES}
+        draws = [{n: _draw(axes[n], rng) for n in AXES} for _ in range(200)]
+        errs = [_config_error(pt, mixer) for pt in draws]
+        if all(errs):
+            return f"no valid point in the search space: {errs[0]} (e.g. {_describe(draws[0], mixer)})"
+        return None
+    for pt in _raw_points(mixer, search):
+        err = _config_error(pt, mixer)
+        if err:
+            if search.kind == "grid":
+                return f"{err} (at {_describe(pt, mixer)})"
+            return f"no valid point in the search space: {err} (e.g. {_describe(pt, mixer)})"
+    return None
+
+
+def expand_points(mixer: MixerSpec, search: Search) -> list[MixerConfig]:
+    points: dict[str, MixerConfig] = {}
+    if "none" in mixer.modes:
+        cfg = MixerConfig(mode="none")  # the model alone: no other field matters
+        points[cfg.fingerprint()] = cfg
+    if search.kind != "optuna":
+        raw = _raw_points(mixer, search)
+        for mode in mixer.mixing_modes:
+            for pt in raw:
+                cfg = MixerConfig(mode=mode, primes=mixer.primes, miss_vocab=mixer.miss_vocab, **pt)
+                points.setdefault(cfg.fingerprint(), cfg)
+    return list(points.values())
+
+
+def varying_axes(mixer: MixerSpec) -> list[str]:
+    """The mixer fields that differ between points (what a mix job's name shows)."""
+    return [n for n in AXES if isinstance(mixer.axis(n), Range) or len(mixer.axis(n)) > 1]
+
+
+def optuna_studies(mixer: MixerSpec, search: Search) -> tuple[dict, ...]:
+    """Under optuna: per mixing mode {"mixer_base": fixed fields, "optuna": {n, seed, space}}."""
+    if search.kind != "optuna":
+        return ()
+    base, space = {}, {}
+    for name in AXES:
+        ax = mixer.axis(name)
+        if isinstance(ax, Range):
+            space[name] = {"low": ax.low, "high": ax.high, "log": ax.log}
+        elif len(ax) > 1:
+            space[name] = {"choices": [_jsonable(x) for x in ax]}
+        else:
+            base[name] = _jsonable(ax[0])
+    base["primes"] = list(mixer.primes)
+    base["miss_vocab"] = mixer.miss_vocab
+    opt = {"n": search.n, "seed": search.seed, "space": space}
+    return tuple({"mixer_base": {"mode": m, **base}, "optuna": opt} for m in mixer.mixing_modes)

@@ -1,0 +1,133 @@
+"""`golf validate`, `golf schema`, `golf plan` through the CLI dispatcher."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from golf_core.cli import run_cli
+from orchestrator.plan.build import load_plan
+from tests.orchestrator.spec.test_sweep import EXAMPLES, INVALID, SMOKE, _text
+
+ROOT = Path(__file__).resolve().parents[3]
+GOLF = str(Path(sys.executable).with_name("golf"))
+
+
+def golf(argv: list[str]) -> int:
+    # the real dispatcher (run_cli) with this command module: one-line errors, exit 2
+    return run_cli("golf", ("orchestrator.cli.spec",), argv)
+
+
+def _rows(out: str) -> dict[str, list[str]]:
+    """The summary table's rows: kind -> [jobs, finished, to run, ...] (first table only)."""
+    rows: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        if line.startswith("│"):
+            cells = [c.strip() for c in line.split("│")[1:-1]]
+            rows.setdefault(cells[0], cells[1:])
+    return rows
+
+
+def test_validate_ok(capsys):
+    assert golf(["validate", str(SMOKE)]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == "ok: 2 train, 2 eval, 38 mix jobs"
+
+
+@pytest.mark.parametrize("case,path,phrase", [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
+def test_validate_invalid_prints_one_line_exit_2(tmp_path, capsys, case, path, phrase):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(_text(case))
+    assert golf(["validate", str(spec)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith(f"{spec}: {path}") and phrase in lines[0], lines[0]
+    assert captured.out == ""
+
+
+def test_validate_several_files(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\n")
+    assert golf(["validate", str(SMOKE), str(bad), str(tmp_path / "missing.yaml")]) == 2
+    captured = capsys.readouterr()
+    assert f"{SMOKE}: ok: 2 train, 2 eval, 38 mix jobs" in captured.out
+    assert captured.err.strip().splitlines() == [f"{bad}: train: required",
+                                                 f"{tmp_path / 'missing.yaml'}: no such file"]
+
+
+def test_schema_validates_every_example(capsys):
+    assert golf(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for path in EXAMPLES:
+        jsonschema.validate(json.loads(json.dumps(yaml.safe_load(path.read_text()))), schema)
+    assert schema["properties"]["name"]["pattern"] == "^[a-z0-9][a-z0-9._-]*$"
+
+
+def test_plan_without_mlflow(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./mlflow.db here
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert golf(["plan", str(SMOKE), "--jobs"]) == 0
+    out = capsys.readouterr().out
+    assert "assuming nothing done" in out and "42 jobs" in out
+    assert not (tmp_path / "mlflow.db").exists()  # a plan never creates a store
+    for name in ("train/s1337", "eval/s42/e0", "mix/s42/e0/none"):
+        assert name in out
+    rows = _rows(out)
+    assert [rows[k][0] for k in ("train", "eval", "mix", "none", "hashed_target", "normalized", "all")] == \
+        ["2", "2", "38", "2", "18", "18", "42"]
+
+
+def test_plan_unreachable_server_is_quick(capsys):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.time()
+    assert golf(["plan", str(SMOKE), "--tracking-uri", f"http://127.0.0.1:{port}"]) == 0
+    assert time.time() - t0 < 20
+    assert "unreachable" in capsys.readouterr().out
+
+
+def test_plan_bad_spec_exit_2(tmp_path, capsys):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(SMOKE.read_text().replace("buckets: 262144", "buckets: 1000"))
+    assert golf(["plan", str(spec)]) == 2
+    assert capsys.readouterr().err.strip() == f"{spec}: mixer.buckets: must be a power of two (got 1000)"
+
+
+@pytest.mark.slow
+def test_plan_counts_finished_runs_from_mlflow(tmp_path, capsys):
+    """A FINISHED run tagged with a job's identity counts as done (real MLflow, SQLite store)."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    plan = load_plan(SMOKE)
+    client = MlflowClient(uri)
+    exp = client.create_experiment("smoke")
+    for job, status in ((plan.by_kind("train")[0], "FINISHED"), (plan.by_kind("eval")[0], "KILLED")):
+        run = client.create_run(exp, tags={"golf.identity": job.identity, "golf.kind": job.kind})
+        client.set_terminated(run.info.run_id, status)
+    assert golf(["plan", str(SMOKE), "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    rows = _rows(out)
+    assert rows["train"][:3] == ["2", "1", "1"]  # jobs, finished, to run
+    assert rows["eval"][:3] == ["2", "0", "2"]  # KILLED is not done
+
+
+def test_golf_entry_point(tmp_path):
+    """The installed `golf` script: exit 0 for a good spec, 2 and one line for a bad one."""
+    ok = subprocess.run([GOLF, "validate", str(SMOKE)], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and ok.stdout.startswith("ok: "), ok.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SMOKE.read_text().replace("seeds: [1337, 42]", "seeds: []"))
+    res = subprocess.run([GOLF, "validate", str(bad)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.strip() == f"{bad}: train.seeds: must not be empty"

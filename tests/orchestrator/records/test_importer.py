@@ -1,0 +1,195 @@
+"""`golf parse-log` and `golf import` through the CLI dispatcher; import against a real
+`mlflow server`, with the reference record folders and with folders written here."""
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from golf_core.cli import run_cli
+from golf_core.logparse import parse_log_file
+from orchestrator.records.folder import RecordFolderError, read_record_folder, readme_command
+
+README = """\
+# A record
+
+Run it:
+```bash
+pip install zstandard
+NUM_LAYERS=11 MATRIX_LR=0.025 \\
+  TTT_ENABLED=1 NAME="two words" SEED=1337 \\
+torchrun --standalone --nproc_per_node=8 train_gpt.py
+```
+Then `SEED=5 torchrun` inline is prose, not a block.
+"""
+
+LOG = """\
+seed:{seed}
+step:1/4 train_loss:6.5 train_time:100ms step_avg:100.00ms
+step:4/4 train_loss:4.{seed} train_time:400ms step_avg:100.00ms
+step:4/4 val_loss:4.5 val_bpb:2.6 train_time:400ms step_avg:100.00ms
+Total submission size int8+zlib: 12345 bytes
+final_int8_zlib_roundtrip val_loss:4.4 val_bpb:2.5 eval_time:40ms
+final_int8_zlib_roundtrip_exact val_loss:4.40000{seed} val_bpb:2.50000{seed}
+"""
+
+
+def golf(argv: list[str]) -> int:
+    return run_cli("golf", ("orchestrator.cli.imports",), argv)
+
+
+def _folder(root: Path, name: str = "2026-01-01_Tiny", seeds=(1, 2), extra: dict | None = None) -> Path:
+    d = root / name
+    d.mkdir(parents=True)
+    (d / "README.md").write_text(README)
+    (d / "submission.json").write_text(json.dumps({
+        "name": "Tiny", "val_bpb": 2.5, "seeds": list(seeds),
+        "seed_results": {str(s): {"val_bpb": float(f"2.50000{s}")} for s in seeds}}))
+    for s in seeds:
+        (d / f"train_seed{s}.log").write_text(LOG.format(seed=s))
+    for fname, text in (extra or {}).items():
+        (d / fname).write_text(text)
+    return d
+
+
+def test_readme_command():
+    env, launcher = readme_command(README)
+    assert env == {"NUM_LAYERS": "11", "MATRIX_LR": "0.025", "TTT_ENABLED": "1", "NAME": "two words", "SEED": "1337"}
+    assert launcher == {"standalone": "true", "nproc_per_node": "8", "script": "train_gpt.py"}
+    assert readme_command("no code here\n```\nls -la\n```\n") is None
+
+
+def test_read_record_folder(tmp_path):
+    d = _folder(tmp_path, extra={"log_ablation.txt": LOG.format(seed=9), "requirements.txt": "numpy\n"})
+    rf = read_record_folder(d)
+    assert [(log.path.name, log.seed) for log in rf.logs] == [("train_seed1.log", 1), ("train_seed2.log", 2)]
+    assert {p.name for p, _ in rf.skipped} == {"log_ablation.txt", "requirements.txt"}
+    assert rf.logs[0].summary.val_bpb == 2.500001 and rf.submission["name"] == "Tiny"
+    # no seed in any name: every scored log is a seed log, its seed from the log's seed line
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "train.log").write_text(LOG.format(seed=7))
+    assert [(log.path.name, log.seed) for log in read_record_folder(one).logs] == [("train.log", 7)]
+
+
+@pytest.mark.parametrize("setup, phrase", [
+    (lambda d: None, "no such directory"),
+    (lambda d: (d.mkdir(), (d / "notes.txt").write_text("hello\n")), "no log with a score line (notes.txt: no score line"),
+    (lambda d: (d.mkdir(), (d / "train.log").write_text(LOG.format(seed=1)), (d / "submission.json").write_text("{oops")),
+     "submission.json: not valid JSON"),
+])
+def test_bad_folders_are_one_line_exit_2(tmp_path, capsys, setup, phrase):
+    d = tmp_path / "rec"
+    setup(d)
+    with pytest.raises(RecordFolderError, match=phrase.replace("(", r"\(")):
+        read_record_folder(d)
+    assert golf(["import", str(d), "--tracking-uri", f"sqlite:///{tmp_path / 'never.db'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("golf: error: ") and phrase in err and "\n" not in err
+    assert not (tmp_path / "never.db").exists()  # checked before anything was sent
+
+
+def test_parse_log_cli(tmp_path, capsys):
+    d = _folder(tmp_path)
+    logs = sorted(str(p) for p in d.glob("*.log"))
+    assert golf(["parse-log", "--json", *logs]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["path"] for r in rows] == logs
+    assert [r["val_bpb"] for r in rows] == [2.500001, 2.500002]
+    assert rows[0]["curve_points"] == [[1, 6.5], [4, 4.1]] and rows[0]["artifact_bytes"] == 12345
+    assert golf(["parse-log", *logs]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["val_bpb", "val_loss"] and len(out) == 3 and out[1].endswith(logs[0])
+    bad = tmp_path / "nothing.log"
+    bad.write_text("step:1/4 train_loss:6.5\n")
+    assert golf(["parse-log", logs[0], str(bad)]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err.strip() == f"golf: error: {bad}: no score line ('<tag> val_loss:X val_bpb:Y')"
+
+
+def test_parse_log_cli_every_reference_log(reference_dir, capsys):
+    logs = [p for d in reference_dir.record_dirs() for p in sorted(d.iterdir()) if p.suffix in (".log", ".txt")]
+    assert golf(["parse-log", "--json", *map(str, logs)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == len(logs) >= 10
+    for log, row in zip(logs, rows):
+        assert row["val_bpb"] == parse_log_file(log).val_bpb and row["curve_points"], log.name
+
+
+# ---- import into a real mlflow server ----------------------------------------------------------
+
+def _record_runs(uri: str, experiment: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    c = MlflowClient(uri)
+    exp = c.get_experiment_by_name(experiment)
+    return c.search_runs([exp.experiment_id], "tags.`golf.kind` = 'record'", max_results=1000)
+
+
+def test_import_twice_reference_records(reference_dir, mlflow_server, capsys):
+    from mlflow.tracking import MlflowClient
+
+    dirs = [str(d) for d in reference_dir.record_dirs()]
+    expected = {(rf.name, log.path.name): log for d in dirs for rf in [read_record_folder(d)] for log in rf.logs}
+    exp = f"records-{uuid.uuid4().hex[:8]}"
+    args = ["import", *dirs, "--experiment", exp, "--tracking-uri", mlflow_server.uri]
+    assert golf(args) == 0
+    out = capsys.readouterr().out
+    assert f"{len(expected)} run(s) imported, 0 already there" in out
+    first = _record_runs(mlflow_server.uri, exp)
+    assert golf(args) == 0
+    assert f"0 run(s) imported, {len(expected)} already there" in capsys.readouterr().out
+    second = _record_runs(mlflow_server.uri, exp)
+    assert sorted(r.info.run_id for r in first) == sorted(r.info.run_id for r in second)
+    assert len(second) == len(expected)  # once each
+    c = MlflowClient(mlflow_server.uri)
+    for run in second:
+        t, m, p = run.data.tags, run.data.metrics, run.data.params
+        log = expected[(t["golf.source"], t["golf.log"])]
+        assert run.info.status == "FINISHED" and t["golf.identity"] == log.sha256
+        assert t["golf.seed"] == str(log.seed) and t["golf.final_tag"] == log.summary.final_tag
+        assert m["val_bpb"] == log.summary.val_bpb and m["artifact_bytes"] == log.summary.artifact_bytes
+        assert m["steps"] == log.summary.steps
+        for tag, (_loss, bpb) in log.summary.scores.items():
+            assert m[f"val_bpb.{tag}"] == bpb
+        assert p["torchrun.nproc_per_node"] == "8"
+        if "SEED" in [k.removeprefix("env.") for k in p]:
+            assert p["env.SEED"] == str(log.seed)
+        names = {a.path for a in c.list_artifacts(run.info.run_id)}
+        assert {t["golf.log"], "submission.json", "README.md"} <= names
+    # one run in full: params from the README and submission.json, both curves
+    run = next(r for r in second if r.data.tags["golf.source"].endswith("1.0611")
+               and r.data.tags["golf.seed"] == "42")
+    assert run.data.params["env.TTT_LORA_RANK"] == "80"
+    assert run.data.params["submission.seed_results.42.val_bpb"] == "1.05989454"
+    assert run.data.params["submission.seeds"] == "[42, 0, 1234]"
+    log = expected[(run.data.tags["golf.source"], "train_seed42.log")]
+    hist = c.get_metric_history(run.info.run_id, "train_loss")
+    assert sorted((h.step, h.value) for h in hist) == sorted(log.summary.curve_points)
+    vb = c.get_metric_history(run.info.run_id, "val_bpb_step")
+    assert [(h.step, h.value) for h in vb] == [(s, b) for s, _l, b in log.summary.val_points]
+
+
+def test_import_replaces_an_incomplete_import(tmp_path, mlflow_server, capsys):
+    from mlflow.tracking import MlflowClient
+
+    d = _folder(tmp_path, seeds=(1, 2))
+    rf = read_record_folder(d)
+    exp = f"records-{uuid.uuid4().hex[:8]}"
+    c = MlflowClient(mlflow_server.uri)
+    exp_id = c.create_experiment(exp)
+    # an import that died after creating its run: RUNNING, nothing logged
+    dead = c.create_run(exp_id, tags={"golf.kind": "record", "golf.identity": rf.logs[0].sha256}).info.run_id
+    assert golf(["import", str(d), "--experiment", exp, "--tracking-uri", mlflow_server.uri]) == 0
+    assert "2 run(s) imported, 0 already there, 1 incomplete import(s) replaced" in capsys.readouterr().out
+    runs = _record_runs(mlflow_server.uri, exp)
+    by_status = sorted((r.info.status, r.data.tags.get("golf.killed_reason", "")) for r in runs)
+    assert by_status == [("FINISHED", ""), ("FINISHED", ""), ("KILLED", "incomplete_import")]
+    assert c.get_run(dead).info.status == "KILLED"
+    # a changed log byte is a new log: imported beside the old one
+    log = d / "train_seed2.log"
+    log.write_text(log.read_text() + "\n")
+    assert golf(["import", str(d), "--experiment", exp, "--tracking-uri", mlflow_server.uri]) == 0
+    assert "1 run(s) imported, 1 already there" in capsys.readouterr().out
