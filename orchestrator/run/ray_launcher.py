@@ -7,6 +7,7 @@ a rerun would raise again).
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import ray
@@ -23,6 +24,17 @@ __all__ = ["RETRYABLE", "RayLauncher"]
 RETRYABLE = (RayActorError, ActorDiedError, ActorUnavailableError, WorkerCrashedError)
 
 
+@contextlib.contextmanager
+def _translated():
+    """Ray's errors as the Scheduler's: a dead worker is WorkerLost (rerun), a job's own error JobFailed."""
+    try:
+        yield
+    except RETRYABLE as e:
+        raise WorkerLost(type(e).__name__) from e
+    except RayTaskError as e:
+        raise JobFailed(one_line(e)) from e
+
+
 class RayLauncher:
     def __init__(self, runner: Any, *, data_dir: str, work_dir: str | None, vocab_size: int):
         self.runner = runner
@@ -36,12 +48,8 @@ class RayLauncher:
                          work_dir=self.work_dir, cpus_per_rank=cpus_per_rank)
 
     def advance(self, gang: TrainGang, ref: Any) -> JobResult | None:
-        try:
+        with _translated():
             return gang.advance(ref)
-        except RETRYABLE as e:
-            raise WorkerLost(type(e).__name__) from e
-        except RayTaskError as e:
-            raise JobFailed(one_line(e)) from e
 
     def sibling_died(self, gang: TrainGang, wait_s: float = 5.0) -> bool:
         """Did another rank of this gang die? (Its death reaches us a moment after the error
@@ -76,12 +84,8 @@ class RayLauncher:
         raise ValueError(f"job {attempt.job.name}: unknown kind {kind!r}")
 
     def get(self, ref: Any) -> JobResult:
-        try:
+        with _translated():
             return ray.get(ref)
-        except RETRYABLE as e:
-            raise WorkerLost(type(e).__name__) from e
-        except RayTaskError as e:
-            raise JobFailed(one_line(e)) from e
 
     def put(self, files: dict[str, bytes]) -> Any:
         return ray.put(files)
