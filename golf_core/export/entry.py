@@ -11,7 +11,7 @@ bundled golf_core sources are on sys.path. What it does, in order:
    hung 2-rank torchrun runs now and then);
 4. trains (golf_core.train.run_training), evaluates the artifact with the record's EvalSpec
    when it has one (golf_core.eval.run_eval), and logs upstream's lines to stdout and
-   logs/<RUN_ID>.txt; the artifact is copied to upstream's file name final_model.<tag>.ptz.
+   logs/<RUN_ID>.txt; the artifact is copied to upstream's file name final_model.<scheme>.ptz.
 """
 import base64
 import hashlib
@@ -214,7 +214,7 @@ def _run(cfg, spec, used, script_path):
         if result.get("val_bpb") is None:
             return 1  # NaN: the trainer said why; there is no artifact to evaluate
         if ctx.is_main:
-            shutil.copyfile(os.path.join(log.train_dir, "model.ptz"), f"final_model.{log.tag}.ptz")
+            shutil.copyfile(os.path.join(log.train_dir, "model.ptz"), f"final_model.{cfg.quant.scheme}.ptz")
         if spec is not None:
             from golf_core.eval import run_eval
 

@@ -105,7 +105,7 @@ def test_iterations_3_in_an_upstream_checkout_stops_after_3_steps_with_upstream_
     # golf's own parser reads it as it reads upstream's logs; sizes are the real files'
     summary = parse_log_file(upstream_checkout / "logs" / "it3.txt")
     assert summary.steps == 3 and summary.final_tag == "final_int8_zlib_roundtrip_exact"
-    model = upstream_checkout / "final_model.int8_zlib.ptz"
+    model = upstream_checkout / "final_model.int8.ptz"
     code = (upstream_checkout / "train_gpt.py").stat().st_size
     assert summary.artifact_bytes == model.stat().st_size + code
     result = json.loads((upstream_checkout / "golf_out" / "it3" / "train" / "result.json").read_text())
@@ -175,5 +175,5 @@ def test_compressed_form_gives_the_same_scores_as_the_readable_one(tmp_path, syn
         assert out.returncode == 0, out.stderr[-3000:]
         assert f"Code size: {n} bytes" in out.stdout
         lasts.append(out.stdout.splitlines()[-1])
-        assert (d / "final_model.int8_zstd.ptz").is_file()
+        assert (d / "final_model.int8.ptz").is_file()
     assert lasts[0] == lasts[1] and lasts[0].startswith("final_int8_zstd_roundtrip_exact ")
