@@ -39,6 +39,7 @@ from golf_core.data.config import DataConfig
 from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
 from golf_core.presets import RunConfig
 from orchestrator.spec.sweep import Sweep, load_sweep, varying_axes
+from orchestrator.tracking.params import flatten_params
 from workers import contract
 from workers.contract import KINDS, EvalJob, MixJob, OptunaMixJob, OptunaSpace, TrainJob
 
@@ -146,28 +147,17 @@ def data_identity(data: DataConfig, workspace: str | Path = ".") -> str:
 # params
 
 
-def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
-    """{"a": {"b": 1, "c": [2]}} -> {"a.b": "1", "a.c": "[2]"}: MLflow params (all strings)."""
-    out: dict[str, str] = {}
-    if isinstance(tree, dict) and tree and all(isinstance(k, str) for k in tree):
-        for k, v in tree.items():
-            out.update(flatten(v, f"{prefix}.{k}" if prefix else k))
-        return out
-    out[prefix] = tree if isinstance(tree, str) else json.dumps(tree, sort_keys=True)
-    return out
-
-
 def train_params(run_dump: dict[str, Any]) -> dict[str, str]:
     """A train run's params: `model.*`, `train.*`, `quant.*`, and its own roundtrip-eval settings
     as `train_eval.*` (never `eval.*`: eval runs of the same sweep log theirs under that name)."""
-    return flatten({("train_eval" if k == "eval" else k): v for k, v in run_dump.items()})
+    return flatten_params({("train_eval" if k == "eval" else k): v for k, v in run_dump.items()})
 
 
 def mixer_params(m_cfg: dict[str, Any]) -> dict[str, str]:
     """A mix job's mixer params: mode `none` uses no mixer field, so it logs only the mode (no
     alpha values it never used: they would be fake points in MLflow's parallel coordinates)."""
     mixer = m_cfg.get("mixer") or {}
-    return {"mixer.mode": "none"} if mixer.get("mode") == "none" else flatten(m_cfg)
+    return {"mixer.mode": "none"} if mixer.get("mode") == "none" else flatten_params(m_cfg)
 
 
 def _short(v: Any) -> str:
@@ -204,7 +194,7 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
             e_ranks = point.gpus_per_job or ranks
             e_id = eval_identity(t_id, ev, ttt, codes["eval"])
             e_cfg = {"eval": ev.model_dump(mode="json"), "ttt": ttt.model_dump(mode="json")}
-            e_params = {**base_params, "train.seed": str(seed), "ranks": str(e_ranks), **flatten(e_cfg)}
+            e_params = {**base_params, "train.seed": str(seed), "ranks": str(e_ranks), **flatten_params(e_cfg)}
             e_name = f"eval/s{seed}/e{e_idx}"
             evals.append(EvalJob(identity=e_id, name=e_name, eval=ev, ttt=ttt, deps=(t_id,), seed=seed,
                                  gpus=e_ranks if on_gpu else 0, ranks=e_ranks, params=e_params))
@@ -226,7 +216,7 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
                                           optuna=OptunaSpace(**study["optuna"]), deps=(e_id,), seed=seed,
                                           gpus=1 if on_gpu else 0, ranks=1,
                                           params={**base_params, "train.seed": str(seed), **short_eval,
-                                                  **flatten(study)}))
+                                                  **flatten_params(study)}))
     return _finish_plan(sweep, tuple(trains + evals + mixes), data, data_id)
 
 

@@ -49,7 +49,7 @@ def _to_str(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, bool) or value is None:
-        return str(value).lower() if isinstance(value, bool) else "null"  # JSON's spelling, as plan.flatten
+        return str(value).lower() if isinstance(value, bool) else "null"  # JSON's spelling
     if isinstance(value, (int, float)):
         return repr(value)
     try:

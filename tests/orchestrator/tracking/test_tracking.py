@@ -72,7 +72,7 @@ def test_layout_experiment_parent_children_params_metrics_tags(mlflow_server, tr
     assert params["run.model.num_layers"] == "2"
     assert params["run.model.mlp_mult"] == "2.5"
     assert params["run.train.schedule"] == "[1, 2, 3]"
-    assert params["run.train.note"] == "null"  # one spelling of null, JSON's (as plan.flatten)
+    assert params["run.train.note"] == "null"  # one spelling of null, JSON's
     assert len(params["run.quant.long"]) == 6000  # MLflow's param value limit
     assert metrics["val_bpb"] == 1.25 and metrics["artifact_bytes"] == 1234
     assert "over_limit" not in metrics and "config" not in metrics
