@@ -20,10 +20,9 @@ The sweep identity hashes the sweep name and the sorted job identities.
 Mode `none` is kept as a mix job (not folded into the eval): every score the sweep compares
 then comes out of the same mix path and lands in MLflow as a `mix` run with `mixer.mode=none`.
 
-Optuna mix jobs (workers.contract.OptunaMixJob: mixer_base, optuna = {n, seed, space}): the driver
-creates a study with TPESampler(seed), runs `n` trials by ask/tell on the eval job's token
-stats, getting each trial's MixerConfig from `suggest_mixer(trial, job)` (ConfigError
-for an invalid combination: tell the trial FAIL) and minimizing val_bpb.
+Optuna mix jobs (workers.contract.OptunaMixJob: mixer_base, optuna = {n, seed, space}): the worker
+(workers.eval_actor.run_optuna) creates a study with TPESampler(seed) and runs `n` trials by
+ask/tell on the eval job's cached passes, minimizing val_bpb (an invalid combination is told FAIL).
 """
 from __future__ import annotations
 
@@ -36,7 +35,7 @@ from typing import Any, Iterable, Literal
 import golf_core
 from golf_core.config import ConfigError
 from golf_core.data.config import DataConfig
-from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
+from golf_core.eval.config import EvalConfig, TTTConfig
 from golf_core.presets import RunConfig
 from orchestrator.spec.sweep import Sweep, load_sweep, varying_axes
 from orchestrator.tracking.params import flatten_params
@@ -240,34 +239,6 @@ def topological_ok(jobs: Iterable[Job]) -> bool:
             return False
         seen.add(j.identity)
     return True
-
-
-# ---------------------------------------------------------------------------------------------
-# optuna: what the driver calls per trial
-
-
-def suggest_mixer(trial: Any, job: OptunaMixJob) -> MixerConfig:
-    """The MixerConfig for one optuna trial of an optuna mix job.
-
-    Floats come from `suggest_float(name, low, high, log=)`, lists from `suggest_categorical`
-    (non-scalar choices such as order sets travel as JSON strings). Raises ConfigError when
-    the combination is invalid (e.g. alpha_base + alpha_range > 1): tell the trial FAIL.
-    """
-    from pydantic import ValidationError
-
-    fields = dict(job.mixer_base)
-    for name, dom in job.optuna.space.items():
-        if "choices" in dom:
-            encoded = [json.dumps(c) for c in dom["choices"]]
-            fields[name] = json.loads(trial.suggest_categorical(name, encoded))
-        else:
-            fields[name] = trial.suggest_float(name, dom["low"], dom["high"], log=dom.get("log", False))
-    if fields.get("entropy_centers") is not None:  # JSON keys are strings
-        fields["entropy_centers"] = {int(k): v for k, v in fields["entropy_centers"].items()}
-    try:
-        return MixerConfig(**fields)
-    except ValidationError as e:
-        raise ConfigError(f"optuna trial: {e.errors()[0]['msg']}") from None
 
 
 def data_dir(plan: Plan, workspace: str | Path = ".") -> Path:

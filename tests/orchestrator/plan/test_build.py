@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-import optuna
 import pytest
 
 import golf_core
-from golf_core.config import ConfigError
+from golf_core.eval.config import MixerConfig
 from golf_core.presets import RunConfig
 from orchestrator.plan.estimate import approx_params, estimate_plan
-from orchestrator.plan.build import Plan, build_plan, data_identity, load_plan, suggest_mixer, topological_ok
+from orchestrator.plan.build import Plan, build_plan, data_identity, load_plan, topological_ok
 from orchestrator.spec.sweep import load_sweep, sweep_from_dict
 from workers.contract import TrainJob
 
@@ -212,7 +211,13 @@ def test_plan_changes_when_data_content_changes(tmp_path):
     assert real["train"] == ids(workspace=tmp_path)["train"]
 
 
-def test_suggest_mixer_drives_an_optuna_study():
+def test_an_optuna_mix_job_drives_the_workers_study():
+    """The plan's OptunaMixJob is what workers.eval_actor.run_optuna searches (its one copy of
+    the suggestion code); invalid combinations are told FAIL, never scored."""
+    from pydantic import ValidationError
+
+    from workers.eval_actor import run_optuna
+
     d = one_of_each()
     d["search"] = {"kind": "optuna", "n": 8, "seed": 0}
     d["mixer"].update(alpha_base={"low": 0.0, "high": 0.6}, alpha_range={"low": 0.1, "high": 0.9},
@@ -220,22 +225,21 @@ def test_suggest_mixer_drives_an_optuna_study():
     plan = build_plan(sweep_from_dict(d), code_version="c")
     (job,) = plan.by_kind("mix")
     assert set(job.config) == {"mixer_base", "optuna"} and job.config["optuna"]["n"] == 8
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
-    ok = failed = 0
-    for _ in range(job.config["optuna"]["n"]):
-        trial = study.ask()
+    scored = []
+
+    def score(mixer: dict):
         try:
-            cfg = suggest_mixer(trial, job)
-        except ConfigError:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            failed += 1
-            continue
+            cfg = MixerConfig(**mixer)
+        except ValidationError as e:  # alpha_base + alpha_range > 1
+            raise ValueError(str(e)) from None
         assert cfg.mode == "hashed_target" and cfg.buckets in (1024, 4096) and cfg.orders in ((2, 3), (2, 3, 4))
         assert 0.0 <= cfg.alpha_base <= 0.6 and cfg.alpha_base + cfg.alpha_range <= 1.0
-        study.tell(trial, cfg.alpha_base)  # any objective: the plumbing is under test
-        ok += 1
-    assert ok > 0 and ok + failed == 8
+        scored.append(cfg.alpha_base)
+        return cfg.alpha_base, 0.0  # any objective: the plumbing is under test
+
+    out = run_optuna(job.mixer_base, job.optuna, score)
+    assert 0 < len(out["trials"]) <= 8 and len(scored) == len(out["trials"]) + 1  # + the best, rescored
+    assert out["val_bpb"] == min(t[1] for t in out["trials"])
 
 
 def test_job_and_plan_defaults_for_callers():
