@@ -118,11 +118,10 @@ def collect_seeds(report, claim: MixerConfig, fetch: Callable[[str], dict | None
                   fetch_log: Callable[[str], bytes | None] | None = None) -> dict[int, SeedRun]:
     """Per seed: the train job, its one eval job and the claimed mix job. Raises ReproduceError
     naming every needed job that did not finish."""
-    want = claim.model_dump(mode="json")
     by_seed: dict[int, dict[str, Any]] = {}
     for out in report.outcomes.values():
         job = out.job
-        if job.kind == "mix" and (job.config.get("mixer") != want):
+        if job.kind == "mix" and getattr(job, "mixer", None) != claim:
             continue  # the ablation (mode none) and nothing else
         by_seed.setdefault(job.seed, {})[job.kind] = out
     problems, runs = [], {}
