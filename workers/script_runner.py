@@ -57,15 +57,18 @@ def safe_run_id(name: str) -> str:
     return _SAFE.sub("_", name).strip("._-")[:120] or "run"
 
 
-def child_env(base: dict[str, str], job_env: dict[str, str], data_dir: str, run_id: str) -> dict[str, str]:
+def child_env(base: dict[str, str], job_env: dict[str, str], data_dir: str, run_id: str,
+              tokenizer: str | None = None) -> dict[str, str]:
     """The script's environment: the worker's (minus rank variables torchrun sets), golf's
-    defaults (DATA_PATH, TOKENIZER_PATH, RUN_ID), then the job's resolved env, which wins."""
+    defaults (DATA_PATH; TOKENIZER_PATH = `tokenizer`, the spec's data.tokenizer_path, else the
+    data dir's own; RUN_ID), then the job's resolved env, which wins. The tokenizer comes with
+    the attempt, not the job's env, so a path of one machine is never part of a job's identity."""
     env = {k: v for k, v in base.items() if k not in _DIST_VARS}
     env["DATA_PATH"] = str(data_dir)
     try:
         from golf_core.data.shards import find_tokenizer
 
-        env["TOKENIZER_PATH"] = str(find_tokenizer(data_dir))
+        env["TOKENIZER_PATH"] = str(find_tokenizer(data_dir, tokenizer))
     except Exception:  # noqa: BLE001 - the script may set its own (train.env.TOKENIZER_PATH)
         pass
     env["RUN_ID"] = run_id
@@ -171,7 +174,7 @@ def run_script_job(attempt: Attempt, data_dir: str, out_dir: str,
     _write_files(files, run_dir)
     entry = job.script.entry
     nproc = int(job.nproc or 1)
-    env = child_env(dict(os.environ), dict(job.env), data_dir, safe_run_id(job.name or "run"))
+    env = child_env(dict(os.environ), dict(job.env), data_dir, safe_run_id(job.name or "run"), attempt.tokenizer)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", entry]
     timeout = float(job.timeout_s or 0) or None
     log_path = out / "train.log"

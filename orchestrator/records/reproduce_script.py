@@ -200,14 +200,6 @@ def _data_section(data: str | None, tokenizer: str | None, vocab: int, env_hint:
     return out, how
 
 
-def _tokenizer_env(env: dict, data_sec: dict, workspace: Path) -> None:
-    """A tokenizer golf did not find itself reaches the script as TOKENIZER_PATH: the worker
-    fills TOKENIZER_PATH only from the data dir (its one *.model, or upstream's pairing)."""
-    tp = data_sec.get("tokenizer_path")
-    if tp and "TOKENIZER_PATH" not in env:
-        env["TOKENIZER_PATH"] = str(Path(tp) if Path(tp).is_absolute() else (workspace / tp).resolve())
-
-
 def _vocab(env: dict[str, str], default: int = 1024) -> int:
     raw = env.pop("VOCAB_SIZE", None)
     if raw is None:
@@ -268,7 +260,6 @@ def record_dir_reproduction(path: str | Path, *, seeds: tuple[int, ...] | None =
         nproc = int(raw)
         nproc_from = "README.md's --nproc_per_node" if "nproc_per_node" in launcher else "torchrun's default (1)"
     data_sec, data_from = _data_section(data, tokenizer, vocab, {**dropped, **overrides}, workspace)
-    _tokenizer_env(env, data_sec, workspace)
     spec = {"name": _slug(rf.name), "description": f"golf reproduce {rf.name}: its train_gpt.py, its README's env",
             "data": data_sec,
             "train": {"script": str(folder.resolve()), "external": True, "seeds": list(seed_list),
@@ -306,7 +297,6 @@ def spec_reproduction(sweep, *, seeds: tuple[int, ...] | None = None, set_env: d
         if data is None:
             sec["path"], data_from = sweep.data.path, "the spec"
         d["data"] = {**old, **sec, "external": True}
-        _tokenizer_env(d["train"]["env"], sec, ws)
     new = sweep_from_dict(d)
     return ScriptReproduction(new, None, {}, dict(set_env or {}), "--seeds" if seeds else "the spec",
                               "--gpus-per-job" if gpus_per_job else "the spec", data_from, claim)

@@ -45,6 +45,23 @@ def test_child_env_golf_defaults_then_job_env_wins(synthetic_data_dir):
     assert safe_run_id("script/s42/MATRIX_LR=0.02,X=a b") == "script_s42_MATRIX_LR=0.02_X=a_b"
 
 
+def test_child_env_takes_the_attempts_tokenizer_outside_the_data_dir(synthetic_data_dir, tmp_path):
+    import shutil
+
+    from golf_core.data.shards import find_tokenizer
+
+    data = tmp_path / "datasets" / "fineweb10B_sp1024"  # upstream's layout: the model is elsewhere
+    data.mkdir(parents=True)
+    for p in synthetic_data_dir.glob("fineweb_*.bin"):
+        shutil.copy(p, data / p.name)
+    tok = tmp_path / "tok" / "mine.model"
+    tok.parent.mkdir()
+    shutil.copy(find_tokenizer(synthetic_data_dir), tok)
+    env = child_env({}, {}, str(data), "r", tokenizer=str(tok))
+    assert env["TOKENIZER_PATH"] == str(tok)
+    assert "TOKENIZER_PATH" not in child_env({}, {}, str(data), "r")  # none to find: the script's default
+
+
 @pytest.mark.slow
 def test_two_gloo_ranks_stream_the_log_and_the_result_is_its_last_score_line(synthetic_data_dir, tmp_path):
     events = []
