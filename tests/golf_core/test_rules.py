@@ -6,7 +6,9 @@ import math
 from golf_core import rules
 from golf_core.eval import audit
 from golf_core.eval.config import MixerConfig
+from golf_core.presets import load_preset
 from orchestrator.run.validity import judge
+from workers.contract import MixJob, TrainJob
 
 
 def test_artifact_size_limit_is_decimal_and_inclusive():
@@ -36,6 +38,7 @@ def test_the_three_judges_use_the_same_rules():
     over = rules.ARTIFACT_LIMIT_BYTES + 1
     assert audit.check_artifact_bytes(over) == rules.artifact_size(over).as_dict()
     assert audit.check_mode(MixerConfig(mode="hashed_target")) == rules.mixer_mode("hashed_target").as_dict()
-    assert not judge("train", {"run": {"train": {}}}, {"artifact_bytes": over}).valid
-    v = judge("mix", {"mixer": {"mode": "hashed_target"}}, {"val_bpb": 1.0})
+    train = TrainJob(identity="t", name="train/s1", run=load_preset("tiny"))
+    assert not judge(train, {"artifact_bytes": over}).valid
+    v = judge(MixJob(identity="m", name="mix/s1", mixer=MixerConfig(mode="hashed_target")), {"val_bpb": 1.0})
     assert v.valid and v.compliant is False  # a hashed_target score is recorded, never compliant
