@@ -123,7 +123,7 @@ def test_resume_tells_the_whole_trials_first_then_asks_what_a_sequential_run_wou
 
 
 def test_resume_tells_an_invalid_trial_FAIL_and_asks_a_partly_finished_one_again(tmp_path):
-    seq, outcomes = EnvTrials(_study(tmp_path, n=3)), {}
+    seq = EnvTrials(_study(tmp_path, n=3))
     asked = [seq.ask()[1] for _ in range(3)]
     records = [_record(asked[0][0], 1.0), _record(asked[0][1], 1.0, valid=False),  # whole, invalid
                _record(asked[2][0], 2.0)]  # trial 2: one seed of two finished
