@@ -215,7 +215,7 @@ def _script_lines(console, plan) -> None:
                   "no MAX_WALLCLOCK_SECONDS: estimates assume the rules' 600 s per job")
     st = plan.study
     if st is not None:
-        space = ", ".join(f"{k} in {d['choices']}" if "choices" in d else
+        space = ", ".join(f"{k} in {{{', '.join(d['choices'])}}}" if "choices" in d else
                           f"{k} in [{d['low']:g}, {d['high']:g}]{' log' if d.get('log') else ''}"
                           for k, d in st.space.items())
         console.print(f"optuna (TPE, seed {st.seed}, minimizing the parsed val_bpb): {st.n} trials x "
