@@ -11,7 +11,9 @@ variables:
       env: {NUM_LAYERS: 11, MATRIX_LR: [0.022, 0.026]}   # a list is a sweep axis
 
 - env values are strings or numbers; a list is an axis (grid / random choices / optuna
-  categorical), a `{low, high, log}` range is an axis for random and optuna search.
+  categorical), a `{low, high, log}` range (floats) is an axis for random and optuna search.
+- `search: {kind: optuna, n, seed}`: n trials, each one job per seed, minimizing the seed-mean
+  val_bpb; the driver asks and tells the study (orchestrator.run.trials).
 - The script scores itself: a script spec with an `eval` or `mixer` section is an error.
 - golf sets VOCAB_SIZE (data section), SEED, MAX_WALLCLOCK_SECONDS (when `max_wallclock_seconds`
   caps it), and on the worker DATA_PATH, TOKENIZER_PATH, RUN_ID; `env` overrides any of them.
