@@ -91,6 +91,7 @@ class ScriptTrainJob(_JobBase):
     max_wallclock_seconds: float | None = None
     timeout_s: float = 0.0
     trial: int | None = None  # an Optuna trial's number (its env came from the study)
+    study: str | None = None  # that study's identity (orchestrator.plan.script.EnvStudy)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -102,6 +103,7 @@ class ScriptTrainJob(_JobBase):
         }
         if self.trial is not None:
             out["trial"] = self.trial
+            out["study"] = self.study
         return out
 
 

@@ -73,8 +73,12 @@ def cmd_run(args) -> int:
     run = prepare_sweep(plan, Path.cwd(), tracking_uri=args.tracking_uri, work_dir=args.work_dir, say=say)
     uri = run.uri
     counts = plan.counts()
-    say(f"sweep {plan.sweep_name}: {len(plan.jobs)} jobs ({', '.join(f'{v} {k}' for k, v in counts.items())}); "
-        f"tracking {redact(uri)}")
+    if plan.study is not None:  # its jobs come from the study as it runs
+        what = (f"optuna: {plan.study.n} trials x {len(plan.study.seeds)} seeds = up to "
+                f"{counts['script_train']} script_train jobs")
+    else:
+        what = f"{len(plan.jobs)} jobs ({', '.join(f'{v} {k}' for k, v in counts.items())})"
+    say(f"sweep {plan.sweep_name}: {what}; tracking {redact(uri)}")
     try:
         progress = SweepProgress(console, live=False if args.no_progress else None,
                                  heartbeat_s=getattr(args, "status_every", 30.0))
@@ -116,11 +120,15 @@ def results_table(report):
     (* = not compliant, ! = some seed invalid)."""
     from rich.table import Table
 
-    from orchestrator.tracking.summary import best_runs, winners
+    from orchestrator.tracking.summary import best_runs, best_trial, winners
 
+    bt = best_trial(report)
+    caption = None if bt is None else (
+        f"optuna: {bt['told']} trials told ({bt['failed']} failed); best trial {bt['number']}: "
+        + " ".join(f"{k}={v}" for k, v in bt["values"].items()) + f"  val_bpb {bt['val_bpb']:.6f}")
     t = Table(title=f"sweep {report.plan.sweep_name}: {headline(report)}\n"
                     "winner per column = lowest seed-mean val_bpb  (* not compliant, ! invalid seeds)",
-              title_justify="left")
+              title_justify="left", caption=caption, caption_justify="left")
     for c, j in (("what", "left"), ("winning config", "left"), ("val_bpb mean ± std", "right"),
                  ("seeds", "right"), ("best seed", "right")):
         t.add_column(c, justify=j)

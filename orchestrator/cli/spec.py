@@ -57,8 +57,11 @@ def _load(path: str) -> Sweep | None:
 def _counts_line(sweep: Sweep) -> str:
     c = sweep.counts()
     if sweep.is_script:
-        line = f"{c['script_train']} script jobs ({sweep.train.script}, torchrun --nproc_per_node={sweep.train.gpus_per_job})"
-        return line + (f" (optuna: {sweep.search.n} trials)" if sweep.search.kind == "optuna" else "")
+        how = f"({sweep.train.script}, torchrun --nproc_per_node={sweep.train.gpus_per_job})"
+        if sweep.search.kind == "optuna":
+            return (f"optuna: {sweep.search.n} trials x {len(sweep.train.seeds)} seeds = up to "
+                    f"{c['script_train']} script_train jobs {how}")
+        return f"{c['script_train']} script jobs {how}"
     line = f"{c['train']} train, {c['eval']} eval, {c['mix']} mix jobs"
     if sweep.search.kind == "optuna":
         line += f" (optuna: {sweep.search.n} trials per study)"
@@ -175,14 +178,34 @@ def _gpus(job) -> str:
     return str(job.gpus) if job.gpus else f"{job.ranks} (cpu)"
 
 
+def _study_sample(plan) -> list:
+    """An optuna script sweep's jobs for one trial at the low end of its space (what one trial
+    costs: estimates and the shared env)."""
+    st = plan.study
+    return st.jobs(0, {k: (d["choices"][0] if "choices" in d else float(d["low"])) for k, d in st.space.items()})
+
+
+def _study_done(uri: str, experiment: str, study: str) -> int:
+    """FINISHED runs of the study in MLflow (0 when the store cannot be asked: `finished` said why)."""
+    if _reachable(uri):
+        return 0
+    try:
+        with _quick_http():
+            return len(importlib.import_module("orchestrator.tracking").study_runs(uri, experiment, study))
+    except Exception:  # noqa: BLE001 - nothing known: assume nothing done
+        return 0
+
+
 def _script_lines(console, plan) -> None:
     """A script sweep: what runs, and the env every job shares (the varying part is in the names)."""
-    jobs = plan.by_kind("script_train")
+    jobs = plan.by_kind("script_train") or (_study_sample(plan) if plan.study is not None else [])
     if not jobs:
         return
     s = jobs[0].script
     envs = [j.env for j in jobs]
-    common = {k: v for k, v in envs[0].items() if all(e.get(k) == v for e in envs) and k != "SEED"}
+    searched = set(plan.study.space) if plan.study is not None else set()
+    common = {k: v for k, v in envs[0].items() if all(e.get(k) == v for e in envs) and k != "SEED"
+              and k not in searched}
     cap = jobs[0].max_wallclock_seconds
     console.print(f"script {s.path + ('' if s.folder else '/' + s.entry)} ({s.files} file(s), sha256 "
                   f"{s.sha256[:12]}): torchrun --standalone --nproc_per_node={jobs[0].ranks} {s.entry}")
@@ -190,6 +213,14 @@ def _script_lines(console, plan) -> None:
                   "  (+ SEED, DATA_PATH, TOKENIZER_PATH, RUN_ID per job)")
     console.print(f"GPU-hours from the cap: {cap:g} s per job" if cap else
                   "no MAX_WALLCLOCK_SECONDS: estimates assume the rules' 600 s per job")
+    st = plan.study
+    if st is not None:
+        space = ", ".join(f"{k} in {{{', '.join(d['choices'])}}}" if "choices" in d else
+                          f"{k} in [{d['low']:g}, {d['high']:g}]{' log' if d.get('log') else ''}"
+                          for k, d in st.space.items())
+        console.print(f"optuna (TPE, seed {st.seed}, minimizing the parsed val_bpb): {st.n} trials x "
+                      f"{len(st.seeds)} seeds = up to {st.n * len(st.seeds)} script_train jobs; {space}; "
+                      f"study {st.identity[:12]}")
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -241,7 +272,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if sweep.is_script:
         _script_lines(console, plan)
 
-    table = Table(title=f"{len(plan.jobs)} jobs ({sweep.search.kind} search)")
+    n_jobs = f"up to {plan.counts()['script_train']}" if plan.study is not None else str(len(plan.jobs))
+    table = Table(title=f"{n_jobs} jobs ({sweep.search.kind} search)")
     for col in ("kind", "jobs", "finished", "to run", "ranks", "GPUs", "GPU-h to run", "GPU-h all", "time to run"):
         table.add_column(col, justify="left" if col == "kind" else "right")
     total_todo = total_all = secs_todo = 0.0
@@ -266,9 +298,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 n_done = sum(j.identity in done for j in mj)
                 table.add_row(f"  {mode}", str(len(mj)), str(n_done), str(len(mj) - n_done), "", "", "", "", "",
                               style="dim")
-    table.add_row("all", str(len(plan.jobs)), str(sum(j.identity in done for j in plan.jobs)),
-                  str(sum(j.identity not in done for j in plan.jobs)), "", "", _hours(total_todo),
-                  _hours(total_all), _duration(secs_todo), style="bold")
+    if plan.jobs:
+        table.add_row("all", str(len(plan.jobs)), str(sum(j.identity in done for j in plan.jobs)),
+                      str(sum(j.identity not in done for j in plan.jobs)), "", "", _hours(total_todo),
+                      _hours(total_all), _duration(secs_todo), style="bold")
+    if plan.study is not None:  # no jobs before it runs: one trial's estimate times the most it runs
+        from dataclasses import replace
+
+        sample = _study_sample(plan)
+        one = estimate_plan(replace(plan, jobs=tuple(sample)), args.workspace, tokens)
+        n_all = plan.study.n * len(plan.study.seeds)
+        n_done = min(n_all, _study_done(uri, sweep.name, plan.study.identity))
+        s_job, h_job = one.seconds[sample[0].identity], one.gpu_hours[sample[0].identity]
+        total_todo, total_all = h_job * (n_all - n_done), h_job * n_all
+        table.add_row("script_train (optuna)", f"up to {n_all}", str(n_done), str(n_all - n_done),
+                      str(sample[0].ranks), _gpus(sample[0]), _hours(total_todo), _hours(total_all),
+                      _duration(s_job * (n_all - n_done)), style="bold")
     console.print(table)
     console.print("estimates: FLOP model calibrated on #779 / baseline H100 timings (orchestrator/plan/estimate.py); "
                   "time to run = the jobs one after another")

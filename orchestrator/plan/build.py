@@ -56,6 +56,8 @@ class Plan:
     retries: int = 1
     spec_dump: dict[str, Any] = field(default_factory=dict)
     data_identity: str = ""
+    # an optuna script sweep: its jobs come from the study at run time (orchestrator.run.trials)
+    study: Any = None  # orchestrator.plan.script.EnvStudy
 
     def by_kind(self, kind: str) -> tuple[Job, ...]:
         return tuple(j for j in self.jobs if j.kind == kind)
@@ -67,7 +69,10 @@ class Plan:
         raise KeyError(identity)
 
     def counts(self) -> dict[str, int]:
-        """Jobs per kind: train/eval/mix for a golf_core sweep, script_train for a script sweep."""
+        """Jobs per kind: train/eval/mix for a golf_core sweep, script_train for a script sweep
+        (an optuna one: the most its trials can run, n x seeds)."""
+        if self.study is not None:
+            return {"script_train": self.study.n * len(self.study.seeds)}
         n = {k: len(self.by_kind(k)) for k in KINDS}
         script = n.pop("script_train")
         return {"script_train": script} if script else n
@@ -174,9 +179,10 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
     data = sweep.data_config()
     data_id = data_identity(data, workspace)
     if sweep.is_script:  # the user's own train_gpt.py: its identity ignores golf's code version
-        from orchestrator.plan.script import script_jobs
+        from orchestrator.plan.script import env_study, script_jobs
 
-        return _finish_plan(sweep, tuple(script_jobs(sweep, data_id, workspace)), data, data_id)
+        study = env_study(sweep, data_id, workspace)
+        return _finish_plan(sweep, tuple(script_jobs(sweep, data_id, workspace)), data, data_id, study)
     ranks = sweep.train.gpus_per_job
     base_params = {"preset": sweep.train.preset, "data.path": data.path}
     trains, evals, mixes = [], [], []
@@ -219,12 +225,15 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
     return _finish_plan(sweep, tuple(trains + evals + mixes), data, data_id)
 
 
-def _finish_plan(sweep: Sweep, jobs: tuple[Job, ...], data: DataConfig, data_id: str) -> Plan:
+def _finish_plan(sweep: Sweep, jobs: tuple[Job, ...], data: DataConfig, data_id: str, study: Any = None) -> Plan:
     ids = [j.identity for j in jobs]
     if len(set(ids)) != len(ids):  # spec validation makes this impossible; guard the invariant
         raise ConfigError("plan: two jobs share an identity")
-    sweep_id = hashlib.sha256(canonical_json({"name": sweep.name, "jobs": sorted(ids)}).encode()).hexdigest()
-    return Plan(sweep.name, sweep_id, jobs, data, sweep.retries, sweep.model_dump(mode="json"), data_id)
+    key: dict[str, Any] = {"name": sweep.name, "jobs": sorted(ids)}
+    if study is not None:  # no jobs before it runs: the study (and how many trials) is the sweep
+        key["study"] = {"identity": study.identity, "n": study.n}
+    sweep_id = hashlib.sha256(canonical_json(key).encode()).hexdigest()
+    return Plan(sweep.name, sweep_id, jobs, data, sweep.retries, sweep.model_dump(mode="json"), data_id, study)
 
 
 def load_plan(spec_path: str | Path, workspace: str | Path = ".", code_version: str | None = None) -> Plan:

@@ -6,6 +6,10 @@ folder), the resolved env (the user's values plus SEED, VOCAB_SIZE and MAX_WALLC
 golf sets), the data identity, the ranks and the score tag. Not identity: the paths golf fills
 in on the worker (DATA_PATH, TOKENIZER_PATH), RUN_ID (the job's name), the timeout.
 
+An optuna script sweep plans no jobs: its `EnvStudy` (on `Plan.study`) says what a trial is,
+and the driver (orchestrator.run.trials) asks the study for env values and turns each trial into
+one job per seed (`EnvStudy.jobs`), tagged with the study and the trial's number.
+
 The script's files travel with the job (`script_files`): the driver reads them when the job
 starts and checks they still hash as planned, so a worker on another node needs no shared
 filesystem and a script edited mid-sweep fails loudly instead of running unplanned code.
@@ -23,7 +27,8 @@ from orchestrator.spec.script import (
 from orchestrator.spec.io import SpecError
 from workers.contract import ScriptRef, ScriptTrainJob
 
-__all__ = ["ScriptBundle", "load_bundle", "script_jobs", "script_files", "script_job", "ENTRY"]
+__all__ = ["ENTRY", "EnvStudy", "ScriptBundle", "env_study", "load_bundle", "script_files", "script_job",
+           "script_jobs"]
 
 ENTRY = "train_gpt.py"  # what a record folder runs
 MAX_FILES = 256
@@ -99,14 +104,17 @@ def script_identity(bundle: ScriptBundle, env: dict[str, str], data_id: str, ran
 
 
 def script_job(train: ScriptTrainSpec, bundle: ScriptBundle, point: dict[str, Any], seed: int, *,
-               vocab_size: int, data_id: str, data_path: str, shown: list[str], trial: int | None = None):
+               vocab_size: int, data_id: str, data_path: str, shown: list[str], trial: int | None = None,
+               study: str | None = None):
     """One ScriptTrainJob (workers.contract) for an env point and a seed."""
     ranks = train.gpus_per_job
     env = resolved_env(point, seed, vocab_size, train.max_wallclock_seconds)
     cap = train.cap_s(env)
     ident = script_identity(bundle, env, data_id, ranks, train.score_tag)
-    name = f"script/s{seed}" + ("/" + ",".join(f"{k}={env_str(point[k])}" for k in shown) if shown else "") + \
-        (f"/trial{trial}" if trial is not None else "")
+    # a trial's float is the sampler's full precision (in env and params); its name shows 4 digits
+    shown_v = (lambda v: f"{v:.4g}" if isinstance(v, float) else env_str(v)) if trial is not None else env_str
+    name = f"script/s{seed}" + (f"/trial{trial}" if trial is not None else "") + \
+        ("/" + ",".join(f"{k}={shown_v(point[k])}" for k in shown) if shown else "")
     # what defines the run: the script (and its hash), every env value it saw, ranks, the cap
     params = {"train.script": train.script, "script.sha256": bundle.digest, "data.path": data_path,
               "ranks": str(ranks), **{f"env.{k}": env_str(v) for k, v in env.items()}}
@@ -116,7 +124,7 @@ def script_job(train: ScriptTrainSpec, bundle: ScriptBundle, point: dict[str, An
                        folder=bundle.is_dir)
     return ScriptTrainJob(identity=ident, name=name, script=script, env=env, nproc=ranks, score_tag=train.score_tag,
                           max_wallclock_seconds=cap, timeout_s=float(train.timeout_s or default_timeout_s(cap)),
-                          trial=trial, seed=seed, gpus=ranks, ranks=ranks, params=params)
+                          trial=trial, study=study, seed=seed, gpus=ranks, ranks=ranks, params=params)
 
 
 def script_jobs(sweep: Any, data_id: str, workspace: str | Path = ".") -> list:
@@ -136,6 +144,84 @@ def script_jobs(sweep: Any, data_id: str, workspace: str | Path = ".") -> list:
 def optuna_plan(sweep: Any) -> dict | None:
     """The study an optuna script sweep runs (the driver asks it for trials)."""
     return optuna_env_study(sweep.train, sweep.search)
+
+
+@dataclass(frozen=True)
+class EnvStudy:
+    """An optuna search over a script's env: what a trial is and how it becomes jobs.
+
+    `identity` names the study in MLflow (tag `golf.study` on every trial job): sha256 over
+    what a trial's result depends on (the script's files, entry, fixed env and search space,
+    seeds, data identity, ranks, score tag, cap) and the sampler's seed, but not `n`: a sweep
+    rerun with a larger `n` resumes the same study and only asks for the new trials."""
+
+    identity: str
+    n: int
+    seed: int
+    space: dict[str, dict[str, Any]]  # env name -> {low, high, log} | {choices: [env strings]}
+    fixed: dict[str, Any]
+    seeds: tuple[int, ...]
+    train: ScriptTrainSpec
+    bundle: ScriptBundle
+    vocab_size: int
+    data_id: str
+    data_path: str
+
+    def jobs(self, number: int, values: dict[str, Any]) -> list[ScriptTrainJob]:
+        """Trial `number`'s jobs, one per seed: the fixed env plus the trial's values."""
+        point = {**self.fixed, **values}
+        return [script_job(self.train, self.bundle, point, seed, vocab_size=self.vocab_size, data_id=self.data_id,
+                           data_path=self.data_path, shown=list(self.space), trial=number, study=self.identity)
+                for seed in self.seeds]
+
+    @property
+    def sample_job(self) -> ScriptTrainJob:
+        """One trial's job at the low end of the space: its shape (ranks, GPUs) and cap, for
+        capacity checks and estimates."""
+        return self.jobs(0, {k: (d["choices"][0] if "choices" in d else float(d["low"]))
+                             for k, d in self.space.items()})[0]
+
+    def values_of(self, env: dict[str, str]) -> dict[str, Any] | None:
+        """A trial's values back from a job's env strings (MLflow's `env.*` params), or None when
+        one is missing or outside the space (the run was not of this study)."""
+        out: dict[str, Any] = {}
+        for name, dom in self.space.items():
+            raw = env.get(name)
+            if raw is None:
+                return None
+            if "choices" in dom:
+                if raw not in dom["choices"]:
+                    return None
+                out[name] = raw
+                continue
+            try:
+                x = float(raw)  # env_str wrote repr(float): the sampler's value exactly
+            except ValueError:
+                return None
+            if not dom["low"] <= x <= dom["high"]:
+                return None
+            out[name] = x
+        return out
+
+
+def env_study(sweep: Any, data_id: str, workspace: str | Path = ".") -> EnvStudy | None:
+    """The EnvStudy of an optuna script sweep (None for grid / random)."""
+    from orchestrator.plan.build import canonical_json
+
+    study = optuna_env_study(sweep.train, sweep.search)
+    if study is None:
+        return None
+    train: ScriptTrainSpec = sweep.train
+    bundle = load_bundle(train, workspace)
+    data = sweep.data_config()
+    key = {"script": bundle.files, "entry": bundle.entry, "fixed": {k: env_str(v) for k, v in study["fixed"].items()},
+           "space": study["space"], "seeds": list(train.seeds), "data": data_id, "ranks": train.gpus_per_job,
+           "score_tag": train.score_tag, "cap": train.max_wallclock_seconds, "sampler": "tpe",
+           "seed": study["seed"], "format": SCRIPT_CODE_VERSION}
+    ident = hashlib.sha256(canonical_json(key).encode()).hexdigest()
+    return EnvStudy(identity=ident, n=study["n"], seed=study["seed"], space=study["space"], fixed=study["fixed"],
+                    seeds=tuple(train.seeds), train=train, bundle=bundle, vocab_size=data.vocab_size,
+                    data_id=data_id, data_path=data.path)
 
 
 def stage_script(sweep: Any, workspace: str | Path, stage: str | Path) -> str | None:

@@ -14,6 +14,10 @@ One event loop (`ray.wait` over every in-flight ref) drives everything, so nothi
 - invalid results finish with golf.valid=false (orchestrator.run.validity) and the sweep goes on.
 - Ctrl-C (KeyboardInterrupt, or SIGTERM turned into one by `golf run`) kills the actors,
   removes the placement groups and closes open runs as KILLED.
+- optuna over a script's env (orchestrator.run.trials): the plan holds a study instead of jobs;
+  after resume tells the study the trials MLflow has whole, the loop asks a trial whenever the
+  Scheduler could take work (its jobs join the Scheduler at once, reused when MLflow has them)
+  and tells the study when a trial's jobs are all done, until `n` trials were asked.
 - one driver per sweep (orchestrator.run.lease): the sweep's lease is taken before any run is
   touched (LeaseHeld while another driver is alive, or wait for it), heartbeated while the
   sweep runs, released once the tracker delivered everything (Tracker.close). Only after
@@ -37,6 +41,7 @@ from orchestrator.run.lease import LeaseLost, SweepLease
 from orchestrator.run.ray_launcher import RayLauncher
 from orchestrator.run.scheduler import JobState, Scheduler, transition
 from orchestrator.run.script_live import ScriptLive
+from orchestrator.run.trials import EnvTrials
 from orchestrator.plan.script import script_files
 from orchestrator.run.validity import Verdict, judge
 from workers.contract import JobResult
@@ -71,6 +76,8 @@ class _Driver(ScriptLive):
         self.sched = Scheduler(plan, self.report.outcomes, self.launcher, self, retries=retries,
                                actor_depth=opts.actor_depth)
         self.reused_runs: dict[str, Any] = {}  # identity -> tracker record (files fetched lazily)
+        self.trials = EnvTrials(plan.study) if getattr(plan, "study", None) is not None else None
+        self.report.trials = self.trials
         self.live: dict[str, dict] = {}  # train identity -> rank 0's latest progress event
         self._live_refs: dict[Any, str] = {}
         self._live_t = 0.0
@@ -102,15 +109,71 @@ class _Driver(ScriptLive):
         self.report.sweep_run_id = self.track.start_sweep(self.plan, live_sweeps=live)
         for job in self.plan.jobs:
             out = self.report.outcomes[job.identity]
-            rec = self.track.find_finished(job)
-            if rec is not None:
+            if self._reuse(out):
                 transition(out, JobState.REUSED)
-                out.run_id, out.result = rec.run_id, rec.result
-                out.verdict = Verdict(valid=rec.valid, reason=rec.reason, compliant=rec.compliant)
-                self.reused_runs[job.identity] = rec
                 continue
             self.track.close_stale(job)  # RUNNING runs of a dead driver -> KILLED
         self.sched.refresh_ready()
+        if self.trials is not None:
+            if self.opts.reuse:  # `--no-reuse` starts the study afresh, as it recomputes every job
+                told = self.trials.resume(self.track.study_runs(self.plan.study.identity))
+                for t in self.trials.told:  # their jobs are this sweep's too: reused, shown, summarized
+                    self._add_jobs(t.jobs)
+                if told:
+                    self._say(f"optuna: the study was told {told} finished trial(s) from MLflow")
+            # trials whose jobs MLflow holds need no Ray: tell them now (a finished sweep never starts it)
+            while self.trials.want() and not self._pending():
+                self.feed_trials(limit=1)
+
+    def _reuse(self, out: JobOutcome) -> bool:
+        """Fill `out` from a FINISHED run of its identity; True when there is one (the caller
+        moves it to REUSED)."""
+        rec = self.track.find_finished(out.job)
+        if rec is None:
+            return False
+        out.run_id, out.result = rec.run_id, rec.result
+        out.verdict = Verdict(valid=rec.valid, reason=rec.reason, compliant=rec.compliant)
+        self.reused_runs[out.job.identity] = rec
+        return True
+
+    def _pending(self) -> bool:
+        return any(o.state not in TERMINAL for o in self.report.outcomes.values())
+
+    def _say(self, msg: str) -> None:
+        if self.opts.say is not None:
+            self.opts.say(msg)
+
+    # ---------------------------------------------------------------- optuna env trials
+    def feed_trials(self, limit: int | None = None) -> int:
+        """Tell finished trials; ask new ones while the Scheduler could take work. Returns how
+        many were asked."""
+        if self.trials is None:
+            return 0
+        self.tell_trials()
+        asked = 0
+        while self.trials.want() and self.sched.could_take_work(self.trials.spec.sample_job) and \
+                (limit is None or asked < limit):
+            number, jobs = self.trials.ask()
+            asked += 1
+            self._add_jobs(jobs)
+            self.tell_trials()  # a trial MLflow held whole is told at once
+        return asked
+
+    def _add_jobs(self, jobs) -> None:
+        for job in jobs:
+            if job.identity in self.report.outcomes:  # the same env as an earlier trial: shared
+                continue
+            out = JobOutcome(job)
+            self.jobs[job.identity] = job
+            self.sched.add_job(out, reused=self._reuse(out))
+
+    def tell_trials(self) -> None:
+        if self.trials is None:
+            return
+        for t in self.trials.tell_done(self.report.outcomes):
+            shown = ", ".join(f"{k}={v}" for k, v in t.values.items())
+            self._say(f"optuna trial {t.number}: {shown} -> " +
+                      (f"val_bpb {t.value:.6f}" if t.value is not None else f"FAIL ({t.reason})"))
 
     def setup_ray(self) -> None:
         """Connect (only when some job must run: a fully reused sweep never starts Ray)."""
@@ -119,12 +182,13 @@ class _Driver(ScriptLive):
                 raise RuntimeError("run_plan needs a Ray connection (orchestrator.run.raycluster.connect)")
             self.opts.connect()
         res = ray.cluster_resources()
-        wants_gpu = any((j.gpus or 0) > 0 for j in self.plan.jobs)
+        wants_gpu = any((j.gpus or 0) > 0 for j in self.plan.jobs) or getattr(self.plan, "study", None) is not None
         use_gpus = (bool(res.get("GPU", 0)) and wants_gpu) if self.opts.use_gpus is None else self.opts.use_gpus
         max_actors = self.opts.max_eval_actors or max(1, int(res.get("GPU", 0) if use_gpus else res.get("CPU", 1)))
         nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
         node_max = {k: max([n.get(k, 0.0) for n in nodes] or [0.0]) for k in ("GPU", "CPU")}
-        self.sched.configure(use_gpus=use_gpus, max_actors=max_actors, node_max=node_max)
+        self.sched.configure(use_gpus=use_gpus, max_actors=max_actors, node_max=node_max,
+                             totals={k: float(res.get(k, 0.0)) for k in ("GPU", "CPU")})
 
     # ---------------------------------------------------------------- Scheduler hooks
     def prepare(self, job) -> dict:
@@ -226,9 +290,12 @@ class _Driver(ScriptLive):
         while True:
             if self.lease is not None:
                 self.lease.check()  # LeaseLost: another driver took this sweep over
+            asked = self.feed_trials()
             sched.dispatch_ready()
             sched.release_idle_actors()
             if not sched.inflight:  # every ready job was dispatched, so nothing can start any more
+                if asked:  # trials whose jobs were reused or could not start: tell them, ask on
+                    continue
                 break
             t_wait = time.perf_counter()
             done = self.launcher.wait(list(sched.inflight), timeout=self.opts.poll_s)
@@ -243,6 +310,7 @@ class _Driver(ScriptLive):
             # the driver's own time (dispatch, bookkeeping, tracker calls), not the jobs'
             self.report.driver_busy_s = time.perf_counter() - t_loop - waited
         sched.skip_unstarted()
+        self.tell_trials()
 
 
 def run_plan(plan, tracker, options: DriverOptions | None = None, **kwargs) -> SweepReport:
@@ -257,7 +325,7 @@ def run_plan(plan, tracker, options: DriverOptions | None = None, **kwargs) -> S
     drv.take_lease(tracker)  # LeaseHeld: another driver runs this sweep; nothing was touched
     try:
         drv.resume()
-        if any(o.state not in TERMINAL for o in drv.report.outcomes.values()):
+        if drv._pending() or (drv.trials is not None and drv.trials.want()):
             drv.setup_ray()
         if opts.progress is not None:
             opts.progress.start(drv.report)

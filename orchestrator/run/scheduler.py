@@ -19,6 +19,9 @@ Policy (what the tests pin):
   queues behind the busy one only behind other mixes, and only while mixes are short.
 - a job whose worker died (WorkerLost, a rank of its gang died) is rerun up to `retries` times,
   each attempt its own run; a job that raised (JobFailed) is FAILED and its dependents skipped.
+- jobs may be added while the sweep runs (`add_job`: an optuna env trial's, orchestrator.run.trials);
+  `could_take_work` says when one more would start rather than wait: nothing READY is waiting
+  and no gang is waiting for its placement.
 
 Job states (`JobState`) change only through `transition`, which refuses an illegal change.
 """
@@ -149,6 +152,7 @@ class Scheduler:
         self.use_gpus = False
         self.max_actors = 1
         self.node_max = {"GPU": 0.0, "CPU": 0.0}
+        self.totals: dict[str, float] = {}  # the cluster's GPUs / CPUs in all (empty: unknown)
         self.inflight: dict[Any, tuple[str, Any, str]] = {}  # ref -> ("gang", gang, id) | ("slot", slot, id)
         self.gangs: dict[str, Gang] = {}
         self.slots: list[Slot] = []
@@ -157,9 +161,40 @@ class Scheduler:
         self.mix_s: float | None = None  # running mean of the mix jobs' wall time (s)
         self._n_mix = 0
 
-    def configure(self, *, use_gpus: bool, max_actors: int, node_max: dict[str, float]) -> None:
-        """The cluster's shape (known once connected)."""
+    def configure(self, *, use_gpus: bool, max_actors: int, node_max: dict[str, float],
+                  totals: dict[str, float] | None = None) -> None:
+        """The cluster's shape (known once connected): totals = its GPUs and CPUs in all."""
         self.use_gpus, self.max_actors, self.node_max = use_gpus, max(1, int(max_actors)), dict(node_max)
+        self.totals = dict(totals or {})
+
+    # ---------------------------------------------------------------- jobs added while running
+    def add_job(self, out: Any, reused: bool = False) -> None:
+        """Take a new job (a PENDING JobOutcome) while the sweep runs: REUSED when MLflow has it
+        (the caller filled in its result), else READY once its dependencies are done."""
+        job = out.job
+        if job.identity in self.outcomes:
+            raise ValueError(f"job {job.name}: identity {job.identity[:12]} is already scheduled")
+        self.outcomes[job.identity] = out
+        self.jobs[job.identity] = job
+        self.order[job.identity] = len(self.order)
+        if reused:
+            transition(out, JobState.REUSED)
+        self.refresh_ready()
+
+    def could_take_work(self, job: Any = None) -> bool:
+        """Would a new gang job (like `job`) start now rather than wait? No job is READY, no gang
+        is still waiting for its resources, and the cluster's total (`configure(totals=)`) has
+        room for `job` beside the gangs running."""
+        if any(o.state == JobState.READY for o in self.outcomes.values()):
+            return False
+        if any(g.phase == "placing" for g in self.gangs.values()):
+            return False
+        if job is None or not self.totals:
+            return True
+        res = "GPU" if self.use_gpus and (job.gpus or 0) > 0 else "CPU"
+        need = lambda j: (j.gpus or 0) if res == "GPU" else (j.ranks or 1)  # noqa: E731 - one CPU per rank
+        busy = sum(need(self.jobs[i]) for i in self.gangs)
+        return busy + need(job) <= self.totals.get(res, 0.0)
 
     # ---------------------------------------------------------------- states
     def set_state(self, out: Any, new: JobState, reason: str | None = None, event: str | None = None) -> None:

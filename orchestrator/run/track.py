@@ -100,6 +100,10 @@ class TrackingAdapter:
     _finished: dict | None = None
     _exp_id: str | None = None
 
+    def study_runs(self, study: str) -> list:
+        """The FINISHED runs of an optuna env study in this experiment (orchestrator.run.trials)."""
+        return self.t.study_runs(study) if self.reuse else []
+
     def close_stale(self, job) -> None:
         pass  # done once for the experiment in start_sweep
 

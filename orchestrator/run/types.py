@@ -64,6 +64,7 @@ class SweepReport:
     sweep_run_id: str | None = None
     status: str = "RUNNING"
     driver_busy_s: float = 0.0  # time the driver loop spent outside ray.wait
+    trials: Any = None  # an optuna env study's bookkeeping (orchestrator.run.trials.EnvTrials)
 
     def counts(self) -> Counter:
         return Counter(str(o.state) for o in self.outcomes.values())

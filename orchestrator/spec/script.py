@@ -11,7 +11,9 @@ variables:
       env: {NUM_LAYERS: 11, MATRIX_LR: [0.022, 0.026]}   # a list is a sweep axis
 
 - env values are strings or numbers; a list is an axis (grid / random choices / optuna
-  categorical), a `{low, high, log}` range is an axis for random and optuna search.
+  categorical), a `{low, high, log}` range (floats) is an axis for random and optuna search.
+- `search: {kind: optuna, n, seed}`: n trials, each one job per seed, minimizing the seed-mean
+  val_bpb; the driver asks and tells the study (orchestrator.run.trials).
 - The script scores itself: a script spec with an `eval` or `mixer` section is an error.
 - golf sets VOCAB_SIZE (data section), SEED, MAX_WALLCLOCK_SECONDS (when `max_wallclock_seconds`
   caps it), and on the worker DATA_PATH, TOKENIZER_PATH, RUN_ID; `env` overrides any of them.
@@ -216,13 +218,15 @@ def env_points(train: ScriptTrainSpec, search: Any) -> list[dict[str, Any]]:
 
 
 def optuna_env_study(train: ScriptTrainSpec, search: Any) -> dict | None:
-    """Under optuna: {"fixed": env, "space": {name: {low, high, log} | {choices}}, "n", "seed"}."""
+    """Under optuna: {"fixed": env, "space": {name: {low, high, log} | {choices}}, "n", "seed"}.
+    Choices are the env strings a process sees (optuna's categorical values must compare
+    apart: 1 and 1.0 are one choice to Python, two to a script)."""
     if search.kind != "optuna":
         return None
     space = {}
     for k, ax in env_axes(train).items():
         space[k] = {"low": ax.low, "high": ax.high, "log": ax.log} if isinstance(ax, Range) else \
-            {"choices": list(ax)}
+            {"choices": [env_str(x) for x in ax]}
     return {"fixed": _fixed(train), "space": space, "n": search.n, "seed": search.seed}
 
 
@@ -247,9 +251,7 @@ def check_script_sweep(sweep: Any, max_expansion: int) -> None:
                                        "(its score line is the result)"))
     train: ScriptTrainSpec = sweep.train
     axes = env_axes(train)
-    if sweep.search.kind == "optuna":  # trials as jobs need the driver's ask/tell loop: not built yet
-        errors.append((("search", "kind"), "optuna over train.env is not supported yet; use grid or random"))
-    elif sweep.search.kind == "grid":
+    if sweep.search.kind == "grid":
         errors += [(("train", "env", k), "a {low, high} range needs search.kind random or optuna")
                    for k, ax in axes.items() if isinstance(ax, Range)]
     elif not axes:
@@ -262,7 +264,7 @@ def check_script_sweep(sweep: Any, max_expansion: int) -> None:
         if upper > max_expansion:
             fail([(("limits", "max_jobs"), f"grid has {upper} script jobs, above the limit {sweep.limits.max_jobs}")],
                  "Sweep")
-    n = sum(script_counts(sweep).values())
+    n = sum(script_counts(sweep).values())  # optuna: the upper bound, every trial run on every seed
     if n > sweep.limits.max_jobs:
         fail([(("limits", "max_jobs"), f"{sweep.search.kind} has {n} script jobs, above the limit "
                                        f"{sweep.limits.max_jobs}")], "Sweep")

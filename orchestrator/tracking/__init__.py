@@ -13,7 +13,7 @@ MLflow limits, system info).
 """
 from .client import (
     DEFAULT_TRACKING_URI, RunRecord, TrackingStoreError, TrackingUnavailable, check_store,
-    download_artifacts, finished_identities, redact, resolve_tracking_uri,
+    download_artifacts, finished_identities, redact, resolve_tracking_uri, study_runs,
 )
 from .params import flatten_params, system_tags
 from .tracker import RESULT_METRICS, RunHandle, Tracker
@@ -21,5 +21,5 @@ from .tracker import RESULT_METRICS, RunHandle, Tracker
 __all__ = [
     "DEFAULT_TRACKING_URI", "RESULT_METRICS", "RunHandle", "RunRecord", "Tracker",
     "TrackingStoreError", "TrackingUnavailable", "check_store", "download_artifacts",
-    "finished_identities", "flatten_params", "redact", "resolve_tracking_uri", "system_tags",
+    "finished_identities", "flatten_params", "redact", "resolve_tracking_uri", "study_runs", "system_tags",
 ]

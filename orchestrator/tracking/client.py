@@ -234,6 +234,27 @@ def finished_identities(tracking_uri: str | None, experiment_name: str) -> set[s
     return _query(uri, f"listing finished runs of {experiment_name!r}", query)
 
 
+def study_runs(tracking_uri: str | None, experiment_name: str, study: str) -> list[RunRecord]:
+    """The FINISHED runs of an optuna env study (tag `golf.study`) in `experiment_name`, oldest
+    first: the trials a resumed sweep tells its study before asking for more (and what `golf
+    plan` counts as done). Raises TrackingUnavailable when the store cannot be reached."""
+    uri = resolve_tracking_uri(tracking_uri)
+    check_store(uri)
+    if _sqlite_missing(uri):
+        return []
+    client = make_client(uri)
+    filt = f"{tag_filter('golf.study', study)} and attributes.status = 'FINISHED'"
+
+    def query() -> list[RunRecord]:
+        exp = client.get_experiment_by_name(experiment_name)
+        if exp is None or exp.lifecycle_stage != "active":
+            return []
+        runs = search_all(client, exp.experiment_id, filt, order_by=["attributes.start_time ASC"])
+        return [RunRecord.from_run(r) for r in runs]
+
+    return _query(uri, f"listing the trials of study {study[:12]}", query)
+
+
 def all_experiment_ids(client) -> list[str]:
     """Ids of every active experiment in the store."""
     from mlflow.entities import ViewType

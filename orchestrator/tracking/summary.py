@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from workers.contract import MixJob, OptunaMixJob
 
-__all__ = ["ConfigGroup", "best_runs", "column_of", "groups", "winners", "job_rows", "summary_csv",
+__all__ = ["ConfigGroup", "best_runs", "best_trial", "column_of", "groups", "winners", "job_rows", "summary_csv",
            "summarize", "parent_metrics"]
 
 log = logging.getLogger("golf.summary")
@@ -165,6 +165,16 @@ def parent_metrics(report) -> dict[str, float]:
     return m
 
 
+def best_trial(report) -> dict[str, Any] | None:
+    """An optuna env sweep's best told trial: {"number", "values", "val_bpb", "told", "failed"}."""
+    trials = getattr(report, "trials", None)
+    best = trials.best() if trials is not None else None
+    if best is None:
+        return None
+    return {"number": best.number, "values": dict(best.values), "val_bpb": best.value, "told": len(trials.told),
+            "failed": sum(t.value is None for t in trials.told)}
+
+
 def _mixer_fields(job) -> dict[str, Any]:
     m = job.mixer.model_dump(mode="json") if isinstance(job, MixJob) else dict(job.mixer_base)
     if m.get("mode") == "none":
@@ -280,5 +290,10 @@ def summarize(report, adapter, out_dir: str | Path) -> dict:
         rid = adapter.outcome_run_id(o)
         if rid:
             tags["golf.best_run"] = rid
+    bt = best_trial(report)
+    if bt is not None:  # the trial's values in full precision (its runs' names show 4 digits)
+        metrics["best_trial_val_bpb"] = bt["val_bpb"]
+        tags.update({"golf.best_trial": str(bt["number"]),
+                     "golf.best_trial_env": " ".join(f"{k}={v}" for k, v in bt["values"].items())})
     adapter.log_sweep_summary(metrics, tags, description, out)
     return metrics

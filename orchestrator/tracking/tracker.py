@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 from .client import (
     RunRecord, _query, check_store, download_artifacts, finished_identities, finished_runs_everywhere,
-    make_client, metric_history, redact, resolve_tracking_uri, search_all, tag_filter,
+    make_client, metric_history, redact, resolve_tracking_uri, search_all, study_runs, tag_filter,
 )
 from .journal import Journal, adopt_orphans
 from .names import run_name
@@ -251,6 +251,9 @@ class Tracker:
             tags["golf.deps"] = ",".join(map(str, job.deps))  # upstream identities
         if self.sweep is not None:
             tags["golf.sweep"] = self.sweep_identity
+        if getattr(job, "trial", None) is not None:  # an optuna env trial: resume finds it by these
+            tags["golf.trial"] = int(job.trial)
+            tags["golf.study"] = str(job.study)
         path = str(getattr(job, "name", "") or f"{job.kind}-{identity[:8]}")
         tags["golf.job"] = path  # the full plan path; the run name is the short form
         name = run_name(str(job.kind), path)
@@ -393,6 +396,11 @@ class Tracker:
         """identity -> its FINISHED runs in every experiment of the store, oldest first."""
         self.flush(30.0)
         return finished_runs_everywhere(self.tracking_uri)
+
+    def study_runs(self, study: str) -> list[RunRecord]:
+        """FINISHED runs of an optuna env study in this experiment, oldest first."""
+        self.flush(30.0)
+        return study_runs(self.tracking_uri, self.experiment_name, study)
 
     def experiment_id(self, timeout: float | None = 30.0) -> str | None:
         """This tracker's experiment id (None while it does not exist yet)."""

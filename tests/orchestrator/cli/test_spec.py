@@ -131,3 +131,26 @@ def test_golf_entry_point(tmp_path):
     bad.write_text(SMOKE.read_text().replace("seeds: [1337, 42]", "seeds: []"))
     res = subprocess.run([GOLF, "validate", str(bad)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and res.stderr.strip() == f"{bad}: train.seeds: must not be empty"
+
+
+def test_plan_and_validate_an_optuna_script_sweep(tmp_path, capsys, monkeypatch):
+    """No jobs before it runs: n trials x seeds is the most it runs, and what GPU-hours count."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "train_gpt.py").write_text("print(1)\n")
+    spec = tmp_path / "opt.yaml"
+    spec.write_text("name: opt\ndata: {path: data/syn}\nsearch: {kind: optuna, n: 5, seed: 1}\n"
+                    "train:\n  script: train_gpt.py\n  seeds: [1, 2]\n  gpus_per_job: 8\n"
+                    "  max_wallclock_seconds: 600\n  env: {MATRIX_LR: {low: 0.01, high: 0.1, log: true}, "
+                    "NUM_LAYERS: [9, 11], WARMUP: 20}\n")
+    assert golf(["validate", str(spec)]) == 0
+    assert "optuna: 5 trials x 2 seeds = up to 10 script_train jobs" in capsys.readouterr().out
+    assert golf(["plan", str(spec)]) == 0
+    out = capsys.readouterr().out
+    assert "5 trials x 2 seeds = up to 10 script_train jobs; MATRIX_LR in [0.01, 0.1] log, " \
+           "NUM_LAYERS in {9, 11}" in " ".join(out.split())
+    assert "WARMUP=20" in out and "MATRIX_LR=" not in out  # the shared env, not a searched value
+    row = _rows(out)["script_train (optuna)"]
+    assert row[:3] == ["up to 10", "0", "10"] and row[3:5] == ["8", "8"]
+    # 10 jobs x 8 GPUs x (the 600 s cap + start-up) ~ 14 GPU-hours, the same to run and in all
+    assert row[5] == row[6] and 13.3 < float(row[6]) < 15

@@ -366,3 +366,34 @@ def test_the_policy_is_fast_without_ray():
     finish_all(s, launcher, limit=1000)
     assert all(o.state == JobState.FINISHED for o in s.outcomes.values())
     assert len(launcher.workers) <= 8 and time.perf_counter() - t0 < 5.0
+
+
+def _script_job(i: int, gpus: int = 1) -> ScriptTrainJob:
+    ref = ScriptRef(path=".", entry="train_gpt.py", sha256="x", files=1, folder=False)
+    return ScriptTrainJob(identity=f"{i:064d}", name=f"script/s1/trial{i}", script=ref, env={"SEED": "1"},
+                          nproc=gpus, seed=1, gpus=gpus, ranks=gpus, trial=i, study="st")
+
+
+def test_jobs_added_while_running_start_as_capacity_frees():
+    plan = Plan("opt", "opt", (), DataConfig(path="unused"))
+    s, launcher, _ = make(plan, gpus=2)
+    s.configure(use_gpus=True, max_actors=2, node_max={"GPU": 2, "CPU": 16}, totals={"GPU": 2, "CPU": 16})
+    first, second, third = (_script_job(i) for i in range(3))
+    assert s.could_take_work(first)
+    s.add_job(JobOutcome(first))
+    assert by_name(s)[first.name].state == JobState.READY and not s.could_take_work(first)  # READY waits
+    s.dispatch_ready()
+    assert not s.could_take_work(first)  # its gang is still placing
+    s.handle(launcher.gangs[0].pending()[0])  # placed: one GPU of two is taken
+    assert s.could_take_work(first) and not s.could_take_work(_script_job(9, gpus=2))
+    s.add_job(JobOutcome(second))
+    s.dispatch_ready()
+    s.handle(launcher.gangs[1].pending()[0])
+    assert not s.could_take_work(third)  # both GPUs train
+    s.handle(launcher.gangs[0].pending()[0])  # the first trial's job ends: a GPU is free again
+    assert by_name(s)[first.name].state == JobState.FINISHED and s.could_take_work(third)
+    done = JobOutcome(third)
+    s.add_job(done, reused=True)  # MLflow had it: nothing to run
+    assert done.state == JobState.REUSED and not launcher.gangs[2:]
+    with pytest.raises(ValueError, match="already scheduled"):
+        s.add_job(JobOutcome(first))

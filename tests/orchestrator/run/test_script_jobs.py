@@ -113,8 +113,10 @@ def test_submit_stages_the_script_or_the_record_folder_beside_the_spec(tmp_path)
     (ws / "train_gpt.py").write_text("print(2)\n")
     assert stage_script(sweep_from_dict(_spec()), ws, stage) == "train_gpt.py"
     assert (stage / "train_gpt.py").read_text() == "print(2)\n"
-    assert any("optuna over train.env is not supported yet" in x
-               for x in _errors({**_spec(env={"A": [1, 2]}), "search": {"kind": "optuna", "n": 4}}))
+    opt = sweep_from_dict({**_spec(env={"A": [1, 2]}), "search": {"kind": "optuna", "n": 4}})
+    assert opt.counts() == {"script_train": 8}  # up to n trials x 2 seeds
+    assert any(x.startswith("search: optuna search needs a searched env variable")
+               for x in _errors({**_spec(env={"A": 1}), "search": {"kind": "optuna", "n": 4}}))
 
 
 # ------------------------------------------------------------------------------------ golf run
