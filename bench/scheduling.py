@@ -142,7 +142,7 @@ def main(argv=None) -> int:
     bound = max(total / args.gpus, chain)
     tmp = Path(tempfile.mkdtemp(prefix="golf-bench-"))
     # logical GPUs; CPUs = GPUs so the CPU resource never binds before the GPU one does
-    ray.init(num_cpus=args.gpus, num_gpus=args.gpus, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=args.gpus, num_gpus=args.gpus, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     # a warm store, as a sweep normally meets one (creating a fresh SQLite schema takes ~2 s)

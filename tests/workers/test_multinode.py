@@ -46,7 +46,8 @@ def cluster(tmp_path_factory):
         ray.shutdown()
         c.shutdown()
         if was_local:  # as ray_local started it, for the modules that follow
-            ray.init(num_cpus=4, num_gpus=8, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            ray.init(address="local", num_cpus=4, num_gpus=8, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
 
 
 def _calls(log_dir: Path) -> list[dict]:
