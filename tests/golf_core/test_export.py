@@ -165,17 +165,23 @@ def test_two_rank_torchrun_runs_five_times_in_a_row_each_in_time(tmp_path, synth
     assert scores[0].startswith("final_int8_zstd_eval_exact ")
 
 
-def test_compressed_form_gives_the_same_scores_as_the_readable_one(tmp_path, synthetic_data_dir):
+def test_compressed_form_bundles_the_same_sources_and_runs_them(tmp_path):
+    """The two forms differ in encoding only: the same files unpack from both, and the compressed
+    one imports its bundle and builds the config (the readable one trains in the tests above)."""
     run = load_preset("tiny", {"train": {"iterations": 2}})
-    lasts = []
+    trees, sizes = {}, {}
     for form in ("readable", "compressed"):
         d = tmp_path / form
         d.mkdir()
-        n = write_script(d / "train_gpt.py", run, compressed=form == "compressed")
-        out = subprocess.run([sys.executable, "train_gpt.py"], cwd=d, capture_output=True, text=True, timeout=120,
-                             env=_env(tmp_path, DATA_PATH=str(synthetic_data_dir), RUN_ID="x"))
-        assert out.returncode == 0, out.stderr[-3000:]
-        assert f"Code size: {n} bytes" in out.stdout
-        lasts.append(out.stdout.splitlines()[-1])
-        assert (d / "final_model.int8.ptz").is_file()
-    assert lasts[0] == lasts[1] and lasts[0].startswith("final_int8_zstd_roundtrip_exact ")
+        sizes[form] = write_script(d / "train_gpt.py", run, _eval_spec(), compressed=form == "compressed")
+        out = subprocess.run([sys.executable, "train_gpt.py", "--unpack", "src"], cwd=d, capture_output=True,
+                             text=True, timeout=60, env=_env(tmp_path))
+        assert out.returncode == 0, out.stderr[-2000:]
+        trees[form] = {p.relative_to(d / "src").as_posix(): p.read_bytes() for p in (d / "src").rglob("*.py")}
+    assert trees["readable"] == trees["compressed"] and len(trees["readable"]) == len(runtime_modules())
+    assert sizes["compressed"] < sizes["readable"] / 2
+    out = subprocess.run([sys.executable, "train_gpt.py", "--print-config"], cwd=tmp_path / "compressed",
+                         capture_output=True, text=True, timeout=60, env=_env(tmp_path, ITERATIONS="5"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    cfg = json.loads(out.stdout)
+    assert cfg["run"]["train"]["iterations"] == 5 and cfg["eval"]["mixer"]["mode"] == "normalized"
