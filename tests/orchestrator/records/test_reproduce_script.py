@@ -117,8 +117,12 @@ def _golf(args, cwd, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_missing_script_or_torchrun_is_one_line_exit_2_before_ray(record_dir, tmp_path):
+def test_missing_script_or_torchrun_is_one_line_exit_2_before_ray(record_dir, tmp_path, monkeypatch):
     from orchestrator.cli.main import main
+    from orchestrator.run import raycluster
+
+    connected = []  # Ray may already be up in this test process (another test's): watch golf's call
+    monkeypatch.setattr(raycluster, "connect", lambda *a, **k: connected.append(a) or "local")
 
     no_script = tmp_path / "no_script"
     shutil.copytree(record_dir, no_script)
@@ -137,9 +141,7 @@ def test_missing_script_or_torchrun_is_one_line_exit_2_before_ray(record_dir, tm
             assert main(["reproduce", str(folder), "--data", str(tmp_path)]) == 2
         finally:
             os.chdir(cwd)
-    import ray
-
-    assert not ray.is_initialized() and not (ws / ".golf").exists() and not (ws / "mlflow.db").exists()
+    assert not connected and not (ws / ".golf").exists() and not (ws / "mlflow.db").exists()
     p = _golf(["reproduce", str(no_cmd)], ws, timeout=120)
     assert p.returncode == 2 and "torchrun" in p.stderr + p.stdout
     lines = [x for x in (p.stderr + p.stdout).splitlines() if x.strip()]
