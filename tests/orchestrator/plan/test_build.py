@@ -14,6 +14,7 @@ from golf_core.presets import RunConfig
 from orchestrator.plan.estimate import approx_params, estimate_plan
 from orchestrator.plan.build import Plan, build_plan, data_identity, load_plan, topological_ok
 from orchestrator.spec.sweep import load_sweep, sweep_from_dict
+from tests.orchestrator.spec.test_sweep import edit
 from workers.contract import TrainJob
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -45,13 +46,7 @@ def ids(mutate=None, code="code-a", workspace=".") -> dict[str, str]:
 
 
 def put(path, value):
-    def apply(d):
-        keys = path.split(".")
-        node = d
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-        node[keys[-1]] = value
-    return apply
+    return edit(**{path: value})  # the spec tests' dotted-path mutator
 
 
 # marin-style version table: (change, which kinds keep their identity)
