@@ -44,6 +44,15 @@ EVAL_ALIASES: dict[str, str] = {
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
+def _aliased(cls, aliases: dict[str, str]) -> dict[str, tuple[str, Any]]:
+    """{ENV: ("section.field", annotation)} for `aliases` over a config class's sections."""
+    out = {}
+    for env, path in aliases.items():
+        section, name = path.split(".")
+        out[env] = (path, cls.model_fields[section].annotation.model_fields[name].annotation)
+    return out
+
+
 def env_fields(run_config_cls) -> dict[str, tuple[str, Any]]:
     """{ENV_NAME: ("section.field", annotation)} for a RunConfig class (section fields + ALIASES)."""
     out: dict[str, tuple[str, Any]] = {}
@@ -51,20 +60,7 @@ def env_fields(run_config_cls) -> dict[str, tuple[str, Any]]:
         cls = run_config_cls.model_fields[section].annotation
         for name, f in cls.model_fields.items():
             out[name.upper()] = (f"{section}.{name}", f.annotation)
-    for env, path in ALIASES.items():
-        section, name = path.split(".")
-        cls = run_config_cls.model_fields[section].annotation
-        out[env] = (path, cls.model_fields[name].annotation)
-    return out
-
-
-def _eval_fields(eval_spec_cls) -> dict[str, tuple[str, Any]]:
-    out = {}
-    for env, path in EVAL_ALIASES.items():
-        section, name = path.split(".")
-        cls = eval_spec_cls.model_fields[section].annotation
-        out[env] = (path, cls.model_fields[name].annotation)
-    return out
+    return {**out, **_aliased(run_config_cls, ALIASES)}
 
 
 def parse_value(env: str, text: str, annotation: Any) -> Any:
@@ -114,7 +110,7 @@ def apply_env(run_config: Mapping[str, Any], eval_spec: Mapping[str, Any] | None
         if env in environ:
             _set(run, path, parse_value(env, environ[env], ann))
             used[env] = path
-    for env, (path, ann) in sorted(_eval_fields(eval_spec_cls).items()):
+    for env, (path, ann) in sorted(_aliased(eval_spec_cls, EVAL_ALIASES).items()):
         if env not in environ:
             continue
         value = parse_value(env, environ[env], ann)

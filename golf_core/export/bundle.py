@@ -36,7 +36,8 @@ def _relpath(module: str) -> str:
 def runtime_sources() -> dict[str, str]:
     """{"golf_core/train/loop.py": source text, ...} for every runtime module, verbatim."""
     root = version._ROOT.parent
-    return {_relpath(m): (root / _relpath(m)).read_text(encoding="utf-8") for m in runtime_modules()}
+    rels = [_relpath(m) for m in runtime_modules()]
+    return {rel: (root / rel).read_text(encoding="utf-8") for rel in rels}
 
 
 def bundle_versions(modules: tuple[str, ...]) -> dict[str, str]:

@@ -194,8 +194,7 @@ def _run(cfg, spec, used, script_path):
     if tokenizer is None and os.path.isfile("./data/tokenizers/fineweb_1024_bpe.model"):
         tokenizer = "./data/tokenizers/fineweb_1024_bpe.model"  # upstream's default, when present
     run_id = os.environ.get("RUN_ID") or str(uuid.uuid4())
-    with open(script_path, "rb") as f:
-        code_bytes = len(f.read())
+    code_bytes = os.path.getsize(script_path)
     import golf_core
 
     ctx = D.setup(cfg.train.device)  # the one process group of this process (none with 1 rank)
