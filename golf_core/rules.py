@@ -17,7 +17,8 @@ from typing import Any
 
 __all__ = [
     "ARTIFACT_LIMIT_BYTES", "Check", "EVAL_CAP_S", "HASHED_REASON", "TRACK_GPU", "TRACK_WORLD_SIZE",
-    "TRAIN_CAP_S", "artifact_size", "as_number", "eval_time", "finite", "hardware", "mixer_mode", "train_time",
+    "TRAIN_CAP_S", "artifact_size", "as_number", "eval_time", "finite", "hardware", "mixer_mode", "possible_score",
+    "train_time",
 ]
 
 ARTIFACT_LIMIT_BYTES = 16_000_000  # decimal bytes, not MiB
@@ -95,6 +96,36 @@ def finite(name: str, value: Any) -> Check:
     v = as_number(value)
     ok = v is None or math.isfinite(v)
     return Check(ok, value, f"{name} is finite" if ok else f"{name} is not finite")
+
+
+# The bytes per scored token that a (val_loss, val_bpb) pair implies: val_bpb = val_loss / ln 2 /
+# (bytes / tokens). A byte-level vocabulary (byte260) gives 1; sp1024 about 2.4, sp8192 about 3.2. A pair
+# outside these generous bounds was not computed from one set of scored tokens (PR #886's lesson:
+# check what a number implies, not only that it is a number).
+MIN_BYTES_PER_TOKEN, MAX_BYTES_PER_TOKEN = 0.25, 64.0
+
+
+def possible_score(val_bpb: Any, val_loss: Any = None) -> Check:
+    """A score some model could have reached: val_bpb > 0 (no model is certain of every byte),
+    val_loss >= 0 (a negative log-likelihood of probabilities <= 1), both finite, and, with both
+    given, a bytes-per-token ratio between them that a tokenizer can have. A missing number is
+    not judged here (that is "no score", a different reason)."""
+    bpb, loss = as_number(val_bpb), as_number(val_loss)
+    shown = f"val_bpb {val_bpb!r}" + (f", val_loss {val_loss!r}" if val_loss is not None else "")
+    for name, v in (("val_bpb", bpb), ("val_loss", loss)):
+        if v is not None and not math.isfinite(v):
+            return Check(False, shown, f"{name} is not finite")
+    if bpb is not None and bpb <= 0:
+        return Check(False, shown, f"impossible score: val_bpb {bpb:g} <= 0")
+    if loss is not None and loss < 0:
+        return Check(False, shown, f"impossible score: val_loss {loss:g} < 0")
+    if bpb is not None and loss is not None:
+        ratio = loss / math.log(2) / bpb
+        if not MIN_BYTES_PER_TOKEN <= ratio <= MAX_BYTES_PER_TOKEN:
+            return Check(False, shown, f"impossible score: val_loss {loss:g} and val_bpb {bpb:g} imply "
+                         f"{ratio:.3g} bytes per token (a tokenizer has {MIN_BYTES_PER_TOKEN:g} to "
+                         f"{MAX_BYTES_PER_TOKEN:g})")
+    return Check(True, shown, "a score a model can reach" if bpb is not None else "no score to judge")
 
 
 def hardware(world_size: Any, device: Any) -> Check:

@@ -38,6 +38,10 @@ def judge(job: Job, result: dict, upstream: Verdict | None = None) -> Verdict:
         if _bad(result.get(key)):
             reasons.append(f"{key} is not finite")
             blocks = True
+    if not blocks:  # finite, but a number no model reaches (a script printing `val_bpb:-3.5`)
+        score = rules.possible_score(result.get("val_bpb"), result.get("val_loss"))
+        if score.passed is False:
+            reasons.append(score.detail)
     curve = result.get("train_loss_curve") or []
     if any(_bad(v) for _, v in curve):
         reasons.append("train_loss is not finite")

@@ -42,3 +42,25 @@ def test_the_three_judges_use_the_same_rules():
     assert not judge(train, {"artifact_bytes": over}).valid
     v = judge(MixJob(identity="m", name="mix/s1", mixer=MixerConfig(mode="hashed_target")), {"val_bpb": 1.0})
     assert v.valid and v.compliant is False  # a hashed_target score is recorded, never compliant
+
+
+def test_impossible_scores_are_invalid_with_the_reason_for_every_kind_of_job():
+    """Issue 20, case 1: a script printing `val_bpb:-3.5` was FINISHED, valid and the sweep's best."""
+    from workers.contract import ScriptRef, ScriptTrainJob
+
+    assert rules.possible_score(1.2244, 2.0727).passed  # upstream's baseline
+    assert rules.possible_score(9, 9).passed and rules.possible_score(None, None).passed is True
+    assert rules.possible_score(1.0, 0.6931).passed  # byte-level: 1 byte per token
+    for bpb, loss, why in ((-3.5, None, "val_bpb -3.5 <= 0"), (0.0, 1.0, "val_bpb 0 <= 0"),
+                           (1.2, -0.1, "val_loss -0.1 < 0"), (100.0, 1.0, "bytes per token"),
+                           (0.001, 40.0, "bytes per token"), (math.inf, 1.0, "not finite")):
+        c = rules.possible_score(bpb, loss)
+        assert c.passed is False and why in c.detail, (bpb, loss, c)
+    ref = ScriptRef(path=".", entry="train_gpt.py", sha256="x", files=1, folder=False)
+    script = ScriptTrainJob(identity="s", name="script/s1", seed=1, script=ref, nproc=1, ranks=1, env={})
+    train = TrainJob(identity="t", name="train/s1", run=load_preset("tiny"))
+    mix = MixJob(identity="m", name="mix/s1", mixer=MixerConfig(mode="normalized"))
+    for job in (script, train, mix):
+        v = judge(job, {"val_bpb": -3.5, "val_loss": 2.0})
+        assert not v.valid and "impossible score: val_bpb -3.5 <= 0" in v.reason
+        assert judge(job, {"val_bpb": 1.2, "val_loss": 2.1}).valid
