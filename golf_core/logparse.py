@@ -20,7 +20,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
+# Every pattern here is linear in the line: no two adjacent quantifiers can take the same characters
+# (`\d+\.?\d*` could, and a 20 KB run of digits then took 37 s to fail; issue 20), and the size line,
+# whose label is free text, is split at its first colon instead of matched by a lazy `[^:]*?\s*:`.
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)"
 # a step prefix: `step:12/20000 ...` (upstream baseline and most records) or `12/20000 ...` (#1797's
 # family, the 2026-04 records)
 _STEP_PREFIX = re.compile(r"^\s*(?:step:\s*)?(\d+)/(\d+)(?=\s|$)")
@@ -32,11 +35,18 @@ _STEP_VALUE = re.compile(r"^(\d+)/(\d+),?$")
 # (`ttt_sliding:done val_loss=... val_bpb=...`), printed before the tagged score they precede
 _SCORE_LOSS = re.compile(rf"(?<![\w.])val_loss:[ \t]*({_NUM})(?=\s|$)", re.IGNORECASE)
 _SCORE_BPB = re.compile(rf"(?<![\w.])val_bpb:[ \t]*({_NUM})(?=\s|$)", re.IGNORECASE)
-_SIZE = re.compile(r"^\s*([A-Za-z][^:]*?)\s*:\s*(\d+)\s+bytes\b")
+_SIZE_LABEL = re.compile(r"\s*[A-Za-z]")  # the label before the first colon starts with a letter
+_SIZE_VALUE = re.compile(r"\s*(\d+)\s+bytes\b")  # after it: `N bytes`
 _PEAK = re.compile(
     r"^\s*peak memory allocated:\s*(\d+(?:\.\d+)?)\s*MiB(?:\s+reserved:\s*(\d+(?:\.\d+)?)\s*MiB)?",
     re.IGNORECASE,
 )
+# A line is parsed on its first 64 KiB (the log file keeps it whole): upstream's longest lines are a
+# few hundred characters, and with linear patterns this bounds one line's cost to milliseconds.
+MAX_LINE_CHARS = 64 * 1024
+# `golf parse-log` / `golf import` read a regular file of at most this size (upstream's logs are
+# under 1 MB); GOLF_MAX_LOG_BYTES raises it.
+MAX_LOG_BYTES = 64 * 1024 * 1024
 _TIME_TO_MS = {"ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
@@ -116,7 +126,7 @@ def _tokens(text: str) -> tuple[dict[str, float], int | None, int | None]:
 
 def parse_line(line: str) -> LogEvent | None:
     """Classify one log line; None for a line that carries nothing (blank, prose, tables)."""
-    line = line.rstrip("\r\n")
+    line = line[:MAX_LINE_CHARS].rstrip("\r\n")
     if not line.strip():
         return None
     prefix = _STEP_PREFIX.match(line)
@@ -134,9 +144,9 @@ def parse_line(line: str) -> LogEvent | None:
         values, step, total = _tokens(line)
         values["val_loss"], values["val_bpb"] = float(loss.group(1)), float(bpb.group(1))
         return LogEvent("score", step, total, tag, values)
-    size = _SIZE.match(line)
-    if size:
-        return LogEvent("size", None, None, size.group(1).strip(), {"bytes": float(size.group(2))})
+    label, colon, rest = line.partition(":")
+    if colon and _SIZE_LABEL.match(label) and (size := _SIZE_VALUE.match(rest)):
+        return LogEvent("size", None, None, label.strip(), {"bytes": float(size.group(1))})
     peak = _PEAK.match(line)
     if peak:
         values = {"peak_mem_allocated_mib": float(peak.group(1))}
@@ -222,17 +232,63 @@ def summarize(lines: Iterable[str], score_tag: str | None = None) -> LogSummary:
     )
 
 
-def parse_log_file(path: str | Path, score_tag: str | None = None) -> LogSummary:
-    """Summarize the log at `path`; LogParseError (one line, naming the file) when it cannot be
-    read, is not UTF-8 text, or has no score line."""
-    path = Path(path)
+def _max_log_bytes() -> int:
+    import os
+
     try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise LogParseError(f"{path}: not UTF-8 text (byte {e.start})") from None
+        return int(os.environ.get("GOLF_MAX_LOG_BYTES", MAX_LOG_BYTES))
+    except ValueError:
+        return MAX_LOG_BYTES
+
+
+def _lines(path: Path):
+    """The lines of the regular file at `path`, decoded as UTF-8, read as a stream (one line of at most
+    MAX_LINE_CHARS + 1 bytes at a time, so a file without newlines is not read whole)."""
+    import os
+    import stat
+
+    limit = _max_log_bytes()
+    try:
+        st = os.stat(path)  # follows a symlink: a link to /dev/zero is a character device
+        if not stat.S_ISREG(st.st_mode):
+            raise LogParseError(f"{path}: not a regular file (a log is read only from a plain file)")
+        if st.st_size > limit:
+            raise LogParseError(f"{path}: {st.st_size:,} bytes, over the {limit:,} a log may have "
+                                "(GOLF_MAX_LOG_BYTES raises it)")
+        f = open(path, "rb")
     except OSError as e:
         raise LogParseError(f"{path}: cannot read: {e.strerror or e}") from None
-    summary = summarize(text.splitlines(), score_tag=score_tag)
+    with f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # swapped between the stat and the open
+            raise LogParseError(f"{path}: not a regular file (a log is read only from a plain file)")
+        offset, skipping = 0, False
+        while True:
+            try:
+                raw = f.readline(MAX_LINE_CHARS + 1)
+            except OSError as e:
+                raise LogParseError(f"{path}: cannot read: {e.strerror or e}") from None
+            if not raw:
+                return
+            start, offset = offset, offset + len(raw)
+            if offset > limit:  # the file grew while read
+                raise LogParseError(f"{path}: over the {limit:,} bytes a log may have (GOLF_MAX_LOG_BYTES raises it)")
+            continuing, skipping = skipping, not raw.endswith(b"\n") and len(raw) > MAX_LINE_CHARS
+            if continuing:  # the rest of an overlong line: not parsed
+                continue
+            if skipping:  # an overlong line's head, maybe cut inside a character
+                yield raw.decode("utf-8", errors="replace")
+                continue
+            try:
+                yield from raw.decode("utf-8").splitlines()
+            except UnicodeDecodeError as e:
+                raise LogParseError(f"{path}: not UTF-8 text (byte {start + e.start})") from None
+
+
+def parse_log_file(path: str | Path, score_tag: str | None = None) -> LogSummary:
+    """Summarize the log at `path`; LogParseError (one line, naming the file) when it is not a
+    regular file, is over MAX_LOG_BYTES, cannot be read, is not UTF-8 text, or has no score line."""
+    path = Path(path)
+    summary = summarize(_lines(path), score_tag=score_tag)
     if summary.val_bpb is None:
         if score_tag is not None:
             seen = ", ".join(summary.scores) or "none"

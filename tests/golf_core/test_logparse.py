@@ -143,6 +143,80 @@ def test_parse_log_file_errors(tmp_path):
     assert parse_log_file(good).val_bpb == 1.70002
 
 
+PATHOLOGICAL = {  # issue 20, case 3: each took seconds to minutes (quadratic backtracking) before
+    "letter and spaces": "a" + " " * 2**20,
+    "size label of spaces": "a" + " " * 2**20 + ": 12 bytesx",
+    "score of digits": "x val_loss:" + "1" * 2**20 + "x val_bpb:1",
+    "token of digits": "a:" + "1" * 2**20 + "q",
+    "colon and spaces": "a:" + " " * 2**20,
+    "step of digits": "step:" + "1" * 2**20,
+}
+
+
+def test_every_pattern_is_linear_on_megabyte_lines(monkeypatch):
+    import time
+
+    from golf_core import logparse
+
+    monkeypatch.setattr(logparse, "MAX_LINE_CHARS", 2**21)  # the patterns themselves, whole 1 MB lines
+    for name, line in PATHOLOGICAL.items():
+        t0 = time.perf_counter()
+        parse_line(line)
+        took = time.perf_counter() - t0
+        assert took < 5.0, f"{name}: {took:.1f} s"  # linear: ~0.3 s here; quadratic: hours
+
+
+def test_a_log_of_megabyte_lines_parses_within_a_second(tmp_path):
+    import time
+
+    log = tmp_path / "train.log"
+    log.write_text("\n".join([*PATHOLOGICAL.values(), "final val_loss:2.0 val_bpb:1.2", ""]))
+    t0 = time.perf_counter()
+    s = parse_log_file(log)
+    took = time.perf_counter() - t0
+    assert s.val_bpb == 1.2 and s.final_tag == "final"
+    assert took < 1.0, f"{took:.2f} s"  # each line is parsed on its first MAX_LINE_CHARS
+
+
+def test_parse_log_file_reads_regular_files_only_and_refuses_past_its_size(tmp_path, monkeypatch):
+    """Issue 20, case 9: a symlink to /dev/zero read without bound (22 GB and a host OOM kill)."""
+    import os
+    import time
+
+    from golf_core import logparse
+
+    zero = tmp_path / "zero.log"
+    zero.symlink_to("/dev/zero")
+    fifo = tmp_path / "fifo.log"
+    os.mkfifo(fifo)  # opening it would block forever
+    for p in (zero, fifo, tmp_path):
+        t0 = time.perf_counter()
+        with pytest.raises(LogParseError, match="not a regular file") as e:
+            parse_log_file(p)
+        assert time.perf_counter() - t0 < 1.0 and "\n" not in str(e.value)
+    big = tmp_path / "big.log"
+    big.write_text(SYNTHETIC)
+    monkeypatch.setattr(logparse, "MAX_LOG_BYTES", 100)
+    with pytest.raises(LogParseError, match=r"big\.log: [\d,]+ bytes, over the 100 a log may have"):
+        parse_log_file(big)
+    monkeypatch.setenv("GOLF_MAX_LOG_BYTES", str(10**6))
+    assert parse_log_file(big).val_bpb == 1.70002
+
+
+def test_golf_parse_log_refuses_a_link_to_dev_zero_at_once(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    zero = tmp_path / "zero.log"
+    zero.symlink_to("/dev/zero")
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "parse-log", str(zero)],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "not a regular file" in p.stderr and time.monotonic() - t0 < 30
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
 # ---- the published logs ----------------------------------------------------------------------
 
 _SEED_IN_NAME = re.compile(r"seed[_-]?(\d+)", re.IGNORECASE)
