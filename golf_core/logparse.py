@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -166,9 +166,11 @@ def _is_diagnostic(tag: str | None) -> bool:
     return bool(tag) and tag.split()[0].lower() == "diagnostic"
 
 
-def summarize(lines: Iterable[str], score_tag: str | None = None) -> LogSummary:
+def summarize(lines: Iterable[str], score_tag: str | None = None,
+              on_event: Callable[[LogEvent], None] | None = None) -> LogSummary:
     """Fold a log into one summary. The score is the last score line (diagnostics excepted), or the
-    last line tagged `score_tag`; with a `score_tag` that never appears, val_bpb is None."""
+    last line tagged `score_tag`; with a `score_tag` that never appears, val_bpb is None.
+    `on_event` sees each parsed line as it is folded (a live job's progress: each line parsed once)."""
     scores: dict[str, tuple[float, float]] = {}
     eval_ms_by_tag: dict[str | None, float] = {}
     final: LogEvent | None = None
@@ -180,6 +182,8 @@ def summarize(lines: Iterable[str], score_tag: str | None = None) -> LogSummary:
         ev = parse_line(line)
         if ev is None:
             continue
+        if on_event is not None:
+            on_event(ev)
         v = ev.values
         if ev.kind == "score":
             if ev.tag is not None:

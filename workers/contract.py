@@ -92,6 +92,9 @@ class ScriptTrainJob(_JobBase):
     timeout_s: float = 0.0
     trial: int | None = None  # an Optuna trial's number (its env came from the study)
     study: str | None = None  # that study's identity (orchestrator.plan.script.EnvStudy)
+    # names of the worker's environment variables the script may also see (`train.pass_env`;
+    # not identity: credentials and the like, whose values never change a result)
+    pass_env: tuple[str, ...] = ()
 
     @property
     def config(self) -> dict[str, Any]:

@@ -2,17 +2,41 @@
 
 The job dir is the script's cwd, with the script (or its record folder) copied in, so its
 `logs/` and `final_model.*` land there. stdout and stderr go line by line to `train.log` as they
-come and through golf_core.logparse.parse_line: training lines become `step` progress events
-(the live display, the live `train_loss` metric), validation lines `val` events. The result is
-the log's summary in golf's train-job fields.
+come and through golf_core.logparse (each line parsed once, as it comes, so the parse counts
+inside the job's timeout): training lines become `step` progress events (the live display, the
+live `train_loss` metric), validation lines `val` events; every few seconds the lines since the
+last report go out as a `log` event, which the driver appends to the run's `train.log` artifact
+while the job runs (a driver or node lost mid-run leaves the partial log with its run). The
+result is the log's summary in golf's train-job fields. An attempt never overwrites an earlier
+one's files: a job dir that holds them (a driver killed and rerun) has them moved to
+`<dir>.<k>` first.
+
+The environment (issue 20): golf's variables, the job's env, and a minimal base of the worker's
+(PATH, HOME, locale, CUDA/NCCL/torch/threading settings; `base_env`); nothing that looks like a
+credential unless the spec's `train.pass_env` names it. A script printing its environment (any
+script's output lands in an artifact) shows no MLflow password, cloud key or hub token.
 
 The process tree: torchrun starts in a new session (its own process group) and gets SIGTERM if
 this worker dies (PR_SET_PDEATHSIG), so a killed Ray actor takes its run with it; torchrun
 starts each rank in a session of its own, so a timeout signals torchrun's group (it stops its
 ranks), then SIGKILLs every process of the tree that is left, ranks and their children included.
+When the job ends, however it ends, every process it started is stopped, daemons too: each job's
+environment carries a random marker (GOLF_JOB_MARK) that every descendant inherits, and /proc
+is scanned for it. Why a marker: a double-forked `setsid` daemon leaves the tree (its parent
+becomes init), so a tree walk misses it; PR_SET_CHILD_SUBREAPER would make this worker the
+parent of every orphan of every job it runs (and of the test or driver process that calls this
+function), which must then reap them and cannot tell one job's from another's; a cgroup needs
+root or a delegated cgroup tree, which a Ray worker on a rented node does not have. The marker
+needs no privilege and is per job; its one escape, a process that re-executes itself with an
+emptied environment, is a deliberate act, not an accident.
+
+Disk full (ENOSPC) while writing the log is an error, not a hang: the script is stopped at once
+and the job fails with `disk full writing <path>`.
 """
 from __future__ import annotations
 
+import collections
+import errno
 import json
 import os
 import re
@@ -22,19 +46,37 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Callable
 
 from workers.contract import Attempt
 
-__all__ = ["ScriptError", "run_script_job", "child_env", "kill_tree", "MODEL_PREFIX", "TAIL_LINES"]
+__all__ = ["ScriptError", "run_script_job", "base_env", "child_env", "kill_tree", "kill_marked", "MARK_VAR",
+           "MODEL_PREFIX", "TAIL_LINES"]
 
 MODEL_PREFIX = "final_model"  # upstream: final_model.pt (raw) and final_model.int8.ptz / .int6.ptz ...
 TAIL_LINES = 8  # the last log lines a failure's reason quotes
 TERM_GRACE_S = 5.0  # torchrun's own shutdown of its ranks before everything left is SIGKILLed
+LEFTOVER_GRACE_S = 1.0  # after a clean exit: what the script left running gets this long after SIGTERM
+LOG_EVERY_S = 3.0  # how often the lines so far go to the driver (and the run's train.log artifact)
+LOG_STREAM_MAX = 64 * 1024 * 1024  # a log streamed live up to this much; the whole file goes at the end
+READ_MAX = 1024 * 1024  # one read from the pipe: a line without newlines is taken in pieces
+MARK_VAR = "GOLF_JOB_MARK"
 # set by torchrun for its ranks; a worker (a Ray rank actor) may have its own from golf's gangs
 _DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
               "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
+# the base a script gets from the worker's environment: what a shell, Python, CUDA, NCCL and torch need
+_BASE_VARS = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "PWD",
+    "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "LIBRARY_PATH", "CPATH",
+    "XDG_CACHE_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_HUB_OFFLINE",
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+})
+_BASE_PREFIXES = ("LC_", "CUDA_", "CUDNN_", "CUBLAS_", "NCCL_", "NVIDIA_", "TORCH_", "TORCHINDUCTOR_",
+                  "PYTORCH_", "TRITON_", "GLOO_", "KMP_", "OMP_", "MKL_", "HIP_", "ROCM_", "HSA_")
+# a name that looks like a credential never passes on a prefix (CUDA_..._TOKEN), only by pass_env
+_SECRET = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE|AUTH", re.IGNORECASE)
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 _TAG = re.compile(r"[^A-Za-z0-9_. /-]+")  # what an MLflow metric name may hold
 
@@ -57,13 +99,25 @@ def safe_run_id(name: str) -> str:
     return _SAFE.sub("_", name).strip("._-")[:120] or "run"
 
 
+def base_env(environ: dict[str, str], pass_env: tuple[str, ...] | list[str] = ()) -> dict[str, str]:
+    """What a script gets of `environ` before golf's and the job's variables: the minimal base
+    (_BASE_VARS, _BASE_PREFIXES; never a name that looks like a credential, never torchrun's rank
+    variables), plus every name in `pass_env` that `environ` has."""
+    out = {k: v for k, v in environ.items()
+           if (k in _BASE_VARS or k.startswith(_BASE_PREFIXES)) and not _SECRET.search(k) and k not in _DIST_VARS}
+    out.update({k: environ[k] for k in pass_env if k in environ})
+    return out
+
+
 def child_env(base: dict[str, str], job_env: dict[str, str], data_dir: str, run_id: str,
-              tokenizer: str | None = None) -> dict[str, str]:
-    """The script's environment: the worker's (minus rank variables torchrun sets), golf's
-    defaults (DATA_PATH; TOKENIZER_PATH = `tokenizer`, the spec's data.tokenizer_path, else the
-    data dir's own; RUN_ID), then the job's resolved env, which wins. The tokenizer comes with
-    the attempt, not the job's env, so a path of one machine is never part of a job's identity."""
-    env = {k: v for k, v in base.items() if k not in _DIST_VARS}
+              tokenizer: str | None = None, pass_env: tuple[str, ...] | list[str] = (),
+              mark: str | None = None) -> dict[str, str]:
+    """The script's environment: the minimal base of the worker's (`base_env`: `base` filtered,
+    plus `pass_env`), golf's defaults (DATA_PATH; TOKENIZER_PATH = `tokenizer`, the spec's
+    data.tokenizer_path, else the data dir's own; RUN_ID), then the job's resolved env, which wins,
+    then the job's process marker. The tokenizer comes with the attempt, not the job's env, so a
+    path of one machine is never part of a job's identity."""
+    env = base_env(base, pass_env)
     env["DATA_PATH"] = str(data_dir)
     try:
         from golf_core.data.shards import find_tokenizer
@@ -74,7 +128,48 @@ def child_env(base: dict[str, str], job_env: dict[str, str], data_dir: str, run_
     env["RUN_ID"] = run_id
     env["PYTHONUNBUFFERED"] = "1"  # lines as they come, not when a 4 KiB buffer fills
     env.update(job_env)
+    if mark:
+        env[MARK_VAR] = mark
     return env
+
+
+def marked(mark: str) -> list[int]:
+    """Every live process whose environment carries this job's marker (Linux /proc; a process of
+    another user, or one that exits meanwhile, is skipped)."""
+    needle = f"{MARK_VAR}={mark}".encode()
+    me = os.getpid()
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == me:
+            continue
+        try:
+            if needle in (d / "environ").read_bytes().split(b"\0"):
+                out.append(int(d.name))
+        except OSError:
+            continue
+    return out
+
+
+def kill_marked(mark: str, grace_s: float = LEFTOVER_GRACE_S) -> int:
+    """SIGTERM every process carrying `mark`, SIGKILL those still there after `grace_s` (and any
+    they forked meanwhile); returns how many there were."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + grace_s
+    sig = signal.SIGTERM
+    for _ in range(50):
+        pids = marked(mark)
+        if not pids:
+            break
+        seen.update(pids)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.05)
+        if time.monotonic() > deadline:
+            sig = signal.SIGKILL
+    return len(seen)
 
 
 def _tree(root: int) -> list[int]:
@@ -155,67 +250,187 @@ def _event(ev, wall_s: float) -> dict | None:
     return None
 
 
+class _DiskFull(OSError):
+    pass
+
+
+def _disk_full(path: Path | str) -> ScriptError:
+    return ScriptError(f"disk full writing {path}")
+
+
+def _keep_earlier(out: Path) -> Path | None:
+    """An earlier attempt's files in `out` (the same attempt number after a driver was killed and
+    rerun) move to `<out>.<k>`, so this attempt never overwrites them."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    k = 1
+    while True:
+        aside = out.with_name(f"{out.name}.{k}")
+        try:
+            aside.mkdir()
+            break
+        except FileExistsError:
+            k += 1
+    for p in list(out.iterdir()):
+        p.rename(aside / p.name)
+    return aside
+
+
+class _Pump:
+    """Drains the script's stdout on a thread: each line to the log file, through the parser
+    (progress events), into the tail and the batch of lines the next `log` event carries. A write
+    that fails (ENOSPC) stops the pump and is reported to the waiting thread, which stops the
+    script: nothing else would drain the pipe, and the script would block on its next print."""
+
+    def __init__(self, proc: subprocess.Popen, log, log_path: Path, score_tag: str | None,
+                 on_progress: Callable[[dict], None] | None, t0: float):
+        from golf_core.logparse import summarize
+
+        self.proc, self.log, self.log_path, self.t0 = proc, log, log_path, t0
+        self.on_progress = on_progress
+        self.tail: collections.deque[str] = collections.deque(maxlen=400)
+        self.error: OSError | None = None
+        self.summary = None
+        self._batch: list[str] = []
+        self._streamed = 0
+        self._lock = threading.Lock()
+        self._score_tag = score_tag
+        self._summarize = summarize
+        self.thread = threading.Thread(target=self._run, name="script-log", daemon=True)
+
+    def _lines(self):
+        assert self.proc.stdout is not None
+        for raw in iter(lambda: self.proc.stdout.readline(READ_MAX), b""):
+            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            try:
+                self.log.write(line + "\n")
+            except OSError as e:
+                raise _DiskFull(e.errno, e.strerror) from e
+            self.tail.append(line)
+            if self.on_progress is not None and self._streamed < LOG_STREAM_MAX:
+                with self._lock:
+                    self._batch.append(line)
+                    self._streamed += len(line) + 1
+            yield line
+
+    def _event(self, ev) -> None:
+        if self.on_progress is not None:
+            pe = _event(ev, time.monotonic() - self.t0)
+            if pe is not None:
+                self.on_progress(pe)
+
+    def _run(self) -> None:
+        try:
+            self.summary = self._summarize(self._lines(), score_tag=self._score_tag, on_event=self._event)
+        except OSError as e:  # the log cannot be written: the waiting thread stops the script
+            self.error = e
+        except ValueError:  # the log was closed under a parse that overran the job's timeout
+            pass
+
+    def flush_log(self) -> None:
+        """The lines since the last call as one `log` event (the driver appends them to train.log)."""
+        with self._lock:
+            batch, self._batch = self._batch, []
+        if batch and self.on_progress is not None:
+            self.on_progress({"event": "log", "text": "\n".join(batch) + "\n", "log": True})
+
+
 def run_script_job(attempt: Attempt, data_dir: str, out_dir: str,
-                   on_progress: Callable[[dict], None] | None = None) -> dict:
+                   on_progress: Callable[[dict], None] | None = None, *, log_path: str | None = None) -> dict:
     """Run one script_train job in `out_dir`; returns its result (raises ScriptError on failure).
 
     `attempt.job` is a ScriptTrainJob (entry, env, nproc, timeout_s, score_tag), its files'
-    bytes in `attempt.script_files`. Writes out_dir/train.log, out_dir/result.json and copies
-    the script's model files next to them (the files that go to MLflow)."""
-    from golf_core.logparse import parse_line, summarize
-
+    bytes in `attempt.script_files`. Writes out_dir/train.log (or `log_path`: a test points it at
+    /dev/full), out_dir/result.json and copies the script's model files next to them (the files
+    that go to MLflow). The timeout covers the parse of the log, and when the call returns no
+    process the script started is left."""
     job = attempt.job
     files = attempt.script_files or {}
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _keep_earlier(out)
     run_dir = out / "run"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     _write_files(files, run_dir)
     entry = job.script.entry
     nproc = int(job.nproc or 1)
-    env = child_env(dict(os.environ), dict(job.env), data_dir, safe_run_id(job.name or "run"), attempt.tokenizer)
+    mark = uuid.uuid4().hex
+    env = child_env(dict(os.environ), dict(job.env), data_dir, safe_run_id(job.name or "run"), attempt.tokenizer,
+                    pass_env=tuple(getattr(job, "pass_env", ()) or ()), mark=mark)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", entry]
     timeout = float(job.timeout_s or 0) or None
-    log_path = out / "train.log"
-    lines: list[str] = []
+    log_file = Path(log_path) if log_path else out / "train.log"
     t0 = time.monotonic()
-    with open(log_path, "w", encoding="utf-8", buffering=1) as log:
+    deadline = t0 + timeout if timeout else None
+    timed_out = False
+    try:
+        log = open(log_file, "w", encoding="utf-8", buffering=1)
+    except OSError as e:
+        raise (_disk_full(log_file) if e.errno == errno.ENOSPC else ScriptError(f"cannot write {log_file}: {e}"))
+    try:
         proc = subprocess.Popen(cmd, cwd=run_dir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_pdeathsig)
-
-        def pump() -> None:  # a thread: the main one keeps the clock for the timeout
-            assert proc.stdout is not None
-            for raw in iter(proc.stdout.readline, b""):
-                line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                log.write(line + "\n")
-                lines.append(line)
-                if on_progress is not None:
-                    ev = parse_line(line)
-                    pe = _event(ev, time.monotonic() - t0) if ev is not None else None
-                    if pe is not None:
-                        on_progress(pe)
-
-        reader = threading.Thread(target=pump, name="script-log", daemon=True)
-        reader.start()
-        timed_out = False
+        pump = _Pump(proc, log, log_file, job.score_tag, on_progress, t0)
+        pump.thread.start()
+        last_flush = t0
         try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            kill_tree(proc)
+            while proc.poll() is None:
+                now = time.monotonic()
+                if pump.error is not None:
+                    break
+                if deadline is not None and now >= deadline:
+                    timed_out = True
+                    break
+                if now - last_flush >= LOG_EVERY_S:
+                    pump.flush_log()
+                    last_flush = now
+                try:
+                    proc.wait(timeout=0.2)
+                except subprocess.TimeoutExpired:
+                    pass
+            if proc.poll() is None:
+                kill_tree(proc)
         except BaseException:
             kill_tree(proc)  # the worker is being torn down: never leave the run behind
+            kill_marked(mark, 0.0)
             raise
-        reader.join(timeout=30)
+        finally:
+            kill_marked(mark)  # whatever the script left running: background children, daemons
+        # the pump ends at EOF (every writer of the pipe is gone now); its parse counts in the budget
+        left = (deadline - time.monotonic()) if deadline is not None else 60.0
+        pump.thread.join(timeout=max(left, 0.5))
+        if pump.thread.is_alive() and not timed_out and pump.error is None:
+            timed_out = True  # still parsing at the deadline
+        pump.flush_log()
+    finally:
+        try:
+            log.close()
+        except OSError:  # the flush of a full disk: already reported by the pump
+            pass
     wall_s = time.monotonic() - t0
-    last = _tail(lines)
+    last = _tail(list(pump.tail))
+    if pump.error is not None:
+        if pump.error.errno == errno.ENOSPC:
+            raise _disk_full(log_file)
+        raise ScriptError(f"cannot write {log_file}: {pump.error.strerror or pump.error}")
     if timed_out:
         raise ScriptError(f"{entry} killed at its timeout after {timeout:.0f} s; log tail: {last}")
     if proc.returncode != 0:
         raise ScriptError(f"{entry} exited with {proc.returncode}; log tail: {last}")
+    summary = pump.summary
+    if summary is None:  # the pump died on something it could not write or read
+        raise ScriptError(f"{entry}: its log could not be read; log tail: {last}")
+    try:
+        return _result(job, files, out, run_dir, nproc, summary, wall_s, proc.returncode)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise _disk_full(e.filename or out) from None
+        raise
 
-    summary = summarize(lines, score_tag=job.score_tag)
+
+def _result(job, files: dict[str, bytes], out: Path, run_dir: Path, nproc: int, summary, wall_s: float,
+            returncode: int) -> dict:
+    entry = job.script.entry
     models = sorted(p for p in run_dir.glob(f"{MODEL_PREFIX}*") if p.is_file())
     for p in models:
         shutil.copy2(p, out / p.name)
@@ -230,7 +445,7 @@ def run_script_job(attempt: Attempt, data_dir: str, out_dir: str,
         "code_bytes": script_bytes, "model_bytes": model_bytes,
         "steps": summary.steps, "train_time_s": summary.train_time_s, "step_avg_ms": summary.step_avg_ms,
         "eval_time_s": summary.eval_time_s, "peak_mem_mib": summary.peak_mem_mib,
-        "world_size": nproc, "wall_s": wall_s, "exit_code": proc.returncode,
+        "world_size": nproc, "wall_s": wall_s, "exit_code": returncode,
         "train_loss_curve": [[s, v] for s, v in summary.curve_points],
         "val_curve": [[s, loss, b] for s, loss, b in summary.val_points],
         "model_files": [p.name for p in models], "seed": job.seed,
@@ -242,5 +457,11 @@ def run_script_job(attempt: Attempt, data_dir: str, out_dir: str,
                               f"{', '.join(summary.scores) or 'none'})" if job.score_tag else
                               "no score line ('<tag> val_loss:X val_bpb:Y') in train.log")
     result = {k: v for k, v in result.items() if v is not None}
-    (out / "result.json").write_text(json.dumps(result, indent=1, default=str))
+    path = out / "result.json"
+    try:
+        path.write_text(json.dumps(result, indent=1, default=str))
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise _disk_full(path) from None
+        raise
     return result

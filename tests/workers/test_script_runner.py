@@ -133,3 +133,143 @@ def test_a_script_job_is_one_actor_holding_all_its_gpus(ray_local):
         assert ray.get(gang.actors[0].progress.remote())["event"] == "step"  # a val line keeps the step shown
     finally:
         gang.release()
+
+
+# ---- issue 20: what a script does never outlives, fools, leaks or hangs its job ----------------
+
+# A script that leaves a plain background child and a double-forked setsid daemon behind, dumps
+# its environment, prints a score, and exits with $EXIT_WITH.
+_LEAVER = r'''
+import json, os, subprocess, sys, time
+out = os.environ["PROBE_DIR"]
+if os.environ.get("LOCAL_RANK", "0") == "0":
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    open(os.path.join(out, "child.pid"), "w").write(str(child.pid))
+    if os.fork() == 0:  # the classic daemon: fork, setsid, fork again, the parent exits
+        os.setsid()
+        if os.fork() == 0:
+            open(os.path.join(out, "daemon.pid"), "w").write(str(os.getpid()))
+            time.sleep(300)
+        os._exit(0)
+    json.dump(dict(os.environ), open(os.path.join(out, "env.json"), "w"))
+    time.sleep(0.5)
+print("final_roundtrip val_loss:2.0000 val_bpb:1.2000", flush=True)
+sys.exit(int(os.environ.get("EXIT_WITH", "0")))
+'''
+
+
+def _plain(source: str, env: dict, timeout_s: float = 120.0, **kw) -> Attempt:
+    job = _script_job(env, timeout_s=timeout_s, **kw)
+    return Attempt(job=job, attempt=1, script_files={"train_gpt.py": source.encode()})
+
+
+@pytest.mark.parametrize("exit_with", [0, 3])
+def test_every_process_the_script_started_is_gone_when_the_job_ends(synthetic_data_dir, tmp_path, exit_with,
+                                                                   monkeypatch):
+    """Case 2: a plain Popen child and a setsid daemon kept running after `golf run` exited 0.
+    Case 8: the script saw the driver's MLflow password, cloud keys and hub token."""
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "pw-secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
+    monkeypatch.setenv("HF_TOKEN", "hf-secret")
+    monkeypatch.setenv("GOLF_RAY_TOKEN", "ray-secret")
+    monkeypatch.setenv("NCCL_DEBUG", "WARN")
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    (job_dir / "train.log").write_text("an earlier attempt's log\n")  # a driver killed and rerun
+    att = _plain(_LEAVER, {"PROBE_DIR": str(probe), "EXIT_WITH": str(exit_with)})
+    att = Attempt(job=type(att.job)(**{**att.job.__dict__, "pass_env": ("HF_TOKEN",)}), attempt=1,
+                  script_files=att.script_files)
+    if exit_with:
+        with pytest.raises(ScriptError, match="exited with 1"):
+            run_script_job(att, str(synthetic_data_dir), str(job_dir))
+    else:
+        assert run_script_job(att, str(synthetic_data_dir), str(job_dir))["val_bpb"] == 1.2
+    ended = time.monotonic()
+    pids = {name: int((probe / f"{name}.pid").read_text()) for name in ("child", "daemon")}
+    while [p for p in pids.values() if _alive(p)] and time.monotonic() - ended < 5:
+        time.sleep(0.1)
+    assert not {n: p for n, p in pids.items() if _alive(p)}, "left running after the job ended"
+    env = __import__("json").loads((probe / "env.json").read_text())
+    assert not {"MLFLOW_TRACKING_PASSWORD", "AWS_SECRET_ACCESS_KEY", "GOLF_RAY_TOKEN"} & set(env)
+    assert env["HF_TOKEN"] == "hf-secret"  # named in train.pass_env
+    assert env["NCCL_DEBUG"] == "WARN" and env["PATH"] and env["DATA_PATH"] == str(synthetic_data_dir)
+    assert (tmp_path / "job.1" / "train.log").read_text() == "an earlier attempt's log\n"  # kept, not overwritten
+    assert "val_bpb:1.2000" in (job_dir / "train.log").read_text()
+
+
+def test_base_env_is_minimal_and_pass_env_names_what_else_passes():
+    from workers.script_runner import base_env
+
+    environ = {"PATH": "/bin", "HOME": "/h", "CUDA_VISIBLE_DEVICES": "0,1", "NCCL_IB_DISABLE": "1",
+               "TORCHINDUCTOR_CACHE_DIR": "/c", "LC_ALL": "C", "OMP_NUM_THREADS": "4",
+               "MLFLOW_TRACKING_PASSWORD": "x", "MLFLOW_TRACKING_URI": "http://u:p@h", "AWS_ACCESS_KEY_ID": "x",
+               "AWS_SECRET_ACCESS_KEY": "x", "HF_TOKEN": "x", "GOLF_RAY_TOKEN": "x", "RAY_AUTH_TOKEN": "x",
+               "NCCL_SOCKET_TOKEN": "x", "RANK": "3", "WANDB_API_KEY": "x", "SOMETHING_ELSE": "x"}
+    assert base_env(environ) == {"PATH": "/bin", "HOME": "/h", "CUDA_VISIBLE_DEVICES": "0,1",
+                                 "NCCL_IB_DISABLE": "1", "TORCHINDUCTOR_CACHE_DIR": "/c", "LC_ALL": "C",
+                                 "OMP_NUM_THREADS": "4"}
+    assert base_env(environ, ("WANDB_API_KEY", "NOT_SET"))["WANDB_API_KEY"] == "x"
+
+
+_SPAMMER = r'''
+import sys, time
+for i in range(10**9):
+    print(f"step:{i}/1000000 train_loss:2.5 train_time:{i}ms step_avg:1.00ms " + "x" * 200)
+'''
+
+
+def test_disk_full_under_a_script_is_an_error_not_a_hang(synthetic_data_dir, tmp_path):
+    """Case 7: the pump died on ENOSPC, nothing drained the pipe, the script blocked until its
+    timeout. /dev/full answers every write with a real ENOSPC."""
+    t0 = time.monotonic()
+    with pytest.raises(ScriptError) as e:
+        run_script_job(_plain(_SPAMMER, {}, timeout_s=120), str(synthetic_data_dir), str(tmp_path / "job"),
+                       log_path="/dev/full")
+    took = time.monotonic() - t0
+    assert str(e.value) == "disk full writing /dev/full"
+    assert took < 30, f"{took:.0f} s: waited for the timeout"
+
+
+_SLOW = r'''
+import time
+for i in range(1, 9):
+    print(f"step:{i}/8 train_loss:{3 - i / 10:.2f} train_time:{i * 500}ms step_avg:500.00ms", flush=True)
+    time.sleep(0.6)
+print("final_roundtrip val_loss:2.0000 val_bpb:1.2000", flush=True)
+'''
+
+
+def test_the_log_goes_out_in_pieces_while_the_script_runs(synthetic_data_dir, tmp_path):
+    """Case 4: a running job's lines reach the driver every few seconds (it appends them to the
+    run's train.log artifact), not only at the end."""
+    seen: list[tuple[float, dict]] = []
+    t0 = time.monotonic()
+    run_script_job(_plain(_SLOW, {}), str(synthetic_data_dir), str(tmp_path / "job"),
+                   lambda ev: seen.append((time.monotonic(), ev)))
+    end = time.monotonic()
+    logs = [(t, ev["text"]) for t, ev in seen if ev["event"] == "log"]
+    assert len(logs) >= 2 and logs[0][0] < end - 1.0, "nothing streamed before the end"
+    text = "".join(x for _, x in logs)
+    assert text == (tmp_path / "job" / "train.log").read_text()  # the pieces add up to the log
+    assert t0 < logs[0][0]
+
+
+def test_the_parse_counts_inside_the_jobs_timeout(synthetic_data_dir, tmp_path, monkeypatch):
+    """Case 3: the parse ran after the timeout stopped counting (a `timeout_s: 15` job ran 101.8 s
+    and ended FINISHED, valid)."""
+    from golf_core import logparse
+
+    real = logparse.parse_line
+
+    def slow(line):  # a parse far slower than the script: what quadratic patterns did
+        time.sleep(1.0)
+        return real(line)
+
+    monkeypatch.setattr(logparse, "parse_line", slow)
+    t0 = time.monotonic()
+    with pytest.raises(ScriptError, match="killed at its timeout"):
+        run_script_job(_plain(_SLOW.replace("time.sleep(0.6)", "pass").replace("range(1, 9)", "range(1, 40)"),
+                              {}, timeout_s=15), str(synthetic_data_dir), str(tmp_path / "job"))
+    assert time.monotonic() - t0 < 15 + 5  # the script prints 40 lines in ~5 s, then 40 s of parse
