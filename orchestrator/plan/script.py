@@ -124,7 +124,8 @@ def script_job(train: ScriptTrainSpec, bundle: ScriptBundle, point: dict[str, An
                        folder=bundle.is_dir)
     return ScriptTrainJob(identity=ident, name=name, script=script, env=env, nproc=ranks, score_tag=train.score_tag,
                           max_wallclock_seconds=cap, timeout_s=float(train.timeout_s or default_timeout_s(cap)),
-                          trial=trial, study=study, seed=seed, gpus=ranks, ranks=ranks, params=params)
+                          trial=trial, study=study, seed=seed, gpus=ranks, ranks=ranks, params=params,
+                          pass_env=tuple(train.pass_env))
 
 
 def script_jobs(sweep: Any, data_id: str, workspace: str | Path = ".") -> list:

@@ -91,6 +91,18 @@ class ScriptReproduction:
         return out
 
 
+def passed_env_line(pass_env=(), environ=None) -> str:
+    """Which of this machine's variables the script sees besides golf's and the README's
+    (workers.script_runner.base_env: a minimal base; credentials only by train.pass_env)."""
+    import os
+
+    from workers.script_runner import base_env
+
+    names = sorted(base_env(dict(os.environ if environ is None else environ), tuple(pass_env)))
+    return f"passes from this environment: {' '.join(names) or '(nothing)'}" + \
+        (f"  [train.pass_env: {', '.join(pass_env)}]" if pass_env else "  (no credentials: train.pass_env names any)")
+
+
 def _q(v: str) -> str:
     import shlex
 
@@ -435,6 +447,7 @@ def reproduce_script(rep: ScriptReproduction, *, name: str | None = None, out: s
         raise ValueError(f"--alpha must lie in (0, 1) (got {alpha})")
     for line in rep.lines():  # what will run, before anything does
         say(line)
+    say(passed_env_line(sweep.train.pass_env))
     plan = build_plan(sweep, workspace)
     run = prepare_sweep(plan, workspace, tracking_uri=tracking_uri, work_dir=work_dir, say=say,
                         artifact_roots=[workspace], warn_synthetic=True)

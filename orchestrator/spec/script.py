@@ -117,6 +117,8 @@ class ScriptTrainSpec(Frozen):
                                                            f"{TIMEOUT_MARGIN_S:.0f} s)")
     score_tag: str | None = Field(None, min_length=1, description="the score line whose val_bpb is the result "
                                                                   "(default: the last score line)")
+    pass_env: tuple[str, ...] = Field((), description="variables of the worker's environment the script also "
+                                                      "sees (by default only a minimal base: no credentials)")
 
     @model_validator(mode="before")
     @classmethod
@@ -132,6 +134,14 @@ class ScriptTrainSpec(Frozen):
             raise ValueError("must not be empty")
         if "$" in v or v.startswith("~") or "\0" in v:
             raise ValueError(f"no ~ or $ expansion in specs (got {v!r})")
+        return v
+
+    @field_validator("pass_env")
+    @classmethod
+    def _names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [x for x in v if not ENV_NAME.match(x)]
+        if bad:
+            raise ValueError(f"not an environment variable name: {bad[0][:200]!r}")
         return v
 
     @field_validator("seeds")

@@ -210,3 +210,19 @@ def test_golf_run_a_failing_and_a_hanging_script_end_failed_with_nothing_left(tm
     assert pids and not [x for x in pids if Path(f"/proc/{x}").exists()
                          and Path(f"/proc/{x}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
     print(f"golf run failing + hanging script: {took:.1f} s")
+
+
+def test_pass_env_names_what_else_a_script_sees_and_is_not_identity(tmp_path):
+    """Issue 20, case 8: credentials reach a script only when train.pass_env names them."""
+    from orchestrator.records.reproduce_script import passed_env_line
+
+    plain = _plan(tmp_path, b"print(1)\n").jobs[0]
+    named = _plan(tmp_path, b"print(1)\n", pass_env=["HF_TOKEN"]).jobs[0]
+    assert plain.pass_env == () and named.pass_env == ("HF_TOKEN",)
+    assert named.identity == plain.identity  # a credential never changes a result
+    assert any(x.startswith("train.pass_env: not an environment variable name: 'A B'")
+               for x in _errors(_spec(pass_env=["A B"])))
+    environ = {"PATH": "/bin", "HOME": "/h", "HF_TOKEN": "s", "AWS_SECRET_ACCESS_KEY": "s"}
+    assert passed_env_line((), environ) == \
+        "passes from this environment: HOME PATH  (no credentials: train.pass_env names any)"
+    assert passed_env_line(("HF_TOKEN",), environ).startswith("passes from this environment: HF_TOKEN HOME PATH")
