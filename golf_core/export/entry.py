@@ -193,12 +193,19 @@ def _run(cfg, spec, used, script_path):
     tokenizer = os.environ.get("TOKENIZER_PATH")
     if tokenizer is None and os.path.isfile("./data/tokenizers/fineweb_1024_bpe.model"):
         tokenizer = "./data/tokenizers/fineweb_1024_bpe.model"  # upstream's default, when present
-    run_id = os.environ.get("RUN_ID") or str(uuid.uuid4())
+    run_id = os.environ.get("RUN_ID")
     code_bytes = os.path.getsize(script_path)
     import golf_core
 
     ctx = D.setup(cfg.train.device)  # the one process group of this process (none with 1 rank)
     try:
+        if not run_id:  # upstream's READMEs do not always set it: rank 0 draws one, every rank uses it
+            box = [str(uuid.uuid4()) if ctx.is_main else None]
+            if ctx.distributed:
+                import torch.distributed as dist
+
+                dist.broadcast_object_list(box, src=0)
+            run_id = box[0]
         log = UpstreamLog(run_id, ctx.is_main)
         log.tag = f"{cfg.quant.scheme}_{cfg.quant.compressor}"
         log.train_dir = os.path.join("golf_out", run_id, "train")

@@ -156,13 +156,15 @@ def test_two_rank_torchrun_runs_five_times_in_a_row_each_in_time(tmp_path, synth
     write_script(rec / "train_gpt.py", run, spec, title="2-rank")
     scores = []
     for i in range(5):
-        env = _env(tmp_path, DATA_PATH=str(synthetic_data_dir), RUN_ID=f"r{i}")
+        # without RUN_ID (issue 20): each rank drew its own and rank 1 found no artifact.json
+        env = {k: v for k, v in _env(tmp_path, DATA_PATH=str(synthetic_data_dir)).items() if k != "RUN_ID"}
         out = subprocess.run([str(TORCHRUN), "--standalone", "--nproc_per_node=2", "train_gpt.py"], cwd=rec,
                              env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr[-3000:]
         scores.append(out.stdout.splitlines()[-1])
     assert len(set(scores)) == 1  # the same run five times
     assert scores[0].startswith("final_int8_zstd_eval_exact ")
+    assert len(list((rec / "golf_out").iterdir())) == 5  # one output folder per run, shared by its ranks
 
 
 def test_compressed_form_bundles_the_same_sources_and_runs_them(tmp_path):
