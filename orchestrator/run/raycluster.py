@@ -88,17 +88,47 @@ def _one_line(e: BaseException, token: str | None) -> str:
     return scrub(msg.splitlines()[0] if msg else type(e).__name__, token)
 
 
-def job_client(address: str, token_file: str | None = None):
-    """A JobSubmissionClient for `address` (http://HEAD:8265) carrying our token."""
-    from ray.exceptions import AuthenticationError
+def _deadline_client():
+    """JobSubmissionClient whose every request has a connect and read timeout (Ray's has none:
+    a dashboard that accepts TCP and never answers held `golf status` forever; issue 20)."""
     from ray.job_submission import JobSubmissionClient
+
+    from orchestrator.tracking.client import net_timeout_s
+
+    class DeadlineJobClient(JobSubmissionClient):
+        def _do_request(self, method, endpoint, **kwargs):
+            t = net_timeout_s()
+            kwargs.setdefault("timeout", (t, t))
+            return super()._do_request(method, endpoint, **kwargs)
+
+    return DeadlineJobClient
+
+
+def _no_answer(address: str, e: BaseException) -> ValueError | None:
+    import requests
+
+    from orchestrator.tracking.client import net_timeout_s
+
+    if isinstance(e, requests.exceptions.Timeout) or "timed out" in str(e).lower():
+        return ValueError(f"{address}: no answer within {net_timeout_s():g} s (GOLF_NET_TIMEOUT_S sets the deadline)")
+    return None
+
+
+def job_client(address: str, token_file: str | None = None):
+    """A JobSubmissionClient for `address` (http://HEAD:8265) carrying our token; every request
+    times out after net_timeout_s (connect and read)."""
+    import requests
+    from ray.exceptions import AuthenticationError
 
     token, source = resolve_token(token_file)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        return JobSubmissionClient(address, headers=headers)
+        return _deadline_client()(address, headers=headers)
     except AuthenticationError as e:
         raise _auth_error(address, token, source, e) from None
+    except requests.exceptions.RequestException as e:
+        raise (_no_answer(address, e) or ValueError(f"cannot reach the Ray dashboard at {address}: "
+                                                    f"{_one_line(e, token)}")) from None
     except (ConnectionError, ValueError, RuntimeError) as e:  # a bad header value names it: scrub
         raise ValueError(f"cannot reach the Ray dashboard at {address}: {_one_line(e, token)}") from None
 
@@ -110,7 +140,9 @@ def _auth_error(address: str, token: str | None, source: str, err: Exception) ->
 
 
 def call(client, address: str, token_file: str | None, fn):
-    """Run `fn(client)`, turning auth refusals into one-line AuthErrors."""
+    """Run `fn(client)`, turning auth refusals into one-line AuthErrors and a request past its
+    deadline into one line naming the address."""
+    import requests
     from ray.exceptions import AuthenticationError
 
     try:
@@ -118,6 +150,9 @@ def call(client, address: str, token_file: str | None, fn):
     except AuthenticationError as e:
         token, source = resolve_token(token_file)
         raise _auth_error(address, token, source, e) from None
+    except requests.exceptions.RequestException as e:
+        token, _ = resolve_token(token_file)
+        raise (_no_answer(address, e) or ValueError(f"{address}: {_one_line(e, token)}")) from None
     except (RuntimeError, ConnectionError, ValueError) as e:  # 404 unknown job, dashboard gone: one line
         token, _ = resolve_token(token_file)
         raise ValueError(f"{address}: {_one_line(e, token)}") from None

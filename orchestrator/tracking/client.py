@@ -6,11 +6,16 @@ connection 7 times with exponential backoff (minutes), which would stall the wri
 own backoff and make `golf plan` hang on a dead server. Unless the user set them, we set
 MLFLOW_HTTP_REQUEST_MAX_RETRIES=0 and MLFLOW_HTTP_REQUEST_TIMEOUT=30 for this process (and
 MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT, which saves a call per finished run).
+
+Every network call has a deadline (issue 20: a server that accepts TCP and never answers made
+golf wait forever): GOLF_NET_TIMEOUT_S (default 30 s) is MLflow's connect and read timeout, the
+Ray job client's (orchestrator.run.raycluster), and the whole of one `_query`, retries included.
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -21,10 +26,20 @@ from typing import Callable, TypeVar
 __all__ = [
     "DEFAULT_TRACKING_URI", "RunRecord", "TrackingStoreError", "TrackingUnavailable",
     "all_experiment_ids", "check_store", "download_artifacts", "finished_identities", "finished_runs_everywhere",
-    "is_transient", "make_client", "metric_history", "redact", "resolve_tracking_uri", "tag_filter",
+    "is_transient", "make_client", "metric_history", "net_timeout_s", "redact", "resolve_tracking_uri", "tag_filter",
 ]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+NET_TIMEOUT_S = 30.0
+
+
+def net_timeout_s() -> float:
+    """The deadline of one network call, connect and read (GOLF_NET_TIMEOUT_S, default 30 s)."""
+    try:
+        v = float(os.environ.get("GOLF_NET_TIMEOUT_S", NET_TIMEOUT_S))
+    except ValueError:
+        return NET_TIMEOUT_S
+    return v if 0 < v < 1e6 else NET_TIMEOUT_S
 T = TypeVar("T")
 
 
@@ -106,7 +121,7 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
 
 def _configure_http() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, math.ceil(net_timeout_s()))))  # MLflow: an int
     # set_terminated otherwise makes one more get_run call to print "View run ..." to stdout
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
@@ -145,15 +160,18 @@ def tag_filter(key: str, value: str) -> str:
 
 
 def _query(uri: str, what: str, fn: Callable[[], T], tries: int = 3) -> T:
-    """Run a read query with a short retry; an unreachable store becomes TrackingUnavailable."""
+    """Run a read query with a short retry; an unreachable store becomes TrackingUnavailable.
+    The retries stay inside one deadline (net_timeout_s): a store that timed out once is not
+    waited on again."""
     delay = 0.5
+    deadline = time.monotonic() + net_timeout_s()
     for attempt in range(tries):
         try:
             return fn()
         except Exception as e:  # noqa: BLE001 - classified below
             if not is_transient(e):
                 raise
-            if attempt == tries - 1:
+            if attempt == tries - 1 or time.monotonic() + delay >= deadline:
                 raise TrackingUnavailable(redact(
                     f"MLflow tracking at {uri} unreachable while {what}: {e}".splitlines()[0]
                 )) from e

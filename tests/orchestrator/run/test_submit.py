@@ -105,3 +105,63 @@ def test_no_message_shows_the_token(tmp_path):
               tmp_path)
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert "SECRETTOKEN" not in p.stderr + p.stdout and "Traceback" not in p.stderr
+
+
+class _Silent:
+    """A loopback server that accepts TCP connections and never answers (issue 20, case 5)."""
+
+    def __enter__(self):
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+        return self
+
+    def _accept(self):
+        while True:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def __exit__(self, *exc):
+        self.sock.close()
+        for c in self.conns:
+            c.close()
+
+
+def test_every_network_call_has_a_deadline_naming_the_address(tmp_path, monkeypatch):
+    """`golf submit/status/logs` and MLflow queries against a server that never answers: one line
+    naming the address, within the deadline (GOLF_NET_TIMEOUT_S; 30 s by default)."""
+    import argparse
+    import time
+
+    from orchestrator.run import submit
+    from orchestrator.tracking.client import TrackingUnavailable, finished_identities, net_timeout_s
+
+    assert net_timeout_s() == 30.0 or os.environ.get("GOLF_NET_TIMEOUT_S")
+    monkeypatch.setenv("GOLF_NET_TIMEOUT_S", "1.5")
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "smoke.yaml").write_text(SMOKE.read_text())
+    with _Silent() as srv:
+        address = f"http://127.0.0.1:{srv.port}"
+        base = dict(address=address, token_file=None, job_id="raysubmit_x", follow=False)
+        for fn, extra in ((submit.cmd_status, {}), (submit.cmd_logs, {}),
+                          (submit.cmd_submit, {"spec": "smoke.yaml", "tracking_uri": None, "wait": False})):
+            t0 = time.monotonic()
+            with pytest.raises(ValueError) as e:
+                fn(argparse.Namespace(**base, **extra))
+            took = time.monotonic() - t0
+            assert str(e.value) == f"{address}: no answer within 1.5 s (GOLF_NET_TIMEOUT_S sets the deadline)"
+            assert took < 10, f"{fn.__name__}: {took:.1f} s"
+        t0 = time.monotonic()
+        with pytest.raises(TrackingUnavailable) as e:
+            finished_identities(address, "smoke")
+        assert address in str(e.value) and "\n" not in str(e.value)
+        assert time.monotonic() - t0 < 10  # one deadline for the query, its retries included
