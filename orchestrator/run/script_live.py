@@ -7,6 +7,12 @@ threaded actor call it never waits on) and logs `train_loss` at step N and `val_
 When the job ends, only the points not yet streamed are logged from its result, so every
 step lands once.
 
+The log itself streams too (issue 20: "lost logs when a VM died"): the worker sends the lines
+since its last report every few seconds (`log` events); the driver appends them to a spool file
+and uploads it as the run's `train.log` at most every LIVE_LOG_EVERY_S, so a driver, worker or
+node killed mid-run leaves the partial log with its run (closed KILLED by the next driver). The
+finished job's own train.log replaces it.
+
 `ScriptLive` is a mixin of orchestrator.run.driver._Driver; it uses the scheduler's gangs
 (`sched.gangs`), the driver's report and track (the TrackingAdapter).
 """
@@ -19,7 +25,9 @@ import ray
 
 from workers.files import unpack_to
 
-__all__ = ["ScriptLive"]
+__all__ = ["ScriptLive", "LIVE_LOG_EVERY_S"]
+
+LIVE_LOG_EVERY_S = 5.0  # a running job's train.log artifact is at most this old (plus the worker's 3 s)
 
 
 class ScriptLive:
@@ -43,6 +51,8 @@ class ScriptLive:
                     continue
                 cursor[ident] = nxt
                 self._log_events(ident, events)
+        for logged in list(_logged.values()):  # lines that came since the last upload, now old enough
+            self._upload_log(logged)
         if refs or time.time() - self._sl_t < every_s:
             return
         self._sl_t = time.time()
@@ -56,6 +66,9 @@ class ScriptLive:
         if h is None or h.finished:
             return
         logged = self._sl_state()[2].setdefault(ident, {"step": -1, "val": -1})
+        text = "".join(ev["text"] for ev in events if ev.get("event") == "log" and isinstance(ev.get("text"), str))
+        if text:
+            self._stream_log(ident, out.run_id, h, logged, text)
         for ev in events:
             step = int(ev.get("step") or 0)
             if ev.get("event") == "step" and isinstance(ev.get("train_loss"), (int, float)) and step > logged["step"]:
@@ -64,6 +77,32 @@ class ScriptLive:
             elif ev.get("event") == "val" and isinstance(ev.get("val_bpb"), (int, float)) and step > logged["val"]:
                 h.log_metrics({"val_bpb_step": ev["val_bpb"], "val_loss_step": ev.get("val_loss")}, step=step)
                 logged["val"] = step
+
+    def _stream_log(self, ident: str, key: str, h: Any, logged: dict, text: str) -> None:
+        """Append a running job's new lines to its spool copy; upload the copy as `train.log`
+        when the last upload is LIVE_LOG_EVERY_S old (the tracker reads the file at upload time,
+        so an upload carries every line appended until then)."""
+        path = logged.get("log_path")
+        if path is None:
+            d = self.track.spool / f"{ident[:16]}-{key[:8]}-live"
+            d.mkdir(parents=True, exist_ok=True)
+            path = logged["log_path"] = d / "train.log"
+            logged["log_t"] = 0.0
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(text)
+        except OSError:  # the driver's own disk: the job's final train.log still goes up
+            return
+        logged["log_h"], logged["log_dirty"] = h, True
+        self._upload_log(logged)
+
+    @staticmethod
+    def _upload_log(logged: dict) -> None:
+        h = logged.get("log_h")
+        if logged.get("log_dirty") and h is not None and not h.finished \
+                and time.time() - logged["log_t"] >= LIVE_LOG_EVERY_S:
+            logged["log_t"], logged["log_dirty"] = time.time(), False
+            h.log_artifact(logged["log_path"])
 
     def script_result_to_log(self, out: Any, result: dict) -> dict:
         """The finished job's result with the curve points not yet streamed (those are logged

@@ -226,3 +226,69 @@ def test_pass_env_names_what_else_a_script_sees_and_is_not_identity(tmp_path):
     assert passed_env_line((), environ) == \
         "passes from this environment: HOME PATH  (no credentials: train.pass_env names any)"
     assert passed_env_line(("HF_TOKEN",), environ).startswith("passes from this environment: HF_TOKEN HOME PATH")
+
+
+_SLOW_WHILE_FLAG = r'''
+import os, time
+slow = os.path.exists(os.environ["SLOW_FLAG"])
+for i in range(1, 1000 if slow else 4):
+    print(f"step:{i}/1000 train_loss:{3 - i / 1000:.4f} train_time:{i * 300}ms step_avg:300.00ms", flush=True)
+    time.sleep(0.3 if slow else 0.0)
+print("final_roundtrip val_loss:2.0000 val_bpb:1.2000", flush=True)
+'''
+
+
+@pytest.mark.slow
+def test_a_killed_drivers_run_keeps_its_partial_log_and_no_attempt_overwrites_another(tmp_path):
+    """Issue 20, case 4 ("lost logs when a VM died"): after kill -9 of the driver the rerun
+    closed the run KILLED with no artifact and overwrote attempt-1/train.log."""
+    import signal
+
+    flag = tmp_path / "slow"
+    flag.write_text("1")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "train_gpt.py").write_text(_SLOW_WHILE_FLAG)
+    (tmp_path / "live.yaml").write_text(
+        "name: live\ndata: {path: data/syn, synthetic_train_tokens: 300000, synthetic_val_tokens: 60000}\n"
+        f"train:\n  script: scripts/train_gpt.py\n  seeds: [1]\n  env: {{SLOW_FLAG: '{flag}'}}\n")
+    proc = subprocess.Popen(GOLF + ["run", "live.yaml", "--no-progress"], cwd=tmp_path, env=_env(),
+                            stdout=open(tmp_path / "first.out", "wb"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        partial = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(1.0)
+            if not (tmp_path / "mlflow.db").exists():
+                continue
+            try:
+                c, runs = _runs(tmp_path, "live")
+            except Exception:  # noqa: BLE001 - the experiment is not there yet
+                continue
+            running = [r for r in runs if r.info.status == "RUNNING"]
+            if running and "train.log" in {a.path for a in c.list_artifacts(running[0].info.run_id)}:
+                text = Path(c.download_artifacts(running[0].info.run_id, "train.log", str(tmp_path / "dl0"))).read_text()
+                if text.count("step:") >= 3:
+                    partial = running[0].info.run_id
+                    break
+        assert partial, "no train.log reached MLflow while the job ran: " + (tmp_path / "first.out").read_text()[-2000:]
+        os.kill(proc.pid, signal.SIGKILL)  # the driver dies mid-run: no cleanup at all
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    flag.unlink()  # the rerun's script finishes at once
+    second, _ = _golf(["run", "live.yaml", "--no-progress"], tmp_path)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    c, runs = _runs(tmp_path, "live")
+    by = {r.info.run_id: r for r in runs}
+    assert by[partial].info.status == "KILLED"
+    killed_log = Path(c.download_artifacts(partial, "train.log", str(tmp_path / "dl1"))).read_text()
+    assert killed_log.startswith("step:1/1000 ") and "val_bpb" not in killed_log  # the partial log, kept
+    assert [r.info.status for r in runs if r.info.run_id != partial] == ["FINISHED"]
+    job_dirs = list((tmp_path / ".golf" / "jobs").glob("*/*/attempt-1*")) or \
+        list((tmp_path / ".golf").rglob("attempt-1*"))
+    names = sorted(p.name for p in job_dirs)
+    assert names == ["attempt-1", "attempt-1.1"], job_dirs  # the killed attempt's files moved aside
+    earlier = next(p for p in job_dirs if p.name == "attempt-1.1")
+    assert "step:1/1000" in (earlier / "train.log").read_text()
