@@ -88,12 +88,14 @@ def cmd_run(args) -> int:
                             lease_timeout_s=args.lease_timeout)
         report = runner(plan, run.tracker, run.data_dir, run.work)
     finally:
-        run.close(say)
+        delivered = run.close(say)
     console.print(results_table(report))
     c = report.counts()
     say(f"done in {time.time() - t0:.1f} s: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
     shown = redact(uri)  # never print credentials of the tracking URI
     ui = f"mlflow ui --backend-store-uri {shown}" if not uri.startswith("http") else shown
+    if not delivered:  # the store went away (or is full): the records are in the journal, not there
+        return 3
     say(f"results: MLflow experiment '{plan.sweep_name}' at {shown}; look with: {ui}")
     return 1 if c.get("failed") or c.get("skipped") else 0
 

@@ -36,8 +36,10 @@ class SweepRun:
     def close(self, say: Say | None = None, timeout: float = 60.0) -> bool:
         ok = self.tracker.close(timeout=timeout)
         if not ok and say is not None:
-            say(f"some tracking calls were not delivered; they are kept in {self.work / 'mlflow-journal'} "
-                "and replayed by the next `golf run`")
+            from orchestrator.tracking import redact
+
+            say(f"tracking calls not delivered to {redact(self.uri)}: every record is kept in "
+                f"{self.work / 'mlflow-journal'} and replayed into the store the next `golf run` finds")
         return ok
 
 

@@ -128,6 +128,9 @@ def _configure_http() -> None:
 
 def make_client(uri: str):
     _configure_http()
+    # MLflow logs each failed SQL statement with its traceback (a store deleted mid-run printed
+    # 104 of them); golf's writer says what happened in one line instead
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)

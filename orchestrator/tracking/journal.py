@@ -131,8 +131,9 @@ class Journal:
 
 @dataclass
 class Orphans:
-    """What dead journals left: ops to replay (in order) and the run ids they had been given
-    (not yet checked against MLflow: the writer verifies each before touching its run)."""
+    """What dead journals left: ops to replay (in order; those MLflow had acknowledged marked
+    `_history`) and the run ids they had been given (not yet checked against MLflow: the writer
+    verifies each before touching its run)."""
 
     ops: list[dict] = field(default_factory=list)
     runs: dict[str, str] = field(default_factory=dict)
@@ -335,9 +336,14 @@ def adopt_orphans(directory: str | os.PathLike, tracking_uri: str, own: Path, ex
             _warn_bad(path, rd.bad, "file moved aside as *.corrupt")
         pending = [op for op in rd.ops if op["seq"] > rd.acked]
         if pending:
-            log.warning("replaying %d tracking calls from %s (a driver that died)",
+            log.warning("replaying %d tracking calls from %s (a driver that died, or a store that went away)",
                         len(pending), path.name)
-        out.ops.extend(pending)
+        # the calls MLflow had acknowledged come too, marked: the writer replays them only into a
+        # store that lacks their run (the store was deleted or replaced since; issue 20)
+        for op in rd.ops:
+            if op["seq"] <= rd.acked:
+                op["_history"] = True
+        out.ops.extend(rd.ops)
         out.runs.update(rd.runs)
         out._held.append((path, f, bool(rd.bad)))
     return out

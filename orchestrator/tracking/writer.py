@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 
-from .client import is_transient, make_client, redact, search_all, tag_filter
+from .client import _local_path, is_transient, make_client, redact, search_all, tag_filter
 from .journal import Journal
 
 __all__ = ["Writer"]
@@ -67,6 +67,8 @@ class Writer(threading.Thread):
         self.dead: set[str] = set()  # keys whose run could never be created
         self.unverified: set[str] = set()  # keys mapped by an adopted journal, not checked yet
         self.experiment: str | None = None  # the Tracker's: adopted run ids must belong to it
+        self.missing: set[str] = set()  # adopted keys whose run the store does not have
+        self.recreated: set[str] = set()  # ... and which a replayed create made again
         self.calls: Counter = Counter()  # MLflow client calls made, by method (tests, stats)
         self.failures = 0  # transient failures seen
         self._cond = threading.Condition()
@@ -77,6 +79,19 @@ class Writer(threading.Thread):
         self._experiments: dict[str, str] = {}
         self._client = None
         self._last_warn = 0.0
+        self._gone_warned = False
+
+    def _store_gone(self, e: BaseException) -> str | None:
+        """Why a local store cannot take calls any more (its file deleted, its disk full), or None."""
+        text = str(e.__cause__ or e).lower()
+        if "disk is full" in text or "no space left" in text:
+            return "is full"
+        local = _local_path(self.uri)
+        if local is not None and not local[1].exists():
+            return "is gone (deleted)"
+        if "readonly database" in text:
+            return "is read-only (deleted or replaced under us)"
+        return None
 
     # -- caller side -------------------------------------------------------------------------
     def submit(self, op: dict) -> None:
@@ -136,7 +151,13 @@ class Writer(threading.Thread):
                 self.failures += 1
                 backoff = min(max(2 * backoff, 0.25), self.max_backoff_s)
                 now = time.monotonic()
-                if now - self._last_warn > _WARN_EVERY_S:
+                gone = self._store_gone(e)
+                if gone and not self._gone_warned:  # one line for the outage, however long
+                    self._gone_warned = True
+                    self._last_warn = now
+                    log.warning("MLflow store %s %s; every tracking call is kept in %s and replayed into the "
+                                "store the next `golf run` finds", self.shown_uri, gone, self.journal.path)
+                elif not gone and now - self._last_warn > _WARN_EVERY_S:
                     self._last_warn = now
                     cause = e.__cause__ or e
                     log.warning("MLflow at %s unreachable (%s); %d calls buffered, retrying",
@@ -145,13 +166,26 @@ class Writer(threading.Thread):
                 with self._cond:
                     self._cond.wait_for(lambda: self._stopping, timeout=backoff)
 
+    def _delivered_before(self, op: dict) -> bool:
+        """An adopted call MLflow had acknowledged: replayed only into a store that lacks its
+        run (a deleted or replaced store), i.e. after its create made the run again."""
+        if not op.get("_history"):
+            return False
+        if op["op"] == "create":
+            self._run_id(op["key"])  # verifies an adopted mapping: a run the store lacks is `missing`
+            return op["key"] not in self.missing and op["key"] in self.runs
+        return op["key"] not in self.recreated
+
     def _process(self) -> None:
         pending = self._pending
         while pending:
             n = 1
             try:
-                if pending[0]["op"] == "log":
-                    while n < len(pending) and n < MAX_WINDOW and pending[n]["op"] == "log":
+                if self._delivered_before(pending[0]):
+                    pass
+                elif pending[0]["op"] == "log":
+                    while n < len(pending) and n < MAX_WINDOW and pending[n]["op"] == "log" \
+                            and not pending[n].get("_history"):
                         n += 1
                     self._send_logs(pending[:n])
                 else:
@@ -185,14 +219,20 @@ class Writer(threading.Thread):
         run_id = self.runs.get(key)
         if run_id is None or key not in self.unverified:
             return run_id
+        missing = False
         try:
             run = self._call("get_run", run_id)
             ok = run.data.tags.get("golf.run_key") == key and (
                 self.experiment is None or run.info.experiment_id == self._experiment_id(self.experiment))
-        except _Permanent:
+        except _Permanent as e:
             ok = False
+            missing = "RESOURCE_DOES_NOT_EXIST" in str(e) or "not found" in str(e).lower()
         self.unverified.discard(key)
-        if not ok:
+        if not ok and missing:  # the store lost it (deleted, replaced): its journaled create makes it again
+            self.missing.add(key)
+            with self._cond:
+                self.runs.pop(key, None)
+        elif not ok:
             log.warning("replayed tracking calls for run %s dropped: it is not a run of experiment %r "
                         "made for key %s", run_id, self.experiment, key[:8])
             with self._cond:
@@ -281,6 +321,8 @@ class Writer(threading.Thread):
         key = op["key"]
         if self._run_id(key) is not None:
             return
+        if key in self.missing:
+            self.recreated.add(key)  # its acknowledged calls follow, replayed into this store
         exp_id = self._experiment_id(op["experiment"])
         found = None
         if op.get("reuse"):  # the sweep's parent run from an earlier invocation

@@ -182,3 +182,63 @@ def test_replaying_calls_that_had_arrived_makes_nothing_twice(mlflow_server, tmp
     r = client.get_run(run.run_id)
     assert r.info.status == "FINISHED" and r.data.params == {"run.lr": "0.1"}
     assert not list(dead.iterdir())
+
+
+def test_a_store_deleted_mid_run_is_one_line_and_the_next_tracker_replays_everything(tmp_path, caplog):
+    """Issue 20, case 10: the SQLite store deleted mid-run printed 104 tracebacks, and the next
+    run dropped the journal's records ("not a run of experiment ...") and recomputed the jobs."""
+    import logging
+    import os
+
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    exp = "exp-vanish"
+    tr = Tracker(uri, exp, tmp_path / "journal", max_backoff_s=0.5)
+    tr.start_sweep(new_identity())
+    job = Job("train", new_identity(), "train-vanish", {"run": {"lr": 0.1}}, seed=7)
+    run = tr.start_job(job)
+    for step in range(5):
+        run.log_metrics({"train_loss": _loss(step)}, step=step)
+    art = tmp_path / "files" / "result.json"
+    art.parent.mkdir()
+    art.write_text('{"val_bpb": 1.5}')
+    assert tr.flush(30)  # these reached the store, which is then deleted
+    os.remove(db)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        for step in range(5, 10):
+            run.log_metrics({"train_loss": _loss(step)}, step=step)
+        run.log_artifact(art)
+        run.set_validity(True)
+        run.finish("FINISHED")
+        assert not tr.close(timeout=5)  # not delivered: kept
+    lines = [r.getMessage() for r in caplog.records]
+    gone = [x for x in lines if "is gone (deleted)" in x]
+    assert len(gone) == 1 and "journal" in gone[0] and "replayed" in gone[0], lines
+    assert not [r for r in caplog.records if r.exc_info], "a traceback on the console"
+    assert list((tmp_path / "journal").glob("journal-*.jsonl")), "the journal went with the store"
+
+    # the next run is a new process (MLflow caches one SQLAlchemy engine per URI in a process)
+    code = textwrap.dedent(f"""
+        import json, sys
+        from orchestrator.tracking import Tracker
+        tr = Tracker({uri!r}, {exp!r}, {str(tmp_path / "journal")!r})
+        ok = tr.flush(60)
+        found = tr.find_finished({job.identity!r})
+        closed = tr.close(timeout=60)
+        from mlflow.tracking import MlflowClient
+        c = MlflowClient({uri!r})
+        rid = found.run_id if found else None
+        steps = sorted(m.step for m in c.get_metric_history(rid, "train_loss")) if rid else []
+        arts = [a.path for a in c.list_artifacts(rid)] if rid else []
+        valid = c.get_run(rid).data.tags.get("golf.valid") if rid else None
+        print(json.dumps([ok, rid, closed, steps, arts, valid]))
+    """)
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0, p.stderr[-3000:]
+    ok, run_id, closed, steps, arts, valid = json.loads(p.stdout.strip().splitlines()[-1])
+    assert ok and closed and run_id, "the job's run was not replayed: the rerun would recompute it"
+    assert steps == list(range(10))  # the acknowledged calls and the rest, each once
+    assert "result.json" in arts and valid == "true"
+    assert not list((tmp_path / "journal").glob("journal-*.jsonl"))  # delivered: nothing kept
