@@ -9,6 +9,7 @@ byte-fallback pieces occur). Everything derives from one seed: same seed, same b
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -361,6 +362,12 @@ def _write(out: Path, train_tokens: int, val_tokens: int, seed: int, vocab_size:
     files = [*train_files, "fineweb_val_000000.bin", model_path.name, "manifest.json", RECIPE_FILE]
     recipe = {"train_tokens": train_tokens, "val_tokens": val_tokens, "seed": seed, "vocab_size": vocab_size,
               "shard_tokens": shard_tokens}
+    # what the shards held when golf made them: a data identity (orchestrator.plan) stays the
+    # recipe's while they still hold it, and changes with a changed byte (issue 20)
+    digests = {}
+    for name in [*train_files, "fineweb_val_000000.bin"]:
+        with open(out / name, "rb") as f:
+            digests[name] = hashlib.file_digest(f, "sha256").hexdigest()
     (out / RECIPE_FILE).write_text(json.dumps({"made_by": "golf data synthetic", "recipe": recipe,
-                                                "files": files}, indent=2) + "\n")
+                                                "files": files, "sha256": digests}, indent=2) + "\n")
     return files

@@ -114,8 +114,11 @@ def data_identity(data: DataConfig, workspace: str | Path = ".") -> str:
     """What the data is, not where: a synthetic dir hashes its recipe, a real one its files.
 
     Synthetic (no shards yet, or the synthetic tokenizer) → (vocab, token counts, seed), so the
-    identity is the same before and after `golf run` makes it. A real dir → its manifest's
-    content if it has one, else shard names + sizes and the tokenizer's content.
+    identity is the same before and after `golf run` makes it, while its shards hold the bytes
+    golf wrote (their sha256 in golf_synthetic.json); a changed byte adds their content. A real
+    dir → its manifest's content if it has one, every shard's name, size and sha256 (cached by
+    path, size, mtime and inode: orchestrator.plan.datasets.file_digests), and the tokenizer's
+    content.
     """
     p = Path(data.path)
     root = p if p.is_absolute() else Path(workspace) / p
@@ -131,17 +134,25 @@ def data_identity(data: DataConfig, workspace: str | Path = ".") -> str:
         except ValueError:
             tokenizers = []
     synthetic = not shards or any(t.name.startswith("synthetic_") for t in tokenizers)
+    from orchestrator.plan.datasets import file_digests, synthetic_as_made
+
     if synthetic:
         recipe = {"synthetic": True, "vocab_size": data.vocab_size, "train": data.synthetic_train_tokens,
                   "val": data.synthetic_val_tokens, "seed": data.synthetic_seed}
-        return hashlib.sha256(canonical_json(recipe).encode()).hexdigest()
+        ident = hashlib.sha256(canonical_json(recipe).encode()).hexdigest()
+        if not shards or synthetic_as_made(root, shards, workspace):
+            return ident  # the recipe's data, before and after golf makes it
+        # changed since golf made it (or not golf's): the recipe and the bytes
+        h = hashlib.sha256(f"{ident}\0".encode())
+        for f, d in file_digests(shards, workspace).items():
+            h.update(f"{f.name}\0{d}\0".encode())
+        return h.hexdigest()
     h = hashlib.sha256(f"vocab={data.vocab_size}\0".encode())
     manifest = next((root / m for m in _MANIFESTS if (root / m).is_file()), None)
     if manifest is not None:
         h.update(b"manifest\0" + manifest.read_bytes())
-    else:
-        for f in shards:
-            h.update(f"{f.name}\0{f.stat().st_size}\0".encode())
+    for f, d in file_digests(shards, workspace).items():  # each shard's bytes (issue 20), cached
+        h.update(f"{f.name}\0{f.stat().st_size}\0{d}\0".encode())
     for t in tokenizers:
         h.update(t.name.encode() + b"\0" + hashlib.sha256(t.read_bytes()).digest())
     return h.hexdigest()

@@ -7,12 +7,79 @@ one-line error naming the missing split and the download command; its files stay
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from golf_core.data.config import DataConfig
 from golf_core.data.paths import check_inside
 from golf_core.data.shards import SPLITS, check_data_dir, split_files
+
+
+# -- content identity (issue 20: 20,000 val tokens changed at the same size, and golf reused the
+# old val_bpb): a data dir's identity hashes each shard's bytes. The first hash reads every byte
+# (bench/data_identity.py measures it); the digest is cached by (path, size, mtime, inode), so a
+# rerun over unchanged files reads none of them (and ctime, which no user can set back).
+DIGEST_CACHE = Path(".golf") / "data-digests.json"  # under the workspace
+
+
+def _load_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_cache(path: Path, cache: dict) -> None:
+    try:  # written whole or not at all; a read-only workspace only costs a rehash next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def file_digests(files: list[Path], workspace: str | Path = ".") -> dict[Path, str]:
+    """sha256 of each file's bytes, from the workspace's cache when the file's (resolved path,
+    size, mtime, ctime, inode) is the one the cache saw."""
+    cache_path = Path(workspace) / DIGEST_CACHE
+    cache = _load_cache(cache_path)
+    out, changed = {}, False
+    for f in files:
+        st = f.stat()
+        key = str(f.resolve())
+        # ctime too: a write restoring the mtime (touch -r, rsync -t over the same inode) cannot set it
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        hit = cache.get(key)
+        if isinstance(hit, list) and len(hit) == 2 and hit[0] == stamp and isinstance(hit[1], str):
+            out[f] = hit[1]
+            continue
+        with open(f, "rb") as fh:
+            out[f] = hashlib.file_digest(fh, "sha256").hexdigest()
+        cache[key] = [stamp, out[f]]
+        changed = True
+    if changed:
+        _save_cache(cache_path, cache)
+    return out
+
+
+def synthetic_as_made(root: Path, shards: list[Path], workspace: str | Path = ".") -> bool:
+    """True when golf made `root` (golf_synthetic.json) and its shards still hold the bytes it
+    wrote then (a dir made before the recipe recorded digests: True, as before)."""
+    from golf_core.data.synthetic import RECIPE_FILE
+
+    try:
+        recorded = json.loads((root / RECIPE_FILE).read_text()).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return False
+    if not isinstance(recorded, dict):
+        return True
+    now = file_digests(shards, workspace)
+    return {f.name: d for f, d in now.items()} == recorded
 
 
 def _download(data: DataConfig) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -193,10 +194,54 @@ def test_data_identity(tmp_path):
     with_manifest = data_identity(DataConfig(path="a"), tmp_path)
     (a / "manifest.json").write_text('{"v": 2}')
     assert data_identity(DataConfig(path="a"), tmp_path) != with_manifest
-    # a dir made by the synthetic generator keeps the recipe identity after it exists
+    # a synthetic-looking dir golf did not make (no golf_synthetic.json) is its content (issue 20)
     s = _real_dir(tmp_path / "s")
     (s / "fineweb_1024_bpe.model").rename(s / "synthetic_1024_bpe.model")
-    assert data_identity(DataConfig(path="s"), tmp_path) == data_identity(DataConfig(path="s2"), tmp_path)
+    assert data_identity(DataConfig(path="s"), tmp_path) != data_identity(DataConfig(path="s2"), tmp_path)
+
+
+def _flip_val_tokens(d: Path, n: int = 20_000) -> None:
+    """Change up to `n` validation tokens in place: same size, same name (issue 20, case 6)."""
+    f = next(d.glob("fineweb_val_*.bin"))
+    data = bytearray(f.read_bytes())
+    end = min(len(data), 1024 + 2 * n)
+    for i in range(1024, end, 2):
+        data[i] = (data[i] + 1) % 256
+    st = f.stat()
+    f.write_bytes(bytes(data))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # even the same mtime: the inode's bytes differ
+
+
+def test_data_identity_is_the_shards_bytes_hashed_once(tmp_path, monkeypatch):
+    """Issue 20, case 6: 20,000 val tokens changed at the same size, and golf reused the old
+    val_bpb; a rerun over unchanged shards must not read them again."""
+    import hashlib as hl
+
+    from golf_core.data.config import DataConfig
+    from orchestrator.plan import datasets
+
+    _real_dir(tmp_path / "r", n_val=30_000)
+    first = data_identity(DataConfig(path="r"), tmp_path)
+    reads = []
+    real_digest = hl.file_digest
+    monkeypatch.setattr(datasets.hashlib, "file_digest", lambda f, a: reads.append(f.name) or real_digest(f, a))
+    assert data_identity(DataConfig(path="r"), tmp_path) == first and reads == []  # cached: nothing read
+    _flip_val_tokens(tmp_path / "r")
+    changed = data_identity(DataConfig(path="r"), tmp_path)
+    assert changed != first and [Path(x).name for x in reads] == ["fineweb_val_000000.bin"]
+    assert data_identity(DataConfig(path="r"), tmp_path) == changed  # stable again
+
+
+def test_synthetic_identity_is_its_recipe_while_it_holds_golfs_bytes(tmp_path):
+    from golf_core.data.config import DataConfig
+    from golf_core.data.synthetic import make_synthetic
+
+    cfg = DataConfig(path="syn", synthetic_train_tokens=20_000, synthetic_val_tokens=5_000)
+    before = data_identity(cfg, tmp_path)  # not made yet: the recipe
+    make_synthetic(tmp_path / "syn", 20_000, 5_000, cfg.synthetic_seed, vocab_size=cfg.vocab_size)
+    assert data_identity(cfg, tmp_path) == before  # made: the same jobs, reused
+    _flip_val_tokens(tmp_path / "syn", 1000)
+    assert data_identity(cfg, tmp_path) != before  # a changed byte: the jobs rerun
 
 
 def test_plan_changes_when_data_content_changes(tmp_path):
