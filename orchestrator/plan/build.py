@@ -117,7 +117,8 @@ def data_identity(data: DataConfig, workspace: str | Path = ".") -> str:
     identity is the same before and after `golf run` makes it, while its shards hold the bytes
     golf wrote (their sha256 in golf_synthetic.json); a changed byte adds their content. A real
     dir → its manifest's content if it has one, every shard's name, size and sha256 (cached by
-    path, size, mtime and inode: orchestrator.plan.datasets.file_digests), and the tokenizer's
+    path, size, mtime, ctime and inode in the user's cache dir:
+    orchestrator.plan.datasets.file_digests), and the tokenizer's
     content.
     """
     p = Path(data.path)

@@ -22,7 +22,16 @@ from golf_core.data.shards import SPLITS, check_data_dir, split_files
 # old val_bpb): a data dir's identity hashes each shard's bytes. The first hash reads every byte
 # (bench/data_identity.py measures it); the digest is cached by (path, size, mtime, inode), so a
 # rerun over unchanged files reads none of them (and ctime, which no user can set back).
-DIGEST_CACHE = Path(".golf") / "data-digests.json"  # under the workspace
+DIGEST_CACHE = "data-digests.json"
+
+
+def cache_dir() -> Path:
+    """$GOLF_CACHE_DIR, else $XDG_CACHE_HOME/golf, else ~/.cache/golf: a failed `golf run` still
+    leaves nothing in the workspace, and one machine's shards are hashed once for every workspace."""
+    if os.environ.get("GOLF_CACHE_DIR"):
+        return Path(os.environ["GOLF_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "golf"
 
 
 def _load_cache(path: Path) -> dict:
@@ -34,7 +43,9 @@ def _load_cache(path: Path) -> dict:
 
 
 def _save_cache(path: Path, cache: dict) -> None:
-    try:  # written whole or not at all; a read-only workspace only costs a rehash next time
+    for key in [k for k in cache if not os.path.exists(k)]:  # files gone: their entries too
+        del cache[key]
+    try:  # written whole or not at all; a read-only cache dir only costs a rehash next time
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(cache, sort_keys=True))
@@ -44,9 +55,9 @@ def _save_cache(path: Path, cache: dict) -> None:
 
 
 def file_digests(files: list[Path], workspace: str | Path = ".") -> dict[Path, str]:
-    """sha256 of each file's bytes, from the workspace's cache when the file's (resolved path,
+    """sha256 of each file's bytes, from the cache (cache_dir()) when the file's (resolved path,
     size, mtime, ctime, inode) is the one the cache saw."""
-    cache_path = Path(workspace) / DIGEST_CACHE
+    cache_path = cache_dir() / DIGEST_CACHE
     cache = _load_cache(cache_path)
     out, changed = {}, False
     for f in files:
