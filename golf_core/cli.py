@@ -28,6 +28,22 @@ def build_parser(prog: str, modules: tuple[str, ...]) -> argparse.ArgumentParser
     return parser
 
 
+MAX_ERROR_LINE = 600  # a user value in an error is echoed at most ~200 characters (issue 20)
+
+
+def shown(value, limit: int = 200) -> str:
+    """repr(value), cut to `limit` characters with what was cut said: an error that names a bad
+    value never floods the console with it (a 1 MB string in a spec, a binary line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+def _bounded(message: str) -> str:
+    """Each line of an error at most MAX_ERROR_LINE characters (a value nobody cut before)."""
+    return "\n".join(x if len(x) <= MAX_ERROR_LINE else f"{x[:MAX_ERROR_LINE]}... ({len(x):,} characters)"
+                     for x in str(message).split("\n"))
+
+
 def run_cli(prog: str, modules: tuple[str, ...], argv: list[str] | None = None) -> int:
     parser = build_parser(prog, modules)
     args = parser.parse_args(argv)
@@ -47,7 +63,7 @@ def run_cli(prog: str, modules: tuple[str, ...], argv: list[str] | None = None) 
     except (ValueError, FileNotFoundError, ConnectionError) as e:
         # One line naming what is wrong (input errors; an unreachable tracking server or
         # cluster is a ConnectionError, e.g. orchestrator's TrackingUnavailable); no traceback.
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {_bounded(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -238,7 +238,7 @@ def record_dir_reproduction(path: str | Path, *, seeds: tuple[int, ...] | None =
                             workspace: str | Path = ".") -> ScriptReproduction:
     """The in-memory script spec of a record folder (see the module doc). RecordFolderError
     (one line) when it holds no train_gpt.py, no README torchrun command, or no seeds."""
-    from orchestrator.spec.sweep import sweep_from_dict
+    from orchestrator.spec.sweep import SpecError, sweep_from_dict
 
     folder = Path(path)
     workspace = Path(workspace).resolve()
@@ -276,10 +276,31 @@ def record_dir_reproduction(path: str | Path, *, seeds: tuple[int, ...] | None =
             "data": data_sec,
             "train": {"script": str(folder.resolve()), "external": True, "seeds": list(seed_list),
                       "gpus_per_job": nproc, "env": env}}
-    sweep = sweep_from_dict(spec)  # SpecError (one line per problem): e.g. --set-env SEED with several seeds
+    try:
+        sweep = sweep_from_dict(spec)  # SpecError (one line per problem): e.g. --set-env SEED with several seeds
+    except SpecError as e:  # each line says which file (or flag) the bad value came from
+        raise SpecError([_where(line, folder, seed_list, rf.logs if seeds is None else None, overrides)
+                         for line in e.lines]) from None
     if claim is None:
         claim = claim_of(rf.submission, f"{rf.name}/submission.json") if rf.submission else None
     return ScriptReproduction(sweep, folder.resolve(), dropped, overrides, seeds_from, nproc_from, data_from, claim)
+
+
+def _where(line: str, folder: Path, seed_list: tuple, logs, overrides: dict) -> str:
+    """A spec error line of a record folder's reproduction, with the file its value came from."""
+    m = re.match(r"train\.seeds(?:\.(\d+))?\b", line)
+    if m:
+        if logs is None:
+            return f"{line} (from --seeds)"
+        i = int(m.group(1)) if m.group(1) is not None else None
+        seed = seed_list[i] if i is not None and i < len(seed_list) else None
+        files = [log.path.name for log in logs if log.seed is not None and (seed is None or log.seed == seed)]
+        return f"{line} (from {folder}/{files[0]})" if len(files) == 1 else \
+            f"{line} (from the seed logs in {folder}: {', '.join(files)})"
+    m = re.match(r"train\.env\.(\w+)", line)
+    if m:
+        return f"{line} (from {'--set-env' if m.group(1) in overrides else f'{folder}/README.md'})"
+    return line
 
 
 def spec_reproduction(sweep, *, seeds: tuple[int, ...] | None = None, set_env: dict[str, str] | None = None,

@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from golf_core.cli import shown
 from golf_core.config import ConfigError
 
 MAX_SPEC_BYTES = 1_000_000
@@ -77,7 +78,7 @@ def error_message(e: dict) -> str:
         return "required"
     inp = e.get("input")
     if typ != "golf" and "(got" not in msg and not isinstance(inp, (dict, list, tuple)):
-        msg += f" (got {inp!r})"
+        msg += f" (got {shown(inp)})"
     return msg
 
 

@@ -29,7 +29,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
-from golf_core.config import Frozen
+from golf_core.config import MAX_SEED, Frozen
 from orchestrator.spec.mixer_space import Range, nonempty
 from orchestrator.spec.io import fail
 
@@ -106,7 +106,8 @@ class ScriptTrainSpec(Frozen):
 
     script: str = Field(description="a train_gpt.py, or a record folder holding one; relative to the workspace")
     external: bool = Field(False, description="allow a script path outside the workspace (absolute, or with ..)")
-    seeds: Annotated[tuple[int, ...], AfterValidator(nonempty)] = Field(description="one job per seed: SEED=<seed>")
+    seeds: Annotated[tuple[Annotated[int, Field(ge=0, le=MAX_SEED)], ...], AfterValidator(nonempty)] = Field(
+        description="one job per seed: SEED=<seed>", max_length=10_000)
     gpus_per_job: int = Field(1, ge=1, le=64, description="torchrun --nproc_per_node (8 on an 8-GPU node)")
     env: Annotated[dict[str, Any], AfterValidator(_check_env)] = Field(
         {}, description="environment variables: a string or a number; a list is a sweep axis; "

@@ -313,3 +313,20 @@ def test_a_script_spec_reproduces_one_env_point(tmp_path, synthetic_data_dir):
     grid = {**spec, "train": {**spec["train"], "env": {"ITERATIONS": [4, 8]}}}
     with pytest.raises(RecordSpecError, match="one env point"):
         spec_reproduction(sweep_from_dict(grid), workspace=tmp_path)
+
+
+def test_a_bad_seed_names_the_file_it_came_from(tmp_path, synthetic_data_dir):
+    """Issue 20: `golf reproduce` errors about seeds said `train.seeds.0: ...` without the log they
+    came from."""
+    from orchestrator.spec.sweep import SpecError
+
+    rec = tmp_path / "2026-01-01_Bad"
+    rec.mkdir()
+    (rec / "train_gpt.py").write_text("print(1)\n")
+    (rec / "README.md").write_text(README)
+    (rec / "train_seed99999999999.log").write_text("final val_loss:2.0 val_bpb:1.2\n")
+    with pytest.raises(SpecError) as e:
+        record_dir_reproduction(rec, data=str(synthetic_data_dir), workspace=tmp_path)
+    lines = e.value.lines
+    assert any(x.startswith("train.seeds") and x.endswith(f"(from {rec}/train_seed99999999999.log)")
+               for x in lines), lines

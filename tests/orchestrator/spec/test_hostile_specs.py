@@ -193,3 +193,16 @@ def test_every_example_still_validates():
     for path in sorted((ROOT / "experiments").rglob("*.yaml")):
         load_sweep(path)
     assert yaml.safe_load(SMOKE.read_text())["name"] == "smoke"
+
+
+def test_an_error_echoes_a_user_value_of_at_most_about_200_characters(tmp_path):
+    """Issue 20: a 100 KB value in a spec came back whole in its one-line error."""
+    import subprocess
+    import sys
+
+    spec = tmp_path / "big.yaml"
+    spec.write_text("name: big\ndata: {path: d}\ntrain: {preset: tiny, seeds: ['" + "a" * 100_000 + "']}\n")
+    p = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "validate", str(spec)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "(100,002 characters)" in p.stdout + p.stderr
+    assert max(len(x) for x in (p.stdout + p.stderr).splitlines()) < 400 + len(str(spec))
