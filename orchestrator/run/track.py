@@ -105,7 +105,9 @@ class TrackingAdapter:
         return self.t.study_runs(study) if self.reuse else []
 
     def close_stale(self, job) -> None:
-        pass  # done once for the experiment in start_sweep
+        """Nothing per job: start_sweep has already closed every RUNNING run a dead driver left in
+        this experiment as KILLED (`golf.killed_reason=stale`), with whatever log it had streamed
+        (tests/orchestrator/run/test_driver_resume.py, test_script_jobs.py's kill -9 test)."""
 
     def open(self, job, attempt: int, parent: str | None) -> str:
         h = self.t.start_job(job, attempt=attempt)
