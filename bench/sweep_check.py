@@ -1,0 +1,88 @@
+"""Before/after checks for sweep-speed work (issue 21): nothing a user sees may change.
+
+    python bench/sweep_check.py identities OUT.json [--experiments DIR]
+        every job identity of every spec in experiments/ (code version held fixed)
+    python bench/sweep_check.py results TRACKING_URI EXPERIMENT OUT.json
+        identity -> val_bpb (float.hex, exact) and golf.compliant of every FINISHED mix/eval run
+    python bench/sweep_check.py compare A.json B.json
+        exit 1 and name the differences unless A and B are equal
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def identities(exp_dir: Path) -> dict:
+    from orchestrator.plan.build import load_plan
+
+    out = {}
+    for spec in sorted(exp_dir.rglob("*.yaml")):
+        try:
+            plan = load_plan(spec, workspace=exp_dir.parent, code_version="held-fixed")
+        except Exception as e:  # noqa: BLE001 - a spec that needs files not here: recorded as such
+            out[str(spec.relative_to(exp_dir))] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+            continue
+        out[str(spec.relative_to(exp_dir))] = {"sweep": plan.sweep_identity,
+                                               "jobs": [[j.name, j.identity] for j in plan.jobs]}
+    return out
+
+
+def results(uri: str, experiment: str) -> dict:
+    from orchestrator.tracking.client import make_client, search_all
+
+    client = make_client(uri)
+    exp = client.get_experiment_by_name(experiment)
+    out = {}
+    for r in search_all(client, exp.experiment_id, "attributes.status = 'FINISHED'"):
+        ident = r.data.tags.get("golf.identity")
+        if ident and "val_bpb" in r.data.metrics:
+            out[ident] = {"val_bpb": float(r.data.metrics["val_bpb"]).hex(), "kind": r.data.tags.get("golf.kind"),
+                          "compliant": r.data.tags.get("golf.compliant"), "job": r.data.tags.get("golf.job")}
+    return out
+
+
+def compare(a: dict, b: dict) -> list[str]:
+    diffs = [f"only in A: {k}" for k in sorted(set(a) - set(b))] + [f"only in B: {k}" for k in sorted(set(b) - set(a))]
+    diffs += [f"{k}: {a[k]} != {b[k]}" for k in sorted(set(a) & set(b)) if a[k] != b[k]]
+    return diffs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("identities")
+    p.add_argument("out")
+    p.add_argument("--experiments", default=str(Path(__file__).resolve().parents[1] / "experiments"))
+    p = sub.add_parser("results")
+    p.add_argument("uri")
+    p.add_argument("experiment")
+    p.add_argument("out")
+    p = sub.add_parser("compare")
+    p.add_argument("a")
+    p.add_argument("b")
+    args = ap.parse_args()
+    if args.cmd == "identities":
+        doc = identities(Path(args.experiments))
+    elif args.cmd == "results":
+        doc = results(args.uri, args.experiment)
+        bad = [v["job"] for v in doc.values() if v["kind"] == "mix" and "hashed_target" in (v["job"] or "")
+               and v["compliant"] != "false"]
+        print(f"{len(doc)} runs; hashed_target runs not flagged non-compliant: {bad or 'none'}")
+    else:
+        diffs = compare(json.loads(Path(args.a).read_text()), json.loads(Path(args.b).read_text()))
+        for d in diffs[:50]:
+            print(d)
+        print(f"{len(diffs)} differences")
+        return 1 if diffs else 0
+    Path(args.out).write_text(json.dumps(doc, indent=1, sort_keys=True))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
