@@ -67,6 +67,7 @@ class TrackingAdapter:
         self.spool = Path(spool_dir or Path.cwd() / ".golf" / "spool")
 
     def start_sweep(self, plan, live_sweeps=None) -> str | None:
+        self._plan_ids = {j.identity for j in plan.jobs}  # the reuse lookup reads these runs only
         self.sweep = self.t.start_sweep(plan.sweep_identity, params={"golf.sweep_name": plan.sweep_name},
                                         name=plan.sweep_name)
         # runs a dead driver left RUNNING (after start_sweep, so our own parent run is ours; the
@@ -83,8 +84,14 @@ class TrackingAdapter:
         if not self.reuse:
             return None
         if self._finished is None:  # one query for the whole plan
-            self._finished = self.t.finished_runs()
+            self._asked = set(self._plan_ids) | {job.identity}
+            self._finished = self.t.finished_runs(self._asked)
             self._exp_id = self.t.experiment_id() if self._finished else None
+        elif job.identity not in self._asked:  # a job added while running (an optuna env trial)
+            self._asked.add(job.identity)
+            self._finished.update(self.t.finished_runs({job.identity}))
+            if self._exp_id is None and self._finished:
+                self._exp_id = self.t.experiment_id()
         runs = self._finished.get(job.identity) or []
         computed = [r for r in runs if r.computed]
         if not computed:
@@ -99,6 +106,8 @@ class TrackingAdapter:
 
     _finished: dict | None = None
     _exp_id: str | None = None
+    _plan_ids: set = frozenset()
+    _asked: set = frozenset()
 
     def study_runs(self, study: str) -> list:
         """The FINISHED runs of an optuna env study in this experiment (orchestrator.run.trials)."""

@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .client import (
-    RunRecord, _query, check_store, download_artifacts, finished_identities, finished_runs_everywhere,
+    RunRecord, _query, check_store, download_artifacts, finished_runs_everywhere,
     make_client, metric_history, redact, resolve_tracking_uri, search_all, study_runs, tag_filter,
 )
+from . import index
 from .journal import Journal, adopt_orphans
 from .names import run_name
 from .params import clean_metrics, clean_params, clean_tags, flatten_params, system_tags
@@ -392,9 +393,13 @@ class Tracker:
             log.warning("closed %d stale RUNNING run(s) as KILLED: %s", len(closed), closed)
         return closed
 
-    def finished_runs(self) -> dict[str, list[RunRecord]]:
-        """identity -> its FINISHED runs in every experiment of the store, oldest first."""
+    def finished_runs(self, identities=None) -> dict[str, list[RunRecord]]:
+        """identity -> its FINISHED runs in every experiment of the store, oldest first; with
+        `identities`, only theirs are read (orchestrator.tracking.index: the cost follows the
+        plan, not the store)."""
         self.flush(30.0)
+        if identities is not None:
+            return index.finished_runs(self.tracking_uri, identities)
         return finished_runs_everywhere(self.tracking_uri)
 
     def study_runs(self, study: str) -> list[RunRecord]:
@@ -424,7 +429,7 @@ class Tracker:
         _query(self.tracking_uri, "tagging the experiment", query)
 
     def finished_identities(self) -> set[str]:
-        return finished_identities(self.tracking_uri, self.experiment_name)
+        return index.finished_identities(self.tracking_uri, self.experiment_name)
 
     def download_artifacts(self, run_id: str, path: str, dst: str | os.PathLike) -> Path:
         """Fetch artifact `path` of an earlier run (e.g. model.ptz, token_stats.npz) into dst."""
