@@ -102,7 +102,10 @@ class Frozen(BaseModel):
             if not isinstance(v, bool):
                 raise PydanticCustomError("golf", "must be true or false (got {v})", {"v": repr(v)})
             return v
-        if isinstance(v, (int, float, str)) and not isinstance(v, bool):  # the common case, decided at once
+        t = type(v)
+        if t is int or t is float or t is str:  # the common cases, decided at once
+            return v
+        if (t is tuple or t is list) and all(type(x) is int or type(x) is float for x in v):
             return v
         if _has_bool(v, into_dicts=rule == "number"):
             raise PydanticCustomError("golf", "must be a number, not true/false (got {v})", {"v": repr(v)})

@@ -174,6 +174,8 @@ def mixer_params(m_cfg: dict[str, Any]) -> dict[str, str]:
 
 
 def _short(v: Any) -> str:
+    if type(v) is float or type(v) is int:  # what json.dumps writes for them (a finite float's repr)
+        return repr(v) if v == v and v not in (float("inf"), float("-inf")) else json.dumps(v)
     return json.dumps(v, separators=(",", ":")) if not isinstance(v, str) else v
 
 

@@ -67,6 +67,10 @@ def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str
     out: dict[str, str] = {}
     for k, v in config.items():
         key = f"{prefix}.{k}" if prefix else str(k)
+        t = type(v)
+        if t is str or t is int or t is float or t is bool or v is None:  # most values: no checks below
+            out[key] = _to_str(v)
+            continue
         if hasattr(v, "model_dump"):  # a pydantic config
             v = v.model_dump(mode="json")
         if isinstance(v, Mapping):
