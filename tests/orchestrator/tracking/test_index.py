@@ -63,3 +63,63 @@ def test_a_missing_sqlite_store_is_not_created(tmp_path):
     uri = f"sqlite:///{tmp_path / 'none.db'}"
     assert finished_runs(uri, ["x"]) == {} and finished_identities(uri, "e") == set()
     assert not (tmp_path / "none.db").exists()
+
+
+def test_never_two_finished_runs_for_one_identity_on_a_sql_store_without_a_search_per_run(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    job = Job("eval", new_identity(), "dup", {})
+    others = [Job("mix", new_identity(), f"m{i}", {}) for i in range(5)]
+    with Tracker(uri, "dups", tmp_path / "j1") as tracker:
+        a = tracker.start_job(job)
+        a.finish()
+        assert tracker.flush(30)
+        b = tracker.start_job(job)  # a driver that missed find_finished
+        b.finish()
+        for o in others:
+            _finish(tracker, o)
+        with Tracker(uri, "dups", tmp_path / "j2") as other:
+            c = other.start_job(job)
+            c.finish()
+        assert tracker.flush(30)
+        calls = tracker.stats["calls"]
+    assert calls.get("search_runs", 0) == 0  # identity index reads instead, a few per window
+    assert calls["identity_index"] <= 2 * calls["set_terminated"]
+    client = MlflowClient(uri)
+    runs = {h.run_id: client.get_run(h.run_id) for h in (a, b, c)}
+    assert runs[a.run_id].info.status == "FINISHED"
+    for h in (b, c):
+        assert runs[h.run_id].info.status == "KILLED"
+        assert runs[h.run_id].data.tags["golf.killed_reason"] == "duplicate"
+        assert runs[h.run_id].data.tags["golf.duplicate_of"] == a.run_id
+    assert finished_identities(uri, "dups") == {job.identity} | {o.identity for o in others}
+
+
+def test_two_writers_finishing_together_keep_the_earliest(tmp_path):
+    """Both pass the check before finishing (the other's finish lands after this window's index
+    was read): the window's check after finishing ends the later-started run KILLED duplicate."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    job = Job("eval", new_identity(), "race", {})
+    t1, t2 = Tracker(uri, "race", tmp_path / "j1"), Tracker(uri, "race", tmp_path / "j2")
+    try:
+        r1, r2 = t1.start_job(job), t2.start_job(job)
+        assert t1.flush(30) and t2.flush(30)
+        client = MlflowClient(uri)
+        real, reads = t1._writer._read_index, []
+
+        def stale_first(experiment):  # the snapshot before r2 finished
+            reads.append(experiment)
+            return {} if len(reads) == 1 else real(experiment)
+
+        t1._writer._read_index = stale_first
+        client.set_terminated(r2.run_id, "FINISHED")  # t2's finish, inside t1's window
+        r1.finish()
+        assert t1.flush(30) and len(reads) == 2
+        first = min((client.get_run(r.run_id) for r in (r1, r2)), key=lambda r: (r.info.start_time, r.info.run_id))
+        later = ({r1.run_id, r2.run_id} - {first.info.run_id}).pop()
+        assert client.get_run(first.info.run_id).info.status == "FINISHED"
+        assert client.get_run(later).info.status == "KILLED"
+        assert client.get_run(later).data.tags["golf.duplicate_of"] == first.info.run_id
+    finally:
+        r2.finished = "FINISHED"  # finished by hand above
+        t1.close()
+        t2.close()
