@@ -128,18 +128,23 @@ def run_sweep(ws: Path, n_configs: int) -> dict:
             if mix_done[0] == n_mix:
                 marks["mix_end"] = time.perf_counter()
 
+    def show(report) -> None:  # what `golf run` prints (to /dev/null here)
+        from rich.console import Console
+
+        with open(os.devnull, "w") as null:
+            Console(file=null, width=200).print(results_table(report))
+        marks.setdefault("printed", time.perf_counter())
+
+    # `golf run` shows its table from on_results where the driver has it (issue 21), else after run_plan
+    extra = {"on_results": show} if "on_results" in DriverOptions.__dataclass_fields__ else {}
     opts = DriverOptions(data_dir=str(run.data_dir), work_dir=str(run.work / "jobs"),
                          tokenizer_path=str(run.tokenizer) if run.tokenizer else None,
                          connect=lambda: connect(None, num_cpus=2, log_to_driver=True, state_dir=run.work),
-                         say=say, on_event=on_event)
+                         say=say, on_event=on_event, **extra)
     try:
         report = run_plan(plan, run.tracker, opts)
         marks["returned"] = time.perf_counter()
-        with open(os.devnull, "w") as null:
-            from rich.console import Console
-
-            Console(file=null, width=200).print(results_table(report))
-        marks["printed"] = time.perf_counter()
+        show(report)
     finally:
         ok = run.close(say, timeout=600)
         marks["closed"] = time.perf_counter()
@@ -156,6 +161,7 @@ def run_sweep(ws: Path, n_configs: int) -> dict:
     mix_end = marks.get("mix_end", marks["returned"])
     out = {"counts": c, "delivered": ok, "mix_runs_in_mlflow": len(runs),
            "results_known_s": mix_end - ev, "results_printed_s": marks["printed"] - ev,
+           "run_plan_returned_s": marks["returned"] - ev,
            "all_in_mlflow_s": marks["closed"] - ev,
            "runs_per_s": len(runs) / max(marks["closed"] - ev, 1e-9),
            "driver_busy_s": report.driver_busy_s,

@@ -123,3 +123,23 @@ def test_two_writers_finishing_together_keep_the_earliest(tmp_path):
         r2.finished = "FINISHED"  # finished by hand above
         t1.close()
         t2.close()
+
+
+def test_a_batched_handle_sends_one_op_with_everything(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    job = Job("mix", new_identity(), "batched", {"mixer": {"alpha_base": 0.1}})
+    with Tracker(uri, "batched", tmp_path / "j") as tr:
+        h = tr.start_job(job)
+        seq0 = tr._journal.last_seq
+        with h.batched():
+            h.log_metrics({"val_bpb": 1.25})
+            for i in range(4):
+                h.log_metrics({"chunk_val_bpb": 1.0 + i}, step=i)
+            h.set_tags({"golf.compliant": "true"})
+            h.set_validity(False, "why")
+        assert tr._journal.last_seq == seq0 + 1
+        h.finish()
+    run = MlflowClient(uri).get_run(h.run_id)
+    assert run.data.metrics["val_bpb"] == 1.25 and run.data.tags["golf.reason"] == "why"
+    hist = MlflowClient(uri).get_metric_history(h.run_id, "chunk_val_bpb")
+    assert sorted((m.step, m.value) for m in hist) == [(i, 1.0 + i) for i in range(4)]
