@@ -90,16 +90,20 @@ def _search_fallback(uri: str, experiment_name: str | None) -> dict[str, list[Ru
     if experiment_name is None:
         return finished_runs_everywhere(uri)
     client = make_client(uri)
-    exp = client.get_experiment_by_name(experiment_name)
-    if exp is None or exp.lifecycle_stage != "active":
-        return {}
-    out: dict[str, list[RunRecord]] = {}
-    for r in search_all(client, exp.experiment_id, "attributes.status = 'FINISHED'",
-                        order_by=["attributes.start_time ASC"]):
-        ident = r.data.tags.get("golf.identity")
-        if ident:
-            out.setdefault(ident, []).append(RunRecord.from_run(r))
-    return out
+
+    def query() -> dict[str, list[RunRecord]]:
+        exp = client.get_experiment_by_name(experiment_name)
+        if exp is None or exp.lifecycle_stage != "active":
+            return {}
+        out: dict[str, list[RunRecord]] = {}
+        for r in search_all(client, exp.experiment_id, "attributes.status = 'FINISHED'",
+                            order_by=["attributes.start_time ASC"]):
+            ident = r.data.tags.get("golf.identity")
+            if ident:
+                out.setdefault(ident, []).append(RunRecord.from_run(r))
+        return out
+
+    return _query(uri, f"listing finished runs of {experiment_name!r}", query)
 
 
 def finished_identities(tracking_uri: str | None, experiment_name: str) -> set[str]:
