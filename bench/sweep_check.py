@@ -4,8 +4,9 @@
         every job identity of every spec in experiments/ (code version held fixed)
     python bench/sweep_check.py results TRACKING_URI EXPERIMENT OUT.json
         identity -> val_bpb (float.hex, exact) and golf.compliant of every FINISHED mix/eval run
-    python bench/sweep_check.py compare A.json B.json
-        exit 1 and name the differences unless A and B are equal
+    python bench/sweep_check.py compare A.json B.json [--by-job]
+        exit 1 and name the differences unless A and B are equal (--by-job: results of two code
+        versions, whose identities differ, matched by job path)
 """
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def main() -> int:
     p = sub.add_parser("compare")
     p.add_argument("a")
     p.add_argument("b")
+    p.add_argument("--by-job", action="store_true", help="match results by job path (golf.job), not identity")
     args = ap.parse_args()
     if args.cmd == "identities":
         doc = identities(Path(args.experiments))
@@ -74,7 +76,10 @@ def main() -> int:
                and v["compliant"] != "false"]
         print(f"{len(doc)} runs; hashed_target runs not flagged non-compliant: {bad or 'none'}")
     else:
-        diffs = compare(json.loads(Path(args.a).read_text()), json.loads(Path(args.b).read_text()))
+        a, b = json.loads(Path(args.a).read_text()), json.loads(Path(args.b).read_text())
+        if args.by_job:  # results of two code versions: identities differ, job paths do not
+            a, b = ({v["job"]: {k: x for k, x in v.items() if k != "job"} for v in d.values()} for d in (a, b))
+        diffs = compare(a, b)
         for d in diffs[:50]:
             print(d)
         print(f"{len(diffs)} differences")
