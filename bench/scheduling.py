@@ -75,7 +75,7 @@ class SleepRunner(GolfRunner):
         time.sleep(self.mix_sleep[mixer["alpha_base"]])
         return -np.log(stats["p_model"])
 
-    def audit_mix(self, stats, ngram, mixer, vocab_size, carried=None):
+    def audit_mix(self, stats, ngram, mixer, vocab_size, carried=None, shared=None):
         return {"compliant": True, "checks": {}}
 
 

@@ -58,6 +58,31 @@ def _has_bool(value: Any, into_dicts: bool) -> bool:
     return False
 
 
+_RULES: dict[tuple[type, str], str | None] = {}
+
+
+def _bool_rule(cls: type, name: str) -> str | None:
+    """What `_bools_are_not_numbers` checks for one field, worked out once per (class, field)
+    from its annotation (planning validates ~10^5 configs: issue 21): None = nothing, "bool" =
+    must be a bool, "number" / "number_models" = no bool inside (into dicts unless models)."""
+    key = (cls, name)
+    if key in _RULES:
+        return _RULES[key]
+    field = cls.model_fields.get(name)
+    rule: str | None = None
+    if field is not None:
+        leaves = _leaves(field.annotation)
+        if Any in leaves or object in leaves:
+            rule = None
+        elif bool in leaves:
+            rule = "bool" if leaves <= {bool, type(None)} else None
+        elif leaves & {int, float}:  # str / Literal fields refuse a boolean by themselves
+            models = any(isinstance(t, type) and issubclass(t, BaseModel) for t in leaves)
+            rule = "number_models" if models else "number"
+    _RULES[key] = rule
+    return rule
+
+
 class Frozen(BaseModel):
     """Base for every config: immutable, unknown keys rejected, floats finite (NaN/inf refused),
     and booleans kept apart from numbers both ways (pydantic's lax mode turns `true` into 1 and
@@ -68,20 +93,21 @@ class Frozen(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _bools_are_not_numbers(cls, v: Any, info: ValidationInfo) -> Any:
-        field = cls.model_fields.get(info.field_name or "")
-        if field is None or v is None:
+        if v is None:
             return v
-        leaves = _leaves(field.annotation)
-        if Any in leaves or object in leaves:
+        rule = _bool_rule(cls, info.field_name or "")
+        if rule is None:
             return v
-        if bool in leaves:
-            if leaves <= {bool, type(None)} and not isinstance(v, bool):
+        if rule == "bool":
+            if not isinstance(v, bool):
                 raise PydanticCustomError("golf", "must be true or false (got {v})", {"v": repr(v)})
             return v
-        if not leaves & {int, float}:
-            return v  # str / Literal fields refuse a boolean by themselves
-        models = any(isinstance(t, type) and issubclass(t, BaseModel) for t in leaves)
-        if _has_bool(v, into_dicts=not models):
+        t = type(v)
+        if t is int or t is float or t is str:  # the common cases, decided at once
+            return v
+        if (t is tuple or t is list) and all(type(x) is int or type(x) is float for x in v):
+            return v
+        if _has_bool(v, into_dicts=rule == "number"):
             raise PydanticCustomError("golf", "must be a number, not true/false (got {v})", {"v": repr(v)})
         return v
 

@@ -24,6 +24,7 @@ import ray
 
 from workers.contract import Attempt, JobResult, OptunaMixJob, OptunaSpace
 from workers.files import pack_dir, unpack_to, work_root
+from golf_core.eval.audit import stream_checks
 from golf_core.eval.bpb import bpb_of
 from workers.runner import chunk_bpb
 
@@ -65,6 +66,7 @@ class GpuWorker:
         self.val = _LRU(1)  # (data_dir, vocab) -> validation tokens
         self.ngrams = _LRU(4)  # (eval identity, table key) -> n-gram pass
         self.carried = _LRU(4)  # eval identity -> the eval job's audit checks
+        self.shared_checks = _LRU(4)  # (eval identity, table key) -> config-independent audit checks
         self.jobs_done = 0
 
     def info(self) -> dict:
@@ -128,6 +130,25 @@ class GpuWorker:
     def run_mix(self, attempt: Attempt, stats_key: str, stats_holder: list, data_dir: str, vocab_size: int,
                 chunk_tokens: int) -> JobResult:
         """One mix point (a MixJob) or an Optuna search (an OptunaMixJob) over one neural pass."""
+        return self._mix(attempt, stats_key, stats_holder, data_dir, vocab_size, chunk_tokens)
+
+    def run_mix_batch(self, attempts: list, stats_key: str, stats_holder: list, data_dir: str, vocab_size: int,
+                      chunk_tokens: int) -> tuple:
+        """Many mix points over one neural pass in one call (one result each, called with
+        num_returns=len(attempts)): the stats, the n-gram pass and the audit's config-independent
+        checks are loaded or measured once; each point is still scored, audited and returned on
+        its own. A point that raises is returned as a failed JobResult, not the whole batch's error."""
+        out = []
+        for attempt in attempts:
+            try:
+                out.append(self._mix(attempt, stats_key, stats_holder, data_dir, vocab_size, chunk_tokens))
+            except Exception as e:  # noqa: BLE001 - one bad point fails alone (its job is FAILED)
+                out.append(JobResult(result={}, failed=f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}",
+                                     actor_pid=os.getpid()))
+        return tuple(out) if len(out) != 1 else out[0]
+
+    def _mix(self, attempt: Attempt, stats_key: str, stats_holder: list, data_dir: str, vocab_size: int,
+             chunk_tokens: int) -> JobResult:
         t0 = time.time()
         stats_dir = self._materialize(stats_key, stats_holder, "stats")
         stats = self.stats.get_or(stats_key, lambda: self.runner.load_stats(os.path.join(stats_dir, "token_stats.npz")))
@@ -159,8 +180,14 @@ class GpuWorker:
             if "chunk" in stats:  # per score-first chunk: the sweep's drift plot
                 result["chunk_bpb"] = chunk_bpb(last["nll"], stats["bytes"], stats["chunk"])
         carried = self.carried.get_or(stats_key, lambda: _carried_checks(stats_dir))
+        # the audit's config-independent checks (single pass, every token scored, score before
+        # update) once per (eval, table key); sum_v p(v) is measured for every config (issue 21)
+        skey = (stats_key, self.runner.table_key(result["mixer"]))
+        shared = self.shared_checks.get(skey)
         result["compliance"] = self.runner.audit_mix(stats, ngram_for(result["mixer"]), result["mixer"], vocab_size,
-                                                     carried=carried)
+                                                     carried=carried, shared=shared)
+        if shared is None:
+            self.shared_checks.get_or(skey, lambda: stream_checks(result["compliance"]))
         self.jobs_done += 1
         result.update({"tokens_scored": int(len(stats["bytes"])), "ngram_passes": n_passes[0],
                        "mix_time_s": time.time() - t0})

@@ -93,12 +93,15 @@ class GolfRunner:
 
         return np.asarray(mix_nll(stats, ngram, self.mixer_config(mixer)), dtype=np.float64)
 
-    def audit_mix(self, stats: dict, ngram: Any, mixer: dict, vocab_size: int, carried: dict | None = None) -> dict:
+    def audit_mix(self, stats: dict, ngram: Any, mixer: dict, vocab_size: int, carried: dict | None = None,
+                  shared: dict | None = None) -> dict:
         """The audit of one mix point: mode (C2 for hashed_target), sum_v p(v) at the audit
         positions, single pass, score-before-update of the replayed schedule. The n-gram
         causality re-run is left to the eval job's audit (it does not depend on alpha);
-        `carried`: the eval job's own checks (its result.json), kept where not re-measured."""
+        `carried`: the eval job's own checks (its result.json), kept where not re-measured;
+        `shared`: the config-independent checks of an earlier audit over the same stats and
+        table key (golf_core.eval.audit.stream_checks), reused rather than re-measured."""
         from golf_core.eval.audit import audit
 
         return audit(mixer_cfg=self.mixer_config(mixer), vocab_size=vocab_size, stats=stats, ngram=ngram,
-                     causal_ngram=False, carried=carried)
+                     causal_ngram=False, carried=carried, shared=shared)

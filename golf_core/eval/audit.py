@@ -35,6 +35,15 @@ from golf_core.eval.ngram import NgramResult, ngram_pass
 
 SUM_TOL = 1e-4
 CORE_CHECKS = ("mode", "normalized_sum", "single_pass", "score_before_update")
+# checks that depend only on the eval's stats and the n-gram pass's schedule (one table key),
+# not on the alpha settings: measured once per (eval, table key), reused by every mix of it
+STREAM_CHECKS = ("single_pass", "ratio_scored", "score_before_update")
+
+
+def stream_checks(result: Mapping[str, Any]) -> dict[str, dict]:
+    """The config-independent checks of an audit result, to pass as `audit(shared=...)` for
+    another config over the same stats and table key (the per-config ones are re-measured)."""
+    return {k: v for k, v in (result.get("checks") or {}).items() if k in STREAM_CHECKS}
 
 
 def _check(passed: bool, value: Any, detail: str) -> dict:
@@ -215,7 +224,8 @@ def audit(*, spec=None, mixer_cfg: MixerConfig | None = None, vocab_size: int | 
           artifact_bytes: int | None = None, eval_time_s: float | None = None,
           max_eval_seconds: float | None = None, model=None, model_probe: Callable[[], dict] | None = None,
           entropy_floor: bool = False, entropy_floor_kwargs: dict | None = None, causal_ngram: bool = True,
-          carried: Mapping[str, dict] | None = None, device="cpu") -> dict:
+          carried: Mapping[str, dict] | None = None, shared: Mapping[str, dict] | None = None,
+          device="cpu") -> dict:
     """Run every check whose inputs are given; see the module docstring for each rule.
 
     spec (EvalSpec) supplies mixer_cfg, chunk_tokens and max_eval_seconds unless given.
@@ -227,7 +237,11 @@ def audit(*, spec=None, mixer_cfg: MixerConfig | None = None, vocab_size: int | 
     on the start of val_tokens (or model_probe() returns a check dict). carried: checks
     measured by the run (result.json) that cannot be re-measured; measured names win (the
     run's score_before_update is kept beside a replayed one as "score_before_update_run").
+    shared: STREAM_CHECKS measured by an earlier audit over the same stats and n-gram table key
+    (`stream_checks(earlier)`): used as they are, not re-measured (issue 21: np.unique over
+    every position was 9x the mix itself). Only those names are taken from it.
     """
+    shared = {k: v for k, v in (shared or {}).items() if k in STREAM_CHECKS}
     cfg = mixer_cfg if mixer_cfg is not None else (spec.mixer if spec is not None else MixerConfig())
     if chunk_tokens is None and spec is not None:
         chunk_tokens = spec.eval.chunk_tokens
@@ -246,10 +260,12 @@ def audit(*, spec=None, mixer_cfg: MixerConfig | None = None, vocab_size: int | 
     have_stream = val_tokens is not None and chunk_tokens is not None
     if stats is not None and len(stats.get("pos", ())) > 0:
         pos = np.asarray(stats["pos"])
-        checks["single_pass"] = check_single_pass(pos)
+        checks["single_pass"] = shared.get("single_pass") or check_single_pass(pos)
         if total_tokens is None and val_tokens is not None:
             total_tokens = len(val_tokens) - 1
-        if total_tokens is not None:
+        if "ratio_scored" in shared:
+            checks["ratio_scored"] = shared["ratio_scored"]
+        elif total_tokens is not None:
             checks["ratio_scored"] = check_ratio_scored(pos, total_tokens)
         aidx = stats.get("audit_idx")
         run_rows = stats.get("audit_p_ngram") is not None and stats.get("order") is not None
@@ -272,7 +288,9 @@ def audit(*, spec=None, mixer_cfg: MixerConfig | None = None, vocab_size: int | 
             checks["causal"] = check_ngram_causal(val_tokens, stats, cfg, chunk_tokens, vocab_size, device=device)
     if events is None and ngram is not None and ngram.events:
         events = ngram.events
-    if events is not None:
+    if "score_before_update" in shared:
+        checks["score_before_update"] = shared["score_before_update"]
+    elif events is not None:
         checks["score_before_update"] = check_score_before_update(events)
     if model_probe is not None:
         checks["causal_model"] = model_probe()

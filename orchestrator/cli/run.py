@@ -82,14 +82,21 @@ def cmd_run(args) -> int:
     try:
         progress = SweepProgress(console, live=False if args.no_progress else None,
                                  heartbeat_s=getattr(args, "status_every", 30.0))
+        shown = []
+
+        def show(report) -> None:  # every job ended: the table now, before the summary and the writer drain
+            shown.append(True)
+            console.print(results_table(report))
+
         runner = ray_runner(address=args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
                             progress=progress, say=say, tokenizer=run.tokenizer,
                             reuse=not getattr(args, "no_reuse", False), lease_wait=args.wait,
-                            lease_timeout_s=args.lease_timeout)
+                            lease_timeout_s=args.lease_timeout, on_results=show)
         report = runner(plan, run.tracker, run.data_dir, run.work)
+        if not shown:
+            show(report)
     finally:
         delivered = run.close(say)
-    console.print(results_table(report))
     c = report.counts()
     say(f"done in {time.time() - t0:.1f} s: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
     shown = redact(uri)  # never print credentials of the tracking URI

@@ -106,6 +106,15 @@ def mix_identity(eval_id: str, mix_config: dict[str, Any], code_version: str) ->
     return identity_of("mix", {"eval": eval_id, "config": mix_config}, code_version)
 
 
+def _mix_identity_json(eval_id: str, config_json: str, code_version: str) -> str:
+    """mix_identity with the config's canonical JSON made once per point: the same bytes as
+    canonical_json({"kind", "payload": {"eval", "config"}, "code_version"}) (keys sorted), so
+    the same identity (tests/orchestrator/plan/test_build_speed.py)."""
+    blob = (f'{{"code_version":{canonical_json(code_version)},"kind":"mix","payload":{{"config":{config_json},'
+            f'"eval":{canonical_json(eval_id)}}}}}')
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
 _SHARD_PREFIXES = ("fineweb_train_", "fineweb_val_")
 _MANIFESTS = ("manifest.json", "MANIFEST.json")
 
@@ -177,6 +186,8 @@ def mixer_params(m_cfg: dict[str, Any]) -> dict[str, str]:
 
 
 def _short(v: Any) -> str:
+    if type(v) is float or type(v) is int:  # what json.dumps writes for them (a finite float's repr)
+        return repr(v) if v == v and v not in (float("inf"), float("-inf")) else json.dumps(v)
     return json.dumps(v, separators=(",", ":")) if not isinstance(v, str) else v
 
 
@@ -199,6 +210,13 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
     base_params = {"preset": sweep.train.preset, "data.path": data.path}
     trains, evals, mixes = [], [], []
     axes = varying_axes(sweep.mixer)
+    # per mixer point, once (not per seed x eval): its canonical JSON, name and params (issue 21)
+    points = []
+    for mixer in sweep.mixer_points():
+        m_cfg = {"mixer": mixer.model_dump(mode="json")}
+        shown = "" if mixer.mode == "none" or not axes else \
+            "/" + ",".join(f"{a}={_short(m_cfg['mixer'][a])}" for a in axes)
+        points.append((mixer, canonical_json(m_cfg), f"{mixer.mode}{shown}", mixer_params(m_cfg)))
     for seed in sweep.train.seeds:
         run = sweep.run_config(seed)
         on_gpu = run.train.device != "cpu"  # "auto" asks for GPUs; the driver may fall back
@@ -217,15 +235,12 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
                                  gpus=e_ranks if on_gpu else 0, ranks=e_ranks, params=e_params))
             short_eval = {k: e_params[k] for k in ("eval.seq_len", "eval.stride", "eval.chunk_tokens",
                                                    "ttt.enabled")}
-            for mixer in sweep.mixer_points():
-                m_cfg = {"mixer": mixer.model_dump(mode="json")}
-                shown = "" if mixer.mode == "none" or not axes else \
-                    "/" + ",".join(f"{a}={_short(m_cfg['mixer'][a])}" for a in axes)
-                mixes.append(MixJob(identity=mix_identity(e_id, m_cfg, codes["mix"]),
-                                    name=f"mix/s{seed}/e{e_idx}/{mixer.mode}{shown}", mixer=mixer, deps=(e_id,),
-                                    seed=seed, gpus=1 if on_gpu else 0, ranks=1,
-                                    params={**base_params, "train.seed": str(seed), **short_eval,
-                                            **mixer_params(m_cfg)}))
+            for mixer, m_json, m_name, m_params in points:
+                mixes.append(MixJob(
+                    identity=_mix_identity_json(e_id, m_json, codes["mix"]),
+                    name=f"mix/s{seed}/e{e_idx}/{m_name}", mixer=mixer, deps=(e_id,), seed=seed,
+                    gpus=1 if on_gpu else 0, ranks=1,
+                    params={**base_params, "train.seed": str(seed), **short_eval, **m_params}))
             for study in sweep.optuna_studies():
                 mode = study["mixer_base"]["mode"]
                 mixes.append(OptunaMixJob(identity=mix_identity(e_id, study, codes["mix"]),

@@ -354,5 +354,7 @@ def run_plan(plan, tracker, options: DriverOptions | None = None, **kwargs) -> S
             out.run_id = out.attempts[-1]["run_id"]
     counts = drv.report.counts()
     drv.report.status = "FAILED" if counts.get("failed") else "FINISHED"
+    if opts.on_results is not None:
+        opts.on_results(drv.report)
     drv.track.end_sweep(drv.report)
     return drv.report

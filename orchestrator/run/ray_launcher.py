@@ -83,6 +83,12 @@ class RayLauncher:
             return worker.run_mix.remote(attempt, dep, [inputs], self.data_dir, self.vocab_size, int(chunk_tokens))
         raise ValueError(f"job {attempt.job.name}: unknown kind {kind!r}")
 
+    def run_batch_on(self, worker: Any, attempts: list[Attempt], dep: str, inputs: Any, chunk_tokens: int) -> list:
+        """Mix points over one eval in one call: one ref per attempt (orchestrator.run.mix_batch)."""
+        refs = worker.run_mix_batch.options(num_returns=len(attempts)).remote(
+            attempts, dep, [inputs], self.data_dir, self.vocab_size, int(chunk_tokens))
+        return list(refs) if len(attempts) > 1 else [refs]
+
     def get(self, ref: Any) -> JobResult:
         with _translated():
             return ray.get(ref)

@@ -33,6 +33,7 @@ from typing import Any, Callable, Protocol
 
 from golf_core.eval.config import EvalConfig
 from workers.contract import Attempt, EvalJob, JobFailed, JobResult, WorkerLost
+from orchestrator.run import mix_batch
 
 __all__ = ["IllegalTransition", "JobState", "Gang", "Hooks", "KIND_ORDER", "LEGAL", "Launcher", "SHORT_MIX_S",
            "Scheduler", "Slot", "TERMINAL", "one_line", "transition"]
@@ -133,6 +134,11 @@ class Slot:
         self.idle_since = time.time()
         self.training: str | None = None  # the identity of the 1-rank training job it runs
         self.train_name: str | None = None
+        self.call_of: dict = {}  # ref -> the first ref of its batched call (orchestrator.run.mix_batch)
+
+    def calls(self) -> int:
+        """Calls queued on the worker (a batch of mix points is one call, many refs)."""
+        return len({self.call_of.get(r, r) for r in self.inflight})
 
 
 class Scheduler:
@@ -308,7 +314,7 @@ class Scheduler:
         # mixes (milliseconds each) may queue behind one another on the worker holding their
         # inputs; a training or eval job (minutes) only goes to a worker with nothing queued
         depth = self.actor_depth if job.kind == "mix" else 1
-        open_slots = [s for s in self.slots if len(s.inflight) < depth]
+        open_slots = [s for s in self.slots if s.calls() < depth]
         holders = [s for s in open_slots if s.keys & want]  # the workers that already hold the inputs
         idle = [s for s in open_slots if not s.inflight]
         for s in holders:
@@ -371,6 +377,8 @@ class Scheduler:
             chunk = (src.eval if isinstance(src, EvalJob) else EvalConfig()).chunk_tokens
         elif job.kind not in ("train", "eval"):
             raise ValueError(f"job {job.name}: unknown kind {job.kind!r}")
+        if mix_batch.batchable(self, out):  # with the READY mixes of the same eval and table key
+            return mix_batch.start(self, out, slot, dep, holder, chunk, extra)
         ref = self.launcher.run_on(slot.worker, self._attempt(out, extra), dep, holder, chunk)
         if job.kind == "train":
             slot.training, slot.train_name = job.identity, job.name
@@ -409,6 +417,7 @@ class Scheduler:
                     holder.release()
             else:
                 holder.inflight.discard(ref)
+                holder.call_of.pop(ref, None)
                 if holder.training == ident:
                     holder.training = holder.train_name = None
                 if not holder.inflight:
@@ -472,7 +481,8 @@ class Scheduler:
         if out.job.kind == "mix" and isinstance(value.wall_s, (int, float)):
             self._n_mix += 1
             self.mix_s = (self.mix_s or 0.0) + (float(value.wall_s) - (self.mix_s or 0.0)) / self._n_mix
-        self.files[out.job.identity] = self.launcher.put(value.files)
+        if value.files or out.job.kind != "mix":  # no job reads a mix's outputs: no empty object put
+            self.files[out.job.identity] = self.launcher.put(value.files)
         self.hooks.succeeded(out, value)
         self.set_state(out, JobState.FINISHED, event="finished")
         self.refresh_ready()

@@ -72,7 +72,8 @@ def _sigterm_to_interrupt(signum, frame):  # `ray job stop` sends SIGTERM: clean
 
 def ray_runner(*, address: str | None = None, num_cpus: int | None = None, num_gpus: int | None = None,
                progress: Any = None, say: Say | None = None, tokenizer: Path | None = None, reuse: bool = True,
-               lease_wait: bool = False, lease_timeout_s: float | None = None) -> RunFn:
+               lease_wait: bool = False, lease_timeout_s: float | None = None,
+               on_results: Callable[[Any], None] | None = None) -> RunFn:
     """The default run function: the driver on Ray (`address`, $RAY_ADDRESS, else a local Ray)."""
     def run(plan, tracker, data_dir: Path, work_dir: Path):
         import ray
@@ -91,7 +92,8 @@ def ray_runner(*, address: str | None = None, num_cpus: int | None = None, num_g
         extra = {} if lease_timeout_s is None else {"lease_timeout_s": lease_timeout_s}
         opts = DriverOptions(data_dir=str(data_dir), work_dir=str(work_dir / "jobs"),
                              tokenizer_path=str(tokenizer) if tokenizer else None, progress=progress,
-                             connect=connect_ray, say=say, reuse=reuse, lease_wait=lease_wait, **extra)
+                             connect=connect_ray, say=say, reuse=reuse, lease_wait=lease_wait,
+                             on_results=on_results, **extra)
         main = threading.current_thread() is threading.main_thread()  # signals go to the main thread only
         old_term = signal.signal(signal.SIGTERM, _sigterm_to_interrupt) if main else None
         try:

@@ -5,6 +5,7 @@ for a job (metrics, per-step train_loss, tags, artifact files) is decided in one
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import shutil
@@ -67,6 +68,7 @@ class TrackingAdapter:
         self.spool = Path(spool_dir or Path.cwd() / ".golf" / "spool")
 
     def start_sweep(self, plan, live_sweeps=None) -> str | None:
+        self._plan_ids = {j.identity for j in plan.jobs}  # the reuse lookup reads these runs only
         self.sweep = self.t.start_sweep(plan.sweep_identity, params={"golf.sweep_name": plan.sweep_name},
                                         name=plan.sweep_name)
         # runs a dead driver left RUNNING (after start_sweep, so our own parent run is ours; the
@@ -83,8 +85,14 @@ class TrackingAdapter:
         if not self.reuse:
             return None
         if self._finished is None:  # one query for the whole plan
-            self._finished = self.t.finished_runs()
+            self._asked = set(self._plan_ids) | {job.identity}
+            self._finished = self.t.finished_runs(self._asked)
             self._exp_id = self.t.experiment_id() if self._finished else None
+        elif job.identity not in self._asked:  # a job added while running (an optuna env trial)
+            self._asked.add(job.identity)
+            self._finished.update(self.t.finished_runs({job.identity}))
+            if self._exp_id is None and self._finished:
+                self._exp_id = self.t.experiment_id()
         runs = self._finished.get(job.identity) or []
         computed = [r for r in runs if r.computed]
         if not computed:
@@ -99,6 +107,8 @@ class TrackingAdapter:
 
     _finished: dict | None = None
     _exp_id: str | None = None
+    _plan_ids: set = frozenset()
+    _asked: set = frozenset()
 
     def study_runs(self, study: str) -> list:
         """The FINISHED runs of an optuna env study in this experiment (orchestrator.run.trials)."""
@@ -118,18 +128,19 @@ class TrackingAdapter:
 
     def record(self, key: str, job, result: dict, verdict, files: dict[str, bytes]) -> None:
         h = self.handles[key]
-        h.log_metrics(result_metrics(result))
-        h.log_result({k: v for k, v in result.items() if k not in METRIC_KEYS}, curve=True)
-        for i, bpb in enumerate(result.get("chunk_bpb") or []):  # drift across score-first chunks
-            h.log_metrics({"chunk_val_bpb": float(bpb)}, step=i)
-        for number, bpb, _params in result.get("trials") or []:  # optuna: step = trial number
-            h.log_metrics({"trial_val_bpb": float(bpb)}, step=int(number))
-        tags = {}
-        if verdict.compliant is not None:
-            tags["golf.compliant"] = str(verdict.compliant).lower()
-        if tags:
-            h.set_tags(tags)
-        h.set_validity(verdict.valid, verdict.reason)
+        with h.batched() if hasattr(h, "batched") else contextlib.nullcontext():  # one journaled op
+            h.log_metrics(result_metrics(result))
+            h.log_result({k: v for k, v in result.items() if k not in METRIC_KEYS}, curve=True)
+            for i, bpb in enumerate(result.get("chunk_bpb") or []):  # drift across score-first chunks
+                h.log_metrics({"chunk_val_bpb": float(bpb)}, step=i)
+            for number, bpb, _params in result.get("trials") or []:  # optuna: step = trial number
+                h.log_metrics({"trial_val_bpb": float(bpb)}, step=int(number))
+            tags = {}
+            if verdict.compliant is not None:
+                tags["golf.compliant"] = str(verdict.compliant).lower()
+            if tags:
+                h.set_tags(tags)
+            h.set_validity(verdict.valid, verdict.reason)
         if files:
             d = self.spool / f"{job.identity[:16]}-{key[:8]}"
             unpack_to(files, d)
@@ -171,6 +182,9 @@ class TrackingAdapter:
         copy = self.copies.get(out.job.identity)
         if copy is not None:
             return copy.run_id
+        h = self.handles.get(out.run_id)
+        if h is not None and h.run_id is None and hasattr(h, "wait_run_id"):  # the writer is behind
+            return h.wait_run_id(60.0) or out.run_id
         return self.run_id(out.run_id) or out.run_id
 
     def history(self, out, key: str) -> list[tuple[int, float]]:
@@ -197,10 +211,18 @@ class TrackingAdapter:
         h.set_tags(tags)
         h.log_artifact(files_dir)
         if description:
-            try:
-                self.t.set_experiment_tags({"mlflow.note.content": description})
-            except Exception as e:  # noqa: BLE001
-                log.warning("experiment description not set: %s", str(e).splitlines()[0])
+            def describe(*_delivered) -> None:
+                try:
+                    self.t.set_experiment_tags({"mlflow.note.content": description})
+                except Exception as e:  # noqa: BLE001
+                    log.warning("experiment description not set: %s", str(e).splitlines()[0])
+
+            # a synchronous call: it would wait for the writer to deliver every run first, so it
+            # runs once the tracker closes and results are out without that wait (issue 21)
+            if hasattr(self.t, "after_close"):
+                self.t.after_close(describe)
+            else:
+                describe()
 
     def abandon_sweep(self) -> None:
         """The sweep's parent run belongs to the driver that took our lease over: never end it

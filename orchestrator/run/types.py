@@ -37,6 +37,9 @@ class DriverOptions:
     lease_timeout_s: float = 60.0
     lease_settle_s: float = 0.5
     say: Callable[[str], None] | None = None  # one-line notices (waiting, taking over)
+    # called with the report once every job ended, before the sweep's summary and before the
+    # tracker drains: `golf run` prints its results table here (issue 21)
+    on_results: Callable[["SweepReport"], None] | None = None
 
 
 @dataclass

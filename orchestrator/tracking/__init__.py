@@ -13,8 +13,9 @@ MLflow limits, system info).
 """
 from .client import (
     DEFAULT_TRACKING_URI, RunRecord, TrackingStoreError, TrackingUnavailable, check_store,
-    download_artifacts, finished_identities, redact, resolve_tracking_uri, study_runs,
+    download_artifacts, redact, resolve_tracking_uri, study_runs,
 )
+from .index import finished_identities  # identities and status only, not whole runs (issue 21)
 from .params import flatten_params, system_tags
 from .tracker import RESULT_METRICS, RunHandle, Tracker
 

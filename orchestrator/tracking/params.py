@@ -67,6 +67,10 @@ def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str
     out: dict[str, str] = {}
     for k, v in config.items():
         key = f"{prefix}.{k}" if prefix else str(k)
+        t = type(v)
+        if t is str or t is int or t is float or t is bool or v is None:  # most values: no checks below
+            out[key] = _to_str(v)
+            continue
         if hasattr(v, "model_dump"):  # a pydantic config
             v = v.model_dump(mode="json")
         if isinstance(v, Mapping):
@@ -74,9 +78,30 @@ def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str
                 out.update(flatten_params(v, key))
             else:
                 out[key] = "{}"
+        elif isinstance(v, (list, tuple)):
+            out[key] = _seq_str(v)
         else:
-            out[key] = _to_str(list(v) if isinstance(v, tuple) else v)
+            out[key] = _to_str(v)
     return out
+
+
+_SEQ: dict[tuple, str] = {}
+
+
+def _seq_str(v: list | tuple) -> str:
+    """A list param's JSON, made once per distinct value (a plan repeats the same `orders` and
+    `primes` in every one of its 50,000 mix jobs: issue 21). Keyed with each item's type, so
+    [1, 2] and [1.0, 2.0] stay apart."""
+    try:
+        key = tuple((type(x), x) for x in v)
+        hit = _SEQ.get(key)
+    except TypeError:  # nested lists, dicts: not hashable, serialized each time
+        return _to_str(list(v))
+    if hit is None:
+        if len(_SEQ) > 4096:
+            _SEQ.clear()
+        hit = _SEQ[key] = _to_str(list(v))
+    return hit
 
 
 def clean_params(params: Mapping[str, Any]) -> dict[str, str]:

@@ -20,6 +20,7 @@ Resume uses find_finished / close_stale_running before any job starts.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -29,9 +30,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .client import (
-    RunRecord, _query, check_store, download_artifacts, finished_identities, finished_runs_everywhere,
+    RunRecord, _query, check_store, download_artifacts, finished_runs_everywhere,
     make_client, metric_history, redact, resolve_tracking_uri, search_all, study_runs, tag_filter,
 )
+from . import index
 from .journal import Journal, adopt_orphans
 from .names import run_name
 from .params import clean_metrics, clean_params, clean_tags, flatten_params, system_tags
@@ -74,7 +76,33 @@ class RunHandle:
     def __repr__(self) -> str:
         return f"RunHandle({self.kind}, run_id={self.run_id}, key={self.key[:8]})"
 
+    @contextlib.contextmanager
+    def batched(self):
+        """Log calls inside the block become one journaled op at its end (metrics in call order,
+        params and tags merged as the writer would): a mix job's ~10 calls cost one journal
+        write and one queue hand-off (issue 21)."""
+        if self._batch is not None:  # nested: the outer block sends
+            yield self
+            return
+        self._batch = {"metrics": [], "params": {}, "tags": {}}
+        try:
+            yield self
+        finally:
+            b, self._batch = self._batch, None
+            self._send(b["metrics"], b["params"], b["tags"])
+
+    _batch: dict | None = None
+
     def _log(self, metrics=(), params=None, tags=None) -> None:
+        if self._batch is not None:
+            self._batch["metrics"].extend(metrics)
+            for k, v in (params or {}).items():
+                self._batch["params"].setdefault(k, v)
+            self._batch["tags"].update(tags or {})
+            return
+        self._send(metrics, params, tags)
+
+    def _send(self, metrics=(), params=None, tags=None) -> None:
         op = {"op": "log", "key": self.key}
         if metrics:
             op["metrics"] = list(metrics)
@@ -392,9 +420,13 @@ class Tracker:
             log.warning("closed %d stale RUNNING run(s) as KILLED: %s", len(closed), closed)
         return closed
 
-    def finished_runs(self) -> dict[str, list[RunRecord]]:
-        """identity -> its FINISHED runs in every experiment of the store, oldest first."""
+    def finished_runs(self, identities=None) -> dict[str, list[RunRecord]]:
+        """identity -> its FINISHED runs in every experiment of the store, oldest first; with
+        `identities`, only theirs are read (orchestrator.tracking.index: the cost follows the
+        plan, not the store)."""
         self.flush(30.0)
+        if identities is not None:
+            return index.finished_runs(self.tracking_uri, identities)
         return finished_runs_everywhere(self.tracking_uri)
 
     def study_runs(self, study: str) -> list[RunRecord]:
@@ -424,7 +456,7 @@ class Tracker:
         _query(self.tracking_uri, "tagging the experiment", query)
 
     def finished_identities(self) -> set[str]:
-        return finished_identities(self.tracking_uri, self.experiment_name)
+        return index.finished_identities(self.tracking_uri, self.experiment_name)
 
     def download_artifacts(self, run_id: str, path: str, dst: str | os.PathLike) -> Path:
         """Fetch artifact `path` of an earlier run (e.g. model.ptz, token_stats.npz) into dst."""

@@ -22,6 +22,7 @@ import time
 from collections import Counter
 
 from .client import _local_path, is_transient, make_client, redact, search_all, tag_filter
+from .index import IndexEntry, identity_index, is_sql_store
 from .journal import Journal
 
 __all__ = ["Writer"]
@@ -178,6 +179,10 @@ class Writer(threading.Thread):
 
     def _process(self) -> None:
         pending = self._pending
+        # on a SQL store, the duplicate checks of this window's finishes read one identity index
+        # per experiment (before) and one more (after), not two searches per run (issue 21)
+        self._window = {} if is_sql_store(self.uri) else None
+        self._window_done: dict[str, set[str]] = {}
         while pending:
             n = 1
             try:
@@ -195,6 +200,12 @@ class Writer(threading.Thread):
             except Exception as e:  # noqa: BLE001 - a malformed (e.g. hand-edited) op must not wedge
                 log.warning("dropped %d malformed tracking call(s) from seq %s (%s: %s)", n,
                             pending[0].get("seq"), type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
+            if self._window_done and n == len(pending):  # before the last ack: a retry redoes it
+                try:
+                    self._dedupe_window()
+                except _Permanent as e:
+                    log.warning("duplicate check after finishing not done: %s", e)
+                    self._window_done = {}
             seq = pending[n - 1]["seq"]
             del pending[:n]
             self.journal.ack(seq)
@@ -372,20 +383,59 @@ class Writer(threading.Thread):
             # never two FINISHED runs for one identity: check just before finishing, and again
             # after (_dedupe): drivers of two sweeps sharing a job can pass this check together
             exp_id = self._experiment_id(op["experiment"])
-            filt = f"{tag_filter('golf.identity', identity)} and attributes.status = 'FINISHED'"
-            others = [r for r in self._search(exp_id, filt) if r.info.run_id != run_id
-                      and "golf.reused_from" not in r.data.tags]  # a copy is not the record
+            if self._window is not None:
+                others = [e.run_id for e in self._index(op["experiment"]).get(identity, ())
+                          if e.run_id != run_id and e.computed]
+            else:
+                filt = f"{tag_filter('golf.identity', identity)} and attributes.status = 'FINISHED'"
+                others = [r.info.run_id for r in self._search(exp_id, filt) if r.info.run_id != run_id
+                          and "golf.reused_from" not in r.data.tags]  # a copy is not the record
             if others:
                 status = "KILLED"
-                tags.update({"golf.killed_reason": "duplicate",
-                             "golf.duplicate_of": others[0].info.run_id})
+                tags.update({"golf.killed_reason": "duplicate", "golf.duplicate_of": others[0]})
                 log.warning("identity %s already has FINISHED run %s; run %s ends KILLED",
-                            identity, others[0].info.run_id, run_id)
+                            identity, others[0], run_id)
         if tags:
             self._log_batch(run_id, [], [], [RunTag(k, v) for k, v in tags.items()])
         self._call("set_terminated", run_id, status=status, end_time=op["end_ms"])
         if status == "FINISHED" and identity:
-            self._dedupe(exp_id, identity)
+            if self._window is not None:  # checked again once for the whole window
+                self._index(op["experiment"]).setdefault(identity, []).append(
+                    IndexEntry(run_id, exp_id, int(op["end_ms"]), True))
+                self._window_done.setdefault(op["experiment"], set()).add(identity)
+            else:
+                self._dedupe(exp_id, identity)
+
+    def _index(self, experiment: str) -> dict:
+        """identity -> FINISHED runs of `experiment`, read once per window (orchestrator.tracking.index)."""
+        if experiment not in self._window:
+            self._window[experiment] = self._read_index(experiment)
+        return self._window[experiment]
+
+    def _read_index(self, experiment: str) -> dict:
+        self.calls["identity_index"] += 1
+        try:
+            return identity_index(self.uri, experiment)
+        except Exception as e:  # noqa: BLE001
+            raise (_Retry if is_transient(e) else _Permanent)(f"identity index: {e}") from e
+
+    def _dedupe_window(self) -> None:
+        """_dedupe for every identity this window finished: one index read per experiment."""
+        from mlflow.entities import RunTag
+
+        for experiment, idents in self._window_done.items():
+            fresh = self._read_index(experiment)
+            for identity in sorted(idents):
+                runs = sorted(fresh.get(identity, ()), key=lambda e: (e.start_time, e.run_id))
+                for dup in runs[1:]:
+                    keep = runs[0].run_id
+                    self._log_batch(dup.run_id, [], [], [RunTag("golf.killed_reason", "duplicate"),
+                                                         RunTag("golf.duplicate_of", keep)])
+                    self._call("update_run", dup.run_id, status="KILLED")
+                    log.warning("identity %s: run %s finished together with %s; it ends KILLED (duplicate)",
+                                identity, dup.run_id, keep)
+            self._window.pop(experiment, None)  # the next window reads it afresh
+        self._window_done = {}
 
     def _dedupe(self, exp_id: str, identity: str) -> None:
         """After a FINISHED: if several runs of `identity` are FINISHED (two writers passed the

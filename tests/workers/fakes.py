@@ -127,7 +127,7 @@ class FakeRunner(GolfRunner):
     def load_val(self, data_dir, vocab_size):
         return np.arange(1000) % vocab_size
 
-    def audit_mix(self, stats, ngram, mixer, vocab_size, carried=None):
+    def audit_mix(self, stats, ngram, mixer, vocab_size, carried=None, shared=None):
         ok = mixer.get("mode") != "hashed_target"
         return {"compliant": ok, "checks": {"mode": {"passed": ok}}}
 

@@ -1,0 +1,29 @@
+"""Batched mix points on a real local Ray and `mlflow server` (issue 21): each point its own
+FINISHED child run with its own identity and result, as when they ran one call each."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from tests.orchestrator.run.test_driver import _by_identity, _run, _runs  # noqa: E402
+from tests.workers.fakes import small_plan  # noqa: E402
+
+
+def test_a_grid_of_mixes_runs_in_batches_each_its_own_run(ray_local, mlflow_server, tmp_path):
+    alphas = tuple(round(0.02 * i, 2) for i in range(1, 21))
+    plan = small_plan("batched", seeds=(3,), alphas=alphas, modes=("normalized", "hashed_target"))
+    report = _run(plan, mlflow_server, tmp_path)
+    assert report.counts() == Counter(finished=len(plan.jobs))
+    runs = _by_identity(_runs(mlflow_server.uri, plan.sweep_name))
+    mixes = [o for o in report.outcomes.values() if o.job.kind == "mix"]
+    assert len(mixes) == 40 and len({o.result["val_bpb"] for o in mixes}) > 1
+    for o in mixes:
+        (run,) = runs[o.job.identity]
+        assert run.info.status == "FINISHED" and run.data.metrics["val_bpb"] == o.result["val_bpb"]
+        assert o.result["mixer"]["alpha_base"] == o.job.mixer.alpha_base
+        assert run.data.tags["golf.compliant"] == ("false" if o.job.mixer.mode == "hashed_target" else "true")
+    # one n-gram pass per (worker, table key), not one per point
+    assert sum(o.result["ngram_passes"] for o in mixes) <= 2 * len({o.output["actor_pid"] for o in mixes})
