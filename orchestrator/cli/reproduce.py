@@ -58,7 +58,7 @@ def cmd_reproduce(args) -> int:
     from orchestrator.records.reproduce import ReproduceError, reproduce, summary_table
 
     console = Console()
-    say = lambda msg: console.print(f"[golf] {msg}", highlight=False, markup=False)  # noqa: E731
+    say = lambda msg: console.print(f"golf: {msg}", highlight=False, markup=False)  # noqa: E731
     ray = {"address": args.address, "num_cpus": args.num_cpus, "num_gpus": args.num_gpus, "say": say,
            "progress": SweepProgress(console, live=False if args.no_progress else None,
                                      heartbeat_s=getattr(args, "status_every", 30.0))}

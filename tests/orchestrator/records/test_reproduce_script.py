@@ -204,7 +204,7 @@ def test_golf_reproduce_record_dir_end_to_end_then_reuses_both_jobs(record_dir, 
     out = first.stdout
     # what will run is printed before Ray starts
     assert out.index("env: ITERATIONS=4 MODEL_DIM=16 VAL_LOSS_EVERY=2") < out.index("seeds: [42, 1337]") \
-        < out.index("[golf] ray: local")
+        < out.index("golf: ray: local")
     folder = tmp_path / "records" / "track_10min_16mb" / "2026-11-26_Tiny_3.38_reproduced"
     sub = json.loads((folder / "submission.json").read_text())
     logs = {s: parse_log_file(record_dir / f"train_seed{s}.log") for s in SEEDS}
@@ -242,7 +242,7 @@ def test_golf_reproduce_record_dir_end_to_end_then_reuses_both_jobs(record_dir, 
     second = _golf(argv, tmp_path)
     t_second = time.monotonic() - t0
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "[golf] ray:" not in second.stdout  # every job reused: Ray never started
+    assert "golf: ray:" not in second.stdout  # every job reused: Ray never started
     sub2 = json.loads((folder / "submission.json").read_text())
     assert sub2["golf"]["reused"] == {"42": "reused", "1337": "reused"}
     assert sub2["seed_results"] == sub["seed_results"] and sub2["golf"]["claim"] == claim
