@@ -98,16 +98,23 @@ def cmd_run(args) -> int:
     return 1 if c.get("failed") or c.get("skipped") else 0
 
 
-def headline(report) -> str:
-    """The best compliant val_bpb (the one that counts) and, when lower, the best non-compliant
-    one, marked: a hashed_target score is never the headline."""
-    from orchestrator.tracking.names import run_name
+def _mean_std(g) -> str:
+    return f"{g.mean:.5f} ± {g.std:.5f}" if g.n > 1 else f"{g.mean:.5f}"
 
-    best, bad = report.best(compliant=True), report.best(compliant=False)
-    text = (f"best compliant val_bpb {best['val_bpb']:.4f} ({run_name(best['kind'], best['name'])})"
-            if best else "best compliant val_bpb -")
-    if bad and (best is None or bad["val_bpb"] < best["val_bpb"]):
-        text += f"; non-compliant {bad['val_bpb']:.4f}* ({run_name(bad['kind'], bad['name'])}, not a legal score)"
+
+def headline(report) -> str:
+    """The winner: the best compliant configuration's seed-mean val_bpb ("best" means that
+    everywhere: the parent run's val_bpb, the leaderboard) and, when lower, the best
+    non-compliant configuration, marked: a hashed_target score is never the headline."""
+    from orchestrator.tracking.summary import overall_winner, winners
+
+    top = overall_winner(report)
+    text = (f"best compliant config val_bpb {_mean_std(top)} ({top.n} seed{'s' * (top.n != 1)}): "
+            f"{top.column} {top.label}".rstrip() if top else "best compliant config val_bpb -")
+    bad = [g for g in winners(report).values() if not g.compliant]
+    worst = min(bad, key=lambda g: g.mean) if bad else None
+    if worst is not None and (top is None or worst.mean < top.mean):
+        text += f"; non-compliant {worst.mean:.5f}* ({worst.column}, not a legal score)"
     return text
 
 
@@ -126,22 +133,24 @@ def results_table(report):
     caption = None if bt is None else (
         f"optuna: {bt['told']} trials told ({bt['failed']} failed); best trial {bt['number']}: "
         + " ".join(f"{k}={v}" for k, v in bt["values"].items()) + f"  val_bpb {bt['val_bpb']:.6f}")
+    # fits 80 columns (and a pipe): the configuration wraps at its commas instead of being cut
     t = Table(title=f"sweep {report.plan.sweep_name}: {headline(report)}\n"
                     "winner per column = lowest seed-mean val_bpb  (* not compliant, ! invalid seeds)",
               title_justify="left", caption=caption, caption_justify="left")
-    for c, j in (("what", "left"), ("winning config", "left"), ("val_bpb mean ± std", "right"),
-                 ("seeds", "right"), ("best seed", "right")):
-        t.add_column(c, justify=j)
+    t.add_column("what", justify="left", overflow="fold", max_width=18)
+    t.add_column("winning config", justify="left", overflow="fold", ratio=1, min_width=12)
+    t.add_column("val_bpb mean ± std", justify="right", no_wrap=True)
+    t.add_column("seeds", justify="right", no_wrap=True)
+    t.add_column("best seed", justify="right", overflow="fold")
     best = best_runs(report)
     for col, g in winners(report).items():
         mark = "" if g.compliant else "*"
         n_all = len(g.outcomes)
         if g.n < n_all:
             mark += "!"
-        std = f" ± {g.std:.4f}" if g.n > 1 else ""
         bs = best.get(col)
-        t.add_row(_WHAT.get(col, col), g.label or "-", f"{g.mean:.4f}{std}{mark}", f"{g.n}/{n_all}",
-                  f"{bs[0]:.4f} (s{bs[1].job.seed})" if bs else "-")
+        t.add_row(_WHAT.get(col, col), (g.label or "-").replace(",", ", "), f"{_mean_std(g)}{mark}",
+                  f"{g.n}/{n_all}", f"{bs[0]:.5f} (s{bs[1].job.seed})" if bs else "-")
     return t
 
 

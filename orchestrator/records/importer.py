@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from orchestrator.records.folder import RecordFolder, RecordFolderError, SeedLog, claim_of, read_record_folder
-from orchestrator.records.judge import ScoreChoice, SeedVerdict, choose_score, judge_seed
+from orchestrator.records.judge import RULINGS, ScoreChoice, SeedVerdict, choose_score, judge_seed
 from orchestrator.tracking.client import (
     TrackingUnavailable, _query, is_transient, make_client, resolve_tracking_uri, search_all,
     tag_filter,
@@ -227,7 +227,7 @@ def import_records(dirs: list[str | Path], experiment: str = DEFAULT_EXPERIMENT,
                     client.set_terminated(run_id, status="KILLED")))
                 res.replaced.append(run_id)
             choice = choose_score(log.path, log.summary, claimed.get(log.seed), score_tag)
-            verdict = judge_seed(choice.summary)
+            verdict = judge_seed(choice.summary, RULINGS.get(folder.name))
             run_id = _import_log(client, uri, exp_id, folder, log, name, choice, verdict)
             res.created.append((label, run_id))
             legal = "" if verdict.compliant else f", NOT COMPLIANT: {verdict.reason}"

@@ -17,7 +17,13 @@ from pathlib import Path
 from golf_core import rules
 from golf_core.logparse import LogSummary, parse_log_file
 
-__all__ = ["ScoreChoice", "SeedVerdict", "choose_score", "judge_seed", "matches_claim"]
+__all__ = ["RULINGS", "ScoreChoice", "SeedVerdict", "choose_score", "judge_seed", "matches_claim"]
+
+# Published folders whose technique the organizers ruled out after the fact: nothing in their
+# logs shows it, so the ruling is looked up by folder name (../shared/CONTEXT.md).
+RULINGS = {
+    "2026-03-25_BackoffNgramMixer_DriftFreeTTT_0.6683": f"PR #779: {rules.HASHED_REASON}",
+}
 
 
 @dataclass(frozen=True)
@@ -75,8 +81,9 @@ def choose_score(path: Path, summary: LogSummary, claimed: float | None = None,
     return ScoreChoice(parse_log_file(path, score_tag=tag), tag, "claimed")
 
 
-def judge_seed(summary: LogSummary) -> SeedVerdict:
-    """A record seed against the track's limits (golf_core.rules), as golf judges its own runs."""
+def judge_seed(summary: LogSummary, ruling: str | None = None) -> SeedVerdict:
+    """A record seed against the track's limits (golf_core.rules), as golf judges its own runs;
+    `ruling` (RULINGS) makes it non-compliant whatever its numbers."""
     checks = {
         "artifact_bytes": rules.artifact_size(summary.artifact_bytes),
         "train_time": rules.train_time(summary.train_time_s, rules.TRAIN_CAP_S, step_avg_ms=summary.step_avg_ms),
@@ -84,5 +91,8 @@ def judge_seed(summary: LogSummary) -> SeedVerdict:
         "val_bpb": rules.finite("val_bpb", summary.val_bpb),
     }
     failed = [f"{k}: {c.detail}" for k, c in checks.items() if c.passed is False]
-    ok = not failed
-    return SeedVerdict(ok, ok, "; ".join(failed) or None, checks)
+    if ruling:
+        checks["ruling"] = rules.Check(False, None, ruling)
+        failed.append(f"ruled out: {ruling}")
+    valid = not [k for k in failed if not k.startswith("ruled out")]
+    return SeedVerdict(valid, not failed, "; ".join(failed) or None, checks)

@@ -12,7 +12,7 @@ from golf_core.cli import run_cli
 from golf_core.logparse import parse_log_file
 from orchestrator.records.folder import RecordFolderError, claim_of, read_record_folder, readme_command
 from orchestrator.records.importer import record_time_ms
-from orchestrator.records.judge import choose_score, judge_seed
+from orchestrator.records.judge import RULINGS, choose_score, judge_seed
 
 README = """\
 # A record
@@ -154,7 +154,7 @@ def test_import_twice_reference_records(reference_dir, mlflow_server, capsys):
         assert t["golf.seed"] == str(log.seed)
         rf = read_record_folder(next(d for d in dirs if d.endswith(t["golf.source"])))
         choice = choose_score(log.path, log.summary, ((claim_of(rf.submission) or {}).get("val_bpb") or {}).get(log.seed))
-        verdict = judge_seed(choice.summary)
+        verdict = judge_seed(choice.summary, RULINGS.get(rf.name))
         assert t["golf.score_tag"] == choice.tag and t["golf.compliant"] == str(verdict.compliant).lower()
         assert t["golf.valid"] == str(verdict.valid).lower() and t.get("golf.reason") == verdict.reason
         # legal first: a score that does not count is never under val_bpb
@@ -170,6 +170,8 @@ def test_import_twice_reference_records(reference_dir, mlflow_server, capsys):
             assert p["env.SEED"] == str(log.seed)
         names = {a.path for a in c.list_artifacts(run.info.run_id)}
         assert {t["golf.log"], "submission.json", "README.md"} <= names
+    verdicts = {(r.data.tags["golf.source"][:10], r.data.tags["golf.compliant"]) for r in second}
+    assert ("2026-03-25", "false") in verdicts and ("2026-04-27", "true") in verdicts  # #779 ruled out
     # one run in full: params from the README and submission.json, both curves
     run = next(r for r in second if r.data.tags["golf.source"].endswith("1.0611")
                and r.data.tags["golf.seed"] == "42")

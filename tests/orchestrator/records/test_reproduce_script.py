@@ -313,3 +313,63 @@ def test_a_script_spec_reproduces_one_env_point(tmp_path, synthetic_data_dir):
     grid = {**spec, "train": {**spec["train"], "env": {"ITERATIONS": [4, 8]}}}
     with pytest.raises(RecordSpecError, match="one env point"):
         spec_reproduction(sweep_from_dict(grid), workspace=tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# README commands as real READMEs write them (issue 19)
+
+LOOP_README = """\
+# A record
+
+```bash
+python3 - <<'PY'
+print("torchrun is mentioned here but this is python")
+PY
+export NUM_LAYERS=11
+export MATRIX_LR=0.025
+for SEED in 314 42 0; do
+  MODEL_DIM=512 \\
+  SEED=$SEED uv run torchrun --standalone --nproc_per_node 8 train_gpt.py \\
+      > train_seed${SEED}.log 2>&1
+done
+```
+"""
+
+
+def test_readme_run_reads_loops_uv_exports_and_python_m():
+    from orchestrator.records.folder import readme_run
+
+    run = readme_run(LOOP_README)
+    assert run.env == {"NUM_LAYERS": "11", "MATRIX_LR": "0.025", "MODEL_DIM": "512", "SEED": "$SEED"}
+    assert run.launcher == {"standalone": "true", "nproc_per_node": "8", "script": "train_gpt.py"}
+    assert run.loop == ("SEED", ("314", "42", "0")) and run.how == "uv run torchrun"
+    py = readme_run("```\nA=1 B='two words' python -m torch.distributed.run --nproc_per_node=4 train_gpt.py\n```\n")
+    assert py.env == {"A": "1", "B": "two words"} and py.launcher["nproc_per_node"] == "4"
+    assert py.how == "python -m torch.distributed.run"
+    assert readme_run("```\nexport A=1\npython train_gpt.py\n```\n") is None
+
+
+def test_a_loop_readme_reproduces_and_a_missing_script_says_where_and_how(record_dir, tmp_path):
+    folder = tmp_path / "loop"
+    shutil.copytree(record_dir, folder)
+    (folder / "README.md").write_text(LOOP_README + "\nBuilt on PR #1797 and PR #2130.\n")
+    rep = record_dir_reproduction(folder, workspace=tmp_path)
+    assert rep.sweep.train.env["NUM_LAYERS"] == "11" and "SEED" not in rep.sweep.train.env
+    (folder / "train_gpt.py").rename(tmp_path / "elsewhere.py")
+    with pytest.raises(RecordFolderError) as e:
+        record_dir_reproduction(folder, workspace=tmp_path)
+    msg = str(e.value)
+    assert "no train_gpt.py" in msg and "https://github.com/openai/parameter-golf/pull/1797" in msg
+    assert msg.endswith("pass one with --script PATH") and "\n" not in msg
+    rep = record_dir_reproduction(folder, workspace=tmp_path, script=tmp_path / "elsewhere.py")
+    staged = Path(rep.sweep.train.script)
+    assert staged.parent == tmp_path / ".golf" / "reproduce"
+    assert (staged / "train_gpt.py").read_bytes() == (tmp_path / "elsewhere.py").read_bytes()
+    assert not (folder / "train_gpt.py").exists()  # the record folder is left as it was
+
+
+def test_missing_script_in_a_reference_folder_names_where_it_comes_from(reference_dir):
+    d = reference_dir.path("records", "2026-03-17_NaiveBaseline")
+    with pytest.raises(RecordFolderError, match="its command runs /root/code/parameter-golf/train_gpt.py; "
+                                                "pass one with --script PATH"):
+        record_dir_reproduction(d)
