@@ -5,9 +5,9 @@ import sys
 
 from golf_core.cli import CORE_COMMAND_MODULES, run_cli
 
-# validate / schema / plan  |  run / submit / status / logs / cancel / reproduce  |  parse-log / import
+# validate / schema / plan  |  run / submit / status / logs / cancel / reproduce  |  parse-log / import / check
 ORCHESTRATOR_COMMAND_MODULES = ("orchestrator.cli.spec", "orchestrator.cli.run", "orchestrator.cli.reproduce",
-                                "orchestrator.cli.imports")
+                                "orchestrator.cli.imports", "orchestrator.cli.check")
 
 
 def main(argv: list[str] | None = None) -> int:
