@@ -297,7 +297,9 @@ def record_dir_reproduction(path: str | Path, *, seeds: tuple[int, ...] | None =
     spec = {"name": _slug(rf.name), "description": f"golf reproduce {rf.name}: its train_gpt.py, its README's env",
             "data": data_sec,
             "train": {"script": str(folder.resolve()), "external": True, "seeds": list(seed_list),
-                      "gpus_per_job": nproc, "env": env}}
+                      "gpus_per_job": nproc, "env": env,
+                      # the authors' own command runs as written; only what --set-env adds is checked
+                      "env_unchecked": sorted(k for k in env if k not in overrides)}}
     sweep = sweep_from_dict(spec)  # SpecError (one line per problem): e.g. --set-env SEED with several seeds
     if claim is None:
         claim = claim_of(rf.submission, f"{rf.name}/submission.json") if rf.submission else None

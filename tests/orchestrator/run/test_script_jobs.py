@@ -210,3 +210,20 @@ def test_golf_run_a_failing_and_a_hanging_script_end_failed_with_nothing_left(tm
     assert pids and not [x for x in pids if Path(f"/proc/{x}").exists()
                          and Path(f"/proc/{x}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
     print(f"golf run failing + hanging script: {took:.1f} s")
+
+
+def test_an_env_key_the_script_never_reads_is_an_error_naming_the_closest(tmp_path):
+    shutil.copy(SCRIPT, tmp_path / "train_gpt.py")
+    with pytest.raises(SpecError) as e:
+        build_plan(sweep_from_dict(_spec(env={"ITERATONS": 4, "MATRIX_LR": 0.05, "NCCL_NET": "Socket"})), tmp_path)
+    assert e.value.lines == ["train.env.ITERATONS: train_gpt.py never reads it; did you mean ITERATIONS? "
+                             "(list it in train.env_unchecked to pass it anyway)"]
+    with pytest.raises(SpecError, match=r"train.env.ZZZ_UNRELATED: train_gpt.py never reads it \(list it"):
+        build_plan(sweep_from_dict(_spec(env={"ZZZ_UNRELATED": 1})), tmp_path)
+    # listed in env_unchecked, golf's own variables (DATA_PATH, RUN_ID) and the launcher's: passed
+    plan = build_plan(sweep_from_dict(_spec(env={"ITERATONS": 4, "RUN_ID": "x", "PYTORCH_CUDA_ALLOC_CONF": "y"},
+                                            env_unchecked=["ITERATONS"])), tmp_path)
+    assert plan.jobs[0].config["env"]["ITERATONS"] == "4"
+    # a script that reads no environment in plain text (compressed): nothing to check against
+    (tmp_path / "train_gpt.py").write_text("import lzma, base64\nexec(lzma.decompress(base64.b85decode(b'')))\n")
+    assert build_plan(sweep_from_dict(_spec(env={"ITERATONS": 4})), tmp_path).jobs
