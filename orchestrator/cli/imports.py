@@ -85,6 +85,10 @@ def cmd_import(args) -> int:
         print("golf: skipped folders:")
         for path, why in res.bad_folders:
             print(f"golf:   {path}: {why.removeprefix(str(path) + ': ')}")
+    from orchestrator.tracking.client import resolve_tracking_uri
+    from orchestrator.tracking.links import look_with
+
+    print(f"golf: look: {look_with(resolve_tracking_uri(args.tracking_uri), res.experiment_id)}")
     return 0
 
 

@@ -61,6 +61,7 @@ def cmd_run(args) -> int:
     from orchestrator.spec.sweep import SpecError
     from orchestrator.run.sweep import prepare_sweep, ray_runner
     from orchestrator.tracking import redact
+    from orchestrator.tracking.links import look_with
 
     console = Console()
     say = lambda msg: console.print(f"golf: {msg}", highlight=False, markup=False)  # noqa: E731
@@ -93,13 +94,24 @@ def cmd_run(args) -> int:
     c = report.counts()
     say(f"done in {time.time() - t0:.1f} s: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
     shown = redact(uri)  # never print credentials of the tracking URI
-    ui = f"mlflow ui --backend-store-uri {shown}" if not uri.startswith("http") else shown
-    say(f"results: MLflow experiment '{plan.sweep_name}' at {shown}; look with: {ui}")
+    say(f"results: MLflow experiment '{plan.sweep_name}' at {shown}")
+    say(f"look: {look_with(uri, _experiment_id(uri, plan.sweep_name))}")
     return 1 if c.get("failed") or c.get("skipped") else 0
 
 
 def _mean_std(g) -> str:
     return f"{g.mean:.5f} ± {g.std:.5f}" if g.n > 1 else f"{g.mean:.5f}"
+
+
+def _experiment_id(uri: str, name: str) -> str | None:
+    """The experiment's id for the printed link (None when the store cannot say)."""
+    from orchestrator.tracking.client import make_client
+
+    try:
+        exp = make_client(uri).get_experiment_by_name(name)
+    except Exception:  # noqa: BLE001 - the link is a convenience; the sweep is done
+        return None
+    return exp.experiment_id if exp is not None else None
 
 
 def headline(report) -> str:

@@ -86,10 +86,15 @@ def run_metrics(log: SeedLog, choice: ScoreChoice | None = None, legal: bool = T
 
 def _experiment(client, name: str) -> str:
     exp = client.get_experiment_by_name(name)
+    from orchestrator.tracking.links import EXPERIMENT_KIND
+
     if exp is None:
-        return client.create_experiment(name)
+        return client.create_experiment(name, tags=EXPERIMENT_KIND)
     if exp.lifecycle_stage != "active":
         client.restore_experiment(exp.experiment_id)
+    for k, v in EXPERIMENT_KIND.items():
+        if exp.tags.get(k) != v:
+            client.set_experiment_tag(exp.experiment_id, k, v)
     return exp.experiment_id
 
 

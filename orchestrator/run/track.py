@@ -230,11 +230,12 @@ class TrackingAdapter:
             tags = {**tags, "mlflow.note.content": description}  # the run's description in the UI
         h.set_tags(tags)
         h.log_artifact(files_dir)
-        if description:
-            try:
-                self.t.set_experiment_tags({"mlflow.note.content": description})
-            except Exception as e:  # noqa: BLE001
-                log.warning("experiment description not set: %s", str(e).splitlines()[0])
+        from orchestrator.tracking.links import EXPERIMENT_KIND
+
+        try:  # the description, and the kind that makes the UI open the runs, not the GenAI overview
+            self.t.set_experiment_tags({**EXPERIMENT_KIND, **({"mlflow.note.content": description} if description else {})})
+        except Exception as e:  # noqa: BLE001
+            log.warning("experiment description not set: %s", str(e).splitlines()[0])
 
     def abandon_sweep(self) -> None:
         """The sweep's parent run belongs to the driver that took our lease over: never end it

@@ -140,6 +140,7 @@ def test_import_twice_reference_records(reference_dir, mlflow_server, capsys):
     assert golf(args) == 0
     out = capsys.readouterr().out
     assert f"{len(expected)} run(s) imported, 0 already there" in out
+    assert "Creating initial MLflow database tables" not in out
     first = _record_runs(mlflow_server.uri, exp)
     assert golf(args) == 0
     assert f"0 run(s) imported, {len(expected)} already there" in capsys.readouterr().out
@@ -243,8 +244,15 @@ def test_import_keeps_the_good_takes_the_claimed_score_judges_each_seed(tmp_path
     assert f"golf: skipped folder {logless}: no log with a score line" in out
     assert "duplicate 2026-02-03_Good/train_seed1_again.log: byte-identical to 2026-02-03_Good/train_seed1.log" in out
     assert "5 run(s) imported, 0 already there, 1 duplicate log(s), 1 folder(s) skipped" in out
-    assert out.rstrip().splitlines()[-1].endswith("no log with a score line (train.log: no score line "
-                                                  "('<tag> val_loss:X val_bpb:Y'))")
+    lines = out.rstrip().splitlines()
+    assert lines[-2] == (f"golf:   {logless}: no log with a score line (train.log: no score line "
+                         "('<tag> val_loss:X val_bpb:Y'))")
+    # one link that opens the runs, sorted by val_bpb, in an experiment the UI opens on its runs
+    exp_id = MlflowClient(mlflow_server.uri).get_experiment_by_name(exp).experiment_id
+    assert lines[-1] == (f"golf: look: {mlflow_server.uri}/#/experiments/{exp_id}/runs"
+                         "?orderByKey=metrics.%60val_bpb%60&orderByAsc=true")
+    assert MlflowClient(mlflow_server.uri).get_experiment(exp_id).tags["mlflow.experimentKind"] == \
+        "custom_model_development"
     runs = {r.info.run_name: r for r in _record_runs(mlflow_server.uri, exp)}
     assert sorted(runs) == ["2026-02-03_Good/seed1", "2026-02-03_Good/seed2", "2026-02-05_Claimed/seed1",
                             "2026-02-05_Claimed/seed2", "2026-02-06_Over/seed7"]
@@ -264,7 +272,6 @@ def test_import_keeps_the_good_takes_the_claimed_score_judges_each_seed(tmp_path
     assert bad.data.tags["golf.score_tag"] == "final_int6_ttt_exact"
     # sorting by val_bpb ranks legal scores only
     c = MlflowClient(mlflow_server.uri)
-    exp_id = c.get_experiment_by_name(exp).experiment_id
     ranked = c.search_runs([exp_id], "metrics.val_bpb > 0", order_by=["metrics.val_bpb ASC"])
     assert [r.info.run_name for r in ranked][:2] == ["2026-02-05_Claimed/seed1", "2026-02-05_Claimed/seed2"]
     assert "2026-02-06_Over/seed7" not in [r.info.run_name for r in ranked]
@@ -288,3 +295,19 @@ def test_import_score_mismatch_and_score_tag(tmp_path, mlflow_server, capsys):
                  "--score-tag", "final_int6_sliding_window_exact"]) == 0
     (run,) = _record_runs(mlflow_server.uri, exp2)
     assert run.data.metrics["val_bpb"] == 1.100003 and run.data.tags["golf.score_from"] == "--score-tag"
+
+
+def test_import_into_a_new_sqlite_store_prints_no_library_notices_and_the_ui_command(tmp_path):
+    import subprocess
+    import sys
+
+    d = _folder(tmp_path)
+    db = tmp_path / "m.db"
+    p = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "import", str(d), "--tracking-uri",
+                        f"sqlite:///{db}"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "Creating initial MLflow database tables" not in p.stdout + p.stderr
+    assert "INFO" not in p.stderr, p.stderr[-2000:]
+    last = p.stdout.rstrip().splitlines()[-1]
+    assert last.startswith(f"golf: look: mlflow ui --backend-store-uri sqlite:///{db}, then open "
+                           "http://127.0.0.1:5000/#/experiments/")
