@@ -86,13 +86,13 @@ def run_metrics(log: SeedLog, choice: ScoreChoice | None = None, legal: bool = T
 
 def _experiment(client, name: str) -> str:
     exp = client.get_experiment_by_name(name)
-    from orchestrator.tracking.links import EXPERIMENT_KIND
+    from orchestrator.tracking.links import experiment_tags
 
     if exp is None:
-        return client.create_experiment(name, tags=EXPERIMENT_KIND)
+        return client.create_experiment(name, tags=experiment_tags())
     if exp.lifecycle_stage != "active":
         client.restore_experiment(exp.experiment_id)
-    for k, v in EXPERIMENT_KIND.items():
+    for k, v in experiment_tags(exp.tags).items():
         if exp.tags.get(k) != v:
             client.set_experiment_tag(exp.experiment_id, k, v)
     return exp.experiment_id

@@ -230,10 +230,10 @@ class TrackingAdapter:
             tags = {**tags, "mlflow.note.content": description}  # the run's description in the UI
         h.set_tags(tags)
         h.log_artifact(files_dir)
-        from orchestrator.tracking.links import EXPERIMENT_KIND
+        from orchestrator.tracking.links import experiment_tags
 
-        try:  # the description, and the kind that makes the UI open the runs, not the GenAI overview
-            self.t.set_experiment_tags({**EXPERIMENT_KIND, **({"mlflow.note.content": description} if description else {})})
+        try:  # the description; the kind and the saved view that make the printed link open the runs
+            self.t.set_experiment_tags({**experiment_tags(), **({"mlflow.note.content": description} if description else {})})
         except Exception as e:  # noqa: BLE001
             log.warning("experiment description not set: %s", str(e).splitlines()[0])
 

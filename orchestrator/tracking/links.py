@@ -4,26 +4,58 @@ val_bpb, best first, on the MLflow server that shows it.
 What MLflow 3.17's UI takes (read from its server JS bundle, mlflow/server/js/build): the runs
 view reads `searchFilter`, `orderByKey`, `orderByAsc`, `startTime`, `lifecycleFilter`,
 `modelVersionFilter`, `datasetsFilter` from the URL; which columns show is browser-local state
-(`selectedColumns`), not a URL parameter, but picking a sort key adds its column. An experiment
-whose `mlflow.experimentKind` tag is unset may open on the GenAI overview ("Traces 0"); tagged
-`custom_model_development` it opens on its runs. docs/mlflow-link.md shows the result.
+(`selectedColumns`), not a URL parameter. But a saved view is: an experiment tag
+`mlflow.sharedViewState.<key>` holding `{"name", "createdAt", "state"}` (state: a JSON string of
+the runs view's search facets and UI state, `selectedColumns` included), opened by the URL
+parameter `viewStateShareKey=<key>`. golf writes one (`golf-legal-first`: sorted by val_bpb,
+columns val_bpb, val_bpb_noncompliant, seed, compliance and its reason) and links to it. An
+experiment whose `mlflow.experimentKind` tag is unset may open on the GenAI overview
+("Traces 0"); tagged `custom_model_development` it opens on its runs. docs/mlflow-link.md shows
+the result and how to check it.
 """
 from __future__ import annotations
 
+import json
+import time
 from urllib.parse import quote
 
-__all__ = ["EXPERIMENT_KIND", "UI_DEFAULT", "look_with", "runs_url"]
+__all__ = ["COLUMNS", "EXPERIMENT_KIND", "UI_DEFAULT", "VIEW_KEY", "experiment_tags", "look_with", "runs_url"]
 
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 UI_DEFAULT = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told otherwise
-SORT_KEY = "metrics.`val_bpb`"
+VIEW_KEY = "golf-legal-first"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+COLUMNS = ("metrics.`val_bpb`", "metrics.`val_bpb_noncompliant`", "tags.`golf.seed`", "tags.`golf.compliant`",
+           "tags.`golf.reason`", "tags.`golf.kind`")
 
 
-def runs_url(base: str, experiment_id: str, metric: str = "val_bpb") -> str:
-    """The runs page of an experiment, sorted by `metric` ascending (legal scores only: golf
-    never logs a score that does not count under val_bpb)."""
-    key = quote(f"metrics.`{metric}`", safe="")
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?orderByKey={key}&orderByAsc=true"
+def _view_state() -> str:
+    return json.dumps({"orderByKey": "metrics.`val_bpb`", "orderByAsc": True, "selectedColumns": list(COLUMNS)},
+                      sort_keys=True)
+
+
+def experiment_tags(existing: dict[str, str] | None = None) -> dict[str, str]:
+    """The experiment tags that make the link open the right view: the kind, and golf's saved
+    view (left as it is when it already holds the same state, so setting it again changes nothing)."""
+    tags = dict(EXPERIMENT_KIND)
+    old = (existing or {}).get(VIEW_TAG)
+    try:
+        same = old is not None and json.loads(old).get("state") == _view_state()
+    except (ValueError, AttributeError):
+        same = False
+    if not same:
+        tags[VIEW_TAG] = json.dumps({"name": "golf: legal first (sorted by val_bpb)",
+                                     "createdAt": int(time.time() * 1000), "state": _view_state()})
+    return tags
+
+
+def runs_url(base: str, experiment_id: str) -> str:
+    """The runs page of an experiment in golf's saved view: sorted by val_bpb ascending (legal
+    scores only: golf never logs a score that does not count under val_bpb), with the seed and
+    compliance columns. The sort is in the URL too, for a store that lost the view tag."""
+    key = quote("metrics.`val_bpb`", safe="")
+    return (f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}"
+            f"&orderByKey={key}&orderByAsc=true")
 
 
 def look_with(uri: str, experiment_id: str | None) -> str:

@@ -250,9 +250,12 @@ def test_import_keeps_the_good_takes_the_claimed_score_judges_each_seed(tmp_path
     # one link that opens the runs, sorted by val_bpb, in an experiment the UI opens on its runs
     exp_id = MlflowClient(mlflow_server.uri).get_experiment_by_name(exp).experiment_id
     assert lines[-1] == (f"golf: look: {mlflow_server.uri}/#/experiments/{exp_id}/runs"
-                         "?orderByKey=metrics.%60val_bpb%60&orderByAsc=true")
-    assert MlflowClient(mlflow_server.uri).get_experiment(exp_id).tags["mlflow.experimentKind"] == \
-        "custom_model_development"
+                         "?viewStateShareKey=golf-legal-first&orderByKey=metrics.%60val_bpb%60&orderByAsc=true")
+    etags = MlflowClient(mlflow_server.uri).get_experiment(exp_id).tags
+    assert etags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(json.loads(etags["mlflow.sharedViewState.golf-legal-first"])["state"])
+    assert view["orderByKey"] == "metrics.`val_bpb`" and view["orderByAsc"] is True
+    assert {"metrics.`val_bpb`", "tags.`golf.seed`", "tags.`golf.compliant`"} <= set(view["selectedColumns"])
     runs = {r.info.run_name: r for r in _record_runs(mlflow_server.uri, exp)}
     assert sorted(runs) == ["2026-02-03_Good/seed1", "2026-02-03_Good/seed2", "2026-02-05_Claimed/seed1",
                             "2026-02-05_Claimed/seed2", "2026-02-06_Over/seed7"]
