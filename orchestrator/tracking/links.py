@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import quote
 
 __all__ = ["COLUMNS", "EXPERIMENT_KIND", "UI_DEFAULT", "VIEW_KEY", "experiment_tags", "look_with", "runs_url"]
 
@@ -26,7 +25,7 @@ UI_DEFAULT = "http://127.0.0.1:5000"  # where `mlflow ui` listens unless told ot
 VIEW_KEY = "golf-legal-first"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
 COLUMNS = ("metrics.`val_bpb`", "metrics.`val_bpb_noncompliant`", "tags.`golf.seed`", "tags.`golf.compliant`",
-           "tags.`golf.reason`", "tags.`golf.kind`")
+           "tags.`golf.reason`")
 
 
 def _view_state() -> str:
@@ -52,10 +51,9 @@ def experiment_tags(existing: dict[str, str] | None = None) -> dict[str, str]:
 def runs_url(base: str, experiment_id: str) -> str:
     """The runs page of an experiment in golf's saved view: sorted by val_bpb ascending (legal
     scores only: golf never logs a score that does not count under val_bpb), with the seed and
-    compliance columns. The sort is in the URL too, for a store that lost the view tag."""
-    key = quote("metrics.`val_bpb`", safe="")
-    return (f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}"
-            f"&orderByKey={key}&orderByAsc=true")
+    compliance columns. Only the view key goes in the URL: with `orderByKey` beside it a fresh
+    browser applied the sort but not the view's columns (seen in headless Chromium, MLflow 3.17.2)."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}"
 
 
 def look_with(uri: str, experiment_id: str | None) -> str:
