@@ -257,15 +257,25 @@ def _seed_mean(curves: list[list[tuple[int, float]]]) -> list[tuple[int, float]]
 def plot_data(report, history: Callable[[Any, str], list[tuple[int, float]]]) -> dict:
     """Everything orchestrator.tracking.plots draws. `history(outcome, metric)` gives a metric's
     (step, value) series of a run (in memory for jobs this sweep ran, MLflow for reused ones)."""
-    spread = [(f"{g.column} {g.label}".strip(), [(seed, s) for seed, s, _ in g.scored])
-              for g in groups(report) if g.n and g.column not in ("neural",)]
+    import heapq
+
+    from orchestrator.tracking.plots import SPREAD_TOP_LEGAL, SPREAD_TOP_NONCOMPLIANT
+
+    # the top legal configurations first, then the best few non-compliant ones (marked): bounded,
+    # so a 5,000-config sweep plots as fast as a small one (heapq: O(n log k))
+    scored = [g for g in groups(report) if g.n and g.column not in ("neural",)]
+    legal = heapq.nsmallest(SPREAD_TOP_LEGAL, (g for g in scored if g.compliant), key=lambda g: g.mean)
+    bad = heapq.nsmallest(SPREAD_TOP_NONCOMPLIANT, (g for g in scored if not g.compliant), key=lambda g: g.mean)
+    spread = [(f"{g.column} {g.label}".strip(), [(seed, s) for seed, s, _ in g.scored], g.compliant)
+              for g in legal + bad]
+    hidden = len(scored) - len(spread)
     curves = {}
     for o in report.outcomes.values():
         if o.job.kind in ("train", "script_train") and _score(o) is not None:
             c = history(o, "train_loss")
             if c:
                 curves[f"s{o.job.seed}" if o.job.kind == "train" else o.job.name] = c
-    chunks = {}
+    chunks, chunk_bad = {}, set()
     for col, g in winners(report).items():
         if g.outcomes[0].job.kind != "mix":
             continue
@@ -273,7 +283,12 @@ def plot_data(report, history: Callable[[Any, str], list[tuple[int, float]]]) ->
         if per_seed:
             name = "model alone" if col == "none" else f"{col} {g.label}".strip()
             chunks[name] = _seed_mean(per_seed)
-    return {"alpha": _alpha_grid(report), "spread": spread, "curves": curves, "chunks": chunks}
+            if not g.compliant:
+                chunk_bad.add(name)
+    alpha = _alpha_grid(report)
+    alpha_ok = {col: all(g.compliant for g in groups(report) if g.column == col) for col in alpha}
+    return {"alpha": alpha, "alpha_compliant": alpha_ok, "spread": spread, "spread_hidden": hidden,
+            "curves": curves, "chunks": chunks, "chunks_noncompliant": chunk_bad}
 
 
 # ---------------------------------------------------------------------------------------------
