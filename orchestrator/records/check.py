@@ -115,8 +115,17 @@ def _data_facts(text: str) -> tuple[int | None, int | None, str | None]:
 
 def check_folder(path: str | Path, best_bpb: float | None = None) -> FolderCheck:
     """The checklist of one record folder. `best_bpb`: the previous best to beat (default: the
-    folder's comparison_baseline_bpb, else orchestrator.records.stats.DEFAULT_BEST_BPB)."""
-    folder = Path(path)
+    folder's comparison_baseline_bpb, else orchestrator.records.stats.DEFAULT_BEST_BPB).
+    Never raises on a folder's content: what cannot be read is a FAIL line."""
+    try:
+        return _check_folder(Path(path), best_bpb)
+    except (OSError, ValueError, TypeError, KeyError, ZeroDivisionError) as e:
+        fc = FolderCheck(Path(path))
+        fc.add(False, "folder", f"cannot be checked: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        return fc
+
+
+def _check_folder(folder: Path, best_bpb: float | None) -> FolderCheck:
     fc = FolderCheck(folder)
     if not folder.is_dir():
         fc.add(False, "folder", "no such directory")
