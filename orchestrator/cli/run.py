@@ -133,11 +133,17 @@ def headline(report) -> str:
 _WHAT = {"model": "model (roundtrip)", "neural": "eval (neural)"}
 
 
+_CONFIG_CELL = 24  # a longer configuration goes below the table, whole, on lines of its own
+
+
 def results_table(report):
     """Per column (the trained model's roundtrip score, the neural eval, each mixer mode): the
     winning config (the fields that vary), its mean ± std over seeds and the seed count
-    (* = not compliant, ! = some seed invalid)."""
+    (* = not compliant, ! = some seed invalid). Fits 80 columns, piped or not: a configuration
+    longer than a cell is written in full below the table (`[1] normalized: alpha_base=...`)."""
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     from orchestrator.tracking.summary import best_runs, best_trial, winners
 
@@ -145,25 +151,29 @@ def results_table(report):
     caption = None if bt is None else (
         f"optuna: {bt['told']} trials told ({bt['failed']} failed); best trial {bt['number']}: "
         + " ".join(f"{k}={v}" for k, v in bt["values"].items()) + f"  val_bpb {bt['val_bpb']:.6f}")
-    # fits 80 columns (and a pipe): the configuration wraps at its commas instead of being cut
     t = Table(title=f"sweep {report.plan.sweep_name}: {headline(report)}\n"
                     "winner per column = lowest seed-mean val_bpb  (* not compliant, ! invalid seeds)",
               title_justify="left", caption=caption, caption_justify="left")
     t.add_column("what", justify="left", overflow="fold", max_width=18)
-    t.add_column("winning config", justify="left", overflow="fold", ratio=1, min_width=12)
+    t.add_column("winning config", justify="left", overflow="fold", max_width=_CONFIG_CELL)
     t.add_column("val_bpb mean ± std", justify="right", no_wrap=True)
     t.add_column("seeds", justify="right", no_wrap=True)
     t.add_column("best seed", justify="right", overflow="fold")
     best = best_runs(report)
+    notes = []
     for col, g in winners(report).items():
         mark = "" if g.compliant else "*"
         n_all = len(g.outcomes)
         if g.n < n_all:
             mark += "!"
         bs = best.get(col)
-        t.add_row(_WHAT.get(col, col), (g.label or "-").replace(",", ", "), f"{_mean_std(g)}{mark}",
+        config = (g.label or "-").replace(",", ", ")
+        if len(config) > _CONFIG_CELL:
+            notes.append(f"[{len(notes) + 1}] {_WHAT.get(col, col)}: {config}")
+            config = f"[{len(notes)}] below"
+        t.add_row(_WHAT.get(col, col), config, f"{_mean_std(g)}{mark}",
                   f"{g.n}/{n_all}", f"{bs[0]:.5f} (s{bs[1].job.seed})" if bs else "-")
-    return t
+    return Group(t, Text("\n".join(notes))) if notes else t
 
 
 if __name__ == "__main__":  # pragma: no cover
