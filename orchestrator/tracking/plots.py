@@ -47,7 +47,8 @@ def alpha_heatmap(grids: dict[str, dict[tuple[float, float], float]], path: Path
                   compliant: dict[str, bool] | None = None) -> None:
     n = max(1, len(grids))
     cols = max((len({b for b, _ in g}) for g in grids.values()), default=3)
-    fig, axes = plt.subplots(1, n, figsize=(max(4.5, 0.6 * cols + 2) * n, 4), squeeze=False)
+    # bounded size: a 2,500-point alpha axis must not make a 1,500-inch figure
+    fig, axes = plt.subplots(1, n, figsize=(min(12.0, max(4.5, 0.6 * cols + 2)) * n, 4), squeeze=False)
     if not grids:
         _empty(axes[0][0], "alpha grid")
     for ax, (mode, grid) in zip(axes[0], sorted(grids.items())):
@@ -55,8 +56,10 @@ def alpha_heatmap(grids: dict[str, dict[tuple[float, float], float]], path: Path
         ranges = sorted({r for _, r in grid})
         z = [[grid.get((b, r), math.nan) for b in bases] for r in ranges]
         im = ax.imshow(z, origin="lower", cmap="viridis_r", aspect="auto")
-        ax.set_xticks(range(len(bases)), [f"{b:g}" for b in bases])
-        ax.set_yticks(range(len(ranges)), [f"{r:g}" for r in ranges])
+        xs = range(0, len(bases), max(1, len(bases) // 12))  # at most ~12 tick labels an axis
+        ys = range(0, len(ranges), max(1, len(ranges) // 12))
+        ax.set_xticks(list(xs), [f"{bases[i]:g}" for i in xs])
+        ax.set_yticks(list(ys), [f"{ranges[i]:g}" for i in ys])
         ax.set_xlabel("alpha_base")
         ax.set_ylabel("alpha_range")
         ok = (compliant or {}).get(mode, True)
@@ -66,10 +69,11 @@ def alpha_heatmap(grids: dict[str, dict[tuple[float, float], float]], path: Path
             for side in ax.spines.values():
                 side.set_edgecolor("red")
                 side.set_linewidth(3)
-        for i, row in enumerate(z):
-            for j, v in enumerate(row):
-                if math.isfinite(v):
-                    ax.text(j, i, f"{v:.4f}", ha="center", va="center", color="w", fontsize=8)
+        if len(bases) * len(ranges) <= 100:  # numbers in the cells only while they can be read
+            for i, row in enumerate(z):
+                for j, v in enumerate(row):
+                    if math.isfinite(v):
+                        ax.text(j, i, f"{v:.4f}", ha="center", va="center", color="w", fontsize=8)
         fig.colorbar(im, ax=ax)
     fig.suptitle(title)
     _save(fig, path)
