@@ -55,7 +55,11 @@ def test_parent_run_holds_best_compliant_val_bpb_plots_and_summary(swept):
     # every run kind says whether its score counts; legal first: a score that does not count is
     # never under val_bpb, so sorting by val_bpb ranks legal scores only
     assert all(r.data.tags.get("golf.compliant") in ("true", "false") for r in runs)
-    assert {r.data.tags["golf.compliant"] for r in children if r.data.tags["golf.kind"] == "train"} == {"true"}
+    for r in children:  # golf.compliant: the score counts = valid and not judged non-compliant
+        t = r.data.tags
+        assert t["golf.compliant"] == str(t["golf.valid"] == "true" and t["golf.audit_compliant"] != "false").lower()
+    assert {r.data.tags["golf.compliant"] for r in children if r.data.params.get("mixer.mode") == "hashed_target"} \
+        == {"false"}
     for r in children:
         legal = r.data.tags["golf.compliant"] == "true"
         assert ("val_bpb" in r.data.metrics) == legal and ("val_bpb_noncompliant" in r.data.metrics) != legal
