@@ -25,11 +25,18 @@ def register(sub) -> None:
         "import", help="published record folders into MLflow (one run per seed log)",
         description="Each seed log of each RECORD_DIR becomes a FINISHED run (params: the README's torchrun "
                     "env and submission.json; metrics as golf's train jobs; tags golf.kind=record, "
-                    "golf.source, golf.seed). Importing a log again adds nothing.")
+                    "golf.source, golf.seed). The score is the log line matching submission.json's per-seed "
+                    "val_bpb (tag golf.score_tag); each seed is judged against the track's limits "
+                    "(golf.compliant), and a score that does not count is logged as val_bpb_noncompliant. "
+                    "A folder without a usable log is skipped with one line; the others import. "
+                    "Importing a log again adds nothing.")
     p.add_argument("dirs", nargs="+", metavar="RECORD_DIR")
     p.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help=f"MLflow experiment (default: {DEFAULT_EXPERIMENT})")
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)")
+    p.add_argument("--score-tag", default=None,
+                   help="record the score line with this tag (default: the line matching submission.json's "
+                        "per-seed val_bpb, else the last)")
     p.set_defaults(func=cmd_import)
 
 
@@ -65,12 +72,23 @@ def cmd_import(args) -> int:
     from orchestrator.records.importer import import_records
 
     res = import_records(args.dirs, experiment=args.experiment, tracking_uri=args.tracking_uri,
-                         say=lambda m: print(f"[golf] {m}", flush=True))
+                         score_tag=args.score_tag, say=lambda m: print(f"golf: {m}", flush=True))
     for path, why in res.skipped:
-        print(f"[golf] skipped {path}: {why}")
-    print(f"[golf] experiment {args.experiment!r}: {len(res.created)} run(s) imported, "
-          f"{len(res.existing)} already there" + (f", {len(res.replaced)} incomplete import(s) replaced"
-                                                  if res.replaced else ""))
+        print(f"golf: skipped {path}: {why}")
+    extra = [f"{len(res.replaced)} incomplete import(s) replaced" if res.replaced else "",
+             f"{len(res.duplicates)} duplicate log(s)" if res.duplicates else "",
+             f"{len(res.mismatches)} score mismatch(es)" if res.mismatches else "",
+             f"{len(res.bad_folders)} folder(s) skipped" if res.bad_folders else ""]
+    print(f"golf: experiment {args.experiment!r}: {len(res.created)} run(s) imported, "
+          f"{len(res.existing)} already there" + "".join(f", {e}" for e in extra if e))
+    if res.bad_folders:
+        print("golf: skipped folders:")
+        for path, why in res.bad_folders:
+            print(f"golf:   {path}: {why.removeprefix(str(path) + ': ')}")
+    from orchestrator.tracking.client import resolve_tracking_uri
+    from orchestrator.tracking.links import look_with
+
+    print(f"golf: look: {look_with(resolve_tracking_uri(args.tracking_uri), res.experiment_id)}")
     return 0
 
 

@@ -43,6 +43,9 @@ def register(sub) -> None:
     s.add_argument("--data", default=None, help="the shards directory (default: the README's relative DATA_PATH, "
                                                 "else data/datasets/fineweb10B_sp<VOCAB_SIZE>)")
     s.add_argument("--tokenizer", default=None, help="SentencePiece model (default: found from the data dir)")
+    s.add_argument("--script", default=None, metavar="PATH",
+                   help="the train_gpt.py to run when the record folder holds none (the error says where its "
+                        "README says it comes from)")
     s.add_argument("--claim", default=None,
                    help="what to test against: a mean val_bpb or a submission.json (default: the folder's)")
     add_execution_args(p)
@@ -50,15 +53,16 @@ def register(sub) -> None:
 
 
 def cmd_reproduce(args) -> int:
-    """Exit 0 when the folder was written (whatever the verdict: it is in the folder and the
-    summary), 1 when jobs the claim needs failed; input errors exit 2 (ValueError)."""
+    """Exit 0 when the folder was written and every check golf could judge passed (the statistics'
+    verdict, whatever it is, is in the folder and the summary); 1 when jobs the claim needs failed
+    or a check failed (`checks: FAILED`); input errors exit 2 (ValueError)."""
     from rich.console import Console
 
     from orchestrator.run.progress import SweepProgress
     from orchestrator.records.reproduce import ReproduceError, reproduce, summary_table
 
     console = Console()
-    say = lambda msg: console.print(f"[golf] {msg}", highlight=False, markup=False)  # noqa: E731
+    say = lambda msg: console.print(f"golf: {msg}", highlight=False, markup=False)  # noqa: E731
     ray = {"address": args.address, "num_cpus": args.num_cpus, "num_gpus": args.num_gpus, "say": say,
            "progress": SweepProgress(console, live=False if args.no_progress else None,
                                      heartbeat_s=getattr(args, "status_every", 30.0))}
@@ -81,7 +85,7 @@ def cmd_reproduce(args) -> int:
         return 1
     if script is not None:
         _script_summary(console, say, res)
-        return 0
+        return 0 if res.compliance["compliant"] else 1
     console.print(summary_table(res.stats, res.evals, res.compliance))
     st = res.stats
     say(f"statistics: mean {st['val_bpb_mean']:.6f} bpb, p = {st['p_value'] if st['p_value'] is not None else 'n/a'} "
@@ -90,10 +94,10 @@ def cmd_reproduce(args) -> int:
                           "NON-COMPLIANT: " + "; ".join(res.compliance["failed"][:6])
                           + (" ..." if len(res.compliance["failed"]) > 6 else "")))
     say(f"submittable: {'yes' if res.submittable else 'no'}; folder {res.folder} (train_gpt.py {res.code_bytes:,} bytes)")
-    return 0
+    return 0 if res.compliance["compliant"] else 1
 
 
-_SCRIPT_FLAGS = ("seeds", "set_env", "gpus_per_job", "data", "tokenizer", "claim")
+_SCRIPT_FLAGS = ("seeds", "set_env", "gpus_per_job", "data", "tokenizer", "claim", "script")
 
 
 def _script_reproduction(args):
@@ -109,7 +113,7 @@ def _script_reproduction(args):
     if args.gpus_per_job is not None and not 1 <= args.gpus_per_job <= 64:
         raise ValueError(f"--gpus-per-job must lie in 1..64 (got {args.gpus_per_job})")
     if Path(args.spec).is_dir():
-        return record_dir_reproduction(args.spec, **kw)
+        return record_dir_reproduction(args.spec, script=args.script, **kw)
     from orchestrator.spec.sweep import load_sweep
 
     sweep = load_sweep(args.spec)

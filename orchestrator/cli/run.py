@@ -61,6 +61,7 @@ def cmd_run(args) -> int:
     from orchestrator.spec.sweep import SpecError
     from orchestrator.run.sweep import prepare_sweep, ray_runner
     from orchestrator.tracking import redact
+    from orchestrator.tracking.links import look_with
 
     console = Console()
     say = lambda msg: console.print(f"golf: {msg}", highlight=False, markup=False)  # noqa: E731
@@ -100,34 +101,58 @@ def cmd_run(args) -> int:
     c = report.counts()
     say(f"done in {time.time() - t0:.1f} s: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items())))
     shown = redact(uri)  # never print credentials of the tracking URI
-    ui = f"mlflow ui --backend-store-uri {shown}" if not uri.startswith("http") else shown
     if not delivered:  # the store went away (or is full): the records are in the journal, not there
         return 3
-    say(f"results: MLflow experiment '{plan.sweep_name}' at {shown}; look with: {ui}")
+    say(f"results: MLflow experiment '{plan.sweep_name}' at {shown}")
+    say(f"look: {look_with(uri, _experiment_id(uri, plan.sweep_name))}")
     return 1 if c.get("failed") or c.get("skipped") else 0
 
 
-def headline(report) -> str:
-    """The best compliant val_bpb (the one that counts) and, when lower, the best non-compliant
-    one, marked: a hashed_target score is never the headline."""
-    from orchestrator.tracking.names import run_name
+def _mean_std(g) -> str:
+    return f"{g.mean:.5f} ± {g.std:.5f}" if g.n > 1 else f"{g.mean:.5f}"
 
-    best, bad = report.best(compliant=True), report.best(compliant=False)
-    text = (f"best compliant val_bpb {best['val_bpb']:.4f} ({run_name(best['kind'], best['name'])})"
-            if best else "best compliant val_bpb -")
-    if bad and (best is None or bad["val_bpb"] < best["val_bpb"]):
-        text += f"; non-compliant {bad['val_bpb']:.4f}* ({run_name(bad['kind'], bad['name'])}, not a legal score)"
+
+def _experiment_id(uri: str, name: str) -> str | None:
+    """The experiment's id for the printed link (None when the store cannot say)."""
+    from orchestrator.tracking.client import make_client
+
+    try:
+        exp = make_client(uri).get_experiment_by_name(name)
+    except Exception:  # noqa: BLE001 - the link is a convenience; the sweep is done
+        return None
+    return exp.experiment_id if exp is not None else None
+
+
+def headline(report) -> str:
+    """The winner: the best compliant configuration's seed-mean val_bpb ("best" means that
+    everywhere: the parent run's val_bpb, the leaderboard) and, when lower, the best
+    non-compliant configuration, marked: a hashed_target score is never the headline."""
+    from orchestrator.tracking.summary import overall_winner, winners
+
+    top = overall_winner(report)
+    text = (f"best compliant config val_bpb {_mean_std(top)} ({top.n} seed{'s' * (top.n != 1)}): "
+            f"{top.column} {top.label}".rstrip() if top else "best compliant config val_bpb -")
+    bad = [g for g in winners(report).values() if not g.compliant]
+    worst = min(bad, key=lambda g: g.mean) if bad else None
+    if worst is not None and (top is None or worst.mean < top.mean):
+        text += f"; non-compliant {worst.mean:.5f}* ({worst.column}, not a legal score)"
     return text
 
 
 _WHAT = {"model": "model (roundtrip)", "neural": "eval (neural)"}
 
 
+_CONFIG_CELL = 24  # a longer configuration goes below the table, whole, on lines of its own
+
+
 def results_table(report):
     """Per column (the trained model's roundtrip score, the neural eval, each mixer mode): the
     winning config (the fields that vary), its mean ± std over seeds and the seed count
-    (* = not compliant, ! = some seed invalid)."""
+    (* = not compliant, ! = some seed invalid). Fits 80 columns, piped or not: a configuration
+    longer than a cell is written in full below the table (`[1] normalized: alpha_base=...`)."""
+    from rich.console import Group
     from rich.table import Table
+    from rich.text import Text
 
     from orchestrator.tracking.summary import best_runs, best_trial, winners
 
@@ -138,20 +163,26 @@ def results_table(report):
     t = Table(title=f"sweep {report.plan.sweep_name}: {headline(report)}\n"
                     "winner per column = lowest seed-mean val_bpb  (* not compliant, ! invalid seeds)",
               title_justify="left", caption=caption, caption_justify="left")
-    for c, j in (("what", "left"), ("winning config", "left"), ("val_bpb mean ± std", "right"),
-                 ("seeds", "right"), ("best seed", "right")):
-        t.add_column(c, justify=j)
+    t.add_column("what", justify="left", overflow="fold", max_width=18)
+    t.add_column("winning config", justify="left", overflow="fold", max_width=_CONFIG_CELL)
+    t.add_column("val_bpb mean ± std", justify="right", no_wrap=True)
+    t.add_column("seeds", justify="right", no_wrap=True)
+    t.add_column("best seed", justify="right", overflow="fold")
     best = best_runs(report)
+    notes = []
     for col, g in winners(report).items():
         mark = "" if g.compliant else "*"
         n_all = len(g.outcomes)
         if g.n < n_all:
             mark += "!"
-        std = f" ± {g.std:.4f}" if g.n > 1 else ""
         bs = best.get(col)
-        t.add_row(_WHAT.get(col, col), g.label or "-", f"{g.mean:.4f}{std}{mark}", f"{g.n}/{n_all}",
-                  f"{bs[0]:.4f} (s{bs[1].job.seed})" if bs else "-")
-    return t
+        config = (g.label or "-").replace(",", ", ")
+        if len(config) > _CONFIG_CELL:
+            notes.append(f"[{len(notes) + 1}] {_WHAT.get(col, col)}: {config}")
+            config = f"[{len(notes)}] below"
+        t.add_row(_WHAT.get(col, col), config, f"{_mean_std(g)}{mark}",
+                  f"{g.n}/{n_all}", f"{bs[0]:.5f} (s{bs[1].job.seed})" if bs else "-")
+    return Group(t, Text("\n".join(notes))) if notes else t
 
 
 if __name__ == "__main__":  # pragma: no cover

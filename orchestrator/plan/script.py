@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.spec.script import (
+    check_env_keys,
     ScriptTrainSpec, default_timeout_s, env_axes, env_points, env_str, optuna_env_study,
 )
 from orchestrator.spec.io import SpecError
@@ -82,6 +83,11 @@ def load_bundle(spec: ScriptTrainSpec, workspace: str | Path = ".") -> ScriptBun
     if total > MAX_BUNDLE_BYTES:
         raise SpecError([f"train.script: {spec.script} holds {total:,} bytes (at most {MAX_BUNDLE_BYTES:,})"])
     hashes = {str(f.relative_to(root).as_posix()): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    # an env key the script never mentions is a typo until said otherwise (issue 19)
+    sources = {f.name: f.read_text(encoding="utf-8", errors="replace") for f in files if f.suffix == ".py"}
+    errors = check_env_keys(spec, sources, entry)
+    if errors:
+        raise SpecError(errors)
     return ScriptBundle(root.resolve(), entry, hashes, is_dir)
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from golf_core.logparse import LogParseError, LogSummary, parse_log_file
 
-__all__ = ["RecordFolder", "RecordFolderError", "SeedLog", "claim_of", "read_record_folder", "readme_command"]
+__all__ = ["ReadmeRun", "RecordFolder", "RecordFolderError", "SeedLog", "claim_of", "read_record_folder", "readme_command",
+           "readme_run"]
 
 _SEED_IN_NAME = re.compile(r"seed[_-]?(\d+)", re.IGNORECASE)
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -62,35 +63,137 @@ def _code_blocks(markdown: str) -> list[str]:
     return blocks
 
 
-def readme_command(markdown: str) -> tuple[dict[str, str], dict[str, str]] | None:
-    """(env, launcher flags) of the first `KEY=VALUE ... torchrun ...` command in the README's
-    code blocks, or None when it has none. Backslash continuations are joined first."""
+@dataclass(frozen=True)
+class ReadmeRun:
+    """The run command of a README: env (earlier `export`s, then the command's own KEY=VALUE
+    prefix), the launcher's flags (`script` = what it runs), and the `for VAR in ...` loop around
+    it, when there is one (e.g. ("SEED", ("314", "42", "0")))."""
+    env: dict[str, str]
+    launcher: dict[str, str]
+    loop: tuple[str, tuple[str, ...]] | None = None
+    how: str = "torchrun"  # the launcher as written: torchrun, uv run torchrun, python -m torch.distributed.run
+
+
+_SEPARATORS = {";", "&&", "||", "|", "&", ";;"}
+_HEREDOC = re.compile(r"<<-?\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)['\"]?")
+_BOOL_FLAGS = {"standalone", "no-python", "no_python", "module", "run-path", "run_path", "m"}
+
+
+def _words(line: str) -> list[str] | None:
+    lex = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lex.whitespace_split = True
+    lex.commenters = "#"
+    try:
+        return list(lex)
+    except ValueError:
+        return None  # an unbalanced quote in prose: not a command
+
+
+def _commands(words: list[str]) -> list[list[str]]:
+    out, cur = [], []
+    for w in words:
+        if w in _SEPARATORS:
+            if cur:
+                out.append(cur)
+            cur = []
+        else:
+            cur.append(w)
+    if cur:
+        out.append(cur)
+    return out
+
+
+def _launcher_at(words: list[str], i: int) -> tuple[int, str] | None:
+    """(index of the first launcher argument, how it was written) when words[i:] start a
+    torchrun launch: `torchrun`, `uv run torchrun`, `python -m torch.distributed.run`."""
+    how = []
+    if words[i] == "uv" and i + 1 < len(words) and words[i + 1] == "run":
+        how, i = ["uv run"], i + 2
+        while i < len(words) and words[i].startswith("-"):  # uv's own flags (`uv run --no-sync torchrun`)
+            i += 1
+    if i >= len(words):
+        return None
+    name = Path(words[i]).name
+    if name == "torchrun":
+        return i + 1, " ".join(how + ["torchrun"])
+    if re.fullmatch(r"python[0-9.]*", name) and words[i + 1:i + 2] == ["-m"] and \
+            words[i + 2:i + 3] and words[i + 2] in ("torch.distributed.run", "torch.distributed.launch"):
+        return i + 3, " ".join(how + [f"{name} -m {words[i + 2]}"])
+    return None
+
+
+def _launcher_flags(args: list[str]) -> dict[str, str]:
+    launcher: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        flag = args[i]
+        if not flag.startswith("-"):
+            launcher["script"] = flag  # what torchrun runs (a path of the author's machine)
+            break
+        k, eq, v = flag.lstrip("-").partition("=")
+        if not eq and k not in _BOOL_FLAGS and i + 1 < len(args) and not args[i + 1].startswith("-") \
+                and not args[i + 1].endswith(".py"):
+            v, i = args[i + 1], i + 1  # `--nproc_per_node 8`
+        launcher[k] = v or "true"
+        i += 1
+    return launcher
+
+
+def readme_run(markdown: str) -> ReadmeRun | None:
+    """The first torchrun command in the README's code blocks, read as a shell would: `\\`
+    continuations joined, `export KEY=VALUE` (and bare assignments) on earlier lines of the block
+    kept, `for SEED in 1 2 3; do ... done` loops seen through, `uv run torchrun` and `python -m
+    torch.distributed.run` understood, heredoc bodies skipped. None when there is none."""
     for block in _code_blocks(markdown):
         joined = re.sub(r"\\\r?\n", " ", block)
+        exported: dict[str, str] = {}
+        loop: tuple[str, tuple[str, ...]] | None = None
+        heredoc = None
         for line in joined.splitlines():
-            try:
-                words = shlex.split(line, comments=True)
-            except ValueError:
-                continue  # an unbalanced quote in prose: not a command
-            env: dict[str, str] = {}
-            for i, w in enumerate(words):
-                if w in ("env", "export"):
+            if heredoc is not None:
+                heredoc = None if line.strip() == heredoc else heredoc
+                continue
+            if m := _HEREDOC.search(line):
+                heredoc = m.group(1)
+            words = _words(line)
+            if not words:
+                continue
+            for cmd in _commands(words):
+                if cmd[0] == "do":
+                    cmd = cmd[1:]
+                if not cmd or cmd[0] == "done":
+                    loop = None if cmd else loop
                     continue
-                m = _ASSIGN.match(w)
-                if m:
+                if cmd[0] == "for" and len(cmd) >= 3 and cmd[2] == "in":
+                    loop = (cmd[1], tuple(cmd[3:]))
+                    continue
+                exporting = cmd[0] in ("export", "env")
+                env: dict[str, str] = {}
+                rest = cmd[1:] if exporting else cmd
+                j = 0
+                while j < len(rest) and (m := _ASSIGN.match(rest[j])):
                     env[m.group(1)] = m.group(2)
+                    j += 1
+                if j == len(rest):  # assignments only: they hold for the block's later lines
+                    exported.update(env)
                     continue
-                if Path(w).name != "torchrun":
-                    break
-                launcher = {}
-                for flag in words[i + 1:]:
-                    if not flag.startswith("--"):
-                        launcher["script"] = flag  # what torchrun runs (a path of the author's machine)
-                        break
-                    k, _, v = flag[2:].partition("=")
-                    launcher[k] = v or "true"
-                return env, launcher
+                if rest[j] == "env":
+                    j += 1
+                    while j < len(rest) and (m := _ASSIGN.match(rest[j])):
+                        env[m.group(1)] = m.group(2)
+                        j += 1
+                found = _launcher_at(rest, j) if j < len(rest) else None
+                if found is None:
+                    continue
+                start, how = found
+                return ReadmeRun({**exported, **env}, _launcher_flags(rest[start:]), loop, how)
     return None
+
+
+def readme_command(markdown: str) -> tuple[dict[str, str], dict[str, str]] | None:
+    """(env, launcher flags) of the README's run command (readme_run), or None."""
+    run = readme_run(markdown)
+    return None if run is None else (run.env, run.launcher)
 
 
 def _seed_logs(folder: Path) -> tuple[list[SeedLog], list[tuple[Path, str]]]:

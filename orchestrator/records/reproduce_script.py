@@ -232,22 +232,56 @@ def record_env(readme_env: dict[str, str], set_env: dict[str, str] | None = None
     return env, dropped, _vocab(env)
 
 
+def script_source_hint(readme: str) -> str:
+    """Where a README says its train_gpt.py comes from: the path its command runs, the pull
+    requests and GitHub links it names."""
+    from orchestrator.records.folder import readme_run
+
+    where = []
+    run = readme_run(readme) if readme else None
+    if run is not None and run.launcher.get("script") and run.launcher["script"] != ENTRY:
+        where.append(f"its command runs {run.launcher['script']}")
+    prs = list(dict.fromkeys(re.findall(r"PR #(\d+)", readme)))[:3]
+    if prs:
+        where.append("it names " + ", ".join(f"https://github.com/openai/parameter-golf/pull/{n}" for n in prs))
+    links = list(dict.fromkeys(re.findall(r"https://github\.com/[\w./#-]+", readme)))[:2]
+    where += [f"it links {u}" for u in links]
+    return ("the README says where to get it: " + "; ".join(where)) if where else "the README does not say where it comes from"
+
+
+def _stage_with_script(folder: Path, script: Path, workspace: Path) -> Path:
+    """A copy of the record folder with `script` as its train_gpt.py (under .golf/reproduce/ of
+    the workspace): the job's identity is the folder's files, the given script included."""
+    if not script.is_file():
+        raise RecordFolderError(f"--script {script}: no such file")
+    staged = workspace / ".golf" / "reproduce" / folder.resolve().name
+    if staged.exists():
+        shutil.rmtree(staged)  # ours: written here by an earlier --script run
+    shutil.copytree(folder, staged, ignore=shutil.ignore_patterns(ENTRY))
+    shutil.copyfile(script, staged / ENTRY)
+    return staged
+
+
 def record_dir_reproduction(path: str | Path, *, seeds: tuple[int, ...] | None = None,
                             set_env: dict[str, str] | None = None, gpus_per_job: int | None = None,
                             data: str | None = None, tokenizer: str | None = None, claim: dict | None = None,
-                            workspace: str | Path = ".") -> ScriptReproduction:
+                            workspace: str | Path = ".", script: str | Path | None = None) -> ScriptReproduction:
     """The in-memory script spec of a record folder (see the module doc). RecordFolderError
-    (one line) when it holds no train_gpt.py, no README torchrun command, or no seeds."""
+    (one line) when it holds no train_gpt.py (and `script` gives none: the message says where
+    the README says it comes from), no README torchrun command, or no seeds."""
     from orchestrator.spec.sweep import SpecError, sweep_from_dict
 
     folder = Path(path)
     workspace = Path(workspace).resolve()
     if not folder.is_dir():
         raise RecordFolderError(f"{folder}: not a record folder (no such directory)")
-    if not (folder / ENTRY).is_file():
-        raise RecordFolderError(f"{folder}: no {ENTRY} (a record folder holds the script its README runs)")
     readme = folder / "README.md"
-    cmd = readme_command(readme.read_text(encoding="utf-8", errors="replace")) if readme.is_file() else None
+    text = readme.read_text(encoding="utf-8", errors="replace") if readme.is_file() else ""
+    if script is not None:
+        folder = _stage_with_script(folder, Path(script), workspace)
+    elif not (folder / ENTRY).is_file():
+        raise RecordFolderError(f"{folder}: no {ENTRY}; {script_source_hint(text)}; pass one with --script PATH")
+    cmd = readme_command(text) if text else None
     if cmd is None:
         raise RecordFolderError(f"{folder}: {'README.md has' if readme.is_file() else 'no README.md, so'} no "
                                 "`KEY=VALUE ... torchrun ... train_gpt.py` command in a code block")
@@ -275,7 +309,9 @@ def record_dir_reproduction(path: str | Path, *, seeds: tuple[int, ...] | None =
     spec = {"name": _slug(rf.name), "description": f"golf reproduce {rf.name}: its train_gpt.py, its README's env",
             "data": data_sec,
             "train": {"script": str(folder.resolve()), "external": True, "seeds": list(seed_list),
-                      "gpus_per_job": nproc, "env": env}}
+                      "gpus_per_job": nproc, "env": env,
+                      # the authors' own command runs as written; only what --set-env adds is checked
+                      "env_unchecked": sorted(k for k in env if k not in overrides)}}
     try:
         sweep = sweep_from_dict(spec)  # SpecError (one line per problem): e.g. --set-env SEED with several seeds
     except SpecError as e:  # each line says which file (or flag) the bad value came from

@@ -41,7 +41,7 @@ def estimate_eta(report, running: dict | None = None) -> float | None:
                 left += max(0.0, mean - (now - (o.started or now)))
             else:
                 left += mean
-    if unknown and left == 0.0:
+    if unknown:  # a kind with no finished job yet: no honest estimate (never `ETA=0m00s` with jobs pending)
         return None
     return left / max(1, n_running)
 
@@ -81,20 +81,23 @@ class SweepProgress:
         from orchestrator.cli.run import headline
 
         elapsed = time.time() - report.started
-        lines = [headline(report) + f"   elapsed {_fmt_s(elapsed)}   ETA {_fmt_s(estimate_eta(report))}"]
+        eta = estimate_eta(report)
+        lines = [headline(report) + f"   elapsed {_fmt_s(elapsed)}" + (f"   ETA {_fmt_s(eta)}" if eta is not None else "")]
         lines += [f"  {name}: {what}" for name, what in sorted((running or {}).items())]  # live gangs
         return Group(t, Text("\n".join(lines), no_wrap=True, overflow="ellipsis"))
 
     def _line(self, report) -> str:
-        """The counts and the best compliant val_bpb (a non-compliant one never heads it)."""
+        """The counts and the best compliant single seed so far, named as one (a non-compliant
+        score never heads it; the winner's seed mean is the final table's)."""
         counts = report.counts()
         best = report.best(compliant=True)
         parts = [f"{s}={counts[s]}" for s in STATES if counts.get(s)]
-        bpb = f"best compliant val_bpb={best['val_bpb']:.4f}" if best else "best compliant val_bpb=-"
+        bpb = f"best compliant seed val_bpb={best['val_bpb']:.5f}" if best else "best compliant seed val_bpb=-"
         return f"golf: {' '.join(parts)} {bpb}"
 
     def _timing(self, report) -> str:
-        return f" elapsed={_fmt_s(time.time() - report.started)} ETA={_fmt_s(estimate_eta(report))}"
+        eta = estimate_eta(report)
+        return f" elapsed={_fmt_s(time.time() - report.started)}" + (f" ETA={_fmt_s(eta)}" if eta is not None else "")
 
     def start(self, report) -> None:
         if self.live_mode:

@@ -144,7 +144,7 @@ def _follow(client, address, token_file, job_id: str) -> int:
         status = str(getattr(s := call(client, address, token_file, lambda c: c.get_job_status(job_id)),
                              "value", s))
         if status in TERMINAL:
-            print(f"[golf] job {job_id}: {status}", file=sys.stderr)
+            print(f"golf: job {job_id}: {status}", file=sys.stderr)
             return 0 if status == "SUCCEEDED" else 1
         time.sleep(1.0)
 

@@ -10,6 +10,8 @@ stop`) into the same clean stop as Ctrl-C, and shuts down the Ray it started.
 """
 from __future__ import annotations
 
+import os
+
 import signal
 import threading
 from dataclasses import dataclass
@@ -87,7 +89,8 @@ def ray_runner(*, address: str | None = None, num_cpus: int | None = None, num_g
         def connect_ray() -> None:  # only when a job must run
             how = connect(address, num_cpus=num_cpus, num_gpus=num_gpus, log_to_driver=True, state_dir=work_dir)
             if say is not None:
-                say(f"ray: {how} {dict((k, v) for k, v in ray.cluster_resources().items() if k in ('CPU', 'GPU'))}")
+                auth = " (token-authenticated)" if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else ""
+                say(f"ray: {how}{auth} {dict((k, v) for k, v in ray.cluster_resources().items() if k in ('CPU', 'GPU'))}")
 
         extra = {} if lease_timeout_s is None else {"lease_timeout_s": lease_timeout_s}
         opts = DriverOptions(data_dir=str(data_dir), work_dir=str(work_dir / "jobs"),

@@ -49,6 +49,30 @@ def result_metrics(result: dict) -> dict[str, float]:
     return out
 
 
+def legal(verdict) -> bool:
+    """A score that counts: a valid result not judged non-compliant."""
+    return bool(verdict.valid) and verdict.compliant is not False
+
+
+def _reused_result(metrics: dict) -> dict:
+    """A run's metrics as the job's result: `val_bpb_noncompliant` is the result's val_bpb."""
+    from orchestrator.tracking.names import LEGAL_METRIC, NONCOMPLIANT_METRIC
+
+    out = dict(metrics or {})
+    if LEGAL_METRIC not in out and NONCOMPLIANT_METRIC in out:
+        out[LEGAL_METRIC] = out.pop(NONCOMPLIANT_METRIC)
+    return out
+
+
+def _reused_compliant(tags: dict) -> bool | None:
+    """The judge's own compliance of an earlier run: `golf.audit_compliant` (none/true/false) on
+    runs that carry it; older runs' golf.compliant was exactly that."""
+    ac = tags.get("golf.audit_compliant")
+    if ac is not None:
+        return None if ac == "none" else ac == "true"
+    return _bool_tag(tags.get("golf.compliant"))
+
+
 def _bool_tag(v: Any) -> bool | None:
     if v is None:
         return None
@@ -102,8 +126,8 @@ class TrackingAdapter:
         if not here and not any(r.experiment_id == self._exp_id for r in runs):
             self.copies[job.identity] = self.t.copy_run(job, rec)
         tags = rec.tags or {}
-        return Reused(rec.run_id, dict(rec.metrics or {}), valid=_bool_tag(tags.get("golf.valid")) is not False,
-                      reason=tags.get("golf.reason"), compliant=_bool_tag(tags.get("golf.compliant")), record=rec)
+        return Reused(rec.run_id, _reused_result(rec.metrics), valid=_bool_tag(tags.get("golf.valid")) is not False,
+                      reason=tags.get("golf.reason"), compliant=_reused_compliant(tags), record=rec)
 
     _finished: dict | None = None
     _exp_id: str | None = None
@@ -127,19 +151,24 @@ class TrackingAdapter:
         return h.key
 
     def record(self, key: str, job, result: dict, verdict, files: dict[str, bytes]) -> None:
+        from orchestrator.tracking.names import LEGAL_METRIC, score_metric
+
         h = self.handles[key]
         with h.batched() if hasattr(h, "batched") else contextlib.nullcontext():  # one journaled op
-            h.log_metrics(result_metrics(result))
+            ok = legal(verdict)
+            metrics = result_metrics(result)
+            if LEGAL_METRIC in metrics:  # legal first: a score that does not count is never `val_bpb`
+                metrics[score_metric(ok)] = metrics.pop(LEGAL_METRIC)
+            h.log_metrics(metrics)
             h.log_result({k: v for k, v in result.items() if k not in METRIC_KEYS}, curve=True)
             for i, bpb in enumerate(result.get("chunk_bpb") or []):  # drift across score-first chunks
                 h.log_metrics({"chunk_val_bpb": float(bpb)}, step=i)
             for number, bpb, _params in result.get("trials") or []:  # optuna: step = trial number
                 h.log_metrics({"trial_val_bpb": float(bpb)}, step=int(number))
-            tags = {}
-            if verdict.compliant is not None:
-                tags["golf.compliant"] = str(verdict.compliant).lower()
-            if tags:
-                h.set_tags(tags)
+            # every run kind carries golf.compliant (does its score count?); golf.audit_compliant keeps
+            # the judge's own verdict (none for kinds it does not judge) for reuse
+            h.set_tags({"golf.compliant": str(ok).lower(),
+                        "golf.audit_compliant": "none" if verdict.compliant is None else str(verdict.compliant).lower()})
             h.set_validity(verdict.valid, verdict.reason)
         if files:
             d = self.spool / f"{job.identity[:16]}-{key[:8]}"
@@ -203,6 +232,13 @@ class TrackingAdapter:
             log.warning("no %s history for run %s: %s", key, out.run_id, str(e).splitlines()[0])
             return []
 
+    def best_record(self) -> dict | None:
+        """The best imported record in the store (orchestrator.tracking.leaderboard)."""
+        from orchestrator.tracking.leaderboard import best_record
+
+        self.t.flush(30.0)
+        return best_record(self.t.tracking_uri)
+
     def log_sweep_summary(self, metrics: dict, tags: dict, description: str, files_dir) -> None:
         h = self.sweep
         h.log_metrics(metrics)
@@ -210,19 +246,21 @@ class TrackingAdapter:
             tags = {**tags, "mlflow.note.content": description}  # the run's description in the UI
         h.set_tags(tags)
         h.log_artifact(files_dir)
-        if description:
-            def describe(*_delivered) -> None:
-                try:
-                    self.t.set_experiment_tags({"mlflow.note.content": description})
-                except Exception as e:  # noqa: BLE001
-                    log.warning("experiment description not set: %s", str(e).splitlines()[0])
+        from orchestrator.tracking.links import experiment_tags
 
-            # a synchronous call: it would wait for the writer to deliver every run first, so it
-            # runs once the tracker closes and results are out without that wait (issue 21)
-            if hasattr(self.t, "after_close"):
-                self.t.after_close(describe)
-            else:
-                describe()
+        def describe(*_delivered) -> None:
+            try:  # the description; the kind and the saved view that make the printed link open the runs
+                self.t.set_experiment_tags({**experiment_tags(),
+                                            **({"mlflow.note.content": description} if description else {})})
+            except Exception as e:  # noqa: BLE001
+                log.warning("experiment description not set: %s", str(e).splitlines()[0])
+
+        # a synchronous call: it would wait for the writer to deliver every run first, so it
+        # runs once the tracker closes and results are out without that wait (issue 21)
+        if hasattr(self.t, "after_close"):
+            self.t.after_close(describe)
+        else:
+            describe()
 
     def abandon_sweep(self) -> None:
         """The sweep's parent run belongs to the driver that took our lease over: never end it

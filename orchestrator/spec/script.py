@@ -17,9 +17,14 @@ variables:
 - The script scores itself: a script spec with an `eval` or `mixer` section is an error.
 - golf sets VOCAB_SIZE (data section), SEED, MAX_WALLCLOCK_SECONDS (when `max_wallclock_seconds`
   caps it), and on the worker DATA_PATH, TOKENIZER_PATH, RUN_ID; `env` overrides any of them.
+- every env key must appear in the script (`check_env_keys`, when the plan reads it): a typo
+  (`ITERATONS`) is an error naming the closest name the script does read, unless
+  `env_unchecked` lists it; golf's own variables and the launcher's (NCCL_*, PYTORCH_*, ...) are
+  exempt, and so is a script that reads no environment in plain text (a compressed one).
 """
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 import random
@@ -34,7 +39,7 @@ from orchestrator.spec.mixer_space import Range, nonempty
 from orchestrator.spec.io import fail
 
 __all__ = ["ScriptTrainSpec", "ENV_NAME", "GOLF_ENV", "env_axes", "env_points", "env_str", "default_timeout_s",
-           "check_script_sweep", "script_counts", "optuna_env_study"]
+           "check_env_keys", "check_script_sweep", "script_counts", "optuna_env_study"]
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # what golf sets itself (train.env may override each): the worker fills the path/name ones
@@ -120,6 +125,8 @@ class ScriptTrainSpec(Frozen):
                                                                   "(default: the last score line)")
     pass_env: tuple[str, ...] = Field((), description="variables of the worker's environment the script also "
                                                       "sees (by default only a minimal base: no credentials)")
+    env_unchecked: tuple[str, ...] = Field((), description="env keys passed even though the script never "
+                                                           "mentions them (e.g. read by a library it imports)")
 
     @model_validator(mode="before")
     @classmethod
@@ -180,6 +187,31 @@ class ScriptTrainSpec(Frozen):
         except ValueError:
             return None
         return cap if cap and cap > 0 else None
+
+
+# read by the launcher, PyTorch, NCCL, CUDA or a library, not by the script itself
+_LAUNCHER_PREFIXES = ("NCCL_", "PYTORCH_", "TORCH_", "TORCHINDUCTOR_", "CUDA_", "OMP_", "MKL_", "TRITON_", "HF_",
+                      "NVIDIA_", "CUBLAS_", "TOKENIZERS_", "PYTHON")
+_WORDS = re.compile(r"\b[A-Z][A-Z0-9_]{2,}\b")
+
+
+def check_env_keys(train: ScriptTrainSpec, sources: dict[str, str], entry: str = "train_gpt.py") -> list[str]:
+    """Spec errors for env keys the script never mentions: `train.env.ITERATONS: train_gpt.py never
+    reads it; did you mean ITERATIONS? ...`. `sources`: the script's .py files' text by name.
+    Nothing is checked when no file reads the environment in plain text (a compressed script)."""
+    text = "\n".join(sources.values())
+    if "environ" not in text and "getenv" not in text:
+        return []
+    words = set(_WORDS.findall(text))
+    errors = []
+    for key in train.env:
+        if key in words or key in GOLF_ENV or key in train.env_unchecked or key.startswith(_LAUNCHER_PREFIXES):
+            continue
+        close = difflib.get_close_matches(key, sorted(words), n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        errors.append(f"train.env.{key}: {entry} never reads it{hint} (list it in train.env_unchecked to pass it "
+                      "anyway)")
+    return errors
 
 
 def default_timeout_s(cap: float | None) -> float:

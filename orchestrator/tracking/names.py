@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["run_name"]
+__all__ = ["LEGAL_METRIC", "NONCOMPLIANT_METRIC", "run_name", "score_metric"]
 
 _SEED = re.compile(r"^s(-?\d+)$")
 _EVAL = re.compile(r"^e(\d+)$")
@@ -45,3 +45,15 @@ def run_name(kind: str, path: str) -> str:
     mode, extra = rest[0], rest[1:]
     shown = " ".join(_axes(x) if "=" in x else x for x in extra)
     return " ".join(x for x in (mode, shown, seed) if x) + ev
+
+
+# Legal first: a score that does not count is never logged under `val_bpb`, so sorting the runs
+# table by val_bpb ranks legal scores only (issue 19: 18 hashed_target runs sat above the winner).
+LEGAL_METRIC = "val_bpb"
+NONCOMPLIANT_METRIC = "val_bpb_noncompliant"
+
+
+def score_metric(legal: bool) -> str:
+    """The metric a run's val_bpb is logged under: `val_bpb` when it counts, else
+    `val_bpb_noncompliant` (the run's golf.reason says why)."""
+    return LEGAL_METRIC if legal else NONCOMPLIANT_METRIC

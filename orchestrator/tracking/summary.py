@@ -2,10 +2,13 @@
 config with mean ± std over seeds, and everything the parent run shows in MLflow.
 
 Used by the terminal's final table (orchestrator.cli.run), the live headline
-(orchestrator.run.progress) and, once at sweep end, the sweep's parent run (`summarize`): metrics
-`best_val_bpb` (compliant runs only), `best_val_bpb.<column>`, the winner's mean/std/seed count,
-the spec's description as the run's and the experiment's description, `summary.csv` of every job
-and the PNG plots of orchestrator.tracking.plots.
+(orchestrator.run.progress) and, once at sweep end, the sweep's parent run (`summarize`): metric
+`val_bpb` = the winner's seed mean (the best compliant configuration: "best" means that
+everywhere), `val_bpb_std`, `seeds`; `best_seed_val_bpb` (the best single compliant seed, named as
+such) and `best_seed_val_bpb.<column>`; per column the winner's mean/std/seed count; the spec's
+description followed by a Markdown leaderboard (orchestrator.tracking.leaderboard) as the run's
+and the experiment's description; `summary.csv` of every job and the PNG plots of
+orchestrator.tracking.plots.
 
 A *column* is what a score measures: `model` (a train job's roundtrip score), `neural` (an eval
 job), or a mix job's mixer mode (`none` = the model alone through the mix path, `hashed_target`,
@@ -28,8 +31,8 @@ from typing import Any, Callable
 
 from workers.contract import MixJob, OptunaMixJob
 
-__all__ = ["ConfigGroup", "best_runs", "best_trial", "column_of", "groups", "winners", "job_rows", "summary_csv",
-           "summarize", "parent_metrics"]
+__all__ = ["ConfigGroup", "best_runs", "best_trial", "column_of", "groups", "overall_winner", "winners", "job_rows",
+           "summary_csv", "summarize", "parent_metrics"]
 
 log = logging.getLogger("golf.summary")
 
@@ -143,25 +146,33 @@ def best_runs(report) -> dict[str, Any]:
     return out
 
 
+def overall_winner(report) -> ConfigGroup | None:
+    """The best compliant configuration: the lowest seed mean among compliant column winners."""
+    ok = [g for g in winners(report).values() if g.compliant]
+    return min(ok, key=lambda g: g.mean) if ok else None
+
+
 def parent_metrics(report) -> dict[str, float]:
-    """The parent run's metrics: best_val_bpb (compliant), best_val_bpb.<column>, and the
-    winning compliant config's mean/std/seed count (overall and per column)."""
+    """The parent run's metrics: `val_bpb` = the winner's seed mean (so the parent sorts with its
+    children by the one number that counts), `val_bpb_std`, `seeds`; best_seed_val_bpb (the best
+    compliant single seed) and best_seed_val_bpb.<column>; per column the winning config's
+    mean/std/seed count."""
     m: dict[str, float] = {}
     b = best_runs(report)
     if b["compliant"] is not None:
-        m["best_val_bpb"] = b["compliant"][0]
+        m["best_seed_val_bpb"] = b["compliant"][0]
     if b["noncompliant"] is not None:
-        m["best_val_bpb_noncompliant"] = b["noncompliant"][0]
+        m["best_seed_val_bpb_noncompliant"] = b["noncompliant"][0]
     win = winners(report)
     for col, g in win.items():
-        m[f"best_val_bpb.{col}"] = b[col][0]
+        m[f"best_seed_val_bpb.{col}"] = b[col][0]
         m[f"winner_val_bpb_mean.{col}"] = g.mean
         m[f"winner_val_bpb_std.{col}"] = g.std
         m[f"winner_seeds.{col}"] = float(g.n)
-    ok = [g for g in win.values() if g.compliant]
-    if ok:
-        top = min(ok, key=lambda g: g.mean)
-        m.update(winner_val_bpb_mean=top.mean, winner_val_bpb_std=top.std, winner_seeds=float(top.n))
+    top = overall_winner(report)
+    if top is not None:
+        m.update(val_bpb=top.mean, val_bpb_std=top.std, seeds=float(top.n),
+                 winner_val_bpb_mean=top.mean, winner_val_bpb_std=top.std, winner_seeds=float(top.n))
     return m
 
 
@@ -246,15 +257,25 @@ def _seed_mean(curves: list[list[tuple[int, float]]]) -> list[tuple[int, float]]
 def plot_data(report, history: Callable[[Any, str], list[tuple[int, float]]]) -> dict:
     """Everything orchestrator.tracking.plots draws. `history(outcome, metric)` gives a metric's
     (step, value) series of a run (in memory for jobs this sweep ran, MLflow for reused ones)."""
-    spread = [(f"{g.column} {g.label}".strip(), [(seed, s) for seed, s, _ in g.scored])
-              for g in groups(report) if g.n and g.column not in ("neural",)]
+    import heapq
+
+    from orchestrator.tracking.plots import SPREAD_TOP_LEGAL, SPREAD_TOP_NONCOMPLIANT
+
+    # the top legal configurations first, then the best few non-compliant ones (marked): bounded,
+    # so a 5,000-config sweep plots as fast as a small one (heapq: O(n log k))
+    scored = [g for g in groups(report) if g.n and g.column not in ("neural",)]
+    legal = heapq.nsmallest(SPREAD_TOP_LEGAL, (g for g in scored if g.compliant), key=lambda g: g.mean)
+    bad = heapq.nsmallest(SPREAD_TOP_NONCOMPLIANT, (g for g in scored if not g.compliant), key=lambda g: g.mean)
+    spread = [(f"{g.column} {g.label}".strip(), [(seed, s) for seed, s, _ in g.scored], g.compliant)
+              for g in legal + bad]
+    hidden = len(scored) - len(spread)
     curves = {}
     for o in report.outcomes.values():
         if o.job.kind in ("train", "script_train") and _score(o) is not None:
             c = history(o, "train_loss")
             if c:
                 curves[f"s{o.job.seed}" if o.job.kind == "train" else o.job.name] = c
-    chunks = {}
+    chunks, chunk_bad = {}, set()
     for col, g in winners(report).items():
         if g.outcomes[0].job.kind != "mix":
             continue
@@ -262,7 +283,12 @@ def plot_data(report, history: Callable[[Any, str], list[tuple[int, float]]]) ->
         if per_seed:
             name = "model alone" if col == "none" else f"{col} {g.label}".strip()
             chunks[name] = _seed_mean(per_seed)
-    return {"alpha": _alpha_grid(report), "spread": spread, "curves": curves, "chunks": chunks}
+            if not g.compliant:
+                chunk_bad.add(name)
+    alpha = _alpha_grid(report)
+    alpha_ok = {col: all(g.compliant for g in groups(report) if g.column == col) for col in alpha}
+    return {"alpha": alpha, "alpha_compliant": alpha_ok, "spread": spread, "spread_hidden": hidden,
+            "curves": curves, "chunks": chunks, "chunks_noncompliant": chunk_bad}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,15 +307,28 @@ def summarize(report, adapter, out_dir: str | Path) -> dict:
     (out / "summary.csv").write_text(summary_csv(job_rows(report, adapter.outcome_run_id)))
     data = plot_data(report, adapter.history)
     plots.write_all(data, out, title=report.plan.sweep_name)
-    description = (report.plan.spec_dump or {}).get("description") or ""
-    b = best_runs(report)
-    tags = {}
-    if b["compliant"] is not None:
-        s, o = b["compliant"]
-        tags.update({"golf.best_job": o.job.name, "golf.best_val_bpb": f"{s:.6f}"})
+    from orchestrator.tracking.leaderboard import leaderboard_markdown
+
+    spec_desc = (report.plan.spec_dump or {}).get("description") or ""
+    record = None
+    best_record = getattr(adapter, "best_record", None)
+    if best_record is not None:
+        try:
+            record = best_record()
+        except Exception as e:  # noqa: BLE001 - a leaderboard without the record beats none
+            log.warning("best imported record not found: %s", str(e).splitlines()[0])
+    board = leaderboard_markdown(groups(report), record)
+    description = f"{spec_desc}\n\n{board}" if spec_desc else board
+    top = overall_winner(report)
+    tags = {"golf.compliant": str(top is not None).lower()}  # the parent's val_bpb is a legal winner's
+    if top is not None:
+        # the winner: its configuration, its seed mean, and its best seed's run (a link target)
+        seed, s, o = min(top.scored, key=lambda x: x[1])
+        tags.update({"golf.winner": top.key, "golf.winner_val_bpb": f"{top.mean:.5f}",
+                     "golf.best_seed_job": o.job.name})
         rid = adapter.outcome_run_id(o)
         if rid:
-            tags["golf.best_run"] = rid
+            tags["golf.best_seed_run"] = rid
     bt = best_trial(report)
     if bt is not None:  # the trial's values in full precision (its runs' names show 4 digits)
         metrics["best_trial_val_bpb"] = bt["val_bpb"]

@@ -10,7 +10,9 @@ import pytest
 
 from golf_core.cli import run_cli
 from golf_core.logparse import parse_log_file
-from orchestrator.records.folder import RecordFolderError, read_record_folder, readme_command
+from orchestrator.records.folder import RecordFolderError, claim_of, read_record_folder, readme_command
+from orchestrator.records.importer import record_time_ms
+from orchestrator.records.judge import RULINGS, choose_score, judge_seed
 
 README = """\
 # A record
@@ -138,6 +140,7 @@ def test_import_twice_reference_records(reference_dir, mlflow_server, capsys):
     assert golf(args) == 0
     out = capsys.readouterr().out
     assert f"{len(expected)} run(s) imported, 0 already there" in out
+    assert "Creating initial MLflow database tables" not in out
     first = _record_runs(mlflow_server.uri, exp)
     assert golf(args) == 0
     assert f"0 run(s) imported, {len(expected)} already there" in capsys.readouterr().out
@@ -149,9 +152,18 @@ def test_import_twice_reference_records(reference_dir, mlflow_server, capsys):
         t, m, p = run.data.tags, run.data.metrics, run.data.params
         log = expected[(t["golf.source"], t["golf.log"])]
         assert run.info.status == "FINISHED" and t["golf.identity"] == log.sha256
-        assert t["golf.seed"] == str(log.seed) and t["golf.final_tag"] == log.summary.final_tag
-        assert m["val_bpb"] == log.summary.val_bpb and m["artifact_bytes"] == log.summary.artifact_bytes
+        assert t["golf.seed"] == str(log.seed)
+        rf = read_record_folder(next(d for d in dirs if d.endswith(t["golf.source"])))
+        choice = choose_score(log.path, log.summary, ((claim_of(rf.submission) or {}).get("val_bpb") or {}).get(log.seed))
+        verdict = judge_seed(choice.summary, RULINGS.get(rf.name))
+        assert t["golf.score_tag"] == choice.tag and t["golf.compliant"] == str(verdict.compliant).lower()
+        assert t["golf.valid"] == str(verdict.valid).lower() and t.get("golf.reason") == verdict.reason
+        # legal first: a score that does not count is never under val_bpb
+        key = "val_bpb" if verdict.compliant else "val_bpb_noncompliant"
+        assert m[key] == choice.summary.val_bpb and m["artifact_bytes"] == log.summary.artifact_bytes
+        assert ("val_bpb_noncompliant" if verdict.compliant else "val_bpb") not in m
         assert m["steps"] == log.summary.steps
+        assert run.info.start_time == record_time_ms(rf)
         for tag, (_loss, bpb) in log.summary.scores.items():
             assert m[f"val_bpb.{tag}"] == bpb
         assert p["torchrun.nproc_per_node"] == "8"
@@ -159,6 +171,8 @@ def test_import_twice_reference_records(reference_dir, mlflow_server, capsys):
             assert p["env.SEED"] == str(log.seed)
         names = {a.path for a in c.list_artifacts(run.info.run_id)}
         assert {t["golf.log"], "submission.json", "README.md"} <= names
+    verdicts = {(r.data.tags["golf.source"][:10], r.data.tags["golf.compliant"]) for r in second}
+    assert ("2026-03-25", "false") in verdicts and ("2026-04-27", "true") in verdicts  # #779 ruled out
     # one run in full: params from the README and submission.json, both curves
     run = next(r for r in second if r.data.tags["golf.source"].endswith("1.0611")
                and r.data.tags["golf.seed"] == "42")
@@ -193,3 +207,110 @@ def test_import_replaces_an_incomplete_import(tmp_path, mlflow_server, capsys):
     log.write_text(log.read_text() + "\n")
     assert golf(["import", str(d), "--experiment", exp, "--tracking-uri", mlflow_server.uri]) == 0
     assert "1 run(s) imported, 1 already there" in capsys.readouterr().out
+
+
+def _score_lines(seed: int, tail: str = "") -> str:
+    """A log whose claimed score (sliding window, 1.10000<seed>) is not its last line (a worse TTT)."""
+    return (f"seed:{seed}\nstep:4/4 train_loss:4.0 train_time:590000ms step_avg:100.00ms\n"
+            "Total submission size int6+lzma: 15000000 bytes\n"
+            f"final_int6_sliding_window_exact val_loss:1.9 val_bpb:1.10000{seed} eval_time:300000ms\n"
+            f"final_int6_ttt_exact val_loss:2.2 val_bpb:1.33603{seed} eval_time:100000ms\n" + tail)
+
+
+def test_import_keeps_the_good_takes_the_claimed_score_judges_each_seed(tmp_path, mlflow_server, capsys):
+    from mlflow.tracking import MlflowClient
+
+    good = _folder(tmp_path, "2026-02-03_Good", seeds=(1, 2))
+    (good / "notes_copy.log").write_bytes((good / "train_seed1.log").read_bytes())  # no seed in name: skipped
+    (good / "train_seed1_again.log").write_bytes((good / "train_seed1.log").read_bytes())  # byte-identical
+    logless = tmp_path / "2026-02-04_NoLog"
+    logless.mkdir()
+    (logless / "README.md").write_text(README)
+    (logless / "train.log").write_text("step:1/4 train_loss:6.5\n")
+    claimed = tmp_path / "2026-02-05_Claimed"
+    claimed.mkdir()
+    (claimed / "submission.json").write_text(json.dumps({
+        "date": "2026-02-05", "seed_results": {"1": {"val_bpb": 1.100001}, "2": {"val_bpb": 1.1000}}}))
+    (claimed / "train_seed1.log").write_text(_score_lines(1))
+    (claimed / "train_seed2.log").write_text(_score_lines(2))
+    over = tmp_path / "2026-02-06_Over"
+    over.mkdir()
+    (over / "train_seed7.log").write_text(_score_lines(7).replace("15000000 bytes", "16000001 bytes"))
+    exp = f"records-{uuid.uuid4().hex[:8]}"
+    args = ["import", str(good), str(logless), str(claimed), str(over), "--experiment", exp,
+            "--tracking-uri", mlflow_server.uri]
+    assert golf(args) == 0
+    out = capsys.readouterr().out
+    assert f"golf: skipped folder {logless}: no log with a score line" in out
+    assert "duplicate 2026-02-03_Good/train_seed1_again.log: byte-identical to 2026-02-03_Good/train_seed1.log" in out
+    assert "5 run(s) imported, 0 already there, 1 duplicate log(s), 1 folder(s) skipped" in out
+    lines = out.rstrip().splitlines()
+    assert lines[-2] == (f"golf:   {logless}: no log with a score line (train.log: no score line "
+                         "('<tag> val_loss:X val_bpb:Y'))")
+    # one link that opens the runs, sorted by val_bpb, in an experiment the UI opens on its runs
+    exp_id = MlflowClient(mlflow_server.uri).get_experiment_by_name(exp).experiment_id
+    assert lines[-1] == (f"golf: look: {mlflow_server.uri}/#/experiments/{exp_id}/runs"
+                         "?viewStateShareKey=golf-legal-first")
+    etags = MlflowClient(mlflow_server.uri).get_experiment(exp_id).tags
+    assert etags["mlflow.experimentKind"] == "custom_model_development"
+    view = json.loads(json.loads(etags["mlflow.sharedViewState.golf-legal-first"])["state"])
+    assert view["orderByKey"] == "metrics.`val_bpb`" and view["orderByAsc"] is True
+    assert {"metrics.`val_bpb`", "tags.`golf.seed`", "tags.`golf.compliant`"} <= set(view["selectedColumns"])
+    runs = {r.info.run_name: r for r in _record_runs(mlflow_server.uri, exp)}
+    assert sorted(runs) == ["2026-02-03_Good/seed1", "2026-02-03_Good/seed2", "2026-02-05_Claimed/seed1",
+                            "2026-02-05_Claimed/seed2", "2026-02-06_Over/seed7"]
+    c1 = runs["2026-02-05_Claimed/seed1"]
+    assert c1.data.metrics["val_bpb"] == 1.100001 and c1.data.tags["golf.score_tag"] == "final_int6_sliding_window_exact"
+    assert c1.data.metrics["eval_time_s"] == 300.0  # the chosen line's own eval time
+    assert c1.data.tags["golf.compliant"] == "true" and "golf.score_mismatch" not in c1.data.tags
+    assert c1.info.start_time == 1770249600000  # 2026-02-05T00:00Z: the record's date
+    assert c1.info.end_time == c1.info.start_time + 890000  # train 590 s + eval 300 s
+    # the 4-decimal claim 1.1000 matches the sliding-window line 1.100002 too
+    assert runs["2026-02-05_Claimed/seed2"].data.metrics["val_bpb"] == 1.100002
+    bad = runs["2026-02-06_Over/seed7"]
+    assert bad.data.tags["golf.compliant"] == "false" and bad.data.tags["golf.valid"] == "false"
+    assert "16,000,001 bytes (limit 16,000,000)" in bad.data.tags["golf.reason"]
+    assert "val_bpb" not in bad.data.metrics and bad.data.metrics["val_bpb_noncompliant"] == 1.336037
+    # no claim: the last line, and no mismatch tag
+    assert bad.data.tags["golf.score_tag"] == "final_int6_ttt_exact"
+    # sorting by val_bpb ranks legal scores only
+    c = MlflowClient(mlflow_server.uri)
+    ranked = c.search_runs([exp_id], "metrics.val_bpb > 0", order_by=["metrics.val_bpb ASC"])
+    assert [r.info.run_name for r in ranked][:2] == ["2026-02-05_Claimed/seed1", "2026-02-05_Claimed/seed2"]
+    assert "2026-02-06_Over/seed7" not in [r.info.run_name for r in ranked]
+
+
+def test_import_score_mismatch_and_score_tag(tmp_path, mlflow_server, capsys):
+    d = tmp_path / "2026-02-07_Mismatch"
+    d.mkdir()
+    (d / "submission.json").write_text(json.dumps({"seed_results": {"3": {"val_bpb": 1.2}}}))
+    (d / "train_seed3.log").write_text(_score_lines(3))
+    exp = f"records-{uuid.uuid4().hex[:8]}"
+    assert golf(["import", str(d), "--experiment", exp, "--tracking-uri", mlflow_server.uri]) == 0
+    out = capsys.readouterr().out
+    assert ("score mismatch 2026-02-07_Mismatch/train_seed3.log: submission.json claims val_bpb 1.2; no score "
+            "line matches (the last, final_int6_ttt_exact, is 1.33603300)") in out
+    (run,) = _record_runs(mlflow_server.uri, exp)
+    assert "no score line matches" in run.data.tags["golf.score_mismatch"]
+    assert run.data.metrics["val_bpb"] == 1.336033
+    exp2 = f"records-{uuid.uuid4().hex[:8]}"
+    assert golf(["import", str(d), "--experiment", exp2, "--tracking-uri", mlflow_server.uri,
+                 "--score-tag", "final_int6_sliding_window_exact"]) == 0
+    (run,) = _record_runs(mlflow_server.uri, exp2)
+    assert run.data.metrics["val_bpb"] == 1.100003 and run.data.tags["golf.score_from"] == "--score-tag"
+
+
+def test_import_into_a_new_sqlite_store_prints_no_library_notices_and_the_ui_command(tmp_path):
+    import subprocess
+    import sys
+
+    d = _folder(tmp_path)
+    db = tmp_path / "m.db"
+    p = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "import", str(d), "--tracking-uri",
+                        f"sqlite:///{db}"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "Creating initial MLflow database tables" not in p.stdout + p.stderr
+    assert "INFO" not in p.stderr, p.stderr[-2000:]
+    last = p.stdout.rstrip().splitlines()[-1]
+    assert last.startswith(f"golf: look: mlflow ui --backend-store-uri sqlite:///{db}, then open "
+                           "http://127.0.0.1:5000/#/experiments/")

@@ -274,7 +274,7 @@ def test_golf_reproduce_tiny_end_to_end_then_reuses_every_job(tmp_path, monkeypa
     (tmp_path / "rec.yaml").write_text(yaml.safe_dump(spec))
     argv = ["reproduce", "rec.yaml", "--date", "2026-11-25", "--tracking-uri", mlflow_server.uri,
             "--num-cpus", "2", "--author", "golf-test", "--no-progress"]
-    assert main(argv) == 0
+    assert main(argv) == 1  # written, but CPU is not the track's hardware: a failed check exits 1
     folder = tmp_path / "records" / "track_10min_16mb" / "2026-11-25_tiny-record"
     first = json.loads((folder / "submission.json").read_text())
     assert first["seeds"] == [42, 1337] and first["author"] == "golf-test"
@@ -292,7 +292,7 @@ def test_golf_reproduce_tiny_end_to_end_then_reuses_every_job(tmp_path, monkeypa
     assert (folder / "README.md").read_text().startswith("# NOT SUBMITTABLE: non-compliant")
     assert any("hardware = 1x cpu" in f for f in first["golf"]["compliance"]["failed"])
     # again: every job is reused from MLflow (result.json fetched back), same numbers
-    assert main(argv) == 0
+    assert main(argv) == 1
     second = json.loads((folder / "submission.json").read_text())
     assert all(st == "reused" for seed in second["golf"]["reused"].values() for st in seed.values())
     assert second["val_bpb"] == first["val_bpb"] and second["golf"]["statistics"] == first["golf"]["statistics"]
@@ -310,7 +310,7 @@ def test_golf_reproduce_tiny_end_to_end_then_reuses_every_job(tmp_path, monkeypa
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     again = ["reproduce", str(folder), "--data", "data/tiny", "--date", "2026-11-26", "--tracking-uri",
              mlflow_server.uri, "--num-cpus", "2", "--no-progress"]
-    assert main(again) == 0
+    assert main(again) == 1  # CPU: the hardware check fails
     out = tmp_path / "records" / "track_10min_16mb" / "2026-11-26_tiny-record_reproduced"
     repro = json.loads((out / "submission.json").read_text())
     assert repro["seeds"] == [42, 1337]

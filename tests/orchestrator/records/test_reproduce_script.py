@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.spec.sweep import SpecError
+
 from golf_core.logparse import parse_log_file
 from orchestrator.records.folder import RecordFolderError, read_record_folder, readme_command
 from orchestrator.records.reproduce_script import GOLF_SET, parse_set_env, record_dir_reproduction, record_env
@@ -99,12 +101,15 @@ def test_set_env_and_seeds_change_the_env_and_so_the_identity(record_dir, synthe
     assert base.jobs[0].config["env"] == {**ENV, "SEED": "42", "VOCAB_SIZE": "1024"}
     rep = record_dir_reproduction(record_dir, set_env=parse_set_env(["MODEL_DIM=8", "NEW=x"]), **kw)
     assert rep.env() == {**ENV, "MODEL_DIM": "8", "NEW": "x"} and rep.set_env == {"MODEL_DIM": "8", "NEW": "x"}
+    # a --set-env key the script never reads is checked like a spec's (the README's own are not)
+    with pytest.raises(SpecError, match="train.env.NEW: train_gpt.py never reads it"):
+        build_plan(rep.sweep, tmp_path)
+    rep = record_dir_reproduction(record_dir, set_env=parse_set_env(["MODEL_DIM=8", "TRAIN_LOG_EVERY=3"]), **kw)
     changed = build_plan(rep.sweep, tmp_path)
     assert changed.jobs[0].config["env"]["MODEL_DIM"] == "8"
     assert not {j.identity for j in changed.jobs} & {j.identity for j in base.jobs}
     one = record_dir_reproduction(record_dir, seeds=(7,), gpus_per_job=2, **kw)
     assert one.sweep.train.seeds == (7,) and one.sweep.train.gpus_per_job == 2 and one.seeds_from == "--seeds"
-    from orchestrator.spec.sweep import SpecError
 
     with pytest.raises(SpecError, match="SEED"):  # one SEED for two seeds
         record_dir_reproduction(record_dir, set_env={"SEED": "3"}, **kw)
@@ -200,11 +205,13 @@ def test_golf_reproduce_record_dir_end_to_end_then_reuses_both_jobs(record_dir, 
     t0 = time.monotonic()
     first = _golf(argv, tmp_path)
     t_first = time.monotonic() - t0
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    # CPU: the hardware check fails (1 rank, not 8xH100), so the exit is 1 (issue 19), the folder written
+    assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
     out = first.stdout
+    assert "golf: checks: FAILED: " in out and "hardware" in out
     # what will run is printed before Ray starts
     assert out.index("env: ITERATIONS=4 MODEL_DIM=16 VAL_LOSS_EVERY=2") < out.index("seeds: [42, 1337]") \
-        < out.index("[golf] ray: local")
+        < out.index("golf: ray: local")
     folder = tmp_path / "records" / "track_10min_16mb" / "2026-11-26_Tiny_3.38_reproduced"
     sub = json.loads((folder / "submission.json").read_text())
     logs = {s: parse_log_file(record_dir / f"train_seed{s}.log") for s in SEEDS}
@@ -241,8 +248,8 @@ def test_golf_reproduce_record_dir_end_to_end_then_reuses_both_jobs(record_dir, 
     t0 = time.monotonic()
     second = _golf(argv, tmp_path)
     t_second = time.monotonic() - t0
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "[golf] ray:" not in second.stdout  # every job reused: Ray never started
+    assert second.returncode == 1, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "golf: ray:" not in second.stdout  # every job reused: Ray never started
     sub2 = json.loads((folder / "submission.json").read_text())
     assert sub2["golf"]["reused"] == {"42": "reused", "1337": "reused"}
     assert sub2["seed_results"] == sub["seed_results"] and sub2["golf"]["claim"] == claim
@@ -330,3 +337,62 @@ def test_a_bad_seed_names_the_file_it_came_from(tmp_path, synthetic_data_dir):
     lines = e.value.lines
     assert any(x.startswith("train.seeds") and x.endswith(f"(from {rec}/train_seed99999999999.log)")
                for x in lines), lines
+
+# ---------------------------------------------------------------------------------------------
+# README commands as real READMEs write them (issue 19)
+
+LOOP_README = """\
+# A record
+
+```bash
+python3 - <<'PY'
+print("torchrun is mentioned here but this is python")
+PY
+export NUM_LAYERS=11
+export MATRIX_LR=0.025
+for SEED in 314 42 0; do
+  MODEL_DIM=512 \\
+  SEED=$SEED uv run torchrun --standalone --nproc_per_node 8 train_gpt.py \\
+      > train_seed${SEED}.log 2>&1
+done
+```
+"""
+
+
+def test_readme_run_reads_loops_uv_exports_and_python_m():
+    from orchestrator.records.folder import readme_run
+
+    run = readme_run(LOOP_README)
+    assert run.env == {"NUM_LAYERS": "11", "MATRIX_LR": "0.025", "MODEL_DIM": "512", "SEED": "$SEED"}
+    assert run.launcher == {"standalone": "true", "nproc_per_node": "8", "script": "train_gpt.py"}
+    assert run.loop == ("SEED", ("314", "42", "0")) and run.how == "uv run torchrun"
+    py = readme_run("```\nA=1 B='two words' python -m torch.distributed.run --nproc_per_node=4 train_gpt.py\n```\n")
+    assert py.env == {"A": "1", "B": "two words"} and py.launcher["nproc_per_node"] == "4"
+    assert py.how == "python -m torch.distributed.run"
+    assert readme_run("```\nexport A=1\npython train_gpt.py\n```\n") is None
+
+
+def test_a_loop_readme_reproduces_and_a_missing_script_says_where_and_how(record_dir, tmp_path):
+    folder = tmp_path / "loop"
+    shutil.copytree(record_dir, folder)
+    (folder / "README.md").write_text(LOOP_README + "\nBuilt on PR #1797 and PR #2130.\n")
+    rep = record_dir_reproduction(folder, workspace=tmp_path)
+    assert rep.sweep.train.env["NUM_LAYERS"] == "11" and "SEED" not in rep.sweep.train.env
+    (folder / "train_gpt.py").rename(tmp_path / "elsewhere.py")
+    with pytest.raises(RecordFolderError) as e:
+        record_dir_reproduction(folder, workspace=tmp_path)
+    msg = str(e.value)
+    assert "no train_gpt.py" in msg and "https://github.com/openai/parameter-golf/pull/1797" in msg
+    assert msg.endswith("pass one with --script PATH") and "\n" not in msg
+    rep = record_dir_reproduction(folder, workspace=tmp_path, script=tmp_path / "elsewhere.py")
+    staged = Path(rep.sweep.train.script)
+    assert staged.parent == tmp_path / ".golf" / "reproduce"
+    assert (staged / "train_gpt.py").read_bytes() == (tmp_path / "elsewhere.py").read_bytes()
+    assert not (folder / "train_gpt.py").exists()  # the record folder is left as it was
+
+
+def test_missing_script_in_a_reference_folder_names_where_it_comes_from(reference_dir):
+    d = reference_dir.path("records", "2026-03-17_NaiveBaseline")
+    with pytest.raises(RecordFolderError, match="its command runs /root/code/parameter-golf/train_gpt.py; "
+                                                "pass one with --script PATH"):
+        record_dir_reproduction(d)

@@ -292,3 +292,19 @@ def test_a_killed_drivers_run_keeps_its_partial_log_and_no_attempt_overwrites_an
     assert names == ["attempt-1", "attempt-1.1"], job_dirs  # the killed attempt's files moved aside
     earlier = next(p for p in job_dirs if p.name == "attempt-1.1")
     assert "step:1/1000" in (earlier / "train.log").read_text()
+
+def test_an_env_key_the_script_never_reads_is_an_error_naming_the_closest(tmp_path):
+    shutil.copy(SCRIPT, tmp_path / "train_gpt.py")
+    with pytest.raises(SpecError) as e:
+        build_plan(sweep_from_dict(_spec(env={"ITERATONS": 4, "MATRIX_LR": 0.05, "NCCL_NET": "Socket"})), tmp_path)
+    assert e.value.lines == ["train.env.ITERATONS: train_gpt.py never reads it; did you mean ITERATIONS? "
+                             "(list it in train.env_unchecked to pass it anyway)"]
+    with pytest.raises(SpecError, match=r"train.env.ZZZ_UNRELATED: train_gpt.py never reads it \(list it"):
+        build_plan(sweep_from_dict(_spec(env={"ZZZ_UNRELATED": 1})), tmp_path)
+    # listed in env_unchecked, golf's own variables (DATA_PATH, RUN_ID) and the launcher's: passed
+    plan = build_plan(sweep_from_dict(_spec(env={"ITERATONS": 4, "RUN_ID": "x", "PYTORCH_CUDA_ALLOC_CONF": "y"},
+                                            env_unchecked=["ITERATONS"])), tmp_path)
+    assert plan.jobs[0].config["env"]["ITERATONS"] == "4"
+    # a script that reads no environment in plain text (compressed): nothing to check against
+    (tmp_path / "train_gpt.py").write_text("import lzma, base64\nexec(lzma.decompress(base64.b85decode(b'')))\n")
+    assert build_plan(sweep_from_dict(_spec(env={"ITERATONS": 4})), tmp_path).jobs

@@ -52,21 +52,40 @@ def test_parent_run_holds_best_compliant_val_bpb_plots_and_summary(swept):
     exp, runs = _runs(c, "sum-smoke")
     parent = next(r for r in runs if r.data.tags.get("golf.kind") == "sweep")
     children = [r for r in runs if "golf.identity" in r.data.tags]
-    compliant = [r.data.metrics["val_bpb"] for r in children
-                 if r.data.tags.get("golf.compliant") != "false" and r.data.tags.get("golf.valid") == "true"
-                 and "val_bpb" in r.data.metrics]
-    hashed = [r.data.metrics["val_bpb"] for r in children if r.data.params.get("mixer.mode") == "hashed_target"]
+    # every run kind says whether its score counts; legal first: a score that does not count is
+    # never under val_bpb, so sorting by val_bpb ranks legal scores only
+    assert all(r.data.tags.get("golf.compliant") in ("true", "false") for r in runs)
+    for r in children:  # golf.compliant: the score counts = valid and not judged non-compliant
+        t = r.data.tags
+        assert t["golf.compliant"] == str(t["golf.valid"] == "true" and t["golf.audit_compliant"] != "false").lower()
+    assert {r.data.tags["golf.compliant"] for r in children if r.data.params.get("mixer.mode") == "hashed_target"} \
+        == {"false"}
+    for r in children:
+        legal = r.data.tags["golf.compliant"] == "true"
+        assert ("val_bpb" in r.data.metrics) == legal and ("val_bpb_noncompliant" in r.data.metrics) != legal
+    compliant = [r.data.metrics["val_bpb"] for r in children if "val_bpb" in r.data.metrics]
+    hashed = [r.data.metrics["val_bpb_noncompliant"] for r in children
+              if r.data.params.get("mixer.mode") == "hashed_target"]
+    assert len(hashed) == 18
+    ranked = c.search_runs([exp.experiment_id], "metrics.val_bpb > 0", order_by=["metrics.val_bpb ASC"])
+    assert all(r.data.tags["golf.compliant"] == "true" for r in ranked)
     m = parent.data.metrics
-    assert m["best_val_bpb"] == pytest.approx(min(compliant), abs=1e-9)
-    assert m["best_val_bpb.hashed_target"] == pytest.approx(min(hashed), abs=1e-9)
+    assert m["best_seed_val_bpb"] == pytest.approx(min(compliant), abs=1e-9)
+    assert m["best_seed_val_bpb.hashed_target"] == pytest.approx(min(hashed), abs=1e-9)
     for mode in ("none", "normalized", "hashed_target", "model"):
         assert m[f"winner_seeds.{mode}"] == 2 and m[f"winner_val_bpb_std.{mode}"] >= 0
-    assert m["winner_val_bpb_mean"] >= m["best_val_bpb"] and m["winner_seeds"] == 2
+    # the parent's val_bpb is the winner's seed mean: "best" means one thing
+    assert m["val_bpb"] == m["winner_val_bpb_mean"] >= m["best_seed_val_bpb"] and m["seeds"] == 2
+    assert parent.data.tags["golf.winner_val_bpb"] == f"{m['val_bpb']:.5f}"
     desc = "tiny preset, synthetic data, 3x3 alpha grid in both mixer modes (CPU, minutes)"
-    assert parent.data.tags["mlflow.note.content"] == desc
-    assert exp.tags["mlflow.note.content"] == desc
-    best = c.get_run(parent.data.tags["golf.best_run"])
-    assert best.data.metrics["val_bpb"] == pytest.approx(m["best_val_bpb"])
+    for text in (parent.data.tags["mlflow.note.content"], exp.tags["mlflow.note.content"]):
+        assert text.startswith(desc + "\n\n**Leaderboard** (legal configurations only")
+        assert "| 1 |" in text and f"{m['val_bpb']:.5f} ± {m['val_bpb_std']:.5f} | 2 |" in text
+        assert "hashed_target" not in text
+    best = c.get_run(parent.data.tags["golf.best_seed_run"])
+    assert best.data.metrics["val_bpb"] == pytest.approx(min(
+        r.data.metrics["val_bpb"] for r in children
+        if r.data.tags["golf.job"].replace(f"/s{r.data.tags['golf.seed']}", "") == parent.data.tags["golf.winner"]))
 
     names = {a.path for a in c.list_artifacts(parent.info.run_id)}
     assert set(PLOTS) | {"summary.csv"} <= names, names
@@ -77,15 +96,15 @@ def test_parent_run_holds_best_compliant_val_bpb_plots_and_summary(swept):
     rows = list(csv.DictReader(io.StringIO(
         Path(c.download_artifacts(parent.info.run_id, "summary.csv", str(dst))).read_text())))
     assert len(rows) == 42 and {r["kind"] for r in rows} == {"train", "eval", "mix"}
-    assert min(float(r["val_bpb"]) for r in rows if r["compliant"] != "false") == pytest.approx(m["best_val_bpb"])
+    assert min(float(r["val_bpb"]) for r in rows if r["compliant"] != "false") == pytest.approx(m["best_seed_val_bpb"])
     # mix runs carry their drift across score-first chunks
     mix = next(r for r in children if r.data.params.get("mixer.mode") == "normalized")
     assert len(c.get_metric_history(mix.info.run_id, "chunk_val_bpb")) >= 2
 
     out = swept["first"].stdout
-    assert "best compliant val_bpb" in out and "normalized" in out and "±" in out
+    assert "best compliant config val_bpb" in out and "normalized" in out and "±" in out
     headline = next(ln for ln in out.splitlines() if ln.startswith("sweep sum-smoke: best compliant"))
-    assert f"{m['best_val_bpb']:.4f}" in headline
+    assert f"{m['val_bpb']:.5f} ± {m['val_bpb_std']:.5f}" in headline
 
 
 def test_params_one_name_per_field_and_short_run_names(swept):
@@ -129,10 +148,11 @@ def test_a_copy_of_the_spec_reruns_nothing_and_shows_reused_children(swept):
         assert r.data.tags["golf.reused_from"] == src.info.run_id
         assert r.data.tags["mlflow.parentRunId"] == parent.info.run_id and r.info.status == "FINISHED"
         assert r.data.metrics.get("val_bpb") == src.data.metrics.get("val_bpb")
+        assert r.data.metrics.get("val_bpb_noncompliant") == src.data.metrics.get("val_bpb_noncompliant")
         assert not c.list_artifacts(r.info.run_id)  # referenced, not uploaded again
-    assert parent.data.metrics["best_val_bpb"] == pytest.approx(
+    assert parent.data.metrics["val_bpb"] == pytest.approx(
         c.get_run(next(r for r in orig if r.data.tags.get("golf.kind") == "sweep").info.run_id)
-        .data.metrics["best_val_bpb"])
+        .data.metrics["val_bpb"])
 
 
 def test_rerun_of_the_copy_adds_no_second_copy(swept):
