@@ -13,7 +13,7 @@ def register(sub) -> None:
         "check", help="a record folder's pre-merge checklist: bytes, train/eval time, data, logs, script, "
                       "README command, statistics",
         description="Checks each RECORD_DIR as maintainers do before merging: every seed's artifact <= "
-                    "16,000,000 bytes, train <= 600 s (one step of slack), eval <= 600 s, the data the logs state "
+                    "16,000,000 bytes, train <= 600 s (two average steps of slack), eval <= 600 s, the data the logs state "
                     "(80 train shards, the tokenizer's validation token count), a log for every seed of "
                     "submission.json and values that agree, train_gpt.py present and bytes_code its size, a "
                     "runnable README command, and the statistics against the previous best (p < 0.25 as "

@@ -7,7 +7,7 @@ window's 1.08939). So the score golf records is the line whose val_bpb matches t
 submission.json claims, at the precision the claim is written in.
 
 A seed is judged by golf_core.rules like golf's own runs: artifact bytes, train time (the
-track's 600 s with one step of slack), eval time. A number the log does not print cannot fail.
+track's 600 s with two average steps of slack), eval time. A number the log does not print cannot fail.
 """
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def judge_seed(summary: LogSummary, ruling: str | None = None) -> SeedVerdict:
         "artifact_bytes": rules.artifact_size(summary.artifact_bytes),
         "train_time": rules.train_time(summary.train_time_s, rules.TRAIN_CAP_S, step_avg_ms=summary.step_avg_ms),
         "eval_time": rules.eval_time(summary.eval_time_s, rules.EVAL_CAP_S),
-        "val_bpb": rules.finite("val_bpb", summary.val_bpb),
+        "val_bpb": rules.possible_score(summary.val_bpb, summary.val_loss),
     }
     failed = [f"{k}: {c.detail}" for k, c in checks.items() if c.passed is False]
     if ruling:
