@@ -95,7 +95,8 @@ def cmd_run(args) -> int:
     shown = redact(uri)  # never print credentials of the tracking URI
     ui = f"mlflow ui --backend-store-uri {shown}" if not uri.startswith("http") else shown
     say(f"results: MLflow experiment '{plan.sweep_name}' at {shown}; look with: {ui}")
-    return 1 if c.get("failed") or c.get("skipped") else 0
+    # jobs the budget kept from starting are not a failure (the driver said how many; a rerun continues)
+    return 1 if c.get("failed") or c.get("skipped", 0) > getattr(report, "budget_skipped", 0) else 0
 
 
 def headline(report) -> str:
