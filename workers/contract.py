@@ -92,6 +92,7 @@ class ScriptTrainJob(_JobBase):
     timeout_s: float = 0.0
     trial: int | None = None  # an Optuna trial's number (its env came from the study)
     study: str | None = None  # that study's identity (orchestrator.plan.script.EnvStudy)
+    stage: str | None = None  # a staged sweep's stage (orchestrator.plan.stages): part of its identity
 
     @property
     def config(self) -> dict[str, Any]:
@@ -104,6 +105,8 @@ class ScriptTrainJob(_JobBase):
         if self.trial is not None:
             out["trial"] = self.trial
             out["study"] = self.study
+        if self.stage is not None:
+            out["stage"] = self.stage
         return out
 
 

@@ -62,6 +62,8 @@ class Plan:
     prune: Any = None  # PruneSpec
     budget: Any = None  # BudgetSpec | None
     reference: Any = None  # prune.against's curves: {seed: [(train s, value)]}, read at plan time
+    stage: str | None = None  # a staged sweep's stage (orchestrator.plan.stages)
+    stage_points: Any = None  # that stage's job identity -> its env point (what promotion ranks)
 
     def by_kind(self, kind: str) -> tuple[Job, ...]:
         return tuple(j for j in self.jobs if j.kind == kind)

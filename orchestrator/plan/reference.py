@@ -19,6 +19,7 @@ from orchestrator.spec.io import SpecError
 __all__ = ["TIME_KEY", "curve_of_lines", "load_reference"]
 
 TIME_KEY = "curve_train_time_s"  # logged at each streamed step: the curve's train time
+MAX_LOG_BYTES = 64 * 1024 * 1024  # a train log is never this big
 
 
 def curve_of_lines(lines, metric: str) -> list[tuple[float, float]]:
@@ -39,17 +40,18 @@ def curve_of_lines(lines, metric: str) -> list[tuple[float, float]]:
 
 
 def _from_folder(path: Path, metric: str) -> dict[str, list[tuple[float, float]]]:
-    from orchestrator.records.folder import RecordFolderError, read_record_folder
+    """Every `*.log` / `*.txt` of the folder with a curve (a record's seed logs, named by seed
+    as orchestrator.records.folder reads them; a finished score line is not needed)."""
+    from orchestrator.records.folder import _SEED_IN_NAME
 
-    try:
-        rec = read_record_folder(path)
-    except RecordFolderError as e:
-        raise SpecError([f"prune.against: {e}"]) from None
     out = {}
-    for i, log in enumerate(rec.logs):
-        curve = curve_of_lines(log.path.read_text(encoding="utf-8", errors="replace").splitlines(), metric)
+    for p in sorted(path.iterdir()):
+        if p.suffix not in (".log", ".txt") or not p.is_file() or p.stat().st_size > MAX_LOG_BYTES:
+            continue
+        curve = curve_of_lines(p.read_text(encoding="utf-8", errors="replace").splitlines(), metric)
         if curve:
-            out[str(log.seed if log.seed is not None else i)] = curve
+            m = _SEED_IN_NAME.search(p.name)
+            out[m.group(1) if m else p.name] = curve
     return out
 
 

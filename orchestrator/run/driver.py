@@ -222,6 +222,8 @@ class _Driver(ScriptLive):
 
     def started(self, out: JobOutcome) -> None:
         out.run_id = self.track.open(out.job, out.attempt, self.report.sweep_run_id)
+        if getattr(out.job, "stage", None):  # a staged sweep's run: golf.stage=<name>
+            self.track.handles[out.run_id].set_tags({"golf.stage": out.job.stage})
         out.attempts.append({"attempt": out.attempt, "run_id": out.run_id, "status": "RUNNING"})
 
     def succeeded(self, out: JobOutcome, value: JobResult) -> None:
@@ -234,6 +236,7 @@ class _Driver(ScriptLive):
                 upstream = v
         verdict = judge(job, result, upstream)
         files = value.files or {}
+        out.result = result  # its train time: how much of its wall was start-up and eval (Spend.charge)
         result["gpu_seconds"] = self._charge(out)
         self.track.record(out.run_id, job, self.script_result_to_log(out, result), verdict, files)
         self.track.close(out.run_id, "FINISHED", {})

@@ -5,11 +5,14 @@ of both lands in MLflow. A part of the driver (orchestrator.run.driver) kept in 
   placement, not its wait for one) when it ends, whatever its end
   (finished, failed, lost, pruned, cancelled); a job on CPU charges its ranks (the stand-ins of
   GPUs). Each run gets the metric `gpu_seconds`; the parent gets the sweep's total.
-- Budget (`budget.gpu_hours`): a job starts only if the GPU-seconds spent (this run's, plus
+- Budget (`budget.gpu_hours`): a job starts only while the GPU-seconds spent (this run's, plus
   what the sweep's reused and earlier-pruned runs cost) plus what the running jobs may still use
-  (GPUs x what is left of their wallclock cap) plus this job's worst case stays within it. So a
-  sweep never passes its budget by more than the running jobs' eval time; what did not start is
-  SKIPPED and counted in one line, exit 0. A rerun counts the earlier runs again, so the same
+  (GPUs x what is left of their wallclock cap, plus the most start-up and eval time a job of
+  this sweep took beyond its train time so far; before any finished, of their timeout: so the
+  first job runs alone and teaches the rest) plus the job's own cap and that overhead stays
+  within it, and no other job is still waiting for its GPUs (a job is decided on when it can
+  run, on what was spent by then). So a sweep passes its budget only by the error of that
+  estimate (less than one job); what did not start is SKIPPED and counted in one line, exit 0. A rerun counts the earlier runs again, so the same
   budget starts nothing new and a larger one runs the rest.
 - Pruning: each streamed point of a running job goes to `PruneHook.report`
   (orchestrator.run.prune); a decision stops every job of the trial (Scheduler.stop). Recorded
@@ -60,6 +63,10 @@ class Spend:
         self.spent_s = 0.0  # this run's attempts
         self.before_s = 0.0  # the sweep's reused and earlier-pruned runs
         self.pruned_at: Counter = Counter()  # rung (s) -> trials stopped there
+        # a job's wall beyond its train time (start-up, compile, eval), the most seen so far:
+        # a cap bounds training only, so a job's worst case is its cap plus this. None until a
+        # job of this run finished: then a running job may take up to its timeout
+        self.overhead_s: float | None = None
         self._trials: dict[str, str] = {}
 
     # ---------------------------------------------------------------- trials
@@ -111,8 +118,12 @@ class Spend:
         since = getattr(out, "placed", None)
         if since is None:  # never got its GPUs (a gang still waiting for a placement)
             return 0.0
-        s = gpus_of(out.job) * max(0.0, self.clock() - since)
+        wall = max(0.0, self.clock() - since)
+        s = gpus_of(out.job) * wall
         self.spent_s += s
+        t = (out.result or {}).get("train_time_s")
+        if isinstance(t, (int, float)) and cap_of(out.job):
+            self.overhead_s = max(self.overhead_s or 0.0, wall - min(float(t), cap_of(out.job)))
         return s
 
     def reused(self, result: dict | None) -> None:
@@ -120,9 +131,16 @@ class Spend:
         if isinstance(v, (int, float)):
             self.before_s += float(v)
 
+    def worst_s(self, job: Any) -> float:
+        """The most wall clock a job may take: its cap plus the overhead seen so far; before any
+        job finished, its timeout (golf kills it then), else its cap."""
+        if self.overhead_s is None:
+            return float(getattr(job, "timeout_s", 0.0) or cap_of(job))
+        return cap_of(job) + self.overhead_s
+
     def running_worst_s(self) -> float:
         now = self.clock()
-        return sum(gpus_of(o.job) * max(0.0, cap_of(o.job) - (now - (getattr(o, "placed", None) or now)))
+        return sum(gpus_of(o.job) * max(0.0, self.worst_s(o.job) - (now - (getattr(o, "placed", None) or now)))
                    for o in self.outcomes.values() if str(o.state) in ("running", "stopping"))
 
     def total_s(self) -> float:
@@ -132,8 +150,11 @@ class Spend:
         """Why `job` may not start now (None: it may)."""
         if self.budget is None:
             return None
-        worst = gpus_of(job) * cap_of(job)
-        if self.total_s() + self.running_worst_s() + worst > self.budget.gpu_seconds:
+        if any(str(o.state) == "running" and getattr(o, "placed", None) is None for o in self.outcomes.values()):
+            # a job still waits for its GPUs: decide when they free up, on what has been spent by then
+            return "waiting: the budget is checked when GPUs free up"
+        own = gpus_of(job) * (cap_of(job) + (self.overhead_s or 0.0))  # its cap and the overhead seen
+        if self.total_s() + self.running_worst_s() + own > self.budget.gpu_seconds:
             return f"not started: budget {self.budget.gpu_hours:g} GPU-hours"
         return None
 

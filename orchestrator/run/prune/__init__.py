@@ -42,7 +42,7 @@ def trial_key(job: Any) -> str:
         run = job.run.model_dump(mode="json")
         run.get("train", {}).pop("seed", None)
         cfg = run
-    stage = (job.params or {}).get("golf.stage")
+    stage = getattr(job, "stage", None)
     blob = json.dumps({"cfg": cfg, "ranks": job.ranks, "stage": stage}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
