@@ -332,6 +332,10 @@ class _Driver(ScriptLive):
                     continue
                 if ev:
                     self.live[ident] = ev
+                    if self.spend.hook is not None and self.jobs[ident].kind == "train":
+                        # golf_core's loop: its latest step (elapsed_s = its train time); the Board
+                        # interpolates between samples, so a rung between two polls is still judged
+                        self.intermediate(ident, [ev])
         if time.time() - self._live_t < every_s or self._live_refs:
             return
         self._live_t = time.time()
@@ -364,8 +368,9 @@ class _Driver(ScriptLive):
                 if ref in sched.inflight:  # handling an earlier one may have dropped it (a gang)
                     sched.handle(ref)
             self.poll_script_logs()  # a script job's log lines as live metrics
-            if self.opts.progress is not None:
+            if self.opts.progress is not None or self.spend.hook is not None:
                 self.poll_live()
+            if self.opts.progress is not None:
                 self.opts.progress.update(self.report, self._running_progress())
             # the driver's own time (dispatch, bookkeeping, tracker calls), not the jobs'
             self.report.driver_busy_s = time.perf_counter() - t_loop - waited

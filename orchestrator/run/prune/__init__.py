@@ -34,14 +34,16 @@ __all__ = ["Against", "Asha", "Board", "Decision", "Median", "PruneHook", "Prune
 def trial_key(job: Any) -> str:
     """A trial = one configuration with its seeds: the job's result-changing config minus its
     seed (a script job's env without SEED; a golf_core train job's RunConfig without train.seed),
-    and its stage."""
-    env = getattr(job, "env", None)
+    and its stage. A preset sweep trains one configuration: its seeds are one trial, which only
+    `against` can stop (ASHA and median need other trials)."""
+    env, run = getattr(job, "env", None), getattr(job, "run", None)
     if env is not None:
         cfg: Any = {k: v for k, v in env.items() if k != "SEED"}
-    else:
-        run = job.run.model_dump(mode="json")
-        run.get("train", {}).pop("seed", None)
-        cfg = run
+    elif run is not None:
+        cfg = run.model_dump(mode="json")
+        cfg.get("train", {}).pop("seed", None)
+    else:  # an eval or mix job reports no curve: a trial of its own
+        return f"{job.kind}:{job.identity[:16]}"
     stage = getattr(job, "stage", None)
     blob = json.dumps({"cfg": cfg, "ranks": job.ranks, "stage": stage}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
