@@ -7,7 +7,7 @@ its train time is real. 27 configurations (3 x 3 x 3 env values) x 2 seeds, sear
 (search seeds: the noise, and the order trials start in, differ):
 
 - grid: every job to its cap;
-- asha / median: golf's own pruners (orchestrator.run.prune.PruneHook, the hook the driver
+- asha / median (rungs at 1/27, 1/9, 1/3 of the cap): golf's own pruners (orchestrator.run.prune.PruneHook, the hook the driver
   feeds) on the streamed lines, a pruned trial's processes killed (its seeds both);
 - two-stage: screen every configuration on one seed at a third of the cap, promote the top 3
   (orchestrator.spec.spend.PromoteSpec), confirm them on both seeds at the full cap.
@@ -67,7 +67,7 @@ for step in range(1, total + 1):
           flush=True)
     if t >= cap:
         break
-final = floor + 3.0 * math.exp(-(time.perf_counter() - t0) / tau)
+final = floor + 3.0 * math.exp(-min(time.perf_counter() - t0, cap) / tau)  # the model as of its cap
 print(f"final_standin_roundtrip val_loss:{final * 0.7:.6f} val_bpb:{final:.6f}", flush=True)
 '''
 
@@ -107,7 +107,7 @@ def run_jobs(jobs: list[tuple], *, slots: int, cap_of, search: int, step_s: floa
             env = {**os.environ, "LR": str(cfg[0]), "WD": str(cfg[1]), "DEPTH": str(cfg[2]), "SEED": str(seed),
                    "SEARCH": str(search), "MAX_WALLCLOCK_SECONDS": str(cap_of(trial)), "STEP_S": str(step_s),
                    "FLOOR": repr(floor_of(*cfg))}
-            p = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True)
+            p = subprocess.Popen([sys.executable, "-S", str(script)], env=env, stdout=subprocess.PIPE, text=True)
             running[p] = (trial, seed, time.perf_counter())
             threading.Thread(target=pump, args=(p, trial, seed), daemon=True).start()
         proc, trial, seed, line = lines.get()
@@ -143,12 +143,12 @@ def search(method: str, s: int, args, script: Path) -> tuple[float, str | None]:
     rng.shuffle(order)  # the order trials start in
     cfg = {f"c{i}": CONFIGS[i] for i in order}
     jobs = [(t, c, seed) for t, c in cfg.items() for seed in SEEDS]
-    rungs = (args.cap / 9, args.cap / 3)
+    rungs = (args.cap / 27, args.cap / 9, args.cap / 3)
     common = dict(slots=args.slots, search=s, step_s=args.step_s, script=script)
     if method == "grid":
         g, res = run_jobs(jobs, cap_of=lambda t: args.cap, **common)
     elif method in ("asha", "median"):
-        hook = PruneHook(PruneSpec(kind=method, rungs_s=rungs, eta=3, min_trials=3, margin=0.0))
+        hook = PruneHook(PruneSpec(kind=method, rungs_s=rungs, eta=3, min_trials=3, margin=args.margin))
         g, res = run_jobs(jobs, cap_of=lambda t: args.cap, hook=hook, **common)
     else:  # two-stage: screen on one seed at a third of the cap, confirm the top 3 on both seeds
         g1, r1 = run_jobs([(t, c, SEEDS[0]) for t, c in cfg.items()], cap_of=lambda t: args.cap / 3, **common)
@@ -164,9 +164,10 @@ def search(method: str, s: int, args, script: Path) -> tuple[float, str | None]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--slots", type=int, default=16, help="processes at once (stand-in GPUs)")
-    ap.add_argument("--cap", type=float, default=3.0, help="train seconds per job (the wallclock cap)")
+    ap.add_argument("--cap", type=float, default=4.0, help="train seconds per job (the wallclock cap)")
     ap.add_argument("--step-s", type=float, default=0.05)
     ap.add_argument("--searches", type=int, default=5)
+    ap.add_argument("--margin", type=float, default=0.01, help="prune.margin: about the stand-in's step noise")
     ap.add_argument("--append", action="store_true", help="append the table to bench/RESULTS.md")
     args = ap.parse_args()
     script = Path(os.environ.get("TMPDIR", "/tmp")) / f"golf_bench_standin_{os.getpid()}.py"
@@ -189,10 +190,11 @@ def main() -> None:
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = (f"\n## pruning, stages: GPU-seconds and the best configuration found\n\n"
             f"Seen {when} on {platform.machine()}, {os.cpu_count()} cores (CPU, no GPU), "
-            f"`python bench/pruning.py --slots {args.slots} --cap {args.cap:g} --searches {args.searches}`: "
+            f"`python bench/pruning.py --slots {args.slots} --cap {args.cap:g} --searches {args.searches} "
+            f"--margin {args.margin:g}`: "
             f"{len(CONFIGS)} configurations x {len(SEEDS)} seeds of a stdlib stand-in script sleeping "
             f"{args.step_s:g} s per step up to {args.cap:g} s of train time; asha/median rungs at "
-            f"{args.cap / 9:.2f} and {args.cap / 3:.2f} s (eta 3, min_trials 3, margin 0); two-stage = one seed at "
+            f"{args.cap / 27:.2f}, {args.cap / 9:.2f} and {args.cap / 3:.2f} s (eta 3, min_trials 3, margin {args.margin:g}: the stand-in's per-step noise); two-stage = one seed at "
             f"a third of the cap, top 3 on both seeds at the full cap. GPU-seconds = every process's wall "
             f"(pruned ones included); a process pool, not Ray/MLflow. True best: {truth}. "
             f"Whole run {time.time() - t0:.0f} s.\n\n" + "\n".join(table) + "\n")

@@ -17,6 +17,7 @@ def run_stages(sweep: Any, workspace: Path, prepare: Callable[[Any], Any], runne
     from dataclasses import replace
 
     from orchestrator.plan.stages import promote, stage_plan, stage_points
+    from orchestrator.spec.script import env_axes
     from orchestrator.spec.spend import BudgetSpec
 
     points = stage_points(sweep)
@@ -44,6 +45,7 @@ def run_stages(sweep: Any, workspace: Path, prepare: Callable[[Any], Any], runne
             if not points:
                 say(f"stage {stage.name} promoted nothing (no configuration finished every seed valid)")
                 break
+            axes = list(env_axes(sweep.train))  # what differs between configurations
             say(f"stage {stage.name} promotes {len(points)}: " + "; ".join(
-                ", ".join(f"{k}={v}" for k, v in p.items()) for p in points))
+                ", ".join(f"{k}={p[k]}" for k in axes) for p in points))
     return done

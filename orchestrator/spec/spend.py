@@ -5,7 +5,7 @@
     budget: {gpu_hours: 40}
     stages:
       - {name: screen,  seeds: [1337], gpus_per_job: 1, env: {MAX_WALLCLOCK_SECONDS: 120}, promote: {top: 3}}
-      - {name: confirm, seeds: [1337, 42, 2024], gpus_per_job: 8, reproduce: true}
+      - {name: confirm, seeds: [1337, 42, 2024], gpus_per_job: 8}
 
 Rungs are in **train seconds** (the `train_time:` of a script's log lines; golf_core's loop
 reports its elapsed train time), not steps: training is capped by wall clock and the LR warms
@@ -111,8 +111,8 @@ class StageSpec(Frozen):
     max_wallclock_seconds: float | None = Field(None, ge=0, le=10**8, description="this stage's training cap")
     promote: PromoteSpec | None = Field(None, description="what goes on to the next stage, by the stage's "
                                                           "seed-mean val_bpb")
-    reproduce: bool = Field(False, description="last stage only: statistics and a record folder as "
-                                               "`golf reproduce` gives")
+    reproduce: bool = Field(False, description="(not supported yet) last stage: statistics and a record "
+                                               "folder as `golf reproduce` gives")
 
     @field_validator("name")
     @classmethod
@@ -166,8 +166,9 @@ def check_spend(sweep: Any) -> None:
             errors.append(((*where, "promote"), "required on every stage but the last ({top: k} or {fraction: f})"))
         if last and s.promote is not None:
             errors.append(((*where, "promote"), "the last stage promotes nothing"))
-        if s.reproduce and not last:
-            errors.append(((*where, "reproduce"), "only the last stage can reproduce"))
+        if s.reproduce:  # not built yet: say so rather than ignore it
+            errors.append(((*where, "reproduce"), "not supported yet: run `golf reproduce` on the promoted "
+                                                  "configuration (the confirm stage's best env)"))
         if s.env and not sweep.is_script:
             errors.append(((*where, "env"), "env applies to a script spec (train.script); a preset stage sets "
                                             "max_wallclock_seconds, seeds, gpus_per_job"))

@@ -176,5 +176,5 @@ def test_stages_confirm_runs_the_screens_top_k_and_a_rerun_resumes_at_confirm(tm
         c.delete_run(r.info.run_id)
     again, _ = _golf(args, ws)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert "4 reused" in again.stdout and "4 finished" in again.stdout, again.stdout[-3000:]
+    assert "reused=4" in again.stdout and "finished=4" in again.stdout, again.stdout[-3000:]  # screen, confirm
     assert len([r for r in _runs(ws, "staged")[1] if r.data.tags.get("golf.stage") == "confirm"]) == 4

@@ -37,7 +37,7 @@ def test_bad_prune_budget_stages_are_one_line_each():
                           "stages": [{"name": "screen", "seeds": [1337], "gpus_per_job": 1,
                                       "max_wallclock_seconds": 120, "promote": {"top": 3}},
                                      {"name": "confirm", "seeds": [1337, 42, 2024], "gpus_per_job": 8,
-                                      "max_wallclock_seconds": 600, "reproduce": True}]})
+                                      "max_wallclock_seconds": 600}]})
     assert ok.budget.gpu_hours == 40 and [s.name for s in ok.stages] == ["screen", "confirm"]
 
 
