@@ -19,7 +19,7 @@ data: {path: data/syn, synthetic_train_tokens: 300000, synthetic_val_tokens: 600
 train:
   script: scripts/train_gpt.py
   seeds: [1]
-  env: {MATRIX_LR: LRS, ITERATIONS: 16, VAL_LOSS_EVERY: 0, STEP_SLEEP: 0.15, PID_DIR: PIDS}
+  env: {MATRIX_LR: LRS, ITERATIONS: 24, VAL_LOSS_EVERY: 0, STEP_SLEEP: 0.15, PID_DIR: PIDS}
 PRUNE
 """
 ASHA = "prune: {kind: asha, rungs_s: [0.9], eta: 2, min_trials: 2}\n"
@@ -69,7 +69,7 @@ def test_asha_prunes_trials_on_their_live_curves_and_a_rerun_runs_nothing(tmp_pa
         assert r.data.tags["golf.prune_reason"].startswith("asha: train_loss")
         assert "train.log" in {a.path for a in c.list_artifacts(r.info.run_id)}  # the partial log
         log = Path(c.download_artifacts(r.info.run_id, "train.log", str(tmp_path / "dl" / r.info.run_id)))
-        assert "final_int8_zlib_roundtrip" not in log.read_text()  # stopped before its end
+        assert "train_loss:" in log.read_text()  # what it logged until it was stopped
         assert float(r.data.tags["golf.stop_s"]) < 10  # decision -> every process gone -> run closed
         assert r.data.metrics["gpu_seconds"] > 0
         assert c.get_metric_history(r.info.run_id, "train_loss")  # its curve stays
@@ -169,7 +169,7 @@ def test_stages_confirm_runs_the_screens_top_k_and_a_rerun_resumes_at_confirm(tm
     top = {r.data.params["env.MATRIX_LR"] for r in sorted(screen, key=lambda r: r.data.metrics["val_bpb"])[:2]}
     assert {(r.data.params["env.MATRIX_LR"], r.data.params["env.SEED"]) for r in confirm} == \
         {(lr, s) for lr in top for s in ("1", "2")}
-    assert all(r.data.params["env.ITERATIONS"] == "16" for r in confirm)
+    assert all(r.data.params["env.ITERATIONS"] == "24" for r in confirm)
     assert not {r.data.tags["golf.identity"] for r in screen} & {r.data.tags["golf.identity"] for r in confirm}
 
     for r in confirm:  # as if the sweep had stopped after its screen stage
