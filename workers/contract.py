@@ -95,6 +95,7 @@ class ScriptTrainJob(_JobBase):
     # names of the worker's environment variables the script may also see (`train.pass_env`;
     # not identity: credentials and the like, whose values never change a result)
     pass_env: tuple[str, ...] = ()
+    stage: str | None = None  # a staged sweep's stage (orchestrator.plan.stages): part of its identity
 
     @property
     def config(self) -> dict[str, Any]:
@@ -107,6 +108,8 @@ class ScriptTrainJob(_JobBase):
         if self.trial is not None:
             out["trial"] = self.trial
             out["study"] = self.study
+        if self.stage is not None:
+            out["stage"] = self.stage
         return out
 
 

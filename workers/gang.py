@@ -36,7 +36,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@ray.remote(max_concurrency=2)  # threaded: progress() answers while train() runs
+@ray.remote(max_concurrency=3)  # threaded: progress(), drain() and stop() answer while train() runs
 class RankActor:
     def __init__(self, runner: Any, rank: int, world_size: int):
         self.runner = runner
@@ -68,6 +68,14 @@ class RankActor:
     def progress(self) -> dict | None:
         with self._lock:
             return self._last
+
+    def stop(self) -> int:
+        """Stop the running job now (a pruner's decision): kill every process this actor started
+        (a script job's torchrun and its ranks, each in a session of its own), so train() returns
+        with what the script logged so far. Returns how many processes were signalled."""
+        from workers.script_runner import kill_descendants
+
+        return kill_descendants(os.getpid())
 
     def drain(self, since: int) -> tuple[int, list[dict]]:
         """The logged events from index `since` on, and the next index (the driver's cursor)."""
@@ -187,6 +195,11 @@ class TrainGang:
         if self.phase != "training" or not self.actors:
             return None
         return self.actors[0].progress.remote()
+
+    def stop(self) -> None:
+        """Ask every rank to kill its job's processes (fire and forget: the train refs return)."""
+        for a in self.actors:
+            a.stop.remote()
 
     def release(self) -> None:
         """Kill the rank actors and remove the placement group (idempotent)."""

@@ -52,8 +52,8 @@ from typing import Callable
 
 from workers.contract import Attempt
 
-__all__ = ["ScriptError", "run_script_job", "base_env", "child_env", "kill_tree", "kill_marked", "MARK_VAR",
-           "MODEL_PREFIX", "TAIL_LINES"]
+__all__ = ["ScriptError", "run_script_job", "base_env", "child_env", "kill_tree", "kill_descendants", "kill_marked",
+           "MARK_VAR", "MODEL_PREFIX", "TAIL_LINES"]
 
 MODEL_PREFIX = "final_model"  # upstream: final_model.pt (raw) and final_model.int8.ptz / .int6.ptz ...
 TAIL_LINES = 8  # the last log lines a failure's reason quotes
@@ -217,6 +217,43 @@ def kill_tree(proc: subprocess.Popen, grace_s: float = TERM_GRACE_S) -> None:
         pass
 
 
+def kill_descendants(root: int, grace_s: float = 2.0) -> int:
+    """Stop every process below `root` now (not `root` itself): SIGTERM, then SIGKILL what is
+    left after `grace_s`. Only the processes below root's children of this moment are followed:
+    the actor that started them may start the next job's torchrun meanwhile, which is left alone.
+    A pruned job: the Ray actor that started torchrun stays up for the next job."""
+    tops = [p for p in _tree(root) if p != root]
+    seen = set(tops)
+    for pid in tops:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def follow() -> None:
+        for pid in list(seen):
+            seen.update(_tree(pid))
+
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_running(p) for p in seen):
+        follow()
+        time.sleep(0.05)
+    follow()
+    for pid in seen:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    return len(tops)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 # torchrun's own report of a failed rank (`E1201 ... failed (exitcode: 1) local_rank: 0 ...`, then its
 # traceback and a ChildFailedError table): the script's last words come before it
 _TORCHRUN_FAILED = re.compile(r"failed \(exitcode: -?\d+\) local_rank")
@@ -239,14 +276,17 @@ def _write_files(files: dict[str, bytes], root: Path) -> None:
 
 
 def _event(ev, wall_s: float) -> dict | None:
-    """A progress event (the shape golf_core's training reports) for a parsed log line."""
+    """A progress event (the shape golf_core's training reports) for a parsed log line;
+    `train_time_s` is the line's own `train_time:` (what pruners compare at), when it has one."""
     v = ev.values
+    tt = v.get("train_time_ms")
+    tt = {"train_time_s": tt / 1000.0} if isinstance(tt, (int, float)) else {}
     if ev.kind == "train" and ev.step is not None:
         return {"event": "step", "step": ev.step, "total_steps": ev.total_steps, "train_loss": v.get("train_loss"),
-                "step_ms": v.get("step_avg_ms"), "elapsed_s": wall_s, "log": True}
+                "step_ms": v.get("step_avg_ms"), "elapsed_s": wall_s, "log": True, **tt}
     if ev.kind == "val" and ev.step is not None:
         return {"event": "val", "step": ev.step, "val_loss": v.get("val_loss"), "val_bpb": v.get("val_bpb"),
-                "elapsed_s": wall_s, "log": True}
+                "elapsed_s": wall_s, "log": True, **tt}
     return None
 
 

@@ -71,6 +71,8 @@ def cmd_run(args) -> int:
         plan = load_plan(args.spec, workspace=Path.cwd())
     except SpecError as e:  # the same `SPEC: field: problem` as `golf validate`, on one line
         raise SpecError([f"{args.spec}: {line}" for line in e.lines]) from None
+    if plan.spec_dump.get("stages"):  # stage after stage: orchestrator.run.stages
+        return _run_staged(args, console, say, t0)
     run = prepare_sweep(plan, Path.cwd(), tracking_uri=args.tracking_uri, work_dir=args.work_dir, say=say)
     uri = run.uri
     counts = plan.counts()
@@ -105,7 +107,33 @@ def cmd_run(args) -> int:
         return 3
     say(f"results: MLflow experiment '{plan.sweep_name}' at {shown}")
     say(f"look: {look_with(uri, _experiment_id(uri, plan.sweep_name))}")
-    return 1 if c.get("failed") or c.get("skipped") else 0
+    # jobs the budget kept from starting are not a failure (the driver said how many; a rerun continues)
+    return 1 if c.get("failed") or c.get("skipped", 0) > getattr(report, "budget_skipped", 0) else 0
+
+
+def _run_staged(args, console, say, t0: float) -> int:
+    from orchestrator.run.progress import SweepProgress
+    from orchestrator.run.stages import run_stages
+    from orchestrator.run.sweep import prepare_sweep, ray_runner
+    from orchestrator.spec.sweep import load_sweep
+
+    sweep = load_sweep(args.spec)
+    progress = SweepProgress(console, live=False if args.no_progress else None,
+                             heartbeat_s=getattr(args, "status_every", 30.0))
+    runner = ray_runner(address=args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus, progress=progress,
+                        say=say, tokenizer=None, reuse=not getattr(args, "no_reuse", False), lease_wait=args.wait,
+                        lease_timeout_s=args.lease_timeout)
+    done = run_stages(sweep, Path.cwd(), lambda plan: prepare_sweep(plan, Path.cwd(), tracking_uri=args.tracking_uri,
+                                                                     work_dir=args.work_dir, say=say),
+                      runner, say)
+    rc = 0
+    for _plan, report in done:
+        console.print(results_table(report))
+        c = report.counts()
+        if c.get("failed") or c.get("skipped", 0) > report.budget_skipped:
+            rc = 1
+    say(f"done in {time.time() - t0:.1f} s: {len(done)} stage(s)")
+    return rc
 
 
 def _mean_std(g) -> str:

@@ -315,6 +315,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                       str(sample[0].ranks), _gpus(sample[0]), _hours(total_todo), _hours(total_all),
                       _duration(s_job * (n_all - n_done)), style="bold")
     console.print(table)
+    _spend_lines(console, plan)
     console.print("estimates: FLOP model calibrated on #779 / baseline H100 timings (orchestrator/plan/estimate.py); "
                   "time to run = the jobs one after another")
     for name, ranks, mem in memory:
@@ -330,3 +331,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
                        _gpus(j), _duration(est.seconds[j.identity]), "yes" if j.identity in done else "")
         console.print(jt)
     return 0
+
+
+def _spend_lines(console, plan) -> None:
+    """Worst case (every job to its cap or timeout) against the budget; what pruning may stop."""
+    from orchestrator.run.spend import cap_of, gpus_of
+
+    jobs = list(plan.jobs)
+    if plan.study is not None:  # up to n trials of the sample's shape
+        jobs += _study_sample(plan) * plan.study.n
+    worst_h = sum(gpus_of(j) * cap_of(j) for j in jobs) / 3600.0
+    line = f"worst case (every job to its training cap, or its timeout when uncapped): {_hours(worst_h)} GPU-h"
+    b = getattr(plan, "budget", None)
+    if b is not None:
+        line += (f"; budget {b.gpu_hours:g} GPU-h: "
+                 + ("fits" if worst_h <= b.gpu_hours else "the sweep stops starting jobs when it would pass it"))
+    pr = getattr(plan, "prune", None)
+    if pr is not None and pr.active:
+        line += f"; pruning: {pr.kind}" + (f" + against {pr.against}" if pr.against else "") + \
+            f" at {', '.join(f'{r:g}' for r in pr.rungs_s)} s of train time"
+    console.print(line)

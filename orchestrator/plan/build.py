@@ -58,6 +58,12 @@ class Plan:
     data_identity: str = ""
     # an optuna script sweep: its jobs come from the study at run time (orchestrator.run.trials)
     study: Any = None  # orchestrator.plan.script.EnvStudy
+    # how it spends GPU time (orchestrator.spec.spend; orchestrator.run.spend)
+    prune: Any = None  # PruneSpec
+    budget: Any = None  # BudgetSpec | None
+    reference: Any = None  # prune.against's curves: {seed: [(train s, value)]}, read at plan time
+    stage: str | None = None  # a staged sweep's stage (orchestrator.plan.stages)
+    stage_points: Any = None  # that stage's job identity -> its env point (what promotion ranks)
 
     def by_kind(self, kind: str) -> tuple[Job, ...]:
         return tuple(j for j in self.jobs if j.kind == kind)
@@ -205,7 +211,8 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
         from orchestrator.plan.script import env_study, script_jobs
 
         study = env_study(sweep, data_id, workspace)
-        return _finish_plan(sweep, tuple(script_jobs(sweep, data_id, workspace)), data, data_id, study)
+        return _with_reference(_finish_plan(sweep, tuple(script_jobs(sweep, data_id, workspace)), data, data_id,
+                                            study), sweep, workspace)
     ranks = sweep.train.gpus_per_job
     base_params = {"preset": sweep.train.preset, "data.path": data.path}
     trains, evals, mixes = [], [], []
@@ -249,7 +256,7 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
                                           gpus=1 if on_gpu else 0, ranks=1,
                                           params={**base_params, "train.seed": str(seed), **short_eval,
                                                   **flatten_params(study)}))
-    return _finish_plan(sweep, tuple(trains + evals + mixes), data, data_id)
+    return _with_reference(_finish_plan(sweep, tuple(trains + evals + mixes), data, data_id), sweep, workspace)
 
 
 def _finish_plan(sweep: Sweep, jobs: tuple[Job, ...], data: DataConfig, data_id: str, study: Any = None) -> Plan:
@@ -260,11 +267,23 @@ def _finish_plan(sweep: Sweep, jobs: tuple[Job, ...], data: DataConfig, data_id:
     if study is not None:  # no jobs before it runs: the study (and how many trials) is the sweep
         key["study"] = {"identity": study.identity, "n": study.n}
     sweep_id = hashlib.sha256(canonical_json(key).encode()).hexdigest()
-    return Plan(sweep.name, sweep_id, jobs, data, sweep.retries, sweep.model_dump(mode="json"), data_id, study)
+    return Plan(sweep.name, sweep_id, jobs, data, sweep.retries, sweep.model_dump(mode="json"), data_id, study,
+                prune=sweep.prune, budget=sweep.budget)
 
 
 def load_plan(spec_path: str | Path, workspace: str | Path = ".", code_version: str | None = None) -> Plan:
     return build_plan(load_sweep(spec_path), workspace, code_version)
+
+
+def _with_reference(plan: Plan, sweep: Sweep, workspace: str | Path) -> Plan:
+    """`prune.against`'s curves, read now: a missing reference is one line before any job."""
+    if sweep.prune.against is None:
+        return plan
+    from dataclasses import replace
+
+    from orchestrator.plan.reference import load_reference
+
+    return replace(plan, reference=load_reference(sweep.prune.against, sweep.prune.metric, workspace))
 
 
 def topological_ok(jobs: Iterable[Job]) -> bool:

@@ -18,6 +18,9 @@ One event loop (`ray.wait` over every in-flight ref) drives everything, so nothi
   after resume tells the study the trials MLflow has whole, the loop asks a trial whenever the
   Scheduler could take work (its jobs join the Scheduler at once, reused when MLflow has them)
   and tells the study when a trial's jobs are all done, until `n` trials were asked.
+- spending (orchestrator.run.spend): each streamed point of a running job goes to the prune
+  hook; a decision stops every job of its trial (Scheduler.stop: PRUNED, its GPUs to the next
+  job); every attempt is charged GPU-seconds, and a budget holds back jobs that could pass it.
 - one driver per sweep (orchestrator.run.lease): the sweep's lease is taken before any run is
   touched (LeaseHeld while another driver is alive, or wait for it), heartbeated while the
   sweep runs, released once the tracker delivered everything (Tracker.close). Only after
@@ -41,6 +44,7 @@ from orchestrator.run.lease import LeaseLost, SweepLease
 from orchestrator.run.ray_launcher import RayLauncher
 from orchestrator.run.scheduler import JobState, Scheduler, transition
 from orchestrator.run.script_live import ScriptLive
+from orchestrator.run.spend import Spend
 from orchestrator.run.trials import EnvTrials
 from orchestrator.plan.script import script_files
 from orchestrator.run.validity import Verdict, judge
@@ -78,8 +82,13 @@ class _Driver(ScriptLive):
         self.reused_runs: dict[str, Any] = {}  # identity -> tracker record (files fetched lazily)
         self.trials = EnvTrials(plan.study) if getattr(plan, "study", None) is not None else None
         self.report.trials = self.trials
+        self.spend = Spend(plan, self.report.outcomes, reuse=opts.reuse)
+        self.sched.gate = self.spend.gate
+        self.report.spend = self.spend
         self.live: dict[str, dict] = {}  # train identity -> rank 0's latest progress event
         self._live_refs: dict[Any, str] = {}
+        self.decisions: dict = {}  # identity -> the prune Decision that stopped it
+        self._stop_t: dict[str, float] = {}  # identity -> when it was told to stop
         self._live_t = 0.0
 
     # ---------------------------------------------------------------- setup
@@ -111,8 +120,15 @@ class _Driver(ScriptLive):
             out = self.report.outcomes[job.identity]
             if self._reuse(out):
                 transition(out, JobState.REUSED)
+                self.spend.reused(out.result)
                 continue
             self.track.close_stale(job)  # RUNNING runs of a dead driver -> KILLED
+        earlier = self.spend.earlier(self.track.t)  # trials an earlier run pruned: not rerun
+        for out in self.report.outcomes.values():
+            tags = earlier.get(self.spend.trial(out.job)) if out.state == JobState.PENDING else None
+            if tags is not None:
+                transition(out, JobState.PRUNED)
+                out.reason = f"pruned in an earlier run: {tags.get('golf.prune_reason', '')}"[:500]
         self.sched.refresh_ready()
         if self.trials is not None:
             if self.opts.reuse:  # `--no-reuse` starts the study afresh, as it recomputes every job
@@ -196,8 +212,18 @@ class _Driver(ScriptLive):
         now and checked against the plan's hash: raises when the script changed)."""
         return {"tokenizer": self.tokenizer, "script_files": script_files(job)}
 
+    def _charge(self, out: JobOutcome) -> float:
+        """The attempt's GPU-seconds: counted against the budget, logged on its run."""
+        s = self.spend.charge(out)
+        h = self.track.handles.get(out.run_id)
+        if h is not None and not h.finished:
+            h.log_metrics({"gpu_seconds": s})
+        return s
+
     def started(self, out: JobOutcome) -> None:
         out.run_id = self.track.open(out.job, out.attempt, self.report.sweep_run_id)
+        if getattr(out.job, "stage", None):  # a staged sweep's run: golf.stage=<name>
+            self.track.handles[out.run_id].set_tags({"golf.stage": out.job.stage})
         out.attempts.append({"attempt": out.attempt, "run_id": out.run_id, "status": "RUNNING"})
 
     def succeeded(self, out: JobOutcome, value: JobResult) -> None:
@@ -210,6 +236,8 @@ class _Driver(ScriptLive):
                 upstream = v
         verdict = judge(job, result, upstream)
         files = value.files or {}
+        out.result = result  # its train time: how much of its wall was start-up and eval (Spend.charge)
+        result["gpu_seconds"] = self._charge(out)
         self.track.record(out.run_id, job, self.script_result_to_log(out, result), verdict, files)
         self.track.close(out.run_id, "FINISHED", {})
         out.result, out.verdict, out.output = result, verdict, value.info()
@@ -220,16 +248,48 @@ class _Driver(ScriptLive):
     def failed(self, out: JobOutcome, reason: str, value: JobResult | None) -> None:
         if value is not None:  # a script that exited non-zero: its train.log is still an artifact
             self.log_failed_files(out, value.files or {})
+        self._charge(out)
         self.track.close(out.run_id, "FAILED", {"golf.reason": reason})
         out.attempts[-1].update(status="FAILED", reason=reason)
 
     def lost(self, out: JobOutcome, reason: str) -> None:
+        self._charge(out)
         self.track.close(out.run_id, "FAILED", {"golf.reason": reason})
         out.attempts[-1].update(status="FAILED", reason=reason)
 
     def cancelled(self, out: JobOutcome) -> None:
+        self._charge(out)
         self.track.close(out.run_id, "KILLED", {"golf.reason": "cancelled"})
         out.attempts[-1].update(status="KILLED", reason="cancelled")
+
+    def pruned(self, out: JobOutcome, value: JobResult | None) -> None:
+        """A job a pruner stopped: its partial train.log and the rest of its curve are logged,
+        its run ends KILLED tagged with the decision (a rerun reads it back: Spend.earlier)."""
+        d = self.decisions.get(out.job.identity)
+        files = (value.files or {}) if value is not None else {}
+        self.log_partial(out, files)
+        out.result = {"gpu_seconds": self._charge(out)}
+        tags = {"golf.pruned": "true", "golf.prune_reason": out.reason or "", "golf.reason": "pruned",
+                "golf.prune_trial": self.spend.trial(out.job), "golf.prune_identity": self.spend.prune_id or ""}
+        if d is not None:
+            tags["golf.pruned_at_s"] = f"{d.rung_s:g}"
+        if out.job.identity in self._stop_t:  # decision -> processes gone -> run closed: seconds
+            tags["golf.stop_s"] = f"{time.time() - self._stop_t[out.job.identity]:.2f}"
+        self.track.close(out.run_id, "KILLED", tags)
+        out.attempts[-1].update(status="KILLED", reason="pruned")
+
+    def intermediate(self, ident: str, events: list[dict]) -> None:
+        """A running job's intermediate values (its streamed curve): the prune hook's input."""
+        for ev in events:
+            d = self.spend.report(ident, ev)
+            if d is None:
+                continue
+            self._say(f"pruned {self.report.outcomes[ident].job.name} (its trial's every seed): {d.reason}")
+            for j in self.spend.jobs_of(d.trial):
+                self.decisions[j] = d
+                self._stop_t[j] = time.time()
+                self.sched.stop(j, d.reason)
+            return
 
     def fetch_files(self, ident: str) -> dict[str, bytes]:
         """A reused job's output files, from the MLflow artifact store."""
@@ -272,6 +332,10 @@ class _Driver(ScriptLive):
                     continue
                 if ev:
                     self.live[ident] = ev
+                    if self.spend.hook is not None and self.jobs[ident].kind == "train":
+                        # golf_core's loop: its latest step (elapsed_s = its train time); the Board
+                        # interpolates between samples, so a rung between two polls is still judged
+                        self.intermediate(ident, [ev])
         if time.time() - self._live_t < every_s or self._live_refs:
             return
         self._live_t = time.time()
@@ -304,13 +368,37 @@ class _Driver(ScriptLive):
                 if ref in sched.inflight:  # handling an earlier one may have dropped it (a gang)
                     sched.handle(ref)
             self.poll_script_logs()  # a script job's log lines as live metrics
-            if self.opts.progress is not None:
+            if self.opts.progress is not None or self.spend.hook is not None:
                 self.poll_live()
+            if self.opts.progress is not None:
                 self.opts.progress.update(self.report, self._running_progress())
             # the driver's own time (dispatch, bookkeeping, tracker calls), not the jobs'
             self.report.driver_busy_s = time.perf_counter() - t_loop - waited
         sched.skip_unstarted()
         self.tell_trials()
+
+    def end_spend(self) -> None:
+        """The sweep's spending on its parent run; the one line when the budget ran out."""
+        sp = self.spend
+        n = sp.unstarted_trials()
+        self.report.budget_skipped = sum(1 for o in self.report.outcomes.values() if str(o.state) == "skipped"
+                                         and (o.reason or "").startswith("not started: budget"))
+        if n:
+            self._say(f"budget: {n} trial(s) not started: {sp.total_s() / 3600:.4g} of {sp.budget.gpu_hours:g} "
+                      "GPU-hours spent or committed; rerun with a larger budget.gpu_hours to run them")
+        h = self.track.sweep
+        if h is None or h.finished:
+            return
+        h.log_metrics(sp.parent_metrics())
+        if sp.hook is not None:
+            from orchestrator.tracking.prune_plot import write_prune_plot
+
+            try:
+                d = self.track.spool / f"sweep-{h.key[:8]}-prune"
+                if write_prune_plot(sp.hook, self.decisions, d / "prune_curves.png"):
+                    h.log_artifact(d)
+            except Exception as e:  # noqa: BLE001 - a missing plot never fails the sweep
+                self._say(f"prune plot not written: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
 
 
 def run_plan(plan, tracker, options: DriverOptions | None = None, **kwargs) -> SweepReport:
@@ -354,6 +442,7 @@ def run_plan(plan, tracker, options: DriverOptions | None = None, **kwargs) -> S
             out.run_id = out.attempts[-1]["run_id"]
     counts = drv.report.counts()
     drv.report.status = "FAILED" if counts.get("failed") else "FINISHED"
+    drv.end_spend()
     if opts.on_results is not None:
         opts.on_results(drv.report)
     drv.track.end_sweep(drv.report)

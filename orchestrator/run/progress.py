@@ -16,7 +16,7 @@ from rich.text import Text
 
 __all__ = ["SweepProgress", "estimate_eta"]
 
-STATES = ("pending", "ready", "running", "finished", "reused", "failed", "skipped", "cancelled")
+STATES = ("pending", "ready", "running", "stopping", "finished", "reused", "pruned", "failed", "skipped", "cancelled")
 
 
 def estimate_eta(report, running: dict | None = None) -> float | None:

@@ -99,6 +99,11 @@ class RayLauncher:
     def kill(self, worker: Any) -> None:
         ray.kill(worker, no_restart=True)
 
+    def stop(self, gang: TrainGang) -> None:
+        """Stop a script gang's job: its rank actor kills the script's process tree, and the
+        train call returns with the partial train.log (not waited on here)."""
+        gang.stop()
+
     def wait(self, refs: list, timeout: float) -> list:
         """Refs done within `timeout` (at least one unless it ran out), plus any others done by then."""
         done, _ = ray.wait(refs, num_returns=1, timeout=timeout)

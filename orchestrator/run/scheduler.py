@@ -19,6 +19,11 @@ Policy (what the tests pin):
   queues behind the busy one only behind other mixes, and only while mixes are short.
 - a job whose worker died (WorkerLost, a rank of its gang died) is rerun up to `retries` times,
   each attempt its own run; a job that raised (JobFailed) is FAILED and its dependents skipped.
+- one running job can be stopped (`stop`: a pruner's decision): a script job's process tree is
+  killed and its partial log comes back, a golf_core gang or worker is released at once; the job
+  ends PRUNED and its GPUs go to the next job (a waiting gang of its shape takes its ranks).
+- `gate(job)` (the driver's budget, orchestrator.run.spend) may hold a READY job back; what it
+  still holds when nothing runs is SKIPPED with the gate's reason.
 - jobs may be added while the sweep runs (`add_job`: an optuna env trial's, orchestrator.run.trials);
   `could_take_work` says when one more would start rather than wait: nothing READY is waiting
   and no gang is waiting for its placement.
@@ -52,15 +57,24 @@ class JobState(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"  # a dependency failed (or never ran): nothing to run it on
     CANCELLED = "cancelled"  # Ctrl-C, or the sweep's lease was lost
+    STOPPING = "stopping"  # a pruner stopped it: its processes are being killed
+    PRUNED = "pruned"  # stopped by a pruner (or its trial was, before it started)
 
 
-TERMINAL = frozenset({JobState.FINISHED, JobState.REUSED, JobState.FAILED, JobState.SKIPPED, JobState.CANCELLED})
+TERMINAL = frozenset({JobState.FINISHED, JobState.REUSED, JobState.FAILED, JobState.SKIPPED, JobState.CANCELLED,
+                      JobState.PRUNED})
 LEGAL: dict[JobState, frozenset[JobState]] = {
-    JobState.PENDING: frozenset({JobState.READY, JobState.REUSED, JobState.SKIPPED, JobState.CANCELLED}),
+    # PRUNED before it ran: its trial was stopped (now, or in an earlier run of the sweep)
+    JobState.PENDING: frozenset({JobState.READY, JobState.REUSED, JobState.SKIPPED, JobState.CANCELLED,
+                                 JobState.PRUNED}),
     # FAILED from READY: it cannot start (larger than any node, inputs or script files unreadable)
-    JobState.READY: frozenset({JobState.RUNNING, JobState.FAILED, JobState.SKIPPED, JobState.CANCELLED}),
+    JobState.READY: frozenset({JobState.RUNNING, JobState.FAILED, JobState.SKIPPED, JobState.CANCELLED,
+                               JobState.PRUNED}),
     # READY from RUNNING: its worker died and it has retries left
-    JobState.RUNNING: frozenset({JobState.FINISHED, JobState.FAILED, JobState.READY, JobState.CANCELLED}),
+    JobState.RUNNING: frozenset({JobState.FINISHED, JobState.FAILED, JobState.READY, JobState.CANCELLED,
+                                 JobState.STOPPING}),
+    # whatever its attempt returns now (a partial log, an error, a dead worker), it ends PRUNED
+    JobState.STOPPING: frozenset({JobState.PRUNED, JobState.CANCELLED}),
 }
 
 
@@ -108,6 +122,7 @@ class Launcher(Protocol):
     def get(self, ref: Any) -> JobResult: ...
     def put(self, files: dict[str, bytes]) -> Any: ...
     def kill(self, worker: Any) -> None: ...
+    def stop(self, gang: Gang) -> None: ...  # kill a script gang's process tree; its ref then returns
 
 
 class Hooks(Protocol):
@@ -119,6 +134,7 @@ class Hooks(Protocol):
     def failed(self, out: Any, reason: str, value: JobResult | None) -> None: ...  # its open run FAILED
     def lost(self, out: Any, reason: str) -> None: ...  # its open run FAILED (worker died)
     def cancelled(self, out: Any) -> None: ...  # its open run KILLED
+    def pruned(self, out: Any, value: JobResult | None) -> None: ...  # its open run KILLED, tagged pruned
     def fetch_files(self, identity: str) -> dict[str, bytes]: ...  # a reused job's outputs
     def event(self, what: str, out: Any) -> None: ...
 
@@ -166,6 +182,7 @@ class Scheduler:
         self.n_slots = 0
         self.mix_s: float | None = None  # running mean of the mix jobs' wall time (s)
         self._n_mix = 0
+        self.gate: Callable[[Any], str | None] | None = None  # job -> why it may not start now (a budget)
 
     def configure(self, *, use_gpus: bool, max_actors: int, node_max: dict[str, float],
                   totals: dict[str, float] | None = None) -> None:
@@ -207,7 +224,7 @@ class Scheduler:
         transition(out, new)
         if reason is not None:
             out.reason = reason
-        if new in (JobState.FINISHED, JobState.FAILED):
+        if new in (JobState.FINISHED, JobState.FAILED, JobState.PRUNED):
             out.ended = self.clock()
         if event:
             self.hooks.event(event, out)
@@ -219,7 +236,8 @@ class Scheduler:
             if out.state != JobState.PENDING:
                 continue
             deps = [self.outcomes[d] for d in out.job.deps if d in self.outcomes]
-            bad = next((d for d in deps if d.state in (JobState.FAILED, JobState.SKIPPED, JobState.CANCELLED)
+            bad = next((d for d in deps if d.state in (JobState.FAILED, JobState.SKIPPED, JobState.CANCELLED,
+                                                       JobState.PRUNED)
                         or (d.verdict and d.verdict.blocks_dependents)), None)
             if bad is not None:
                 self.set_state(out, JobState.SKIPPED, f"dependency {bad.job.name} {bad.state}", event="skipped")
@@ -246,6 +264,11 @@ class Scheduler:
             if out.state != JobState.READY:  # a failure above skipped it
                 continue
             job = out.job
+            if self.gate is not None:
+                held = self.gate(job)
+                if held:  # the loop ends with it READY if nothing frees room: SKIPPED with this reason
+                    out.reason = held
+                    continue
             if job.kind in ("train", "script_train") and not self.on_worker(job):
                 if self._start_gang(out):
                     n += 1
@@ -283,7 +306,7 @@ class Scheduler:
     def _attempt(self, out: Any, extra: dict) -> Attempt:
         transition(out, JobState.RUNNING)
         out.attempt += 1
-        out.started, out.reason = self.clock(), None
+        out.started, out.reason, out.placed = self.clock(), None, None
         self.hooks.started(out)
         self.hooks.event("dispatch", out)
         return Attempt(job=out.job, attempt=out.attempt, **extra)
@@ -380,6 +403,7 @@ class Scheduler:
         if mix_batch.batchable(self, out):  # with the READY mixes of the same eval and table key
             return mix_batch.start(self, out, slot, dep, holder, chunk, extra)
         ref = self.launcher.run_on(slot.worker, self._attempt(out, extra), dep, holder, chunk)
+        out.placed = out.started  # a worker's GPU is held from the call on
         if job.kind == "train":
             slot.training, slot.train_name = job.identity, job.name
         if dep is not None:
@@ -405,9 +429,14 @@ class Scheduler:
         """A ref of the launcher is done: move its gang on, or end its job."""
         kind, holder, ident = self.inflight.pop(ref)
         out = self.outcomes[ident]
+        if out.state == JobState.STOPPING:
+            self._stopped(out, kind, holder, ref)
+            return
         try:
             if kind == "gang":
                 value = self.launcher.advance(holder, ref)
+                if getattr(out, "placed", None) is None and holder.phase != "placing":
+                    out.placed = self.clock()  # its resources are held from now: GPU-seconds count
                 for r in holder.pending():
                     self.inflight.setdefault(r, ("gang", holder, ident))
                 if value is None:
@@ -445,6 +474,7 @@ class Scheduler:
                     self.inflight.pop(r, None)
                 g.release()
                 gang.reassign(g.attempt)
+                self.outcomes[ident].placed = self.clock()  # it takes held resources: no placement
                 self.gangs[ident] = gang
                 for r in gang.pending():
                     self.inflight[r] = ("gang", gang, ident)
@@ -487,6 +517,60 @@ class Scheduler:
         self.set_state(out, JobState.FINISHED, event="finished")
         self.refresh_ready()
 
+    # ---------------------------------------------------------------- stopping one job
+    def stop(self, ident: str, reason: str) -> bool:
+        """Stop one job (a pruner's decision). Not started yet: PRUNED at once. Running: a script
+        gang's process tree is killed and the job ends PRUNED when its attempt returns (with its
+        partial train.log); a golf_core gang or a per-GPU worker is released now (its GPUs free
+        at once) and the job ends PRUNED. Returns whether the job was stopped."""
+        out = self.outcomes[ident]
+        if out.state in (JobState.PENDING, JobState.READY):
+            self.set_state(out, JobState.PRUNED, reason, event="pruned")
+            return True
+        if out.state != JobState.RUNNING:
+            return False
+        self.set_state(out, JobState.STOPPING, reason, event="stopping")
+        gang = self.gangs.get(ident)
+        if gang is not None and out.job.kind == "script_train" and gang.phase == "training":
+            self.launcher.stop(gang)  # its train ref returns soon: handle() ends it PRUNED
+            return True
+        if gang is not None:
+            self._drop_gang("gang", gang, ident)
+        else:
+            for ref, (kind, slot, i) in list(self.inflight.items()):
+                if i == ident and kind == "slot":
+                    self.inflight.pop(ref)
+                    if slot in self.slots:  # its other queued calls fail on their own
+                        self.slots.remove(slot)
+                    self.launcher.kill(slot.worker)
+        self._prune(out, None)
+        return True
+
+    def _stopped(self, out: Any, kind: str, holder: Any, ref: Any) -> None:
+        """A stopped job's attempt came back (its partial files, an error, or a dead worker)."""
+        value = None
+        try:
+            if kind == "gang":
+                value = self.launcher.advance(holder, ref)
+                if value is None and holder.pending():  # another rank still to return
+                    for r in holder.pending():
+                        self.inflight.setdefault(r, ("gang", holder, out.job.identity))
+                    return
+                self.gangs.pop(out.job.identity, None)
+                if not self._reuse_gang(holder):  # its ranks go to a waiting gang of its shape
+                    holder.release()
+            else:
+                holder.inflight.discard(ref)
+                value = self.launcher.get(ref)
+        except (WorkerLost, JobFailed):
+            self._drop_gang(kind, holder, out.job.identity)
+        self._prune(out, value)
+
+    def _prune(self, out: Any, value: JobResult | None) -> None:
+        self.hooks.pruned(out, value)
+        self.set_state(out, JobState.PRUNED, event="pruned")
+        self.refresh_ready()
+
     # ---------------------------------------------------------------- the end
     def cancel(self) -> None:
         """Ctrl-C: free every gang and worker; open runs KILLED, every unfinished job CANCELLED."""
@@ -496,7 +580,7 @@ class Scheduler:
         self.shutdown()
         self.inflight.clear()
         for out in self.outcomes.values():
-            if out.state == JobState.RUNNING:
+            if out.state in (JobState.RUNNING, JobState.STOPPING):
                 self.hooks.cancelled(out)
             if out.state not in TERMINAL:
                 self.set_state(out, JobState.CANCELLED, "cancelled")

@@ -5,7 +5,10 @@ driver drains the parsed events of every running script job every `every_s` seco
 threaded actor call it never waits on) and logs `train_loss` at step N and `val_bpb_step` /
 `val_loss_step` through the job's run handle, which batches them into the tracker's queue.
 When the job ends, only the points not yet streamed are logged from its result, so every
-step lands once.
+step lands once. Beside each streamed point its train time goes to `curve_train_time_s` (same
+step): a curve keeps its x axis for pruning against it later (orchestrator.plan.reference).
+Every drained batch is also handed to the driver's `intermediate(ident, events)`, the prune hook
+(orchestrator.run.spend); a pruned job's partial train.log and unstreamed points: `log_partial`.
 
 The log itself streams too (issue 20: "lost logs when a VM died"): the worker sends the lines
 since its last report every few seconds (`log` events); the driver appends them to a spool file
@@ -60,7 +63,9 @@ class ScriptLive:
             if g.attempt.job.kind == "script_train" and g.phase == "training" and g.actors:
                 refs[g.actors[0].drain.remote(cursor.get(ident, 0))] = ident
 
-    def _log_events(self, ident: str, events: list[dict]) -> None:
+    def _log_events(self, ident: str, events: list[dict], judge: bool = True) -> None:
+        if judge:
+            self.intermediate(ident, events)
         out = self.report.outcomes.get(ident)
         h = self.track.handles.get(out.run_id) if out is not None else None
         if h is None or h.finished:
@@ -71,8 +76,9 @@ class ScriptLive:
             self._stream_log(ident, out.run_id, h, logged, text)
         for ev in events:
             step = int(ev.get("step") or 0)
+            tt = {"curve_train_time_s": ev["train_time_s"]} if isinstance(ev.get("train_time_s"), (int, float)) else {}
             if ev.get("event") == "step" and isinstance(ev.get("train_loss"), (int, float)) and step > logged["step"]:
-                h.log_metrics({"train_loss": ev["train_loss"]}, step=step)
+                h.log_metrics({"train_loss": ev["train_loss"], **tt}, step=step)
                 logged["step"] = step
             elif ev.get("event") == "val" and isinstance(ev.get("val_bpb"), (int, float)) and step > logged["val"]:
                 h.log_metrics({"val_bpb_step": ev["val_bpb"], "val_loss_step": ev.get("val_loss")}, step=step)
@@ -123,6 +129,24 @@ class ScriptLive:
         trimmed["train_loss_curve"] = [p for p in result.get("train_loss_curve") or () if p[0] > logged["step"]]
         trimmed.pop("val_curve", None)
         return trimmed
+
+    def intermediate(self, ident: str, events: list[dict]) -> None:  # the driver's prune hook
+        pass
+
+    def log_partial(self, out: Any, files: dict[str, bytes]) -> None:
+        """A pruned script job: the points of its partial train.log not streamed yet, then the
+        log itself as an artifact (its curve stays, to the step it was stopped at)."""
+        from golf_core.logparse import parse_line
+        from workers.script_runner import _event
+
+        log = files.get("train.log")
+        if log and out.job.kind == "script_train":
+            events = [e for line in log.decode("utf-8", errors="replace").splitlines()
+                      if (p := parse_line(line)) is not None and (e := _event(p, 0.0)) is not None]
+            h = self.track.handles.get(out.run_id)
+            if h is not None and not h.finished:
+                self._log_events(out.job.identity, events, judge=False)  # already decided
+        self.log_failed_files(out, files)
 
     def log_failed_files(self, out: Any, files: dict[str, bytes]) -> None:
         """A script that exited non-zero or hit its timeout (FAILED, not retried: it would fail

@@ -30,7 +30,7 @@ from typing import Any
 __all__ = ["EnvTrials", "Told", "trial_seed"]
 
 DONE = ("finished", "reused")
-TERMINAL = ("finished", "reused", "failed", "skipped", "cancelled")
+TERMINAL = ("finished", "reused", "failed", "skipped", "cancelled", "pruned")
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -173,7 +173,10 @@ class EnvTrials:
                 continue
             scores = [_score(str(o.state), o.result, o.verdict is None or o.verdict.valid) for o in outs]
             value, reason = self._value(scores)
-            if value is None:
+            if any(str(o.state) == "pruned" for o in outs):  # a pruner stopped it: optuna is told PRUNED
+                value, reason = None, "pruned"
+                self.study.tell(t.trial, state=TrialState.PRUNED)
+            elif value is None:
                 self.study.tell(t.trial, state=TrialState.FAIL)
             else:
                 self.study.tell(t.trial, value)

@@ -54,6 +54,7 @@ class JobOutcome:
     output: dict | None = None  # JobResult.info(): where and how it ran (ranks, placement, actor pid ...)
     train_log: bytes | None = None  # a finished train job's own train.log (record folders ship it)
     started: float | None = None
+    placed: float | None = None  # when its attempt got its GPUs (a gang may wait for a placement first)
     ended: float | None = None
     attempts: list[dict] = field(default_factory=list)  # {"attempt", "run_id", "status", "reason"}
 
@@ -68,6 +69,8 @@ class SweepReport:
     status: str = "RUNNING"
     driver_busy_s: float = 0.0  # time the driver loop spent outside ray.wait
     trials: Any = None  # an optuna env study's bookkeeping (orchestrator.run.trials.EnvTrials)
+    spend: Any = None  # GPU-seconds, budget, prune decisions (orchestrator.run.spend.Spend)
+    budget_skipped: int = 0  # jobs the budget kept from starting (SKIPPED, but the sweep ends exit 0)
 
     def counts(self) -> Counter:
         return Counter(str(o.state) for o in self.outcomes.values())

@@ -6,6 +6,7 @@ the overrides). Every problem is one line naming the full field path, e.g.
 `mixer.buckets[1]: must be a power of two (got 1000)` (orchestrator.spec.io).
 
 Sections: name, description, data, train, eval, mixer (orchestrator.spec.mixer_space), search,
+(prune, budget, stages: orchestrator.spec.spend),
 retries, limits.
 - `name` is a slug ([a-z0-9][a-z0-9._-]*): it names the MLflow experiment and work dirs, and
   cannot hold a path separator.
@@ -39,6 +40,7 @@ from orchestrator.spec.mixer_space import (
     expand_points, nonempty, optuna_studies, point_error, upper_points, varying_axes,
 )
 from orchestrator.spec.script import ScriptTrainSpec, check_script_sweep, script_counts
+from orchestrator.spec.spend import BudgetSpec, PruneSpec, StageSpec, check_spend
 from orchestrator.spec.io import SpecError, error_message, fail, format_errors, parse_yaml, read_spec  # noqa: F401
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"  # matched whole (re.fullmatch: no trailing newline)
@@ -204,9 +206,15 @@ class Sweep(Frozen):
     search: Search = Field(GridSearch(), description="how mixer points are chosen: grid, random or optuna")
     retries: int = Field(1, ge=0, le=100, description="attempts after the first when a worker dies")
     limits: Limits = Field(Limits(), description="bounds that refuse a spec before anything runs")
+    # how GPU time is spent (orchestrator.spec.spend): pruning on live curves, a budget, stages
+    prune: PruneSpec = Field(PruneSpec(), description="stop trials on their live curves at equal train time")
+    budget: BudgetSpec | None = Field(None, description="GPU-hours the sweep may spend; then it starts no job")
+    stages: tuple[StageSpec, ...] = Field((), max_length=16, description="promotion: each stage runs what the "
+                                                                         "previous one promotes")
 
     @model_validator(mode="after")
     def _semantics(self) -> "Sweep":
+        check_spend(self)
         if self.is_script:
             check_script_sweep(self, MAX_EXPANSION)
             return self

@@ -397,3 +397,41 @@ def test_jobs_added_while_running_start_as_capacity_frees():
     assert done.state == JobState.REUSED and not launcher.gangs[2:]
     with pytest.raises(ValueError, match="already scheduled"):
         s.add_job(JobOutcome(first))
+
+
+class StopHooks(FakeHooks):
+    def pruned(self, out, value):
+        self.log.append(("pruned", out.job.name, out.reason, value is not None))
+
+
+def test_stopping_one_job_prunes_it_and_hands_its_gang_to_the_next_trial():
+    """The seam a pruner uses: one running script job stopped (its launcher asked to kill its
+    tree), STOPPING until its attempt returns, then PRUNED with its partial files; its ranks go
+    to a waiting gang of the same shape; an unstarted job is PRUNED at once; the rest run."""
+    plan = Plan("stop", "stop", (), DataConfig(path="unused"))
+    outcomes: dict = {}
+    launcher, hooks = FakeLauncher(), StopHooks()
+    stopped = []
+    launcher.stop = lambda gang: stopped.append(gang.attempt.job.name)
+    s = Scheduler(plan, outcomes, launcher, hooks, retries=0)
+    s.configure(use_gpus=True, max_actors=1, node_max={"GPU": 1, "CPU": 16}, totals={"GPU": 1, "CPU": 16})
+    for i in range(3):
+        s.add_job(JobOutcome(_script_job(i)))
+    s.dispatch_ready()
+    first, second, third = (outcomes[f"{i:064d}"] for i in range(3))
+    s.handle(next(r for r, e in s.inflight.items() if e[2] == first.job.identity))  # placed: training
+    gang = s.gangs[first.job.identity]
+    assert gang.phase == "training" and first.placed is not None
+    assert s.stop(third.job.identity, "asha: its trial was stopped")  # a gang still placing
+    assert third.state == JobState.PRUNED
+    assert s.stop(first.job.identity, "asha: outside the best 1 of 2") and first.state == JobState.STOPPING
+    assert stopped == [first.job.name] and not s.stop(first.job.identity, "again")
+    launcher.ends[gang.refs[0]] = JobResult(result={}, files={"train.log": b"step:1/9"}, failed="exited -15")
+    s.handle(gang.refs[0])  # the killed script's attempt returns
+    assert first.state == JobState.PRUNED and first.reason == "asha: outside the best 1 of 2"
+    assert ("pruned", first.job.name, "asha: outside the best 1 of 2", True) in hooks.log
+    assert gang.runs[-1] == second.job.name and not gang.released  # its ranks went to the waiting trial
+    finish_all(s, launcher)
+    assert second.state == JobState.FINISHED
+    with pytest.raises(IllegalTransition):
+        transition(first, JobState.RUNNING)

@@ -82,6 +82,16 @@ def test_a_failed_or_invalid_job_makes_the_trial_FAIL_never_a_number(tmp_path, h
     assert trials.study.trials[0].value is None and trials.best() is None
 
 
+def test_a_pruned_job_makes_the_study_record_the_trial_PRUNED(tmp_path):
+    trials, outcomes = EnvTrials(_study(tmp_path)), {}
+    _, jobs = trials.ask()
+    outcomes[jobs[0].identity] = Out("pruned", {"gpu_seconds": 3.0})
+    outcomes[jobs[1].identity] = Out("pruned")  # its trial was stopped before this seed started
+    (told,) = trials.tell_done(outcomes)
+    assert told.value is None and told.reason == "pruned"
+    assert trials.study.trials[0].state == optuna.trial.TrialState.PRUNED
+
+
 def test_the_same_seed_and_tell_order_asks_the_same_values(tmp_path):
     def run(seed):
         trials, outcomes, seen = EnvTrials(_study(tmp_path, n=12, seed=seed)), {}, []
