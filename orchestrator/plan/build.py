@@ -98,7 +98,7 @@ def train_identity(run: RunConfig, ranks: int, data_identity: str, code_version:
 
 
 def eval_identity(train_id: str, eval_cfg: EvalConfig, ttt: TTTConfig, code_version: str) -> str:
-    return identity_of("eval", {"train": train_id, "eval": eval_cfg.model_dump(mode="json"),
+    return identity_of("eval", {"train": train_id, "eval": eval_cfg.identity_dump(),
                                 "ttt": ttt.model_dump(mode="json")}, code_version)
 
 
@@ -197,32 +197,67 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
         for e_idx, point in enumerate(sweep.eval_points()):
             ev, ttt = point.eval_config(), point.ttt
             e_ranks = point.gpus_per_job or ranks
-            e_id = eval_identity(t_id, ev, ttt, codes["eval"])
-            e_cfg = {"eval": ev.model_dump(mode="json"), "ttt": ttt.model_dump(mode="json")}
-            e_params = {**base_params, "train.seed": str(seed), "ranks": str(e_ranks), **flatten_params(e_cfg)}
-            e_name = f"eval/s{seed}/e{e_idx}"
-            evals.append(EvalJob(identity=e_id, name=e_name, eval=ev, ttt=ttt, deps=(t_id,), seed=seed,
-                                 gpus=e_ranks if on_gpu else 0, ranks=e_ranks, params=e_params))
-            short_eval = {k: e_params[k] for k in ("eval.seq_len", "eval.stride", "eval.chunk_tokens",
-                                                   "ttt.enabled")}
-            for mixer in sweep.mixer_points():
-                m_cfg = {"mixer": mixer.model_dump(mode="json")}
-                shown = "" if mixer.mode == "none" or not axes else \
-                    "/" + ",".join(f"{a}={_short(m_cfg['mixer'][a])}" for a in axes)
-                mixes.append(MixJob(identity=mix_identity(e_id, m_cfg, codes["mix"]),
-                                    name=f"mix/s{seed}/e{e_idx}/{mixer.mode}{shown}", mixer=mixer, deps=(e_id,),
-                                    seed=seed, gpus=1 if on_gpu else 0, ranks=1,
-                                    params={**base_params, "train.seed": str(seed), **short_eval,
-                                            **mixer_params(m_cfg)}))
-            for study in sweep.optuna_studies():
-                mode = study["mixer_base"]["mode"]
-                mixes.append(OptunaMixJob(identity=mix_identity(e_id, study, codes["mix"]),
-                                          name=f"mix/s{seed}/e{e_idx}/{mode}/optuna", mixer_base=study["mixer_base"],
-                                          optuna=OptunaSpace(**study["optuna"]), deps=(e_id,), seed=seed,
-                                          gpus=1 if on_gpu else 0, ranks=1,
-                                          params={**base_params, "train.seed": str(seed), **short_eval,
-                                                  **flatten_params(study)}))
+            # tilt points need a neural pass that also prices their hints (q = p_model(h)): their
+            # own eval job, so the evals and mixes of the other modes keep their identities
+            groups = _eval_groups(sweep)
+            for tables, mixers, studies in groups:
+                ev_g = ev.model_copy(update={"tilt_tables": tables}) if tables else ev
+                e_id = eval_identity(t_id, ev_g, ttt, codes["eval"])
+                e_cfg = {"eval": ev_g.identity_dump(), "ttt": ttt.model_dump(mode="json")}
+                e_params = {**base_params, "train.seed": str(seed), "ranks": str(e_ranks), **flatten_params(e_cfg)}
+                e_name = f"eval/s{seed}/e{e_idx}" + ("/tilt" if tables else "")
+                evals.append(EvalJob(identity=e_id, name=e_name, eval=ev_g, ttt=ttt, deps=(t_id,), seed=seed,
+                                     gpus=e_ranks if on_gpu else 0, ranks=e_ranks, params=e_params))
+                short_eval = {k: e_params[k] for k in ("eval.seq_len", "eval.stride", "eval.chunk_tokens",
+                                                       "ttt.enabled")}
+                for mixer in mixers:
+                    m_cfg = {"mixer": mixer.identity_dump()}
+                    shown_axes = [a for a in axes if a in m_cfg["mixer"]]
+                    shown = "" if mixer.mode == "none" or not shown_axes else \
+                        "/" + ",".join(f"{a}={_short(m_cfg['mixer'][a])}" for a in shown_axes)
+                    mixes.append(MixJob(identity=mix_identity(e_id, m_cfg, codes["mix"]),
+                                        name=f"mix/s{seed}/e{e_idx}/{mixer.mode}{shown}", mixer=mixer, deps=(e_id,),
+                                        seed=seed, gpus=1 if on_gpu else 0, ranks=1,
+                                        params={**base_params, "train.seed": str(seed), **short_eval,
+                                                **mixer_params(m_cfg)}))
+                for study in studies:
+                    mode = study["mixer_base"]["mode"]
+                    mixes.append(OptunaMixJob(identity=mix_identity(e_id, study, codes["mix"]),
+                                              name=f"mix/s{seed}/e{e_idx}/{mode}/optuna",
+                                              mixer_base=study["mixer_base"],
+                                              optuna=OptunaSpace(**study["optuna"]), deps=(e_id,), seed=seed,
+                                              gpus=1 if on_gpu else 0, ranks=1,
+                                              params={**base_params, "train.seed": str(seed), **short_eval,
+                                                      **flatten_params(study)}))
     return _finish_plan(sweep, tuple(trains + evals + mixes), data, data_id)
+
+
+def _eval_groups(sweep: Sweep) -> list[tuple[tuple, list, list]]:
+    """[(tilt_tables, mixer points, optuna studies)] per eval job of one eval point: the plain
+    eval (tables ()) serves every non-tilt point, a tilt eval the tilt points. A sweep without
+    tilt has exactly the plain group, as before tilt existed."""
+    points, studies = list(sweep.mixer_points()), list(sweep.optuna_studies())
+    plain = [m for m in points if m.mode != "tilt"]
+    plain_st = [s for s in studies if s["mixer_base"]["mode"] != "tilt"]
+    tilt = [m for m in points if m.mode == "tilt"]
+    tilt_st = [s for s in studies if s["mixer_base"]["mode"] == "tilt"]
+    groups = []
+    if plain or plain_st or not (tilt or tilt_st):
+        groups.append(((), plain, plain_st))
+    if tilt or tilt_st:
+        tables = {(m.tilt_order, m.tilt_table_bits) for m in tilt}
+        for st in tilt_st:
+            tables |= set(tilt_study_tables(st))
+        groups.append((tuple(sorted(tables)), tilt, tilt_st))
+    return groups
+
+
+def tilt_study_tables(study: dict) -> list[tuple[int, int]]:
+    """(order, table_bits) pairs an optuna tilt study may ask for: its choices or fixed values."""
+    base, space = study["mixer_base"], study["optuna"]["space"]
+    orders = space["tilt_order"]["choices"] if "tilt_order" in space else [base.get("tilt_order", 16)]
+    bits = space["tilt_table_bits"]["choices"] if "tilt_table_bits" in space else [base.get("tilt_table_bits", 0)]
+    return [(int(o), int(b)) for o in orders for b in bits]
 
 
 def _finish_plan(sweep: Sweep, jobs: tuple[Job, ...], data: DataConfig, data_id: str, study: Any = None) -> Plan:
