@@ -37,6 +37,7 @@ from golf_core.config import ConfigError
 from golf_core.data.config import DataConfig
 from golf_core.eval.config import EvalConfig, TTTConfig
 from golf_core.presets import RunConfig
+from orchestrator.spec.mixer_space import eval_groups
 from orchestrator.spec.sweep import Sweep, load_sweep, varying_axes
 from orchestrator.tracking.params import flatten_params
 from workers import contract
@@ -199,7 +200,7 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
             e_ranks = point.gpus_per_job or ranks
             # tilt points need a neural pass that also prices their hints (q = p_model(h)): their
             # own eval job, so the evals and mixes of the other modes keep their identities
-            groups = _eval_groups(sweep)
+            groups = eval_groups(sweep.mixer_points(), sweep.optuna_studies())
             for tables, mixers, studies in groups:
                 ev_g = ev.model_copy(update={"tilt_tables": tables}) if tables else ev
                 e_id = eval_identity(t_id, ev_g, ttt, codes["eval"])
@@ -230,34 +231,6 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
                                               params={**base_params, "train.seed": str(seed), **short_eval,
                                                       **flatten_params(study)}))
     return _finish_plan(sweep, tuple(trains + evals + mixes), data, data_id)
-
-
-def _eval_groups(sweep: Sweep) -> list[tuple[tuple, list, list]]:
-    """[(tilt_tables, mixer points, optuna studies)] per eval job of one eval point: the plain
-    eval (tables ()) serves every non-tilt point, a tilt eval the tilt points. A sweep without
-    tilt has exactly the plain group, as before tilt existed."""
-    points, studies = list(sweep.mixer_points()), list(sweep.optuna_studies())
-    plain = [m for m in points if m.mode != "tilt"]
-    plain_st = [s for s in studies if s["mixer_base"]["mode"] != "tilt"]
-    tilt = [m for m in points if m.mode == "tilt"]
-    tilt_st = [s for s in studies if s["mixer_base"]["mode"] == "tilt"]
-    groups = []
-    if plain or plain_st or not (tilt or tilt_st):
-        groups.append(((), plain, plain_st))
-    if tilt or tilt_st:
-        tables = {(m.tilt_order, m.tilt_table_bits) for m in tilt}
-        for st in tilt_st:
-            tables |= set(tilt_study_tables(st))
-        groups.append((tuple(sorted(tables)), tilt, tilt_st))
-    return groups
-
-
-def tilt_study_tables(study: dict) -> list[tuple[int, int]]:
-    """(order, table_bits) pairs an optuna tilt study may ask for: its choices or fixed values."""
-    base, space = study["mixer_base"], study["optuna"]["space"]
-    orders = space["tilt_order"]["choices"] if "tilt_order" in space else [base.get("tilt_order", 16)]
-    bits = space["tilt_table_bits"]["choices"] if "tilt_table_bits" in space else [base.get("tilt_table_bits", 0)]
-    return [(int(o), int(b)) for o in orders for b in bits]
 
 
 def _finish_plan(sweep: Sweep, jobs: tuple[Job, ...], data: DataConfig, data_id: str, study: Any = None) -> Plan:

@@ -341,3 +341,33 @@ def optuna_studies(mixer: MixerSpec, search: Search) -> tuple[dict, ...]:
             base["miss_vocab"] = mixer.miss_vocab
         out.append({"mixer_base": {"mode": m, **base}, "optuna": {"n": search.n, "seed": search.seed, "space": space}})
     return tuple(out)
+
+
+def eval_groups(points, studies) -> list[tuple[tuple, list, list]]:
+    """[(tilt_tables, mixer points, optuna studies)] per eval job of one eval point: the plain
+    eval (tables ()) serves every non-tilt point, a tilt eval the tilt points. A sweep without
+    tilt has exactly the plain group, as before tilt existed."""
+    points, studies = list(points), list(studies)
+    plain = [m for m in points if m.mode != "tilt"]
+    plain_st = [s for s in studies if s["mixer_base"]["mode"] != "tilt"]
+    tilt = [m for m in points if m.mode == "tilt"]
+    tilt_st = [s for s in studies if s["mixer_base"]["mode"] == "tilt"]
+    groups = []
+    if (tilt or tilt_st) and not plain_st and all(m.mode == "none" for m in plain):
+        tilt, plain = plain + tilt, []  # only `none` besides tilt: the tilt eval serves it too
+    if plain or plain_st or not (tilt or tilt_st):
+        groups.append(((), plain, plain_st))
+    if tilt or tilt_st:
+        tables = {(m.tilt_order, m.tilt_table_bits) for m in tilt}
+        for st in tilt_st:
+            tables |= set(tilt_study_tables(st))
+        groups.append((tuple(sorted(tables)), tilt, tilt_st))
+    return groups
+
+
+def tilt_study_tables(study: dict) -> list[tuple[int, int]]:
+    """(order, table_bits) pairs an optuna tilt study may ask for: its choices or fixed values."""
+    base, space = study["mixer_base"], study["optuna"]["space"]
+    orders = space["tilt_order"]["choices"] if "tilt_order" in space else [base.get("tilt_order", 16)]
+    bits = space["tilt_table_bits"]["choices"] if "tilt_table_bits" in space else [base.get("tilt_table_bits", 0)]
+    return [(int(o), int(b)) for o in orders for b in bits]

@@ -74,7 +74,7 @@ INVALID = [
     ("unknown-preset", edit(**{"train.preset": "huge"}), "train.preset", "must be"),
     ("ranks-not-dividing", edit(**{"train.gpus_per_job": 3}), "train.gpus_per_job", "do not divide"),
     ("grid-above-limit", edit(**{"limits.max_jobs": 20}), "limits.max_jobs",
-     "grid has 38 mix jobs (42 jobs in all), above the limit 20"),
+     "grid has 46 mix jobs (52 jobs in all), above the limit 20"),
     ("range-in-grid", edit(**{"mixer.alpha_base": {"low": 0.0, "high": 0.2}}), "mixer.alpha_base",
      "needs search.kind random or optuna"),
     ("range-reversed", lambda d: (edit(search={"kind": "random", "n": 4})(d),
