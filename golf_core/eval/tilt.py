@@ -121,94 +121,123 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     if n <= 0:
         return Hints(order, bits, hint, p_top, 0, 0)
     s64 = s.astype(np.uint64)
-    ck = context_keys(s64, L)
-    tok = s64[L:]
-
-    # 1. sort by (context key, position): one packed 64-bit sort, no argsort (10x faster)
-    packed = (ck << np.uint64(POS_BITS)) | np.arange(n, dtype=np.uint64)
-    packed.sort()
+    u26 = np.uint64(POS_BITS)
     pmask = np.uint64((1 << POS_BITS) - 1)
+
+    # 1. sort by (context key, position): one packed 64-bit sort (np.sort, ~10x an argsort)
+    packed = context_keys(s64, L)
+    packed <<= u26
+    packed |= np.arange(n, dtype=np.uint64)
+    packed.sort()
     perm = (packed & pmask).astype(np.int64)  # k-th in context order -> position
-    key_sorted = packed >> np.uint64(POS_BITS)
-    del packed
+    packed >>= u26
+    key_sorted = packed  # context key per k
     new_ctx = np.empty(n, dtype=bool)
     new_ctx[0] = True
     np.not_equal(key_sorted[1:], key_sorted[:-1], out=new_ctx[1:])
-    cid = np.cumsum(new_ctx, dtype=np.int64) - 1  # dense context id, per k
-    n_ctx = int(cid[-1]) + 1
-    tok_sorted = tok[perm]
+    g_start = np.flatnonzero(new_ctx)
+    n_ctx = int(g_start.size)
+    sizes = np.diff(np.append(g_start, n))
+    # a context seen once never gives a hint: the work below is over repeated contexts only
+    rep = np.repeat(sizes >= 2, sizes)
+    R = np.flatnonzero(rep)  # k of positions in repeated contexts (whole groups, in order)
+    S = np.flatnonzero(~rep)
+    del rep, sizes, g_start
+    m = int(R.size)
+    posR = perm[R]
+    tokR = s64[L + posR]
+    newR = new_ctx[R]
+    cidR = np.cumsum(newR, dtype=np.int64) - 1
+    kR = key_sorted[R]
+    pk_S = (key_sorted[S] * PAIR_MIX) ^ (s64[L + perm[S]] * HASH_K[L % 32])
+    pos_S = perm[S]
+    del key_sorted, packed, perm, new_ctx, S
 
-    # 2. pair counts: group (context, token) runs by sorting (token, k); k orders (context, pos)
-    packed = (tok_sorted << np.uint64(POS_BITS)) | np.arange(n, dtype=np.uint64)
+    # 2. pair counts over (context, token) runs: sort (token, rank in R); rank orders (context, pos)
+    packed = (tokR << u26) | np.arange(m, dtype=np.uint64)
     packed.sort()
-    k_of = (packed & pmask).astype(np.int64)
-    tk = packed >> np.uint64(POS_BITS)
-    del packed
-    start = np.empty(n, dtype=bool)
-    start[0] = True
-    c_of = cid[k_of]
-    start[1:] = (tk[1:] != tk[:-1]) | (c_of[1:] != c_of[:-1])
-    del tk, c_of
+    j_of = (packed & pmask).astype(np.int64)
+    packed >>= u26
+    start = np.ones(m, dtype=bool)
+    c_of = cidR[j_of]
+    if m > 1:
+        start[1:] = (packed[1:] != packed[:-1]) | (c_of[1:] != c_of[:-1])
+    del packed, c_of
     run = np.cumsum(start, dtype=np.int64) - 1
-    run_start = np.nonzero(start)[0]
-    count = np.arange(n, dtype=np.int64) - run_start[run] + 1  # running pair count, inclusive
-    # the reference counts by pair KEY: two (context, token) runs with one key share a counter
-    pk_run = (key_sorted[k_of[run_start]] * PAIR_MIX) ^ (tok_sorted[k_of[run_start]] * HASH_K[L % 32])
-    n_pairs = _merge_pair_collisions(pk_run, run, k_of, perm, count)
-    pair_count = np.empty(n, dtype=np.int64)
-    pair_count[k_of] = count  # back to context order
-    del k_of, run, run_start, count, start
+    run_start = np.flatnonzero(start)
+    del start
+    countR = np.empty(m, dtype=np.int64)
+    countR[j_of] = np.arange(m, dtype=np.int64) - run_start[run] + 1  # running pair count, inclusive
+    runR = np.empty(m, dtype=np.int64)
+    runR[j_of] = run
+    first = j_of[run_start]
+    del j_of, run, run_start
+    # the reference counts by pair KEY: (context, token) runs sharing a key share one counter
+    pk_run = (kR[first] * PAIR_MIX) ^ (tokR[first] * HASH_K[L % 32])
+    n_pairs = _merge_pair_collisions(pk_run, runR, posR, countR, pk_S, pos_S)
+    del pk_run, runR, pk_S, pos_S, kR
 
     cap = 1 << bits
     if n_ctx > cap or n_pairs > cap:
+        need = math.ceil(math.log2(max(n_ctx, n_pairs)))
         raise TiltError(f"mixer.tilt_table_bits={bits}: {max(n_ctx, n_pairs)} distinct keys do not fit "
-                        f"2^{bits} slots (the reference fails here too); use >= {math.ceil(math.log2(max(n_ctx, n_pairs)))}")
+                        f"2^{bits} slots (the reference fails here too); use >= {need}")
+    if m == 0:
+        return Hints(order, bits, hint, p_top, n_ctx, n_pairs)
 
-    # 3. per context, the state before absorbing each position (context order)
-    g_start = np.nonzero(new_ctx)[0]
-    kk = np.arange(n, dtype=np.int64)
-    total = kk - g_start[cid]  # entries before this one in its context
-    runmax = np.maximum.accumulate((cid << POS_BITS) | pair_count) & ((1 << POS_BITS) - 1)
-    prev_max = np.empty(n, dtype=np.int64)
+    # 3. per repeated context, the state before absorbing each position (R order)
+    kk = np.arange(m, dtype=np.int64)
+    gsR = np.flatnonzero(newR)
+    total = kk - gsR[cidR]  # entries before this one in its context
+    runmax = np.maximum.accumulate((cidR << POS_BITS) | countR) & ((1 << POS_BITS) - 1)
+    prev_max = np.empty(m, dtype=np.int64)
     prev_max[0] = 0
     prev_max[1:] = runmax[:-1]
-    prev_max[new_ctx] = 0
-    record = new_ctx | (pair_count > prev_max)  # the top changes only on a strict exceed
+    prev_max[newR] = 0
+    del runmax, cidR
+    record = newR | (countR > prev_max)  # the top changes only on a strict exceed
     last_rec = np.maximum.accumulate(np.where(record, kk, 0))
-    del record, runmax, kk
-    has = ~new_ctx
-    top_tok = np.empty(n, dtype=np.int32)
+    del record, kk, countR
+    top_tok = np.empty(m, dtype=np.int32)
     top_tok[0] = -1
-    top_tok[1:] = tok_sorted[last_rec[:-1]].astype(np.int32)
-    top_tok[new_ctx] = -1
-    pt = np.zeros(n, dtype=np.float32)
+    top_tok[1:] = tokR[last_rec[:-1]].astype(np.int32)
+    top_tok[newR] = -1
+    has = ~newR
+    pt = np.zeros(m, dtype=np.float32)
     pt[has] = prev_max[has].astype(np.float32) / total[has].astype(np.float32)
-    hint[L + perm] = top_tok
-    p_top[L + perm] = pt
+    hint[L + posR] = top_tok
+    p_top[L + posR] = pt
     return Hints(order, bits, hint, p_top, n_ctx, n_pairs)
 
 
-def _merge_pair_collisions(pk_run, run, k_of, perm, count) -> int:
+def _merge_pair_collisions(pk_run, runR, posR, countR, pk_S, pos_S) -> int:
     """Where distinct (context, token) runs share a pair key, recount those positions as one
-    counter in stream order (rare; exact). Returns the number of distinct pair keys."""
-    srt = np.sort(pk_run)
+    counter in stream order (rare; exact). Runs of repeated contexts: pk_run, with per-position
+    run ids runR, positions posR and counts countR (updated); singleton positions: pk_S, pos_S
+    (they count toward a shared key, their own count is never read). Returns distinct keys."""
+    srt = np.sort(np.concatenate([pk_run, pk_S]))
     dup = srt[1:] == srt[:-1]
-    n_keys = int(srt.shape[0] - dup.sum())
+    n_keys = int(srt.size - dup.sum())
     if not dup.any():
         return n_keys
     shared = np.unique(srt[1:][dup])  # the few keys two runs share
-    j = np.minimum(np.searchsorted(shared, pk_run), shared.shape[0] - 1)
-    coll = shared[j] == pk_run  # per run: its key is shared
-    sel = np.nonzero(coll[run])[0]  # entries (in pair order) of colliding runs
-    key = pk_run[run[sel]]
-    pos = perm[k_of[sel]]
+
+    def is_shared(keys):
+        j = np.minimum(np.searchsorted(shared, keys), shared.size - 1)
+        return shared[j] == keys
+
+    selR = np.flatnonzero(is_shared(pk_run)[runR])
+    selS = np.flatnonzero(is_shared(pk_S))
+    key = np.concatenate([pk_run[runR[selR]], pk_S[selS]])
+    pos = np.concatenate([posR[selR], pos_S[selS]])
     o = np.lexsort((pos, key))
     ks = key[o]
-    first = np.ones(ks.shape[0], dtype=bool)
+    first = np.ones(ks.size, dtype=bool)
     first[1:] = ks[1:] != ks[:-1]
-    grp_start = np.nonzero(first)[0]
-    g = np.cumsum(first) - 1
-    count[sel[o]] = np.arange(ks.shape[0]) - grp_start[g] + 1
+    grp_start = np.flatnonzero(first)
+    cnt = np.empty(ks.size, dtype=np.int64)
+    cnt[o] = np.arange(ks.size) - grp_start[np.cumsum(first) - 1] + 1
+    countR[selR] = cnt[: selR.size]
     return n_keys
 
 
@@ -257,17 +286,22 @@ def tilt_grid(nll, q, hint, p_top, target, thresholds, boosts) -> TiltSums:
     boosts = np.asarray(boosts, dtype=np.float64)
     base = float(nll.sum())
     hint = np.asarray(hint)
-    has = np.nonzero(hint >= 0)[0]
+    has = np.flatnonzero(hint >= 0)
     pt = np.asarray(p_top, dtype=np.float32)[has]
-    order = np.argsort(-pt, kind="stable")
-    pt_desc = pt[order]
-    idx = has[order]
+    # p_top descending by one packed sort: a non-negative float32's bits order as its value
+    key = (np.uint64(0xFFFFFFFF) - pt.view(np.uint32).astype(np.uint64)) << np.uint64(32)
+    key |= np.arange(has.size, dtype=np.uint64)
+    key.sort()
+    order = (key & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    del key
+    neg = -pt[order]  # ascending
+    # gated count per threshold: p_top >= float32(threshold)
+    n_gated = np.searchsorted(neg, -thresholds.astype(np.float32), side="right")
+    top = int(n_gated.max()) if n_gated.size else 0  # positions below every threshold never count
+    idx = has[order[:top]]
     qd = np.asarray(q, dtype=np.float64)[idx]
     hit = (hint[idx] == np.asarray(target)[idx])
     cum_hit = np.concatenate([[0], np.cumsum(hit, dtype=np.int64)])
-    # gated count per threshold: p_top >= float32(threshold) in the descending order
-    neg = -pt_desc  # ascending
-    n_gated = np.searchsorted(neg, -thresholds.astype(np.float32), side="right")
     out = np.empty(len(thresholds), dtype=np.float64)
     for b in np.unique(boosts):
         sel = np.nonzero(boosts == b)[0]

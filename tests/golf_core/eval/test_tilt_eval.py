@@ -105,3 +105,50 @@ def test_hint_pass_matches_a_plain_dictionary():
         tot[c] = tot.get(c, 0) + 1
         if c not in top or pair[c + (y,)] > top[c][0]:
             top[c] = (pair[c + (y,)], y)
+
+
+def _emulate_reference(s, order, pair_mix):
+    """#2135's token channel as plain Python over 64-bit keys (maps instead of probing)."""
+    from golf_core.eval.tilt import HASH_K
+
+    M, L = 2**64, order - 1
+    K = [int(k) for k in HASH_K]
+    pair, ctx = {}, {}
+    hint = np.full(len(s), -1)
+    ptop = np.zeros(len(s), dtype=np.float32)
+    for i in range(L, len(s)):
+        ck = 0
+        for j in range(L):
+            ck ^= (int(s[i - L + j]) * K[j]) % M
+        y = int(s[i])
+        if ck in ctx:
+            tot, tc, tt = ctx[ck]
+            hint[i], ptop[i] = tt, np.float32(tc) / np.float32(tot)
+        pk = ((ck * pair_mix) % M) ^ ((y * K[L % 32]) % M)
+        pair[pk] = pair.get(pk, 0) + 1
+        c = pair[pk]
+        if ck not in ctx:
+            ctx[ck] = [1, c, y]
+        else:
+            e = ctx[ck]
+            e[0] += 1
+            if c > e[1]:
+                e[1], e[2] = c, y
+    return hint, ptop
+
+
+@pytest.mark.parametrize("pair_mix", [1000003, 0], ids=["reference-keys", "all-pair-keys-collide"])
+def test_hint_pass_reproduces_shared_pair_keys(monkeypatch, pair_mix):
+    """With PAIR_MIX = 0 every context's pair key is tok * K: pair counters are shared across
+    contexts, the reference's collision semantics at their most extreme (the merge path)."""
+    from golf_core.eval import tilt
+
+    monkeypatch.setattr(tilt, "PAIR_MIX", np.uint64(pair_mix))
+    rng = np.random.default_rng(3)
+    s = np.concatenate([rng.integers(0, 6, size=1500), rng.integers(0, 6, size=300)])
+    s = np.concatenate([s, s[:700]])
+    for order in (3, 5):
+        want_h, want_p = _emulate_reference(s, order, pair_mix)
+        got = tilt.hint_pass(s, order)
+        np.testing.assert_array_equal(got.hint, want_h)
+        np.testing.assert_array_equal(got.p_top, want_p)
