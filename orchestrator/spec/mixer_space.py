@@ -316,9 +316,11 @@ def expand_points(mixer: MixerSpec, search: Search) -> list[MixerConfig]:
     return list(points.values())
 
 
-def varying_axes(mixer: MixerSpec) -> list[str]:
-    """The mixer fields that differ between points (what a mix job's name shows)."""
-    return [n for n in AXES if isinstance(mixer.axis(n), Range) or len(mixer.axis(n)) > 1]
+def varying_axes(mixer: MixerSpec, mode: str | None = None) -> list[str]:
+    """The mixer fields that differ between points (what a mix job's name shows); of one mode's
+    axes when `mode` is given."""
+    names = AXES if mode is None else mode_axes(mode)
+    return [n for n in names if isinstance(mixer.axis(n), Range) or len(mixer.axis(n)) > 1]
 
 
 def optuna_studies(mixer: MixerSpec, search: Search) -> tuple[dict, ...]:

@@ -228,7 +228,7 @@ class Sweep(Frozen):
                       for n in FLOAT_AXES if isinstance(getattr(self.mixer, n), Range)]
             if ranges:
                 fail(ranges, "Sweep")
-        if self.search.kind != "grid" and self.mixer.mixing_modes and not varying_axes(self.mixer):
+        if self.search.kind != "grid" and any(not varying_axes(self.mixer, m) for m in self.mixer.mixing_modes):
             fail([(("search",), f"{self.search.kind} search needs a searched mixer field "
                                 "(a {low, high} range or a list of values)")], "Sweep")
         n_eval = len(self.train.seeds) * len(self.eval_points())

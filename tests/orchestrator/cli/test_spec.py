@@ -120,7 +120,7 @@ def test_plan_counts_finished_runs_from_mlflow(tmp_path, capsys):
     out = capsys.readouterr().out
     rows = _rows(out)
     assert rows["train"][:3] == ["2", "1", "1"]  # jobs, finished, to run
-    assert rows["eval"][:3] == ["2", "0", "2"]  # KILLED is not done
+    assert rows["eval"][:3] == ["4", "0", "4"]  # KILLED is not done (2 plain + 2 tilt evals)
 
 
 def test_golf_entry_point(tmp_path):
