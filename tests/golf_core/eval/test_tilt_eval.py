@@ -49,6 +49,17 @@ def test_fused_tilt_equals_factorized(runs, ttt):
     assert "tilt_hint_time_s" in fused and fused["tilt_hint_time_s"] <= fused["eval_time_s"]
     job = mix_job(ndir, TILT)
     assert abs(job["val_bpb"] - bpb) < 1e-12
+    # `golf mix --grid`: tilt points beside others, grouped per hint table (orders 3 and 5)
+    from golf_core.eval.mix import grid_from_dict
+    from golf_core.eval.mix_dir import grid_rows
+
+    cfgs = grid_from_dict({"mixer": {"mode": "tilt", "tilt_order": [3, 5], "tilt_threshold": [0.3, 0.9],
+                                     "tilt_boost": [0.5, 1.5]}})
+    rows = grid_rows(ndir, cfgs + [MixerConfig()])
+    for c, r in zip(cfgs, rows):
+        assert abs(r["val_bpb"] - bpb_from_stats(stats, mix_nll(stats, None, c))) < 1e-9 and r["compliant"]
+    assert rows[[c.model_dump() for c in cfgs].index(TILT.model_dump())]["val_bpb"] == pytest.approx(bpb, abs=1e-9)
+    assert rows[-1]["val_bpb"] == pytest.approx(neural["val_bpb"], rel=1e-9)
     assert (job["tilt_gated"], job["tilt_hits"]) == (fused["tilt_gated"], fused["tilt_hits"])
     for res in (fused, job):
         checks = res["compliance"]["checks"]
