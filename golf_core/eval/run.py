@@ -205,8 +205,10 @@ def run_eval(artifact_dir, spec: EvalSpec, data_dir, out_dir=None,
                 result["tilt_hint_time_s"] = hint_s
                 result["tilt_tables"] = {k: {"order": h.order, "table_bits": h.table_bits, "contexts": h.contexts,
                                              "hinted": int((h.hint >= 0).sum())} for k, h in hints.items()}
-            if spec.mixer.mode == "tilt":
-                result.update({"tilt_gated": fused.gated, "tilt_hits": fused.hits})
+            if spec.mixer.mode == "tilt":  # over every rank's targets (the gathered stats)
+                from golf_core.eval.tilt_eval import tilt_arrays, tilt_counts
+
+                result.update(tilt_counts(res.stats, tilt_arrays(res.stats, spec.mixer), spec.mixer))
             meta = _artifact_meta(artifact_dir, info)
             result["artifact_bytes"] = meta.get("artifact_bytes")
             result["compliance"] = compliance_report(spec, res, model, val, meta, eval_time, vocab, ctx.device)

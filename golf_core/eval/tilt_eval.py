@@ -84,7 +84,8 @@ def tilt_counts(stats: Mapping[str, Any], arrays: TiltArrays, cfg: MixerConfig) 
 
 @dataclass
 class FusedTilt:
-    """The record's path: during scoring, each scored target's nll is tilted at once."""
+    """The record's path: during scoring, each scored target's nll is tilted at once (this
+    rank's targets; gated / hits count this rank's)."""
 
     cfg: MixerConfig
     hints: Hints
