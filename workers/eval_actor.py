@@ -158,9 +158,8 @@ class GpuWorker:
             result = {"val_bpb": bpb, "val_loss": loss, "mixer": mixer}
             if "chunk" in stats:  # per score-first chunk: the sweep's drift plot
                 result["chunk_bpb"] = chunk_bpb(last["nll"], stats["bytes"], stats["chunk"])
-        counts = getattr(self.runner, "tilt_counts", None)  # tilt: how often it fires, how often right
-        if counts is not None:
-            result.update(counts(stats, ngram_for(result["mixer"]), result["mixer"]))
+        if (result.get("mixer") or {}).get("mode") == "tilt":  # how often it fires, how often right
+            result.update(self.runner.tilt_counts(stats, ngram_for(result["mixer"]), result["mixer"]))
         carried = self.carried.get_or(stats_key, lambda: _carried_checks(stats_dir))
         result["compliance"] = self.runner.audit_mix(stats, ngram_for(result["mixer"]), result["mixer"], vocab_size,
                                                      carried=carried)
