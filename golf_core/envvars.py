@@ -16,7 +16,7 @@ from __future__ import annotations
 import typing
 from typing import Any, Mapping
 
-__all__ = ["ALIASES", "EVAL_ALIASES", "RUN_SECTIONS", "apply_env", "env_fields"]
+__all__ = ["ALIASES", "EVAL_ALIASES", "RUN_SECTIONS", "TILT_SWITCH", "apply_env", "env_fields"]
 
 # The sections whose fields are exposed under their own upper-cased names.
 RUN_SECTIONS = ("model", "train")
@@ -39,7 +39,13 @@ EVAL_ALIASES: dict[str, str] = {
     "TTT_EPOCHS": "ttt.epochs",
     "TTT_CHUNK_TOKENS": "eval.chunk_tokens",
     "BYTE_WEIGHTED_TTT": "ttt.byte_weighted",
+    # PR #2135's token-only n-gram tilt (online_ngram_tilt.py's knobs)
+    "TOKEN_ORDER": "mixer.tilt_order",
+    "TOKEN_THRESHOLD": "mixer.tilt_threshold",
+    "TOKEN_BOOST": "mixer.tilt_boost",
 }
+# #2135's switch: NGRAM_TILT_ENABLED=1 sets mixer.mode=tilt, =0 turns a tilt mixer off (none)
+TILT_SWITCH = "NGRAM_TILT_ENABLED"
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -120,4 +126,9 @@ def apply_env(run_config: Mapping[str, Any], eval_spec: Mapping[str, Any] | None
         elif path.startswith("eval."):
             _set(run, path, value)
             used[env] = path
+    if TILT_SWITCH in environ and spec is not None:
+        on = parse_value(TILT_SWITCH, environ[TILT_SWITCH], bool)
+        mode = (spec.get("mixer") or {}).get("mode", "none")
+        _set(spec, "mixer.mode", "tilt" if on else ("none" if mode == "tilt" else mode))
+        used[TILT_SWITCH] = "eval_spec.mixer.mode"
     return run, spec, used

@@ -179,6 +179,8 @@ class GpuWorker:
             result = {"val_bpb": bpb, "val_loss": loss, "mixer": mixer}
             if "chunk" in stats:  # per score-first chunk: the sweep's drift plot
                 result["chunk_bpb"] = chunk_bpb(last["nll"], stats["bytes"], stats["chunk"])
+        if (result.get("mixer") or {}).get("mode") == "tilt":  # how often it fires, how often right
+            result.update(self.runner.tilt_counts(stats, ngram_for(result["mixer"]), result["mixer"]))
         carried = self.carried.get_or(stats_key, lambda: _carried_checks(stats_dir))
         # the audit's config-independent checks (single pass, every token scored, score before
         # update) once per (eval, table key); sum_v p(v) is measured for every config (issue 21)

@@ -82,6 +82,11 @@ class GolfRunner:
     def ngram(self, val_tokens: Any, stats: dict, mixer: dict, chunk_tokens: int, vocab_size: int) -> Any:
         from golf_core.eval.ngram import ngram_pass
 
+        cfg = self.mixer_config(mixer)
+        if cfg.mode == "tilt":  # the eval priced the hints: the arrays come with the stats
+            from golf_core.eval.tilt_eval import tilt_arrays
+
+            return tilt_arrays(stats, cfg)
         # the stream the eval scored (max_tokens, a dropped tail): the fused path's tables and
         # miss vocabulary see no token past it; n_ctx: the window context the fused path used
         val = val_tokens[: int(np.max(stats["pos"])) + 1] if len(stats["pos"]) else val_tokens
@@ -92,6 +97,15 @@ class GolfRunner:
         from golf_core.eval.mix import mix_nll
 
         return np.asarray(mix_nll(stats, ngram, self.mixer_config(mixer)), dtype=np.float64)
+
+    def tilt_counts(self, stats: dict, ngram: Any, mixer: dict) -> dict:
+        """tilt_gated / tilt_hits of a tilt point (empty for other modes)."""
+        cfg = self.mixer_config(mixer)
+        if cfg.mode != "tilt":
+            return {}
+        from golf_core.eval.tilt_eval import tilt_counts
+
+        return tilt_counts(stats, ngram, cfg)
 
     def audit_mix(self, stats: dict, ngram: Any, mixer: dict, vocab_size: int, carried: dict | None = None,
                   shared: dict | None = None) -> dict:

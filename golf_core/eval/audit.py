@@ -51,6 +51,9 @@ def _check(passed: bool, value: Any, detail: str) -> dict:
 
 
 def check_mode(cfg: MixerConfig) -> dict:
+    if cfg.mode == "tilt":
+        return _check(True, "tilt", "token-only tilt (#2135, #1145): one prefix hint boosted, "
+                                    "renormalized in closed form over the full vocabulary")
     return rules.mixer_mode(cfg.mode).as_dict()
 
 
@@ -268,11 +271,14 @@ def audit(*, spec=None, mixer_cfg: MixerConfig | None = None, vocab_size: int | 
         elif total_tokens is not None:
             checks["ratio_scored"] = check_ratio_scored(pos, total_tokens)
         aidx = stats.get("audit_idx")
+        if cfg.mode == "tilt":
+            _tilt_checks(checks, stats, cfg, val_tokens if causal_ngram else None)
+            aidx = None  # the n-gram rows below are not tilt's
         run_rows = stats.get("audit_p_ngram") is not None and stats.get("order") is not None
-        if ngram is None and not run_rows and have_stream and cfg.mode != "none":
+        if ngram is None and not run_rows and have_stream and cfg.mode not in ("none", "tilt"):
             ngram = ngram_pass(val_tokens, pos, stats["chunk"], cfg, chunk_tokens, vocab_size=vocab_size,
                                audit_idx=aidx, device=device, n_ctx=stats.get("n_ctx"))
-        if aidx is not None and stats.get("audit_p_model") is not None and len(aidx):
+        if cfg.mode != "tilt" and aidx is not None and stats.get("audit_p_model") is not None and len(aidx):
             aidx = np.asarray(aidx, dtype=np.int64)
             rows = None
             if cfg.mode == "none":
@@ -284,9 +290,9 @@ def audit(*, spec=None, mixer_cfg: MixerConfig | None = None, vocab_size: int | 
             if rows is not None:
                 checks["normalized_sum"] = check_normalized_sum(cfg, stats["audit_p_model"], rows,
                                                                 np.asarray(stats["entropy"])[aidx], order)
-        if causal_ngram and have_stream and cfg.mode != "none" and pos.size > 1:
+        if causal_ngram and have_stream and cfg.mode not in ("none", "tilt") and pos.size > 1:
             checks["causal"] = check_ngram_causal(val_tokens, stats, cfg, chunk_tokens, vocab_size, device=device)
-    if events is None and ngram is not None and ngram.events:
+    if events is None and getattr(ngram, "events", None):  # tilt's arrays carry no schedule
         events = ngram.events
     if "score_before_update" in shared:
         checks["score_before_update"] = shared["score_before_update"]
@@ -313,6 +319,23 @@ def audit(*, spec=None, mixer_cfg: MixerConfig | None = None, vocab_size: int | 
     skipped = [c for c in CORE_CHECKS if c not in checks]
     compliant = all(c["passed"] for c in checks.values()) and not skipped
     return {"compliant": bool(compliant), "checks": checks, "skipped": skipped}
+
+
+def _tilt_checks(checks: dict, stats: Mapping[str, Any], cfg: MixerConfig, val_tokens) -> None:
+    """Tilt's C1-C3: sum of the full tilted rows at the audit positions, and the hint pass's
+    invariance to tokens >= t (x_t included) re-run on the stream (golf_core.eval.tilt_eval)."""
+    from golf_core.eval.tilt import TiltError
+    from golf_core.eval.tilt_eval import check_tilt_causal, check_tilt_sum, tilt_arrays
+
+    try:
+        arrays = tilt_arrays(stats, cfg)
+    except TiltError as e:
+        checks["normalized_sum"] = _check(False, None, str(e))
+        return
+    if stats.get("audit_idx") is not None and stats.get("audit_p_model") is not None and len(stats["audit_idx"]):
+        checks["normalized_sum"] = check_tilt_sum(stats, arrays, cfg)
+    if val_tokens is not None:
+        checks["causal"] = check_tilt_causal(val_tokens, cfg)
 
 
 def standalone_audit(cfg: MixerConfig, *, vocab_size: int = 1024, tokens: int = 20_000, chunk_tokens: int = 2048,

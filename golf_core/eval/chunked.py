@@ -107,6 +107,7 @@ def evaluate_chunked(
     on_progress: Callable[[dict], None] | None = None,
     collect_stats: bool = True,
     autocast: str = "auto",  # golf_core.accel modes; auto = bf16 on CUDA (a test forces bf16 on CPU)
+    hints: dict | None = None,  # tilt: table tag -> (N,) hint per stream index; q = p(hint) recorded
 ) -> ChunkedResult:
     """Score-first chunked evaluation with optional TTT; every rank calls it."""
     device = torch.device(device)
@@ -143,7 +144,8 @@ def evaluate_chunked(
             # --- 1. score (inference mode: nothing here can change the model) ---
             with torch.inference_mode():
                 scored = score_windows(model, tokens, windows, mine, luts, eval_cfg, device,
-                                       want_entropy=True, audit_pos=audit_pos, autocast=autocast).numpy()
+                                       want_entropy=True, audit_pos=audit_pos, autocast=autocast,
+                                       hints=hints).numpy()
             events.append({"kind": "score", "chunk": c, "rank": rank,
                            "lo": int(windows.target_lo[chunk_windows].min()),
                            "hi": int(windows.target_hi[chunk_windows].max())})

@@ -3,13 +3,13 @@
 Names here are the names in spec files and `--set`: eval.seq_len, eval.stride,
 eval.chunk_tokens, mixer.mode, mixer.orders, mixer.buckets, mixer.min_count,
 mixer.alpha_base, mixer.alpha_range, mixer.entropy_slope, mixer.entropy_center,
-ttt.enabled, ttt.lr.
+mixer.tilt_order, mixer.tilt_threshold, mixer.tilt_boost, mixer.tilt_table_bits, ttt.enabled, ttt.lr.
 """
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_serializer, model_validator
 
 from golf_core.rules import EVAL_CAP_S
 from golf_core.config import MAX_COUNT, MAX_SEQ, MAX_TOKENS, Frozen
@@ -44,6 +44,10 @@ class EvalConfig(Frozen):
         False, description="#779's per-position temperature from the model's entropy")
     audit: bool = Field(True, description="run the compliance audit (C1-C4, ratio_scored, sizes, times)")
     audit_positions: int = Field(32, ge=0, le=MAX_COUNT, description="positions where sum_v p(v) = 1 is measured")
+    # (order, table_bits) of the tilt hint tables whose hints the neural pass prices (q = p(h));
+    # set by the plan from the sweep's tilt points, () = none (then not part of the identity)
+    tilt_tables: tuple[tuple[Annotated[int, Field(ge=2, le=33)], Annotated[int, Field(ge=0, le=30)]], ...] = Field(
+        (), max_length=64, description="(order, table_bits) tilt hint tables priced by the neural pass")
 
     @model_validator(mode="after")
     def _stride_fits(self) -> "EvalConfig":
@@ -51,12 +55,26 @@ class EvalConfig(Frozen):
             raise ValueError(f"stride {self.stride} larger than seq_len {self.seq_len}")
         return self
 
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict:
+        """tilt_tables only when set: configs without tilt dump (and hash: train, eval and mix
+        identities) exactly as before the field existed."""
+        d = handler(self)
+        if not self.tilt_tables:
+            d.pop("tilt_tables", None)
+        return d
+
+    def identity_dump(self) -> dict:
+        return self.model_dump(mode="json")
+
 
 class MixerConfig(Frozen):
     # none: the model alone. hashed_target: #779's estimator, exact, always non-compliant.
     # normalized: same tables, selected order's counts over all V candidates renormalized (C2).
-    mode: Literal["none", "hashed_target", "normalized"] = Field(
-        "none", description="none = model alone; hashed_target = #779 (never compliant); normalized = legal")
+    # tilt: #2135's token-only tilt (#1145): one prefix hint boosted, closed-form renormalized.
+    mode: Literal["none", "hashed_target", "normalized", "tilt"] = Field(
+        "none", description="none = model alone; hashed_target = #779 (never compliant); normalized = legal; "
+                            "tilt = #2135's token-only n-gram tilt (legal)")
     orders: tuple[int, ...] = Field(
         (2, 3, 4, 5, 6, 7), description="n-gram orders, each >= 2, backed off from the highest")
     buckets: int = Field(  # 2^30 = 8 GiB of int64 counts per order and table
@@ -83,6 +101,14 @@ class MixerConfig(Frozen):
     # the model's V (its rows are distributions over the model's vocabulary).
     miss_vocab: Literal["model", "max_token"] = Field(
         "model", description="hashed_target's 1/V on a miss: V of the model, or the stream's max token + 1")
+
+    # token-only tilt (PR #2135: TOKEN_ORDER=16 TOKEN_THRESHOLD=0.800 TOKEN_BOOST=2.625)
+    tilt_order: int = Field(16, ge=2, le=33, description="tilt: context of order - 1 previous tokens (#2135: 16)")
+    tilt_threshold: float = Field(
+        0.8, ge=0.0, le=1.0, description="tilt fires where the hint's share p_top >= this (#2135: 0.800)")
+    tilt_boost: float = Field(2.625, ge=0.0, le=50.0, description="tilt: log-boost of the hint token (#2135: 2.625)")
+    tilt_table_bits: int = Field(
+        0, ge=0, le=30, description="tilt hash table 2^bits slots; 0 = #2135's size for the stream (n / 0.55)")
 
     @field_validator("buckets")
     @classmethod
@@ -114,8 +140,26 @@ class MixerConfig(Frozen):
 
     def table_key(self) -> tuple:
         """The fields that change the n-gram pass (not the mix): one pass per distinct key."""
+        if self.mode == "tilt":
+            return ("tilt", self.tilt_order, self.tilt_table_bits)
         miss = self.miss_vocab if self.mode == "hashed_target" else "model"
         return (self.mode, self.orders, self.buckets, self.min_count, self.primes, self.warmup_tokens, miss)
+
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler) -> dict:
+        """A tilt point dumps only its mode and tilt fields; any other point only the fields it
+        had before tilt existed, so its fingerprint, params and job identity are unchanged."""
+        d = handler(self)
+        if self.mode == "tilt":
+            return {k: v for k, v in d.items() if k == "mode" or k in TILT_FIELDS}
+        return {k: v for k, v in d.items() if k not in TILT_FIELDS}
+
+    def identity_dump(self) -> dict:
+        return self.model_dump(mode="json")
+
+
+TILT_FIELDS = ("tilt_order", "tilt_threshold", "tilt_boost", "tilt_table_bits")
 
 
 class TTTConfig(Frozen):

@@ -57,6 +57,10 @@ def check_stats(stats: Mapping[str, Any], keys=("p_model", "entropy", "bytes")) 
 
 def mix_nll(stats: Mapping[str, Any], ngram, cfg: MixerConfig) -> np.ndarray:
     """Per-token NLL (nats, float64) of one mixer config over the saved stats."""
+    if cfg.mode == "tilt":  # #2135's tilt: elementwise over the stats' hints and q
+        from golf_core.eval.tilt_eval import TiltArrays, stats_tilt_nll, tilt_arrays
+
+        return stats_tilt_nll(stats, ngram if isinstance(ngram, TiltArrays) else tilt_arrays(stats, cfg), cfg)
     n = check_stats(stats)
     order, p_ng = _ngram_arrays(stats, ngram)
     if order.shape[0] != n:
@@ -77,6 +81,8 @@ def mix_bpb(stats: Mapping[str, Any], ngram, cfgs: list[MixerConfig], *, device:
     """
     if not cfgs:
         return []
+    if any(c.mode == "tilt" for c in cfgs):
+        return _mix_bpb_tilt(stats, ngram, cfgs, device=device, dtype=dtype, max_elems=max_elems)
     n = check_stats(stats)
     order_np, png_np = _ngram_arrays(stats, ngram)
     if order_np.shape[0] != n:
@@ -135,6 +141,34 @@ def mix_bpb(stats: Mapping[str, Any], ngram, cfgs: list[MixerConfig], *, device:
     mixed_sums = (sums.cpu().numpy() + base_nll).tolist()
     it = iter(mixed_sums)
     return [bpb(model_nll if c.mode == "none" else next(it), byte_sum) for c in cfgs]
+
+
+def _mix_bpb_tilt(stats, ngram, cfgs, **kw) -> list[float]:
+    """Tilt points by prefix sums per hint table (tilt.tilt_grid); the others as mix_bpb does."""
+    from golf_core.eval.tilt import tilt_grid
+    from golf_core.eval.tilt_eval import model_nll_of, tilt_arrays
+
+    out = [math.nan] * len(cfgs)
+    other = [i for i, c in enumerate(cfgs) if c.mode not in ("tilt", "none")]
+    if other:
+        for i, b in zip(other, mix_bpb(stats, ngram, [cfgs[i] for i in other], **kw)):
+            out[i] = b
+    byte_sum = float(np.asarray(stats["bytes"], dtype=np.float64).sum())
+    nll = model_nll_of(stats)
+    for i, c in enumerate(cfgs):
+        if c.mode == "none":
+            out[i] = bpb(float(nll.sum()), byte_sum)
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(cfgs):
+        if c.mode == "tilt":
+            groups.setdefault(c.table_key(), []).append(i)
+    for idx in groups.values():
+        arr = tilt_arrays(stats, cfgs[idx[0]])
+        sums = tilt_grid(nll, arr.q, arr.hint, arr.p_top, stats["target"],
+                         [cfgs[i].tilt_threshold for i in idx], [cfgs[i].tilt_boost for i in idx])
+        for i, s in zip(idx, sums.nll):
+            out[i] = bpb(float(s), byte_sum)
+    return out
 
 
 # ---- grids -----------------------------------------------------------------------------

@@ -72,6 +72,10 @@ def _ngram_for(stats, val, cfg: MixerConfig, chunk_tokens, vocab, device, reuse,
     n = len(stats["pos"])
     if cfg.mode == "none":
         return NgramResult(np.zeros(n, dtype=np.int8), np.zeros(n))
+    if cfg.mode == "tilt":  # the hints and q came with the stats (the eval priced them)
+        from golf_core.eval.tilt_eval import tilt_arrays
+
+        return tilt_arrays(stats, cfg)
     if reuse is not None and cfg.table_key() == reuse and "order" in stats and "p_ngram" in stats and audit_idx is None:
         return NgramResult(stats["order"], stats["p_ngram"], table_key=reuse)  # the run's own pass
     # n_ctx: the window context the fused path used (it matters where stride == seq_len)
@@ -99,8 +103,8 @@ def grid_rows(run_dir, cfgs: list[MixerConfig], *, data_dir=None, chunk_tokens: 
             bpbs[i] = b
     fields = list(MixerConfig.model_fields)
     dumps = [c.model_dump(mode="json") for c in cfgs]
-    varying = [f for f in fields if len({json.dumps(d[f]) for d in dumps}) > 1] or ["mode"]
-    return [{"val_bpb": b, "compliant": c.mode != "hashed_target", **{f: d[f] for f in varying}, "config": d}
+    varying = [f for f in fields if len({json.dumps(d.get(f)) for d in dumps}) > 1] or ["mode"]
+    return [{"val_bpb": b, "compliant": c.mode != "hashed_target", **{f: d.get(f) for f in varying}, "config": d}
             for c, d, b in zip(cfgs, dumps, bpbs)]
 
 
@@ -136,7 +140,6 @@ def mix_job(run_dir, mixer_cfg: MixerConfig, *, data_dir=None, out_dir=None, dev
         "val_bpb_model": bpb(float(-np.log(np.asarray(stats["p_model"], dtype=np.float64)).sum()), nbytes),
         "tokens_scored": int(nll.size),
         "bytes_scored": int(nbytes),
-        "order_counts": np.bincount(ng.order.astype(np.int64), minlength=max(mixer_cfg.orders) + 1).tolist(),
         "mix_time_s": time.perf_counter() - t0,
         "eval_time_s": None if eval_s is None else float(eval_s) + pass_s,  # neural pass + n-gram pass
         "artifact_bytes": result.get("artifact_bytes"),
@@ -144,6 +147,12 @@ def mix_job(run_dir, mixer_cfg: MixerConfig, *, data_dir=None, out_dir=None, dev
         "mixer": mixer_cfg.model_dump(mode="json"),
         "eval_dir": str(run_dir),
     }
+    if mixer_cfg.mode == "tilt":
+        from golf_core.eval.tilt_eval import tilt_counts
+
+        out.update(tilt_counts(stats, ng, mixer_cfg))
+    else:
+        out["order_counts"] = np.bincount(ng.order.astype(np.int64), minlength=max(mixer_cfg.orders) + 1).tolist()
     if out_dir is not None:
         p = Path(out_dir)
         p.mkdir(parents=True, exist_ok=True)

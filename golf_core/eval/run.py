@@ -102,11 +102,38 @@ def compliance_report(spec: EvalSpec, res: ChunkedResult, model, val_tokens, met
     """The audit helper's verdict (golf_core.eval.audit.audit) on this evaluation."""
     from golf_core.eval.audit import audit
 
-    return audit(
+    rep = audit(
         stats=res.stats, spec=spec, events=res.events, val_tokens=val_tokens, model=model,
         artifact_bytes=meta.get("artifact_bytes"), eval_time_s=eval_time_s,
         total_tokens=res.total_tokens, vocab_size=vocab_size, device=device,
     )
+    if spec.eval.tilt_tables and spec.mixer.mode != "tilt":
+        # the hint tables' causality, once per eval: the tilt mix jobs carry it (it does not
+        # depend on threshold or boost)
+        from golf_core.eval.config import MixerConfig
+        from golf_core.eval.tilt_eval import check_tilt_causal
+
+        vt = val_tokens.cpu().numpy() if isinstance(val_tokens, torch.Tensor) else val_tokens
+        parts = [check_tilt_causal(vt, MixerConfig(mode="tilt", tilt_order=o, tilt_table_bits=b))
+                 for o, b in spec.eval.tilt_tables]
+        rep["checks"]["causal"] = {"passed": all(p["passed"] for p in parts), "value": [p["value"] for p in parts],
+                                   "detail": "tilt hint tables: " + "; ".join(p["detail"] for p in parts)}
+        rep["compliant"] = rep["compliant"] and rep["checks"]["causal"]["passed"]
+    return rep
+
+
+def _hint_tensors(hints: dict, device) -> dict | None:
+    """Each table's hints on the scoring device, indexed by stream position (-1: no hint)."""
+    return {k: torch.from_numpy(h.hint.astype(np.int64)).to(device) for k, h in hints.items()} or None
+
+
+def tilt_tables(spec: EvalSpec) -> list[tuple[int, int]]:
+    """(order, table_bits) hint tables this evaluation builds: the plan's eval.tilt_tables and
+    the tilt mixer's own."""
+    tables = set(spec.eval.tilt_tables)
+    if spec.mixer.mode == "tilt":
+        tables.add((spec.mixer.tilt_order, spec.mixer.tilt_table_bits))
+    return sorted(tables)
 
 
 def check_inputs(artifact_dir: Path, data_dir: Path) -> None:
@@ -144,12 +171,26 @@ def run_eval(artifact_dir, spec: EvalSpec, data_dir, out_dir=None,
             torch.cuda.synchronize()
         # The clock covers everything that counts against the 600 s eval cap: tables included.
         t0 = time.perf_counter()
-        fused = FusedMixer(spec.mixer, val, vocab, ctx.device) if spec.mixer.mode != "none" else None
+        hints, hint_s, tables = {}, 0.0, tilt_tables(spec)
+        if tables:  # tilt (#2135): tokens-only hint pass first, inside the timer (its precompute)
+            from golf_core.eval.tilt_eval import build_hints
+
+            hints, hint_s = build_hints(val, tables)
+            if on_progress is not None and ctx.rank == 0:
+                on_progress({"event": "tilt_hints", "elapsed_s": hint_s, "tables": sorted(hints)})
+        fused = None
+        if spec.mixer.mode == "tilt":
+            from golf_core.eval.tilt_eval import FusedTilt, cfg_tag
+
+            fused = FusedTilt(spec.mixer, hints[cfg_tag(spec.mixer)])
+        elif spec.mixer.mode != "none":
+            fused = FusedMixer(spec.mixer, val, vocab, ctx.device)
         res = evaluate_chunked(
             model, val, luts, spec.eval, spec.ttt, ctx.device, ctx.rank, ctx.world_size,
             on_scored=fused.on_scored if fused else None,
-            after_score=fused.absorb if fused else None,
+            after_score=getattr(fused, "absorb", None),
             on_progress=on_progress,
+            hints=_hint_tensors(hints, ctx.device),
         )
         if ctx.device.type == "cuda":
             torch.cuda.synchronize()
@@ -157,6 +198,17 @@ def run_eval(artifact_dir, spec: EvalSpec, data_dir, out_dir=None,
         result = None
         if ctx.rank == 0:
             result = _result(spec, res, eval_time)
+            if hints:
+                from golf_core.eval.tilt_eval import add_hint_stats
+
+                add_hint_stats(res.stats, hints)
+                result["tilt_hint_time_s"] = hint_s
+                result["tilt_tables"] = {k: {"order": h.order, "table_bits": h.table_bits, "contexts": h.contexts,
+                                             "hinted": int((h.hint >= 0).sum())} for k, h in hints.items()}
+            if spec.mixer.mode == "tilt":  # over every rank's targets (the gathered stats)
+                from golf_core.eval.tilt_eval import tilt_arrays, tilt_counts
+
+                result.update(tilt_counts(res.stats, tilt_arrays(res.stats, spec.mixer), spec.mixer))
             meta = _artifact_meta(artifact_dir, info)
             result["artifact_bytes"] = meta.get("artifact_bytes")
             result["compliance"] = compliance_report(spec, res, model, val, meta, eval_time, vocab, ctx.device)

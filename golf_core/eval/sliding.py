@@ -68,6 +68,7 @@ class Scored:
     n_ctx: list = field(default_factory=list)  # tokens the window shows before the target (j + 1)
     audit_pos: list = field(default_factory=list)
     audit_p: list = field(default_factory=list)  # (k, V) float64 model distributions
+    q_hint: dict = field(default_factory=dict)  # tilt table tag -> [(n,) p_model(hint)] (0 where no hint)
     with_entropy: bool = False  # entropy / n_ctx keys present even when no window was scored
 
     def numpy(self) -> dict[str, np.ndarray]:
@@ -86,6 +87,8 @@ class Scored:
         if self.with_entropy:
             out["entropy"] = cat(self.entropy, np.float32)
             out["n_ctx"] = cat(self.n_ctx, np.int32)
+        for tag, parts in self.q_hint.items():
+            out[f"tilt_q_{tag}"] = cat(parts, np.float64)
         if self.audit_pos:
             out["audit_pos"] = cat(self.audit_pos, np.int64)
             out["audit_p_model"] = torch.cat(self.audit_p).cpu().numpy().astype(np.float64)
@@ -104,6 +107,7 @@ def score_windows(
     audit_pos: torch.Tensor | None = None,  # sorted int64 positions whose full distribution is kept
     out: Scored | None = None,
     autocast: str = "auto",  # golf_core.accel modes: auto = bf16 on CUDA, as the records evaluate
+    hints: dict | None = None,  # tilt table tag -> (N,) int64 hint per stream index (-1: none), on device
 ) -> Scored:
     """Score windows `idx` in batches of eval.batch_seqs; caller holds inference mode."""
     out = out or Scored()
@@ -131,6 +135,11 @@ def score_windows(
         tgt, prv = y[rows, cols], x[rows, cols]
         pos = ws[rows] + cols + 1
         out.nll.append(-logp.gather(1, tgt[:, None]).squeeze(1))
+        for tag, h in (hints or {}).items():
+            # tilt (#2135): the scored distribution's probability of each position's hint, q
+            hp = h[pos]
+            q = logp.gather(1, hp.clamp(min=0)[:, None]).squeeze(1).double().exp()
+            out.q_hint.setdefault(tag, []).append(torch.where(hp >= 0, q, torch.zeros_like(q)))
         out.pos.append(pos)
         out.target.append(tgt)
         out.prev.append(prv)

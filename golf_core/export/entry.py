@@ -135,6 +135,12 @@ class UpstreamLog:
         kind = "ttt" if spec["ttt"]["enabled"] else "sliding_window" if ev["stride"] < ev["seq_len"] else "eval"
         name = f"final_{self.tag}_{kind}"
         mode = spec["mixer"]["mode"]
+        if "tilt_hint_time_s" in result:  # #2135's line: the hint precompute, inside the eval timer
+            self(f"ngram_tilt:precompute_done elapsed={result['tilt_hint_time_s']:.2f}s (inside eval_time)")
+        if mode == "tilt":
+            m = spec["mixer"]
+            self(f"ngram_tilt:hints order={m['tilt_order']} threshold={m['tilt_threshold']} "
+                 f"boost={m['tilt_boost']} gated={result.get('tilt_gated')} hits={result.get('tilt_hits')}")
         if mode != "none":  # the model alone first: the last score line is the record's
             self(f"{name}_model_exact val_loss:{result['val_loss_model']:.8f} val_bpb:{result['val_bpb_model']:.8f}")
             name += "_ngram_" + mode

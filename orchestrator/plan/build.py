@@ -37,6 +37,7 @@ from golf_core.config import ConfigError
 from golf_core.data.config import DataConfig
 from golf_core.eval.config import EvalConfig, TTTConfig
 from golf_core.presets import RunConfig
+from orchestrator.spec.mixer_space import eval_groups
 from orchestrator.spec.sweep import Sweep, load_sweep, varying_axes
 from orchestrator.tracking.params import flatten_params
 from workers import contract
@@ -104,7 +105,7 @@ def train_identity(run: RunConfig, ranks: int, data_identity: str, code_version:
 
 
 def eval_identity(train_id: str, eval_cfg: EvalConfig, ttt: TTTConfig, code_version: str) -> str:
-    return identity_of("eval", {"train": train_id, "eval": eval_cfg.model_dump(mode="json"),
+    return identity_of("eval", {"train": train_id, "eval": eval_cfg.identity_dump(),
                                 "ttt": ttt.model_dump(mode="json")}, code_version)
 
 
@@ -218,12 +219,18 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
     trains, evals, mixes = [], [], []
     axes = varying_axes(sweep.mixer)
     # per mixer point, once (not per seed x eval): its canonical JSON, name and params (issue 21)
-    points = []
-    for mixer in sweep.mixer_points():
-        m_cfg = {"mixer": mixer.model_dump(mode="json")}
-        shown = "" if mixer.mode == "none" or not axes else \
-            "/" + ",".join(f"{a}={_short(m_cfg['mixer'][a])}" for a in axes)
-        points.append((mixer, canonical_json(m_cfg), f"{mixer.mode}{shown}", mixer_params(m_cfg)))
+    # (a tilt point's dump leaves out the tilt fields of other modes, so their identities stay)
+    points = {}
+    mixers = list(sweep.mixer_points())
+    for mixer in mixers:
+        m_cfg = {"mixer": mixer.identity_dump()}
+        shown_axes = [a for a in axes if a in m_cfg["mixer"]]
+        shown = "" if mixer.mode == "none" or not shown_axes else \
+            "/" + ",".join(f"{a}={_short(m_cfg['mixer'][a])}" for a in shown_axes)
+        points[id(mixer)] = (canonical_json(m_cfg), f"{mixer.mode}{shown}", mixer_params(m_cfg))
+    # tilt points need a neural pass that also prices their hints (q = p_model(h)): their own
+    # eval job, so the evals and mixes of the other modes keep their identities
+    groups = eval_groups(mixers, sweep.optuna_studies())
     for seed in sweep.train.seeds:
         run = sweep.run_config(seed)
         on_gpu = run.train.device != "cpu"  # "auto" asks for GPUs; the driver may fall back
@@ -234,28 +241,32 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
         for e_idx, point in enumerate(sweep.eval_points()):
             ev, ttt = point.eval_config(), point.ttt
             e_ranks = point.gpus_per_job or ranks
-            e_id = eval_identity(t_id, ev, ttt, codes["eval"])
-            e_cfg = {"eval": ev.model_dump(mode="json"), "ttt": ttt.model_dump(mode="json")}
-            e_params = {**base_params, "train.seed": str(seed), "ranks": str(e_ranks), **flatten_params(e_cfg)}
-            e_name = f"eval/s{seed}/e{e_idx}"
-            evals.append(EvalJob(identity=e_id, name=e_name, eval=ev, ttt=ttt, deps=(t_id,), seed=seed,
-                                 gpus=e_ranks if on_gpu else 0, ranks=e_ranks, params=e_params))
-            short_eval = {k: e_params[k] for k in ("eval.seq_len", "eval.stride", "eval.chunk_tokens",
-                                                   "ttt.enabled")}
-            for mixer, m_json, m_name, m_params in points:
-                mixes.append(MixJob(
-                    identity=_mix_identity_json(e_id, m_json, codes["mix"]),
-                    name=f"mix/s{seed}/e{e_idx}/{m_name}", mixer=mixer, deps=(e_id,), seed=seed,
-                    gpus=1 if on_gpu else 0, ranks=1,
-                    params={**base_params, "train.seed": str(seed), **short_eval, **m_params}))
-            for study in sweep.optuna_studies():
-                mode = study["mixer_base"]["mode"]
-                mixes.append(OptunaMixJob(identity=mix_identity(e_id, study, codes["mix"]),
-                                          name=f"mix/s{seed}/e{e_idx}/{mode}/optuna", mixer_base=study["mixer_base"],
-                                          optuna=OptunaSpace(**study["optuna"]), deps=(e_id,), seed=seed,
-                                          gpus=1 if on_gpu else 0, ranks=1,
-                                          params={**base_params, "train.seed": str(seed), **short_eval,
-                                                  **flatten_params(study)}))
+            for tables, g_mixers, studies in groups:
+                ev_g = ev.model_copy(update={"tilt_tables": tables}) if tables else ev
+                e_id = eval_identity(t_id, ev_g, ttt, codes["eval"])
+                e_cfg = {"eval": ev_g.identity_dump(), "ttt": ttt.model_dump(mode="json")}
+                e_params = {**base_params, "train.seed": str(seed), "ranks": str(e_ranks), **flatten_params(e_cfg)}
+                e_name = f"eval/s{seed}/e{e_idx}" + ("/tilt" if tables else "")
+                evals.append(EvalJob(identity=e_id, name=e_name, eval=ev_g, ttt=ttt, deps=(t_id,), seed=seed,
+                                     gpus=e_ranks if on_gpu else 0, ranks=e_ranks, params=e_params))
+                short_eval = {k: e_params[k] for k in ("eval.seq_len", "eval.stride", "eval.chunk_tokens",
+                                                       "ttt.enabled")}
+                for mixer in g_mixers:
+                    m_json, m_name, m_params = points[id(mixer)]
+                    mixes.append(MixJob(
+                        identity=_mix_identity_json(e_id, m_json, codes["mix"]),
+                        name=f"mix/s{seed}/e{e_idx}/{m_name}", mixer=mixer, deps=(e_id,), seed=seed,
+                        gpus=1 if on_gpu else 0, ranks=1,
+                        params={**base_params, "train.seed": str(seed), **short_eval, **m_params}))
+                for study in studies:
+                    mode = study["mixer_base"]["mode"]
+                    mixes.append(OptunaMixJob(identity=mix_identity(e_id, study, codes["mix"]),
+                                              name=f"mix/s{seed}/e{e_idx}/{mode}/optuna",
+                                              mixer_base=study["mixer_base"],
+                                              optuna=OptunaSpace(**study["optuna"]), deps=(e_id,), seed=seed,
+                                              gpus=1 if on_gpu else 0, ranks=1,
+                                              params={**base_params, "train.seed": str(seed), **short_eval,
+                                                      **flatten_params(study)}))
     return _with_reference(_finish_plan(sweep, tuple(trains + evals + mixes), data, data_id), sweep, workspace)
 
 

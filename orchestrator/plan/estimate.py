@@ -88,8 +88,13 @@ def train_seconds(run: RunConfig, ranks: int, tokens: int) -> float:
     return loop + roundtrip + (STARTUP_GPU_S if gpu else STARTUP_CPU_S)
 
 
+# tilt hint pass (golf_core.eval.tilt.hint_pass), tokens/s on one CPU core: bench/tilt.py,
+# order 16 over 47.85M synthetic tokens on a loaded 2-core CPU (bench/RESULTS.md)
+TILT_HINT_RATE = 0.5e6
+
+
 def mix_seconds(mixer: MixerConfig, tokens: int, vocab: int, gpu: bool, first_of_key: bool) -> float:
-    if mixer.mode == "none" or not first_of_key:
+    if mixer.mode in ("none", "tilt") or not first_of_key:  # tilt: its hints came with the eval
         return 0.01
     pos_orders = tokens * len(mixer.orders)
     rate = NORMALIZED_RATE_GPU * (1 if gpu else 0.05)
@@ -139,7 +144,7 @@ def estimate_plan(plan: Plan, workspace: str | Path = ".", tokens: int | None = 
             ev, ttt = job.eval, job.ttt
             gpu = _on_gpu(run)
             seconds[job.identity] = eval_seconds(approx_params(run.model), ev, ttt, tokens, job.ranks, gpu) + \
-                (STARTUP_GPU_S if gpu else STARTUP_CPU_S)
+                (STARTUP_GPU_S if gpu else STARTUP_CPU_S) + len(ev.tilt_tables) * tokens / TILT_HINT_RATE
         else:
             run = runs[job.deps[0]]
             gpu, vocab = _on_gpu(run), run.model.vocab_size

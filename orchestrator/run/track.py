@@ -25,6 +25,7 @@ METRIC_KEYS = (
     "val_bpb", "val_loss", "val_bpb_prequant", "val_loss_prequant", "artifact_bytes", "code_bytes",
     "model_bytes", "train_time_s", "eval_time_s", "tokens_per_s", "steps", "step_avg_ms",
     "peak_mem_bytes", "ratio_scored", "tokens_scored", "mix_time_s", "ngram_passes", "world_size",
+    "tilt_gated", "tilt_hits", "tilt_hint_time_s",  # tilt mode (#2135): how often it fires / is right
 )
 
 

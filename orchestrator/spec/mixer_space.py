@@ -22,11 +22,20 @@ from golf_core.config import MAX_SEED, Frozen
 from golf_core.eval.config import MixerConfig
 from orchestrator.spec.io import clean_msg, golf_error
 
-MODES = ("none", "hashed_target", "normalized")
+MODES = ("none", "hashed_target", "normalized", "tilt")
 # MixerConfig fields a spec may sweep, in the order points are enumerated (and named).
-AXES = ("orders", "buckets", "min_count", "warmup_tokens", "alpha_base", "alpha_range",
-        "entropy_slope", "entropy_center", "entropy_centers", "alpha_max")
-FLOAT_AXES = ("alpha_base", "alpha_range", "entropy_slope", "entropy_center", "alpha_max")
+MIX_AXES = ("orders", "buckets", "min_count", "warmup_tokens", "alpha_base", "alpha_range",
+            "entropy_slope", "entropy_center", "entropy_centers", "alpha_max")
+# the tilt mode's own fields (#2135): a tilt point uses only these, the other modes never do
+TILT_AXES = ("tilt_order", "tilt_threshold", "tilt_boost", "tilt_table_bits")
+AXES = MIX_AXES + TILT_AXES
+FLOAT_AXES = ("alpha_base", "alpha_range", "entropy_slope", "entropy_center", "alpha_max",
+              "tilt_threshold", "tilt_boost")
+
+
+def mode_axes(mode: str) -> tuple[str, ...]:
+    """The axes a point of `mode` uses."""
+    return TILT_AXES if mode == "tilt" else MIX_AXES
 MAX_DRAWS = 100_000  # random draws / optuna trials per study
 
 
@@ -127,7 +136,7 @@ def nonempty(v: tuple) -> tuple:
 class MixerSpec(Frozen):
     """The n-gram mixer's search space; each field is one MixerConfig field (or an axis of them)."""
 
-    modes: Annotated[tuple[Literal["none", "hashed_target", "normalized"], ...], AfterValidator(nonempty)] = Field(
+    modes: Annotated[tuple[Literal["none", "hashed_target", "normalized", "tilt"], ...], AfterValidator(nonempty)] = Field(
         ("none",), description="every point runs in every mode; none = the model alone (one job)")
     # one order set [2, 3, 4] or an axis of sets [[2, 3], [2, 3, 4]]
     orders: Annotated[Union[Annotated[_Orders, Tag("<value>")], Annotated[tuple[_Orders, ...], Tag("<list>")]],
@@ -148,6 +157,11 @@ class MixerSpec(Frozen):
         Union[Annotated[None, Tag("<none>")], Annotated[_Centers, Tag("<value>")],
               Annotated[tuple[_Centers | None, ...], Tag("<list>")]],
         Discriminator(_centers_tag)] = _axis_default("entropy_centers")
+    # token-only tilt (#2135); used by mode tilt alone
+    tilt_order: _int_axis("tilt_order") = _axis_default("tilt_order")
+    tilt_threshold: _float_axis("tilt_threshold") = _axis_default("tilt_threshold")
+    tilt_boost: _float_axis("tilt_boost") = _axis_default("tilt_boost")
+    tilt_table_bits: _int_axis("tilt_table_bits") = _axis_default("tilt_table_bits")
 
     def axis(self, name: str) -> tuple | Range:
         """The values an axis takes: a tuple of MixerConfig values, or a Range."""
@@ -217,7 +231,7 @@ def upper_points(mixer: MixerSpec, search: Search) -> int:
         return modes + n_none
     if search.kind == "random":
         return modes * search.n + n_none
-    return modes * math.prod(len(mixer.axis(n)) for n in AXES) + n_none
+    return sum(math.prod(len(mixer.axis(n)) for n in mode_axes(m)) for m in mixer.mixing_modes) + n_none
 
 
 def _draw(ax: tuple | Range, rng: random.Random) -> Any:
@@ -225,6 +239,10 @@ def _draw(ax: tuple | Range, rng: random.Random) -> Any:
         x = math.exp(rng.uniform(math.log(ax.low), math.log(ax.high))) if ax.log else rng.uniform(ax.low, ax.high)
         return float(f"{x:.6g}")  # readable names/params; far finer than any effect
     return ax[rng.randrange(len(ax))]
+
+
+def _first(ax: tuple | Range) -> Any:
+    return (ax.low + ax.high) / 2 if isinstance(ax, Range) else ax[0]
 
 
 def _raw_points(mixer: MixerSpec, search: Search) -> list[dict[str, Any]]:
@@ -236,7 +254,9 @@ def _raw_points(mixer: MixerSpec, search: Search) -> list[dict[str, Any]]:
         rng, out = random.Random(search.seed), []
         for _ in range(search.n):
             for _attempt in range(100):
-                pt = {n: _draw(axes[n], rng) for n in AXES}
+                pt = {n: _draw(axes[n], rng) for n in MIX_AXES}
+                # tilt axes drawn only when tilt runs: random specs without tilt draw as before
+                pt.update({n: _draw(axes[n], rng) if "tilt" in mixer.modes else _first(axes[n]) for n in TILT_AXES})
                 if _config_error(pt, mixer) is None:
                     break
             out.append(pt)
@@ -288,30 +308,68 @@ def expand_points(mixer: MixerSpec, search: Search) -> list[MixerConfig]:
         raw = _raw_points(mixer, search)
         for mode in mixer.mixing_modes:
             for pt in raw:
-                cfg = MixerConfig(mode=mode, primes=mixer.primes, miss_vocab=mixer.miss_vocab, **pt)
+                # a point keeps only its mode's fields (the rest default), so the other modes'
+                # axes do not multiply it: a tilt grid does not repeat per alpha value
+                used = {k: v for k, v in pt.items() if k in mode_axes(mode)}
+                cfg = MixerConfig(mode=mode, primes=mixer.primes, miss_vocab=mixer.miss_vocab, **used)
                 points.setdefault(cfg.fingerprint(), cfg)
     return list(points.values())
 
 
-def varying_axes(mixer: MixerSpec) -> list[str]:
-    """The mixer fields that differ between points (what a mix job's name shows)."""
-    return [n for n in AXES if isinstance(mixer.axis(n), Range) or len(mixer.axis(n)) > 1]
+def varying_axes(mixer: MixerSpec, mode: str | None = None) -> list[str]:
+    """The mixer fields that differ between points (what a mix job's name shows); of one mode's
+    axes when `mode` is given."""
+    names = AXES if mode is None else mode_axes(mode)
+    return [n for n in names if isinstance(mixer.axis(n), Range) or len(mixer.axis(n)) > 1]
 
 
 def optuna_studies(mixer: MixerSpec, search: Search) -> tuple[dict, ...]:
     """Under optuna: per mixing mode {"mixer_base": fixed fields, "optuna": {n, seed, space}}."""
     if search.kind != "optuna":
         return ()
-    base, space = {}, {}
-    for name in AXES:
-        ax = mixer.axis(name)
-        if isinstance(ax, Range):
-            space[name] = {"low": ax.low, "high": ax.high, "log": ax.log}
-        elif len(ax) > 1:
-            space[name] = {"choices": [_jsonable(x) for x in ax]}
-        else:
-            base[name] = _jsonable(ax[0])
-    base["primes"] = list(mixer.primes)
-    base["miss_vocab"] = mixer.miss_vocab
-    opt = {"n": search.n, "seed": search.seed, "space": space}
-    return tuple({"mixer_base": {"mode": m, **base}, "optuna": opt} for m in mixer.mixing_modes)
+    out = []
+    for m in mixer.mixing_modes:
+        base, space = {}, {}
+        for name in mode_axes(m):
+            ax = mixer.axis(name)
+            if isinstance(ax, Range):
+                space[name] = {"low": ax.low, "high": ax.high, "log": ax.log}
+            elif len(ax) > 1:
+                space[name] = {"choices": [_jsonable(x) for x in ax]}
+            else:
+                base[name] = _jsonable(ax[0])
+        if m != "tilt":
+            base["primes"] = list(mixer.primes)
+            base["miss_vocab"] = mixer.miss_vocab
+        out.append({"mixer_base": {"mode": m, **base}, "optuna": {"n": search.n, "seed": search.seed, "space": space}})
+    return tuple(out)
+
+
+def eval_groups(points, studies) -> list[tuple[tuple, list, list]]:
+    """[(tilt_tables, mixer points, optuna studies)] per eval job of one eval point: the plain
+    eval (tables ()) serves every non-tilt point, a tilt eval the tilt points. A sweep without
+    tilt has exactly the plain group, as before tilt existed."""
+    points, studies = list(points), list(studies)
+    plain = [m for m in points if m.mode != "tilt"]
+    plain_st = [s for s in studies if s["mixer_base"]["mode"] != "tilt"]
+    tilt = [m for m in points if m.mode == "tilt"]
+    tilt_st = [s for s in studies if s["mixer_base"]["mode"] == "tilt"]
+    groups = []
+    if (tilt or tilt_st) and not plain_st and all(m.mode == "none" for m in plain):
+        tilt, plain = plain + tilt, []  # only `none` besides tilt: the tilt eval serves it too
+    if plain or plain_st or not (tilt or tilt_st):
+        groups.append(((), plain, plain_st))
+    if tilt or tilt_st:
+        tables = {(m.tilt_order, m.tilt_table_bits) for m in tilt}
+        for st in tilt_st:
+            tables |= set(tilt_study_tables(st))
+        groups.append((tuple(sorted(tables)), tilt, tilt_st))
+    return groups
+
+
+def tilt_study_tables(study: dict) -> list[tuple[int, int]]:
+    """(order, table_bits) pairs an optuna tilt study may ask for: its choices or fixed values."""
+    base, space = study["mixer_base"], study["optuna"]["space"]
+    orders = space["tilt_order"]["choices"] if "tilt_order" in space else [base.get("tilt_order", 16)]
+    bits = space["tilt_table_bits"]["choices"] if "tilt_table_bits" in space else [base.get("tilt_table_bits", 0)]
+    return [(int(o), int(b)) for o in orders for b in bits]

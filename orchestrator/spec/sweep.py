@@ -36,7 +36,7 @@ from golf_core.data.config import DataConfig
 from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
 from golf_core.presets import PRESETS, RunConfig
 from orchestrator.spec.mixer_space import (
-    FLOAT_AXES, GridSearch, MixerSpec, Range, Search,
+    FLOAT_AXES, GridSearch, MixerSpec, Range, Search, eval_groups,
     expand_points, nonempty, optuna_studies, point_error, upper_points, varying_axes,
 )
 from orchestrator.spec.script import ScriptTrainSpec, check_script_sweep, script_counts
@@ -236,7 +236,7 @@ class Sweep(Frozen):
                       for n in FLOAT_AXES if isinstance(getattr(self.mixer, n), Range)]
             if ranges:
                 fail(ranges, "Sweep")
-        if self.search.kind != "grid" and self.mixer.mixing_modes and not varying_axes(self.mixer):
+        if self.search.kind != "grid" and any(not varying_axes(self.mixer, m) for m in self.mixer.mixing_modes):
             fail([(("search",), f"{self.search.kind} search needs a searched mixer field "
                                 "(a {low, high} range or a list of values)")], "Sweep")
         n_eval = len(self.train.seeds) * len(self.eval_points())
@@ -292,7 +292,9 @@ class Sweep(Frozen):
         n_train = len(self.train.seeds)
         n_eval = n_train * len(self.eval_points())
         per_eval = len(self.mixer_points()) + len(self.optuna_studies())
-        return {"train": n_train, "eval": n_eval, "mix": n_eval * per_eval}
+        # tilt points have their own eval job per eval point (it also prices their hints)
+        evals_per_point = len(eval_groups(self.mixer_points(), self.optuna_studies()))
+        return {"train": n_train, "eval": n_eval * evals_per_point, "mix": n_eval * per_eval}
 
 
 def sweep_from_dict(data: Any) -> Sweep:

@@ -13,7 +13,9 @@ __all__ = ["LEGAL_METRIC", "NONCOMPLIANT_METRIC", "run_name", "score_metric"]
 _SEED = re.compile(r"^s(-?\d+)$")
 _EVAL = re.compile(r"^e(\d+)$")
 _ABBREV = {"entropy_slope": "slope", "entropy_center": "center", "entropy_centers": "centers",
-           "min_count": "min", "buckets": "B"}
+           "min_count": "min", "buckets": "B",
+           # tilt (#2135): `tilt th=0.8 b=2.625 o=16 s42` fits the runs table
+           "tilt_threshold": "th", "tilt_boost": "b", "tilt_order": "o", "tilt_table_bits": "bits"}
 
 
 def _axes(segment: str) -> str:

@@ -140,6 +140,35 @@ def test_environment_names_reach_the_config(tmp_path):
     assert "UNRELATED" not in cfg["env"]
 
 
+def test_tilt_environment_names_reach_the_eval_spec(tmp_path):
+    """#2135's knobs: NGRAM_TILT_ENABLED, TOKEN_ORDER, TOKEN_THRESHOLD, TOKEN_BOOST."""
+    script = tmp_path / "train_gpt.py"
+    write_script(script, load_preset("tiny"), EvalSpec(eval=EvalConfig(seq_len=128, stride=64)))
+    env = _env(tmp_path, NGRAM_TILT_ENABLED="1", TOKEN_ORDER="12", TOKEN_THRESHOLD="0.7", TOKEN_BOOST="2.0")
+    out = subprocess.run([sys.executable, str(script), "--print-config"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    cfg = json.loads(out.stdout)
+    m = cfg["eval"]["mixer"]
+    assert (m["mode"], m["tilt_order"], m["tilt_threshold"], m["tilt_boost"]) == ("tilt", 12, 0.7, 2.0)
+    assert {"NGRAM_TILT_ENABLED", "TOKEN_ORDER", "TOKEN_THRESHOLD", "TOKEN_BOOST"} <= set(cfg["env"])
+
+
+def test_tilt_log_states_the_hint_pass_inside_the_eval_timer(tmp_path, capsys, monkeypatch):
+    from golf_core.export.entry import UpstreamLog
+
+    monkeypatch.chdir(tmp_path)
+    log = UpstreamLog("t1", True)
+    log.tag = "int8_zlib"
+    spec = EvalSpec(eval=EvalConfig(seq_len=128, stride=64), mixer=MixerConfig(mode="tilt")).model_dump(mode="json")
+    log.eval_done(spec, {"val_loss": 2.0, "val_bpb": 1.2, "val_loss_model": 2.1, "val_bpb_model": 1.3,
+                         "eval_time_s": 50.0, "tilt_hint_time_s": 4.25, "tilt_gated": 10, "tilt_hits": 7})
+    lines = capsys.readouterr().out.splitlines()
+    assert "ngram_tilt:precompute_done elapsed=4.25s (inside eval_time)" in lines
+    assert any(ln.startswith("ngram_tilt:hints order=16 threshold=0.8 boost=2.625 gated=10 hits=7") for ln in lines)
+    assert lines[-1].startswith("final_int8_zlib_sliding_window_ngram_tilt_exact val_loss:2.00000000")
+
+
 def _eval_spec() -> EvalSpec:
     return EvalSpec(eval=EvalConfig(seq_len=128, stride=64, batch_seqs=32, chunk_tokens=16384),
                     mixer=MixerConfig(mode="normalized", orders=(2, 3), buckets=1 << 14))

@@ -52,17 +52,20 @@ def test_smoke_sweep_end_to_end_then_rerun_reuses_everything(tmp_path):
     exp = c.get_experiment_by_name("smoke")
     runs = c.search_runs([exp.experiment_id], "", max_results=1000)
     jobs = [r for r in runs if "golf.identity" in r.data.tags]
-    assert len(jobs) == 42 and all(r.info.status == "FINISHED" for r in jobs)
+    assert len(jobs) == 52 and all(r.info.status == "FINISHED" for r in jobs)
     kinds = Counter(r.data.tags["golf.kind"] for r in jobs)
-    assert kinds == Counter(train=2, eval=2, mix=38)
+    assert kinds == Counter(train=2, eval=4, mix=46)
     mix = [r for r in jobs if r.data.tags["golf.kind"] == "mix"]
     modes = {r.data.params["mixer.mode"]: r.data.tags["golf.compliant"] for r in mix}
-    assert modes == {"none": "true", "hashed_target": "false", "normalized": "true"}
+    assert modes == {"none": "true", "hashed_target": "false", "normalized": "true", "tilt": "true"}
+    tilt = [r for r in mix if r.data.params["mixer.mode"] == "tilt"]
+    assert len(tilt) == 8 and all("tilt_gated" in r.data.metrics and "tilt_hits" in r.data.metrics for r in tilt)
+    assert not [k for r in tilt for k in r.data.params if k.startswith("mixer.alpha")]  # tilt logs its own fields
     assert "hashed_target" in first.stdout and "normalized" in first.stdout  # the final table
 
     second, t_second = _golf(["run", "smoke.yaml", "--no-progress"], tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "42 reused" in second.stdout and "ray:" not in second.stdout  # no job ran, Ray never started
+    assert "52 reused" in second.stdout and "ray:" not in second.stdout  # no job ran, Ray never started
     assert len(c.search_runs([exp.experiment_id], "", max_results=1000)) == len(runs)
     print(f"golf run smoke: first {t_first:.1f} s, rerun {t_second:.1f} s")
     assert t_second < 30

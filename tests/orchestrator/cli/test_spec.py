@@ -36,7 +36,7 @@ def _rows(out: str) -> dict[str, list[str]]:
 def test_validate_ok(capsys):
     assert golf(["validate", str(SMOKE)]) == 0
     out = capsys.readouterr().out
-    assert out.strip() == "ok: 2 train, 2 eval, 38 mix jobs"
+    assert out.strip() == "ok: 2 train, 4 eval, 46 mix jobs"
 
 
 @pytest.mark.parametrize("case,path,phrase", [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
@@ -56,7 +56,7 @@ def test_validate_several_files(tmp_path, capsys):
     bad.write_text("name: x\n")
     assert golf(["validate", str(SMOKE), str(bad), str(tmp_path / "missing.yaml")]) == 2
     captured = capsys.readouterr()
-    assert f"{SMOKE}: ok: 2 train, 2 eval, 38 mix jobs" in captured.out
+    assert f"{SMOKE}: ok: 2 train, 4 eval, 46 mix jobs" in captured.out
     assert captured.err.strip().splitlines() == [f"{bad}: train: required",
                                                  f"{tmp_path / 'missing.yaml'}: no such file"]
 
@@ -75,13 +75,13 @@ def test_plan_without_mlflow(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert golf(["plan", str(SMOKE), "--jobs"]) == 0
     out = capsys.readouterr().out
-    assert "assuming nothing done" in out and "42 jobs" in out
+    assert "assuming nothing done" in out and "52 jobs" in out
     assert not (tmp_path / "mlflow.db").exists()  # a plan never creates a store
     for name in ("train/s1337", "eval/s42/e0", "mix/s42/e0/none"):
         assert name in out
     rows = _rows(out)
-    assert [rows[k][0] for k in ("train", "eval", "mix", "none", "hashed_target", "normalized", "all")] == \
-        ["2", "2", "38", "2", "18", "18", "42"]
+    assert [rows[k][0] for k in ("train", "eval", "mix", "none", "hashed_target", "normalized", "tilt", "all")] == \
+        ["2", "4", "46", "2", "18", "18", "8", "52"]
 
 
 def test_plan_unreachable_server_is_quick(capsys):
@@ -120,7 +120,7 @@ def test_plan_counts_finished_runs_from_mlflow(tmp_path, capsys):
     out = capsys.readouterr().out
     rows = _rows(out)
     assert rows["train"][:3] == ["2", "1", "1"]  # jobs, finished, to run
-    assert rows["eval"][:3] == ["2", "0", "2"]  # KILLED is not done
+    assert rows["eval"][:3] == ["4", "0", "4"]  # KILLED is not done (2 plain + 2 tilt evals)
 
 
 def test_golf_entry_point(tmp_path):

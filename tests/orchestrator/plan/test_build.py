@@ -108,9 +108,27 @@ def test_mode_none_ignores_alpha_fields():
     assert none_id(0.05)[1] == "none"
 
 
+def test_tilt_points_leave_every_other_identity_unchanged():
+    """Tilt points get their own eval job: with the code version fixed, the smoke plan's jobs
+    without tilt have the identities they have in a spec that never heard of tilt."""
+    import yaml
+
+    d = yaml.safe_load(SMOKE.read_text())
+    with_tilt = {j.name: j.identity for j in build_plan(sweep_from_dict(d), code_version="c").jobs}
+    d["mixer"]["modes"] = [m for m in d["mixer"]["modes"] if m != "tilt"]
+    for k in [k for k in d["mixer"] if k.startswith("tilt_")]:
+        del d["mixer"][k]
+    without = {j.name: j.identity for j in build_plan(sweep_from_dict(d), code_version="c").jobs}
+    assert len(without) == 42 and all(with_tilt[n] == i for n, i in without.items())
+    new = sorted(set(with_tilt) - set(without))
+    assert len(new) == 10 and all("/tilt" in n for n in new)  # 2 tilt evals + 8 tilt mixes
+    tilt_eval = build_plan(load_sweep(SMOKE), code_version="c").job(with_tilt["eval/s42/e0/tilt"])
+    assert tilt_eval.eval.tilt_tables == ((4, 0),)
+
+
 def test_smoke_plan_counts_order_and_contents():
     plan = load_plan(SMOKE)
-    assert plan.counts() == {"train": 2, "eval": 2, "mix": 38}
+    assert plan.counts() == {"train": 2, "eval": 4, "mix": 46}  # a tilt eval per seed
     assert topological_ok(plan.jobs)
     assert not topological_ok(tuple(reversed(plan.jobs)))
     by_id = {j.identity: j for j in plan.jobs}

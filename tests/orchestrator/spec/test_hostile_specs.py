@@ -162,7 +162,7 @@ def test_merge_keys_are_allowed(tmp_path, capsys):
     sweep = load_sweep(spec)
     strides = [p.stride for p in sweep.eval_points()]
     assert strides == [64, 32] and sweep.eval_points()[1].chunk_tokens == 16384  # merged, then overridden
-    assert main(["validate", str(spec)]) == 0 and "4 eval" in capsys.readouterr().out
+    assert main(["validate", str(spec)]) == 0 and "8 eval" in capsys.readouterr().out  # 2 points x 2 seeds x (plain, tilt)
 
 
 def test_address_without_a_scheme_is_one_line(capsys):

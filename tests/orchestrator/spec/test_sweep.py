@@ -74,7 +74,7 @@ INVALID = [
     ("unknown-preset", edit(**{"train.preset": "huge"}), "train.preset", "must be"),
     ("ranks-not-dividing", edit(**{"train.gpus_per_job": 3}), "train.gpus_per_job", "do not divide"),
     ("grid-above-limit", edit(**{"limits.max_jobs": 20}), "limits.max_jobs",
-     "grid has 38 mix jobs (42 jobs in all), above the limit 20"),
+     "grid has 46 mix jobs (52 jobs in all), above the limit 20"),
     ("range-in-grid", edit(**{"mixer.alpha_base": {"low": 0.0, "high": 0.2}}), "mixer.alpha_base",
      "needs search.kind random or optuna"),
     ("range-reversed", lambda d: (edit(search={"kind": "random", "n": 4})(d),
@@ -144,12 +144,16 @@ def test_every_example_spec_validates(path):
 
 def test_smoke_counts_and_points():
     sweep = load_sweep(SMOKE)
-    assert sweep.counts() == {"train": 2, "eval": 2, "mix": 38}
+    assert sweep.counts() == {"train": 2, "eval": 4, "mix": 46}
     pts = sweep.mixer_points()
     assert [p.mode for p in pts].count("none") == 1
-    assert {p.mode for p in pts} == {"none", "hashed_target", "normalized"}
+    assert {p.mode for p in pts} == {"none", "hashed_target", "normalized", "tilt"}
     grid = {(p.alpha_base, p.alpha_range) for p in pts if p.mode == "normalized"}
     assert len(grid) == 9
+    # tilt points vary only their own fields: 2 thresholds x 2 boosts, not x 9 alpha points
+    tilt = [p for p in pts if p.mode == "tilt"]
+    assert {(p.tilt_threshold, p.tilt_boost) for p in tilt} == {(0.5, 1.0), (0.5, 2.625), (0.8, 1.0), (0.8, 2.625)}
+    assert len(tilt) == 4 and all(p.tilt_order == 4 for p in tilt)
     assert sweep.eval_points()[0].chunk_tokens == 16384
     assert sweep.run_config(42).train.seed == 42
 
@@ -185,6 +189,7 @@ def test_scalar_and_list_axes_and_eval_forms():
 
 def test_random_search_is_seeded_and_valid():
     d = base()
+    d["mixer"]["modes"] = ["none", "hashed_target", "normalized"]  # the alpha modes; tilt has its own test
     d["search"] = {"kind": "random", "n": 12, "seed": 3}
     d["mixer"]["alpha_base"] = {"low": 0.0, "high": 0.5}
     d["mixer"]["alpha_range"] = {"low": 0.3, "high": 0.8}  # half the box violates base + range <= 1
@@ -200,8 +205,23 @@ def test_random_search_is_seeded_and_valid():
     assert sweep_from_dict(d).mixer_points() != a.mixer_points()
 
 
+def test_tilt_random_and_optuna_search_their_own_fields():
+    d = base()
+    d["mixer"]["modes"] = ["tilt"]
+    d["mixer"]["tilt_threshold"] = {"low": 0.5, "high": 0.95}
+    d["mixer"]["tilt_boost"] = [1.0, 2.0]
+    d["search"] = {"kind": "random", "n": 6, "seed": 1}
+    pts = sweep_from_dict(d).mixer_points()
+    assert len(pts) == 6 and all(p.mode == "tilt" and 0.5 <= p.tilt_threshold <= 0.95 for p in pts)
+    d["search"] = {"kind": "optuna", "n": 20}
+    (study,) = sweep_from_dict(d).optuna_studies()
+    assert set(study["optuna"]["space"]) == {"tilt_threshold", "tilt_boost"}
+    assert not [k for k in study["mixer_base"] if k.startswith("alpha") or k in ("primes", "orders")]
+
+
 def test_optuna_space():
     d = base()
+    d["mixer"]["modes"] = ["none", "hashed_target", "normalized"]  # the alpha modes
     d["search"] = {"kind": "optuna", "n": 50}
     d["mixer"]["alpha_base"] = {"low": 0.0, "high": 0.3}
     d["mixer"]["entropy_slope"] = {"low": 0.5, "high": 4.0, "log": True}

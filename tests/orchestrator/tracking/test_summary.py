@@ -77,7 +77,7 @@ def test_parent_run_holds_best_compliant_val_bpb_plots_and_summary(swept):
     # the parent's val_bpb is the winner's seed mean: "best" means one thing
     assert m["val_bpb"] == m["winner_val_bpb_mean"] >= m["best_seed_val_bpb"] and m["seeds"] == 2
     assert parent.data.tags["golf.winner_val_bpb"] == f"{m['val_bpb']:.5f}"
-    desc = "tiny preset, synthetic data, 3x3 alpha grid in both mixer modes (CPU, minutes)"
+    desc = "tiny preset, synthetic data, 3x3 alpha grid in both mixer modes and a 2x2 tilt grid (CPU, minutes)"
     for text in (parent.data.tags["mlflow.note.content"], exp.tags["mlflow.note.content"]):
         assert text.startswith(desc + "\n\n**Leaderboard** (legal configurations only")
         assert "| 1 |" in text and f"{m['val_bpb']:.5f} ± {m['val_bpb_std']:.5f} | 2 |" in text
@@ -95,7 +95,7 @@ def test_parent_run_holds_best_compliant_val_bpb_plots_and_summary(swept):
         assert data[:8] == PNG_SIGNATURE and len(data) > 1024, p
     rows = list(csv.DictReader(io.StringIO(
         Path(c.download_artifacts(parent.info.run_id, "summary.csv", str(dst))).read_text())))
-    assert len(rows) == 42 and {r["kind"] for r in rows} == {"train", "eval", "mix"}
+    assert len(rows) == 52 and {r["kind"] for r in rows} == {"train", "eval", "mix"}
     assert min(float(r["val_bpb"]) for r in rows if r["compliant"] != "false") == pytest.approx(m["best_seed_val_bpb"])
     # mix runs carry their drift across score-first chunks
     mix = next(r for r in children if r.data.params.get("mixer.mode") == "normalized")
@@ -136,13 +136,13 @@ def test_params_one_name_per_field_and_short_run_names(swept):
 def test_a_copy_of_the_spec_reruns_nothing_and_shows_reused_children(swept):
     c = swept["client"]
     out = swept["copy"].stdout
-    assert "42 reused" in out and "ray:" not in out, out[-2000:]  # no train or eval job ran: no Ray
+    assert "52 reused" in out and "ray:" not in out, out[-2000:]  # no train or eval job ran: no Ray
     _, orig = _runs(c, "sum-smoke")
     by_identity = {r.data.tags["golf.identity"]: r for r in orig if "golf.identity" in r.data.tags}
     exp, runs = _runs(c, "sum-copy")
     parent = next(r for r in runs if r.data.tags.get("golf.kind") == "sweep")
     children = [r for r in runs if "golf.identity" in r.data.tags]
-    assert len(children) == 42
+    assert len(children) == 52
     for r in children:
         src = by_identity[r.data.tags["golf.identity"]]
         assert r.data.tags["golf.reused_from"] == src.info.run_id
@@ -159,6 +159,6 @@ def test_rerun_of_the_copy_adds_no_second_copy(swept):
     c = swept["client"]
     tmp, uri = swept["tmp"], c.tracking_uri
     again, _ = _golf(["run", "sum-copy.yaml", "--no-progress", "--tracking-uri", uri], tmp)
-    assert again.returncode == 0 and "42 reused" in again.stdout
+    assert again.returncode == 0 and "52 reused" in again.stdout
     _, runs = _runs(c, "sum-copy")
-    assert len([r for r in runs if "golf.identity" in r.data.tags]) == 42
+    assert len([r for r in runs if "golf.identity" in r.data.tags]) == 52
