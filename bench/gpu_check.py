@@ -67,8 +67,14 @@ def _mixes(tracking_uri: str) -> list[dict]:
     client = MlflowClient(tracking_uri)
     exps = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(exps, filter_string="tags.`golf.kind` = 'mix' and attributes.status = 'FINISHED'")
-    return [{"mode": r.data.params.get("mixer.mode", "?"), "val_bpb": r.data.metrics.get("val_bpb"),
-             "compliant": r.data.tags.get("golf.compliant")} for r in runs if "val_bpb" in r.data.metrics]
+    # legal first (issue 19): a score that does not count is logged as val_bpb_noncompliant
+    out = []
+    for r in runs:
+        bpb = r.data.metrics.get("val_bpb", r.data.metrics.get("val_bpb_noncompliant"))
+        if bpb is not None:
+            out.append({"mode": r.data.params.get("mixer.mode", "?"), "val_bpb": bpb,
+                        "compliant": r.data.tags.get("golf.compliant")})
+    return out
 
 
 def _lines(path: Path) -> list[str]:

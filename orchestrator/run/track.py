@@ -206,6 +206,9 @@ class TrackingAdapter:
             shutil.rmtree(dst, ignore_errors=True)
 
     # -- the sweep's summary (orchestrator.tracking.summary calls these) --------------------------------
+    def _reachable(self) -> bool:
+        return getattr(self.t, "reachable", lambda: True)()
+
     def outcome_run_id(self, out) -> str | None:
         """The MLflow run that shows `out` in this sweep (the reused_from copy for a run reused
         from another experiment)."""
@@ -213,8 +216,8 @@ class TrackingAdapter:
         if copy is not None:
             return copy.run_id
         h = self.handles.get(out.run_id)
-        if h is not None and h.run_id is None and hasattr(h, "wait_run_id"):  # the writer is behind
-            return h.wait_run_id(60.0) or out.run_id
+        if h is not None and h.run_id is None and hasattr(h, "wait_run_id") and self._reachable():
+            return h.wait_run_id(60.0) or out.run_id  # the writer is behind (not in an outage: never wait on one)
         return self.run_id(out.run_id) or out.run_id
 
     def history(self, out, key: str) -> list[tuple[int, float]]:
@@ -237,7 +240,8 @@ class TrackingAdapter:
         """The best imported record in the store (orchestrator.tracking.leaderboard)."""
         from orchestrator.tracking.leaderboard import best_record
 
-        self.t.flush(30.0)
+        if not self._reachable():  # an outage: the summary goes on without the gap to a record
+            return None
         return best_record(self.t.tracking_uri)
 
     def log_sweep_summary(self, metrics: dict, tags: dict, description: str, files_dir) -> None:

@@ -311,6 +311,10 @@ class Tracker:
         return handle
 
     # -- delivery ----------------------------------------------------------------------------
+    def reachable(self) -> bool:
+        """False while MLflow is unreachable (the writer's last delivery failed)."""
+        return not self._writer.unreachable
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every call made so far reached MLflow; False on timeout."""
         if not self._writer.is_alive():  # closed: nothing more will be sent

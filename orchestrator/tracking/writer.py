@@ -109,6 +109,10 @@ class Writer(threading.Thread):
             finally:
                 self._urgent -= 1
 
+    # True while the last delivery failed (an outage): callers that would wait on the writer
+    # (the sweep summary's run ids, the leaderboard) go on without it instead
+    unreachable = False
+
     def wait_run_id(self, key: str, timeout: float | None) -> str | None:
         with self._cond:
             self._urgent += 1
@@ -145,11 +149,13 @@ class Writer(threading.Thread):
                 if self._client is None:
                     self._client = make_client(self.uri)
                 self._process()
+                self.unreachable = False
                 if backoff:
                     log.warning("MLflow at %s reachable again; buffered calls delivered", self.shown_uri)
                 backoff = 0.0
             except Exception as e:  # noqa: BLE001 - the writer must survive anything
                 self.failures += 1
+                self.unreachable = True
                 backoff = min(max(2 * backoff, 0.25), self.max_backoff_s)
                 now = time.monotonic()
                 gone = self._store_gone(e)

@@ -314,7 +314,7 @@ def _small_spec(root, out) -> None:
     s = (root / "experiments" / "smoke.yaml").read_text()
     for a, b in [("name: smoke", "name: lease"), ("path: data/smoke", "path: data/lease"),
                  ("seeds: [1337, 42]", "seeds: [1337]"),
-                 ("modes: [none, hashed_target, normalized]", "modes: [none, normalized]"),
+                 ("modes: [none, hashed_target, normalized, tilt]", "modes: [none, normalized]"),
                  ("alpha_base: [0.05, 0.1, 0.2]", "alpha_base: [0.1]"), ("alpha_range: [0.2, 0.4, 0.6]", "alpha_range: [0.4]"),
                  ("synthetic_train_tokens: 500000", "synthetic_train_tokens: 200000"),
                  ("synthetic_val_tokens: 200000", "synthetic_val_tokens: 100000")]:
