@@ -155,7 +155,7 @@ def test_against_a_reference_folder_stops_a_run_worse_on_purpose_at_the_first_ru
 @pytest.mark.slow
 def test_stages_confirm_runs_the_screens_top_k_and_a_rerun_resumes_at_confirm(tmp_path):
     stages = ("stages:\n  - {name: screen, seeds: [1], env: {ITERATIONS: 8}, promote: {top: 2}}\n"
-              "  - {name: confirm, seeds: [1, 2]}\n")
+              "  - {name: confirm, seeds: [1, 2], reproduce: true}\n")
     ws = _ws(tmp_path, "staged", stages, lrs=[0.3, 0.1, 0.01, 0.001])
     spec = ws / "staged.yaml"
     spec.write_text(spec.read_text().replace("STEP_SLEEP: 0.15", "STEP_SLEEP: 0"))
@@ -171,6 +171,18 @@ def test_stages_confirm_runs_the_screens_top_k_and_a_rerun_resumes_at_confirm(tm
         {(lr, s) for lr in top for s in ("1", "2")}
     assert all(r.data.params["env.ITERATIONS"] == "24" for r in confirm)
     assert not {r.data.tags["golf.identity"] for r in screen} & {r.data.tags["golf.identity"] for r in confirm}
+    # reproduce: true: per confirmed configuration, `golf reproduce`'s statistics and record folder
+    # from the confirm jobs themselves (nothing reruns), the best seed mean first (_1)
+    assert first.stdout.count("golf: against the best 1.") == 2, first.stdout[-3000:]
+    folders = sorted((ws / "records" / "track_10min_16mb").iterdir())
+    assert [f.name.split("_", 1)[1] for f in folders] == ["staged_confirm_1", "staged_confirm_2"]
+    best_lr = min(top, key=lambda lr: sum(r.data.metrics["val_bpb"] for r in confirm
+                                          if r.data.params["env.MATRIX_LR"] == lr))
+    for r in confirm:
+        if r.data.params["env.MATRIX_LR"] == best_lr:
+            log = c.download_artifacts(r.info.run_id, "train.log", str(tmp_path / "dl" / r.info.run_id))
+            assert (folders[0] / f"train_seed{r.data.params['env.SEED']}.log").read_bytes() == Path(log).read_bytes()
+    assert f"MATRIX_LR={best_lr} " in (folders[0] / "README.md").read_text()
 
     for r in confirm:  # as if the sweep had stopped after its screen stage
         c.delete_run(r.info.run_id)
