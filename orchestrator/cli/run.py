@@ -123,15 +123,24 @@ def _run_staged(args, console, say, t0: float) -> int:
     runner = ray_runner(address=args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus, progress=progress,
                         say=say, tokenizer=None, reuse=not getattr(args, "no_reuse", False), lease_wait=args.wait,
                         lease_timeout_s=args.lease_timeout)
+    records: list = []
     done = run_stages(sweep, Path.cwd(), lambda plan: prepare_sweep(plan, Path.cwd(), tracking_uri=args.tracking_uri,
                                                                      work_dir=args.work_dir, say=say),
-                      runner, say)
+                      runner, say, records)
     rc = 0
     for _plan, report in done:
         console.print(results_table(report))
         c = report.counts()
         if c.get("failed") or c.get("skipped", 0) > report.budget_skipped:
             rc = 1
+    if records:  # `reproduce: true` on the last stage: what `golf reproduce` prints, per configuration
+        from orchestrator.cli.reproduce import _script_summary
+
+        for res in records:
+            if res is None:
+                rc = 1  # the line before said which seeds did not finish
+            else:
+                _script_summary(console, say, res)
     say(f"done in {time.time() - t0:.1f} s: {len(done)} stage(s)")
     return rc
 

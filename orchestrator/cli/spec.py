@@ -54,7 +54,25 @@ def _load(path: str) -> Sweep | None:
     return None
 
 
+def _stage_words(outline, budget) -> str:
+    """`screen 6 x 1 seed = 6 jobs; confirm at most 3 x 2 seeds = 6 jobs; worst case ... GPU-h; budget ...`"""
+    parts = [f"{o.name} {'' if o.exact else 'at most '}{o.configurations} configuration(s) x {o.seeds} "
+             f"seed(s) = {o.jobs} jobs" for o in outline]
+    worst = [o.worst_gpu_hours for o in outline]
+    line = "; ".join(parts) + ("; worst case " + (f"{_hours(sum(worst))} GPU-h" if None not in worst else
+                                                  "unknown (a stage has no training cap)"))
+    if budget is not None:
+        line += f"; budget {budget.gpu_hours:g} GPU-h"
+        if None not in worst:
+            line += " (fits)" if sum(worst) <= budget.gpu_hours else " (the sweep stops starting jobs at it)"
+    return line
+
+
 def _counts_line(sweep: Sweep) -> str:
+    if sweep.stages:  # what each stage runs, not the unstaged grid
+        from orchestrator.plan.stages import stage_outline
+
+        return f"{len(sweep.stages)} stages: " + _stage_words(stage_outline(sweep), sweep.budget)
     c = sweep.counts()
     if sweep.is_script:
         how = f"({sweep.train.script}, torchrun --nproc_per_node={sweep.train.gpus_per_job})"
@@ -196,7 +214,7 @@ def _study_done(uri: str, experiment: str, study: str) -> int:
         return 0
 
 
-def _script_lines(console, plan) -> None:
+def _script_lines(console, plan, staged: bool = False) -> None:
     """A script sweep: what runs, and the env every job shares (the varying part is in the names)."""
     jobs = plan.by_kind("script_train") or (_study_sample(plan) if plan.study is not None else [])
     if not jobs:
@@ -211,8 +229,9 @@ def _script_lines(console, plan) -> None:
                   f"{s.sha256[:12]}): torchrun --standalone --nproc_per_node={jobs[0].ranks} {s.entry}")
     console.print("env " + " ".join(f"{k}={v}" for k, v in common.items()) +
                   "  (+ SEED, DATA_PATH, TOKENIZER_PATH, RUN_ID per job)")
-    console.print(f"GPU-hours from the cap: {cap:g} s per job" if cap else
-                  "no MAX_WALLCLOCK_SECONDS: estimates assume the rules' 600 s per job")
+    if not staged:  # a staged sweep's caps are its stages' (the stages table)
+        console.print(f"GPU-hours from the cap: {cap:g} s per job" if cap else
+                      "no MAX_WALLCLOCK_SECONDS: estimates assume the rules' 600 s per job")
     st = plan.study
     if st is not None:
         space = ", ".join(f"{k} in {{{', '.join(d['choices'])}}}" if "choices" in d else
@@ -270,7 +289,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     console.print(f"data {plan.data.path} ({data_note}), identity {plan.data_identity[:12]}")
     console.print(status)
     if sweep.is_script:
-        _script_lines(console, plan)
+        _script_lines(console, plan, staged=bool(sweep.stages))
+    if sweep.stages:
+        return _staged_plan(console, sweep, args.workspace)
 
     n_jobs = f"up to {plan.counts()['script_train']}" if plan.study is not None else str(len(plan.jobs))
     table = Table(title=f"{n_jobs} jobs ({sweep.search.kind} search)")
@@ -330,6 +351,33 @@ def cmd_plan(args: argparse.Namespace) -> int:
             jt.add_row(j.kind, j.name, j.identity[:12], ",".join(d[:8] for d in j.deps), str(j.ranks),
                        _gpus(j), _duration(est.seconds[j.identity]), "yes" if j.identity in done else "")
         console.print(jt)
+    return 0
+
+
+def _staged_plan(console, sweep, workspace) -> int:
+    """A staged sweep: per stage what runs (stage 1 exactly; a later stage at most what the one
+    before promotes x its seeds) and the worst case against the budget."""
+    from rich.table import Table
+
+    from orchestrator.plan.stages import stage_outline
+
+    outline = stage_outline(sweep, workspace)
+    table = Table(title=f"{len(outline)} stages (each later stage: at most what the stage before promotes)")
+    for col in ("stage", "configurations", "seeds", "jobs", "promotes", "worst GPU-h"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for o, st in zip(outline, sweep.stages):
+        at = "" if o.exact else "at most "
+        promotes = ("-" if st.promote is None else f"top {st.promote.top}" if st.promote.top is not None
+                    else f"fraction {st.promote.fraction:g}")
+        table.add_row(o.name + (" (reproduce)" if st.reproduce else ""), f"{at}{o.configurations}", str(o.seeds),
+                      f"{at}{o.jobs}", promotes, _hours(o.worst_gpu_hours))
+    console.print(table)
+    console.print("worst case (every job to its training cap, or its timeout when uncapped): "
+                  + _stage_words(outline, sweep.budget).rsplit("; worst case ", 1)[1])
+    pr = sweep.prune
+    if pr.active:
+        console.print(f"pruning: {pr.kind}" + (f" + against {pr.against}" if pr.against else "")
+                      + f" at {', '.join(f'{r:g}' for r in pr.rungs_s)} s of train time")
     return 0
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import statistics
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from orchestrator.plan.build import Plan, _finish_plan, _with_reference, data_id
 from orchestrator.plan.script import SCRIPT_CODE_VERSION, load_bundle, script_job
 from orchestrator.spec.script import env_axes, env_points, env_str
 
-__all__ = ["promote", "stage_plan", "stage_points"]
+__all__ = ["StageOutline", "promote", "stage_outline", "stage_plan", "stage_points"]
 
 
 def stage_points(sweep: Any) -> list[dict[str, Any]]:
@@ -82,3 +82,49 @@ def promote(sweep: Any, index: int, plan: Plan, report: Any) -> list[dict[str, A
     scored.sort()
     n = sweep.stages[index].promote.count(len(by_point))
     return [points[k] for _, k in scored[:n]]
+
+
+@dataclass(frozen=True)
+class StageOutline:
+    """What one stage of a staged sweep runs, before it runs: stage 0's configurations exactly,
+    a later stage's at most what the stage before promotes (`exact` False)."""
+
+    name: str
+    configurations: int
+    seeds: int
+    exact: bool
+    worst_gpu_hours: float | None  # every job to its cap (or timeout); None: no plan built, uncapped
+
+    @property
+    def jobs(self) -> int:
+        return self.configurations * self.seeds
+
+
+def stage_outline(sweep: Any, workspace: str | Path | None = None) -> list[StageOutline]:
+    """Per stage: configurations x seeds and the worst case in GPU-hours. With a workspace the
+    stages' plans are built (the script is read) and each job's worst case is
+    orchestrator.run.spend's (GPUs x cap, else timeout; a later stage counts its most expensive
+    configurations); without one, only the spec (gpus_per_job x the stage's cap, None uncapped)."""
+    from orchestrator.spec.spend import _cap_of
+
+    points = stage_points(sweep)
+    out, n = [], len(points)
+    for i, stage in enumerate(sweep.stages):
+        if i:
+            n = sweep.stages[i - 1].promote.count(n)
+        seeds = len(stage.seeds if stage.seeds is not None else sweep.train.seeds)
+        if workspace is None:
+            cap = _cap_of(sweep, stage)
+            gpus = stage.gpus_per_job or sweep.train.gpus_per_job
+            worst = None if cap is None else n * seeds * gpus * cap / 3600.0
+        else:
+            from orchestrator.run.spend import cap_of, gpus_of
+
+            plan = stage_plan(sweep, i, points, workspace)
+            per: dict[str, float] = {}
+            for job in plan.jobs:
+                k = _point_key(plan.stage_points[job.identity])
+                per[k] = per.get(k, 0.0) + gpus_of(job) * cap_of(job)
+            worst = sum(sorted(per.values(), reverse=True)[:n]) / 3600.0
+        out.append(StageOutline(stage.name, n, seeds, i == 0, worst))
+    return out

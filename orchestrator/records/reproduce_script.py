@@ -44,7 +44,7 @@ from orchestrator.records.reproduce import (
 )
 
 __all__ = ["GOLF_SET", "ScriptReproduction", "ScriptSeed", "collect_script_seeds", "parse_claim", "parse_set_env",
-           "parse_seeds", "record_dir_reproduction", "record_env", "reproduce_script", "script_checks", "spec_reproduction"]
+           "parse_seeds", "record_dir_reproduction", "record_env", "record_from_report", "reproduce_script", "script_checks", "spec_reproduction"]
 
 ENTRY = "train_gpt.py"
 # what golf sets itself for every job (SEED) and on the worker (paths, the run's name): a README's
@@ -480,9 +480,7 @@ def reproduce_script(rep: ScriptReproduction, *, name: str | None = None, out: s
 
     run_fn: as orchestrator.records.reproduce.reproduce's. Input errors raise ValueError before
     anything runs; jobs that fail raise ReproduceError after the run."""
-    from golf_core.data.shards import find_tokenizer
     from orchestrator.plan.build import build_plan
-    from orchestrator.records.script_folder import write_script_record_folder
     from orchestrator.run.sweep import prepare_sweep, ray_runner
     from orchestrator.tracking import redact
 
@@ -508,26 +506,52 @@ def reproduce_script(rep: ScriptReproduction, *, name: str | None = None, out: s
     plan = build_plan(sweep, workspace)
     run = prepare_sweep(plan, workspace, tracking_uri=tracking_uri, work_dir=work_dir, say=say,
                         artifact_roots=[workspace], warn_synthetic=True)
-    ddir, tok, work, uri, tracker = run.data_dir, run.tokenizer, run.work, run.uri, run.tracker
-    say(f"{len(plan.jobs)} script jobs; tracking {redact(uri)}")
+    ddir, tok, work, tracker = run.data_dir, run.tokenizer, run.work, run.tracker
+    say(f"{len(plan.jobs)} script jobs; tracking {redact(run.uri)}")
     t0 = time.time()
     try:
         report = (run_fn or ray_runner(**({"say": say} | (ray or {})), tokenizer=tok))(plan, tracker, ddir, work)
-        seeds = collect_script_seeds(report, _fetcher(uri), _log_bytes_fetcher(uri))
-        tok_name = find_tokenizer(ddir, tok).name
-        per_check = {s: script_checks(r, tok_name) for s, r in seeds.items()}
-        compliance = S.merge_compliance(per_check)
-        bpb = {s: float(r.result["val_bpb"]) for s, r in seeds.items()}
-        loss = {s: float(r.result["val_loss"]) for s, r in seeds.items()}
-        stats = S.record_statistics(bpb, loss, best_bpb=best_bpb, best_loss=best_loss, alpha=alpha,
-                                    report_alphas=REPORT_ALPHAS)
-        claim_stats = claim_statistics(bpb, rep.claim, alpha=alpha) if rep.claim is not None else None
-        ref = next(iter(seeds.values())).job.script
-        bundle_root, entry = Path(ref.path), ref.entry
-        folder = write_script_record_folder(
-            out if Path(out).is_absolute() else workspace / out, date, name, rep, seeds, stats, claim_stats,
-            compliance, plan, bundle_root, entry, author=author, github_id=github_id)
-        ok = S.submittable(stats, compliance)
+        res = record_from_report(rep, plan, report, run, name=name, out=out, date=date, best_bpb=best_bpb,
+                                 best_loss=best_loss, alpha=alpha, author=author, github_id=github_id,
+                                 workspace=workspace)
+    finally:
+        run.close(say)
+    say(f"wrote {res.folder} in {time.time() - t0:.1f} s")
+    return res
+
+
+def record_from_report(rep: ScriptReproduction, plan, report, run, *, name: str, out: str | Path, date: str,
+                       best_bpb: float | None, best_loss: float | None, alpha: float = S.ALPHA, author: str = "",
+                       github_id: str = "", workspace: str | Path = ".",
+                       log_sweep: bool = True) -> ScriptReproduceResult:
+    """The statistics and the record folder of `rep` from the script jobs a run finished: what
+    `golf reproduce` does after its seeds ran, and what a staged sweep's `reproduce: true` stage
+    does with its jobs (`report` holds only the reproduced configuration's jobs). `run` is
+    orchestrator.run.sweep.prepare_sweep's (its tracking URI, data dir, tokenizer and tracker).
+    ReproduceError when a seed did not finish or has no score line."""
+    from golf_core.data.shards import find_tokenizer
+    from orchestrator.records.script_folder import write_script_record_folder
+
+    workspace = Path(workspace).resolve()
+    if best_bpb is None and best_loss is None:
+        best_bpb = S.DEFAULT_BEST_BPB
+    seeds = collect_script_seeds(report, _fetcher(run.uri), _log_bytes_fetcher(run.uri))
+    tok_name = find_tokenizer(run.data_dir, run.tokenizer).name
+    per_check = {s: script_checks(r, tok_name) for s, r in seeds.items()}
+    compliance = S.merge_compliance(per_check)
+    bpb = {s: float(r.result["val_bpb"]) for s, r in seeds.items()}
+    loss = {s: float(r.result["val_loss"]) for s, r in seeds.items()}
+    stats = S.record_statistics(bpb, loss, best_bpb=best_bpb, best_loss=best_loss, alpha=alpha,
+                                report_alphas=REPORT_ALPHAS)
+    claim_stats = claim_statistics(bpb, rep.claim, alpha=alpha) if rep.claim is not None else None
+    ref = next(iter(seeds.values())).job.script
+    bundle_root, entry = Path(ref.path), ref.entry
+    folder = write_script_record_folder(
+        out if Path(out).is_absolute() else workspace / out, date, name, rep, seeds, stats, claim_stats,
+        compliance, plan, bundle_root, entry, author=author, github_id=github_id)
+    ok = S.submittable(stats, compliance)
+    sweep_run_id = None
+    if log_sweep:
         metrics, tags = {}, {}
         if claim_stats is not None:
             metrics = {"claim_val_bpb_mean": claim_stats["claim_val_bpb_mean"],
@@ -535,11 +559,8 @@ def reproduce_script(rep: ScriptReproduction, *, name: str | None = None, out: s
                        "claim_t_stat": claim_stats["t_stat"]}
             tags["golf.claim_verdict"] = claim_stats["verdict"]
             tags.update({f"golf.claim_verdict.{k.replace('<', '_')}": v for k, v in claim_stats["verdict_at"].items()})
-        _log_to_sweep(tracker, stats, compliance, ok, folder, metrics, tags)
-        sweep_run_id = tracker.sweep.wait_run_id(30) if getattr(tracker, "sweep", None) is not None else None
-    finally:
-        run.close(say)
-    say(f"wrote {folder} in {time.time() - t0:.1f} s")
+        _log_to_sweep(run.tracker, stats, compliance, ok, folder, metrics, tags)
+        sweep_run_id = run.tracker.sweep.wait_run_id(30) if getattr(run.tracker, "sweep", None) is not None else None
     code_bytes = (folder / ENTRY).stat().st_size
     return ScriptReproduceResult(folder, stats, compliance, seeds, code_bytes, ok, {}, sweep_run_id,
                                  claim_stats=claim_stats, resolution=rep)

@@ -239,7 +239,11 @@ class _Driver(ScriptLive):
         out.result = result  # its train time: how much of its wall was start-up and eval (Spend.charge)
         result["gpu_seconds"] = self._charge(out)
         self.track.record(out.run_id, job, self.script_result_to_log(out, result), verdict, files)
-        self.track.close(out.run_id, "FINISHED", {})
+        late = self.decisions.pop(job.identity, None)  # the prune decision landed after it ended
+        if late is not None:
+            self._say(f"{job.name} had finished training when its prune decision landed: kept as finished")
+        self.track.close(out.run_id, "FINISHED", {} if late is None else
+                         {"golf.prune_late": f"finished before the stop landed ({late.reason})"[:500]})
         out.result, out.verdict, out.output = result, verdict, value.info()
         out.train_log = files.get("train.log") if job.kind in ("train", "script_train") else None
         out.reason = verdict.reason
@@ -273,6 +277,7 @@ class _Driver(ScriptLive):
                 "golf.prune_trial": self.spend.trial(out.job), "golf.prune_identity": self.spend.prune_id or ""}
         if d is not None:
             tags["golf.pruned_at_s"] = f"{d.rung_s:g}"
+            self.spend.count_pruned(d.trial, d.rung_s)
         if out.job.identity in self._stop_t:  # decision -> processes gone -> run closed: seconds
             tags["golf.stop_s"] = f"{time.time() - self._stop_t[out.job.identity]:.2f}"
         self.track.close(out.run_id, "KILLED", tags)
@@ -367,7 +372,9 @@ class _Driver(ScriptLive):
             for ref in done:
                 if ref in sched.inflight:  # handling an earlier one may have dropped it (a gang)
                     sched.handle(ref)
-            self.poll_script_logs()  # a script job's log lines as live metrics
+            # a script job's log lines as live metrics; with a pruner they are its input, so they
+            # are asked for 4x as often: a trial past a rung is stopped ~1.5 s sooner
+            self.poll_script_logs(0.5 if self.spend.hook is not None else 2.0)
             if self.opts.progress is not None or self.spend.hook is not None:
                 self.poll_live()
             if self.opts.progress is not None:

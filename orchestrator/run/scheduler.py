@@ -74,7 +74,8 @@ LEGAL: dict[JobState, frozenset[JobState]] = {
     JobState.RUNNING: frozenset({JobState.FINISHED, JobState.FAILED, JobState.READY, JobState.CANCELLED,
                                  JobState.STOPPING}),
     # whatever its attempt returns now (a partial log, an error, a dead worker), it ends PRUNED
-    JobState.STOPPING: frozenset({JobState.PRUNED, JobState.CANCELLED}),
+    # FINISHED: the script had already ended, score line printed, when the stop landed
+    JobState.STOPPING: frozenset({JobState.PRUNED, JobState.FINISHED, JobState.CANCELLED}),
 }
 
 
@@ -564,6 +565,13 @@ class Scheduler:
                 value = self.launcher.get(ref)
         except (WorkerLost, JobFailed):
             self._drop_gang(kind, holder, out.job.identity)
+        if (value is not None and not value.failed and out.job.kind == "script_train"
+                and isinstance((value.result or {}).get("val_bpb"), (int, float))):
+            # a late decision: the script had exited 0 with its score line before its processes
+            # could be killed, so it trained to its end; it is FINISHED (hooks.succeeded notes the
+            # decision), not PRUNED with a full run's score hidden
+            self._done(out, value)
+            return
         self._prune(out, value)
 
     def _prune(self, out: Any, value: JobResult | None) -> None:

@@ -63,6 +63,7 @@ class Spend:
         self.spent_s = 0.0  # this run's attempts
         self.before_s = 0.0  # the sweep's reused and earlier-pruned runs
         self.pruned_at: Counter = Counter()  # rung (s) -> trials stopped there
+        self._counted: set[str] = set()  # trials counted in pruned_at
         # a job's wall beyond its train time (start-up, compile, eval), the most seen so far:
         # a cap bounds training only, so a job's worst case is its cap plus this. None until a
         # job of this run finished: then a running job may take up to its timeout
@@ -84,10 +85,14 @@ class Spend:
         out = self.outcomes.get(ident)
         if self.hook is None or out is None or str(out.state) != "running":
             return None
-        d = self.hook.report(self.trial(out.job), int(out.job.seed or 0), event)
-        if d is not None:
-            self.pruned_at[d.rung_s] += 1
-        return d
+        return self.hook.report(self.trial(out.job), int(out.job.seed or 0), event)
+
+    def count_pruned(self, trial: str, rung_s: float) -> None:
+        """A job of `trial` ended PRUNED: the trial counts once at its rung (a decision that
+        landed after every seed had finished stops nothing and counts nothing)."""
+        if trial not in self._counted:
+            self._counted.add(trial)
+            self.pruned_at[rung_s] += 1
 
     def earlier(self, tracker: Any) -> dict[str, dict]:
         """Trials an earlier run of this sweep pruned under the same prune section: trial ->

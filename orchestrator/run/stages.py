@@ -11,9 +11,11 @@ __all__ = ["run_stages"]
 
 
 def run_stages(sweep: Any, workspace: Path, prepare: Callable[[Any], Any], runner: Callable,
-               say: Callable[[str], None]) -> list[tuple[Any, Any]]:
+               say: Callable[[str], None], records: list | None = None) -> list[tuple[Any, Any]]:
     """Run every stage; returns [(plan, report)] of the stages that ran. `prepare(plan)` is
-    orchestrator.run.sweep.prepare_sweep bound to the CLI's options; `runner` its run function."""
+    orchestrator.run.sweep.prepare_sweep bound to the CLI's options; `runner` its run function.
+    A last stage with `reproduce: true` appends to `records` one ScriptReproduceResult per
+    configuration it ran (None for one whose seeds did not all finish: the line says why)."""
     from dataclasses import replace
 
     from orchestrator.plan.stages import promote, stage_plan, stage_points
@@ -35,6 +37,10 @@ def run_stages(sweep: Any, workspace: Path, prepare: Callable[[Any], Any], runne
         run = prepare(plan)
         try:
             report = runner(plan, run.tracker, run.data_dir, run.work)
+            if stage.reproduce:  # the last stage (orchestrator.spec.spend): its jobs are the claim's seeds
+                found = reproduce_stage(sweep, i, plan, report, run, workspace, say)
+                if records is not None:
+                    records.extend(found)
         finally:
             run.close(say)
         done.append((plan, report))
@@ -49,3 +55,53 @@ def run_stages(sweep: Any, workspace: Path, prepare: Callable[[Any], Any], runne
             say(f"stage {stage.name} promotes {len(points)}: " + "; ".join(
                 ", ".join(f"{k}={p[k]}" for k in axes) for p in points))
     return done
+
+
+def reproduce_stage(sweep: Any, index: int, plan: Any, report: Any, run: Any, workspace: Path,
+                    say: Callable[[str], None]) -> list:
+    """`golf reproduce` of each configuration stage `index` ran, from the jobs it ran (nothing
+    reruns): the configuration's env with the stage's seeds, gpus and cap is the reproduction's
+    spec (orchestrator.records.reproduce_script.spec_reproduction), its jobs' results and logs
+    give the statistics and the folder (record_from_report). The folder is
+    records/track_10min_16mb/<date>_<sweep>_<stage>[_<n>], n = 1 for the stage's best seed mean."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from orchestrator.plan.stages import _point_key
+    from orchestrator.records.reproduce import ReproduceError
+    from orchestrator.records.reproduce_script import record_from_report, spec_reproduction
+    from orchestrator.records.write import TRACK_DIR
+    from orchestrator.spec.sweep import sweep_from_dict
+
+    stage = sweep.stages[index]
+    groups: dict[str, tuple[dict, dict]] = {}
+    for ident, point in plan.stage_points.items():
+        groups.setdefault(_point_key(point), (point, {}))[1][ident] = report.outcomes[ident]
+
+    def mean_bpb(outs: dict) -> float:
+        vals = [(o.result or {}).get("val_bpb") for o in outs.values()]
+        ok = [v for v in vals if isinstance(v, (int, float))]
+        return sum(ok) / len(ok) if len(ok) == len(vals) and ok else float("inf")
+
+    ordered = sorted(groups.values(), key=lambda g: mean_bpb(g[1]))
+    date = datetime.now(timezone.utc).date().isoformat()
+    found = []
+    for n, (point, outs) in enumerate(ordered, 1):
+        d = sweep.model_dump(mode="json", exclude_unset=True)
+        for key in ("stages", "prune", "budget", "search"):
+            d.pop(key, None)
+        t = d["train"]
+        t["env"] = {**t.get("env", {}), **point, **stage.env}
+        for key in ("seeds", "gpus_per_job", "max_wallclock_seconds"):
+            if getattr(stage, key) is not None:
+                t[key] = list(stage.seeds) if key == "seeds" else getattr(stage, key)
+        rep = spec_reproduction(sweep_from_dict(d), workspace=workspace)
+        name = f"{sweep.name}_{stage.name}" + (f"_{n}" if len(ordered) > 1 else "")
+        try:
+            found.append(record_from_report(rep, plan, SimpleNamespace(outcomes=outs), run, name=name,
+                                            out=TRACK_DIR, date=date, best_bpb=None, best_loss=None,
+                                            workspace=workspace, log_sweep=len(ordered) == 1))
+        except ReproduceError as e:
+            say(f"stage {stage.name}: no record folder for {name}: {e}")
+            found.append(None)
+    return found

@@ -111,8 +111,8 @@ class StageSpec(Frozen):
     max_wallclock_seconds: float | None = Field(None, ge=0, le=10**8, description="this stage's training cap")
     promote: PromoteSpec | None = Field(None, description="what goes on to the next stage, by the stage's "
                                                           "seed-mean val_bpb")
-    reproduce: bool = Field(False, description="(not supported yet) last stage: statistics and a record "
-                                               "folder as `golf reproduce` gives")
+    reproduce: bool = Field(False, description="last stage: statistics and a record folder per configuration "
+                                               "it runs, as `golf reproduce` gives")
 
     @field_validator("name")
     @classmethod
@@ -166,9 +166,8 @@ def check_spend(sweep: Any) -> None:
             errors.append(((*where, "promote"), "required on every stage but the last ({top: k} or {fraction: f})"))
         if last and s.promote is not None:
             errors.append(((*where, "promote"), "the last stage promotes nothing"))
-        if s.reproduce:  # not built yet: say so rather than ignore it
-            errors.append(((*where, "reproduce"), "not supported yet: run `golf reproduce` on the promoted "
-                                                  "configuration (the confirm stage's best env)"))
+        if s.reproduce and not last:
+            errors.append(((*where, "reproduce"), "only the last stage reproduces (its seeds are the claim's)"))
         if s.env and not sweep.is_script:
             errors.append(((*where, "env"), "env applies to a script spec (train.script); a preset stage sets "
                                             "max_wallclock_seconds, seeds, gpus_per_job"))

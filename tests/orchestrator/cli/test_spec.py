@@ -154,3 +154,33 @@ def test_plan_and_validate_an_optuna_script_sweep(tmp_path, capsys, monkeypatch)
     assert row[:3] == ["up to 10", "0", "10"] and row[3:5] == ["8", "8"]
     # 10 jobs x 8 GPUs x (the 600 s cap + start-up) ~ 14 GPU-hours, the same to run and in all
     assert row[5] == row[6] and 13.3 < float(row[6]) < 15
+
+
+def test_plan_and_validate_a_staged_sweep_show_each_stage_and_the_worst_case(tmp_path, capsys, monkeypatch):
+    """Stage 1's jobs exactly, a later stage at most top-k (or a fraction) x its seeds; the worst
+    case sums every stage's jobs to their caps, against the budget."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "train_gpt.py").write_text("print(1)\n")
+    spec = tmp_path / "staged.yaml"
+    spec.write_text("name: staged\ndata: {path: data/syn}\nbudget: {gpu_hours: 20}\n"
+                    "train:\n  script: train_gpt.py\n  seeds: [1]\n  env: {MATRIX_LR: [0.01, 0.02, 0.03, 0.04, 0.05, 0.06]}\n"
+                    "stages:\n"
+                    "  - {name: screen, gpus_per_job: 1, env: {MAX_WALLCLOCK_SECONDS: 120}, promote: {fraction: 0.5}}\n"
+                    "  - {name: confirm, seeds: [1, 2], gpus_per_job: 8, max_wallclock_seconds: 600, promote: {top: 1}}\n"
+                    "  - {name: final, seeds: [1, 2, 3], gpus_per_job: 8, max_wallclock_seconds: 600}\n")
+    # screen 6 x 1 GPU x 120 s = 0.2 h; confirm 3 x 2 x 8 x 600 s = 8 h; final 1 x 3 x 8 x 600 s = 4 h
+    assert golf(["validate", str(spec)]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "ok: 3 stages: screen 6 configuration(s) x 1 seed(s) = 6 jobs; confirm at most 3 configuration(s) x "
+        "2 seed(s) = 6 jobs; final at most 1 configuration(s) x 3 seed(s) = 3 jobs; worst case 12.20 GPU-h; "
+        "budget 20 GPU-h (fits)")
+    assert golf(["plan", str(spec)]) == 0
+    out = capsys.readouterr().out
+    rows = _rows(out)
+    assert rows["screen"] == ["6", "1", "6", "fraction 0.5", "0.20"]
+    assert rows["confirm"] == ["at most 3", "2", "at most 6", "top 1", "8.00"]
+    assert rows["final"] == ["at most 1", "3", "at most 3", "-", "4.00"]
+    assert "worst case (every job to its training cap, or its timeout when uncapped): " \
+           "12.20 GPU-h; budget 20 GPU-h (fits)" in " ".join(out.split())
+    assert "jobs (grid search)" not in out and "no MAX_WALLCLOCK_SECONDS" not in out  # not the unstaged grid

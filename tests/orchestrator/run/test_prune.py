@@ -64,6 +64,12 @@ def test_asha_prunes_trials_on_their_live_curves_and_a_rerun_runs_nothing(tmp_pa
     done = [r for r in runs if r.info.status == "FINISHED"]
     assert pruned and done and len(pruned) + len(done) == len(LRS), \
         [(r.info.status, r.data.tags.get("golf.reason")) for r in runs]
+    # a decision that lands after a trial's script already exited 0 with its score line (a loaded
+    # machine) stops nothing: that run trained to its end, so it is FINISHED, saying so
+    late = [r for r in done if "golf.prune_late" in r.data.tags]
+    for r in late:
+        assert r.data.tags["golf.prune_late"].startswith("finished before the stop landed (asha: train_loss")
+        assert "val_bpb" in r.data.metrics and "golf.pruned" not in r.data.tags
     for r in pruned:
         assert r.info.status == "KILLED" and r.data.tags["golf.pruned_at_s"] == "0.9"
         assert r.data.tags["golf.prune_reason"].startswith("asha: train_loss")
@@ -91,20 +97,22 @@ def test_asha_prunes_trials_on_their_live_curves_and_a_rerun_runs_nothing(tmp_pa
     assert "prune_curves.png" in {a.path for a in c.list_artifacts(sweeps[0].info.run_id)}
     best = min(done, key=lambda r: r.data.metrics["val_bpb"])
 
-    again, _ = _golf(args, ws)  # the decisions are recorded: nothing runs, Ray is not started
+    again, took_again = _golf(args, ws)  # the decisions are recorded: nothing runs, Ray is not started
     assert again.returncode == 0 and "ray:" not in again.stdout, again.stdout[-2000:]
     assert len(_runs(ws, "asha")[1]) == len(LRS)
 
     # the full grid on the same seeds (the pruned trials run now; the finished ones are reused)
     (ws / "grid.yaml").write_text((ws / "asha.yaml").read_text().replace("name: asha", "name: grid")
                                   .replace(ASHA, ""))
-    grid, _ = _golf(["run", "grid.yaml", "--no-progress", "--num-cpus", "2"], ws)
+    # 4 at once: the jobs mostly sleep (STEP_SLEEP) and nothing is judged, so 2 cores can take them
+    grid, took_grid = _golf(["run", "grid.yaml", "--no-progress", "--num-cpus", "4"], ws)
     assert grid.returncode == 0, grid.stdout[-3000:] + grid.stderr[-3000:]
     g = _runs(ws, "grid")[1]
     assert len(g) == len(LRS)
     assert min(g, key=lambda r: r.data.metrics["val_bpb"]).data.params["env.MATRIX_LR"] == \
         best.data.params["env.MATRIX_LR"]
-    print(f"asha over {len(LRS)} trials: {len(pruned)} pruned, {took:.1f} s")
+    print(f"asha over {len(LRS)} trials: {len(pruned)} pruned ({len(late)} late, kept finished), {took:.1f} s; rerun {took_again:.1f} s; "
+          f"grid {took_grid:.1f} s")
 
 
 @pytest.mark.slow
@@ -155,7 +163,7 @@ def test_against_a_reference_folder_stops_a_run_worse_on_purpose_at_the_first_ru
 @pytest.mark.slow
 def test_stages_confirm_runs_the_screens_top_k_and_a_rerun_resumes_at_confirm(tmp_path):
     stages = ("stages:\n  - {name: screen, seeds: [1], env: {ITERATIONS: 8}, promote: {top: 2}}\n"
-              "  - {name: confirm, seeds: [1, 2]}\n")
+              "  - {name: confirm, seeds: [1, 2], reproduce: true}\n")
     ws = _ws(tmp_path, "staged", stages, lrs=[0.3, 0.1, 0.01, 0.001])
     spec = ws / "staged.yaml"
     spec.write_text(spec.read_text().replace("STEP_SLEEP: 0.15", "STEP_SLEEP: 0"))
@@ -171,6 +179,18 @@ def test_stages_confirm_runs_the_screens_top_k_and_a_rerun_resumes_at_confirm(tm
         {(lr, s) for lr in top for s in ("1", "2")}
     assert all(r.data.params["env.ITERATIONS"] == "24" for r in confirm)
     assert not {r.data.tags["golf.identity"] for r in screen} & {r.data.tags["golf.identity"] for r in confirm}
+    # reproduce: true: per confirmed configuration, `golf reproduce`'s statistics and record folder
+    # from the confirm jobs themselves (nothing reruns), the best seed mean first (_1)
+    assert first.stdout.count("golf: against the best 1.") == 2, first.stdout[-3000:]
+    folders = sorted((ws / "records" / "track_10min_16mb").iterdir())
+    assert [f.name.split("_", 1)[1] for f in folders] == ["staged_confirm_1", "staged_confirm_2"]
+    best_lr = min(top, key=lambda lr: sum(r.data.metrics["val_bpb"] for r in confirm
+                                          if r.data.params["env.MATRIX_LR"] == lr))
+    for r in confirm:
+        if r.data.params["env.MATRIX_LR"] == best_lr:
+            log = c.download_artifacts(r.info.run_id, "train.log", str(tmp_path / "dl" / r.info.run_id))
+            assert (folders[0] / f"train_seed{r.data.params['env.SEED']}.log").read_bytes() == Path(log).read_bytes()
+    assert f"MATRIX_LR={best_lr} " in (folders[0] / "README.md").read_text()
 
     for r in confirm:  # as if the sweep had stopped after its screen stage
         c.delete_run(r.info.run_id)

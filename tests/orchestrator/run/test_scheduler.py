@@ -435,3 +435,23 @@ def test_stopping_one_job_prunes_it_and_hands_its_gang_to_the_next_trial():
     assert second.state == JobState.FINISHED
     with pytest.raises(IllegalTransition):
         transition(first, JobState.RUNNING)
+
+
+def test_a_stop_that_lands_after_the_script_ended_with_its_score_leaves_it_finished():
+    """A late prune decision: the script had exited 0 and printed its score line before its tree
+    could be killed, so it trained to its end: FINISHED with its result, not PRUNED."""
+    plan = Plan("late", "late", (), DataConfig(path="unused"))
+    outcomes: dict = {}
+    launcher, hooks = FakeLauncher(), StopHooks()
+    launcher.stop = lambda gang: None
+    s = Scheduler(plan, outcomes, launcher, hooks, retries=0)
+    s.configure(use_gpus=True, max_actors=1, node_max={"GPU": 1, "CPU": 16}, totals={"GPU": 1, "CPU": 16})
+    s.add_job(JobOutcome(_script_job(0)))
+    s.dispatch_ready()
+    out = outcomes[f"{0:064d}"]
+    s.handle(next(iter(s.inflight)))  # placed: training
+    gang = s.gangs[out.job.identity]
+    assert s.stop(out.job.identity, "asha: outside the best 1 of 2") and out.state == JobState.STOPPING
+    launcher.ends[gang.refs[0]] = JobResult(result={"val_bpb": 1.5, "val_loss": 2.5}, files={"train.log": b"x"})
+    s.handle(gang.refs[0])
+    assert out.state == JobState.FINISHED and not [e for e in hooks.log if e[0] == "pruned"]

@@ -26,7 +26,9 @@ def test_bad_prune_budget_stages_are_one_line_each():
     assert any(x.startswith("prune.rungs_s: must be strictly increasing") for x in
                _lines(prune={"kind": "asha", "rungs_s": [20, 10]}))
     assert any(x.startswith("budget.gpu_hours: must be > 0") for x in _lines(budget={"gpu_hours": 0}))
-    lines = _lines(stages=[{"name": "a", "env": {"LR": 3, "SEED": 1}}, {"name": "b", "promote": {"top": 1}}])
+    lines = _lines(stages=[{"name": "a", "env": {"LR": 3, "SEED": 1}, "reproduce": True},
+                           {"name": "b", "promote": {"top": 1}}])
+    assert "stages[0].reproduce: only the last stage reproduces (its seeds are the claim's)" in lines
     assert "stages[0].promote: required on every stage but the last ({top: k} or {fraction: f})" in lines
     assert any(x.startswith("stages[0].env.LR: contradicts train.env.LR, a searched axis") for x in lines)
     assert "stages[0].env.SEED: set by the stage's seeds" in lines
@@ -37,8 +39,9 @@ def test_bad_prune_budget_stages_are_one_line_each():
                           "stages": [{"name": "screen", "seeds": [1337], "gpus_per_job": 1,
                                       "max_wallclock_seconds": 120, "promote": {"top": 3}},
                                      {"name": "confirm", "seeds": [1337, 42, 2024], "gpus_per_job": 8,
-                                      "max_wallclock_seconds": 600}]})
+                                      "max_wallclock_seconds": 600, "reproduce": True}]})
     assert ok.budget.gpu_hours == 40 and [s.name for s in ok.stages] == ["screen", "confirm"]
+    assert ok.stages[1].reproduce
 
 
 def test_against_is_read_at_plan_time(tmp_path):
