@@ -88,15 +88,38 @@ def table_tag(order: int, table_bits: int) -> str:
     return f"o{int(order)}_b{int(table_bits)}"
 
 
-def context_keys(stream: np.ndarray, ctx_len: int) -> np.ndarray:
+def context_keys(stream: np.ndarray, ctx_len: int, chunk: int = 1 << 15) -> np.ndarray:
     """(M - ctx_len,) uint64: the context key of stream index i = ctx_len .. M-1."""
+    return _packed_context_keys(stream, ctx_len, 0, chunk)
+
+
+def _packed_context_keys(stream: np.ndarray, ctx_len: int, shift: int, chunk: int = 1 << 15) -> np.ndarray:
+    """(key << shift) | k for k = 0 .. M - ctx_len - 1 (shift 0: the key alone).
+
+    Computed a cache-sized chunk at a time: all ctx_len multiply-xor rounds run on a chunk that
+    stays in L2, instead of ctx_len passes over the whole uint64 array (the pass is memory-bound).
+    """
     m = stream.shape[0] - ctx_len
-    key = np.zeros(m, dtype=np.uint64)
-    tmp = np.empty(m, dtype=np.uint64)
-    for j in range(ctx_len):  # j = 0 multiplies the oldest token, as the reference's ring walk
-        np.multiply(stream[j:j + m], HASH_K[j], out=tmp, casting="unsafe")
-        np.bitwise_xor(key, tmp, out=key)
-    return key
+    out = np.empty(max(m, 0), dtype=np.uint64)
+    tmp = np.empty(chunk, dtype=np.uint64)
+    u_shift = np.uint64(shift)
+    for a in range(0, m, chunk):
+        b = min(a + chunk, m)
+        w = b - a
+        k = out[a:b]
+        t = tmp[:w]
+        # j = 0 multiplies the oldest token, as the reference's ring walk
+        if ctx_len:
+            np.multiply(stream[a:b], HASH_K[0], out=k, casting="unsafe")
+        else:
+            k.fill(0)
+        for j in range(1, ctx_len):
+            np.multiply(stream[a + j:b + j], HASH_K[j], out=t, casting="unsafe")
+            np.bitwise_xor(k, t, out=k)
+        if shift:
+            k <<= u_shift
+            k |= np.arange(a, b, dtype=np.uint64)
+    return out
 
 
 def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
@@ -120,43 +143,52 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     n = M - L  # scored-with-context positions: stream index i = L + k
     if n <= 0:
         return Hints(order, bits, hint, p_top, 0, 0)
-    s64 = s.astype(np.uint64)
+    # tokens as uint16 (checked above): the random gathers below touch 2 bytes, not 8
+    s16 = s.astype(np.uint16)
+    tokL = s16[L:]  # tokL[k] = target of scored position k
     u26 = np.uint64(POS_BITS)
-    pmask = np.uint64((1 << POS_BITS) - 1)
+    pmask = np.uint32((1 << POS_BITS) - 1)
 
     # 1. sort by (context key, position): one packed 64-bit sort (np.sort, ~10x an argsort)
-    packed = context_keys(s64, L)
-    packed <<= u26
-    packed |= np.arange(n, dtype=np.uint64)
+    packed = _packed_context_keys(s16, L, POS_BITS)
     packed.sort()
-    perm = (packed & pmask).astype(np.int64)  # k-th in context order -> position
+    # low 26 bits of each packed word = position: read the low uint32 half only (little-endian)
+    perm = _low_bits(packed, pmask)  # int32, k-th in context order -> position
     packed >>= u26
     key_sorted = packed  # context key per k
-    new_ctx = np.empty(n, dtype=bool)
+    new_ctx = np.empty(n + 1, dtype=bool)
     new_ctx[0] = True
-    np.not_equal(key_sorted[1:], key_sorted[:-1], out=new_ctx[1:])
-    g_start = np.flatnonzero(new_ctx)
-    n_ctx = int(g_start.size)
-    sizes = np.diff(np.append(g_start, n))
-    # a context seen once never gives a hint: the work below is over repeated contexts only
-    rep = np.repeat(sizes >= 2, sizes)
-    R = np.flatnonzero(rep)  # k of positions in repeated contexts (whole groups, in order)
-    S = np.flatnonzero(~rep)
-    del rep, sizes, g_start
+    new_ctx[n] = True
+    np.not_equal(key_sorted[1:], key_sorted[:-1], out=new_ctx[1:n])
+    n_ctx = int(np.count_nonzero(new_ctx[:n]))
+    # a context seen once never gives a hint: the work below is over repeated contexts only.
+    # k is a singleton when it starts a group and k + 1 starts the next
+    single = new_ctx[:n] & new_ctx[1:]
+    R = np.flatnonzero(~single)  # k of positions in repeated contexts (whole groups, in order)
+    S = np.flatnonzero(single)
+    del single
+    new_ctx = new_ctx[:n]
     m = int(R.size)
     posR = perm[R]
-    tokR = s64[L + posR]
+    tokR = tokL[posR]
     newR = new_ctx[R]
-    cidR = np.cumsum(newR, dtype=np.int64) - 1
+    cidR = np.cumsum(newR, dtype=np.int64)
+    cidR -= 1
     kR = key_sorted[R]
-    pk_S = (key_sorted[S] * PAIR_MIX) ^ (s64[L + perm[S]] * HASH_K[L % 32])
     pos_S = perm[S]
-    del key_sorted, packed, perm, new_ctx, S
+    pk_S = key_sorted[S]
+    pk_S *= PAIR_MIX
+    tmpS = tokL[pos_S].astype(np.uint64)
+    tmpS *= HASH_K[L % 32]
+    pk_S ^= tmpS
+    del key_sorted, packed, perm, new_ctx, S, tmpS
 
     # 2. pair counts over (context, token) runs: sort (token, rank in R); rank orders (context, pos)
-    packed = (tokR << u26) | np.arange(m, dtype=np.uint64)
+    packed = tokR.astype(np.uint64)
+    packed <<= u26
+    packed |= np.arange(m, dtype=np.uint64)
     packed.sort()
-    j_of = (packed & pmask).astype(np.int64)
+    j_of = _low_bits(packed, pmask)
     packed >>= u26
     start = np.ones(m, dtype=bool)
     c_of = cidR[j_of]
@@ -173,7 +205,9 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     first = j_of[run_start]
     del j_of, run, run_start
     # the reference counts by pair KEY: (context, token) runs sharing a key share one counter
-    pk_run = (kR[first] * PAIR_MIX) ^ (tokR[first] * HASH_K[L % 32])
+    pk_run = kR[first]
+    pk_run *= PAIR_MIX
+    pk_run ^= tokR[first].astype(np.uint64) * HASH_K[L % 32]
     n_pairs = _merge_pair_collisions(pk_run, runR, posR, countR, pk_S, pos_S)
     del pk_run, runR, pk_S, pos_S, kR
 
@@ -208,6 +242,15 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     hint[L + posR] = top_tok
     p_top[L + posR] = pt
     return Hints(order, bits, hint, p_top, n_ctx, n_pairs)
+
+
+def _low_bits(packed: np.ndarray, mask: np.uint32) -> np.ndarray:
+    """int32 (packed & mask) for a uint64 array and a mask below 2^31, reading only the low
+    32-bit half of each word (one pass, half the bytes of a 64-bit mask-and-cast)."""
+    low = packed.view(np.uint32)[0 if np.little_endian else 1::2]
+    out = np.empty(packed.shape[0], dtype=np.int32)
+    np.bitwise_and(low, mask, out=out, casting="unsafe")
+    return out
 
 
 def _merge_pair_collisions(pk_run, runR, posR, countR, pk_S, pos_S) -> int:
