@@ -195,12 +195,17 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     if m > 1:
         start[1:] = (packed[1:] != packed[:-1]) | (c_of[1:] != c_of[:-1])
     del packed, c_of
-    run = np.cumsum(start, dtype=np.int64) - 1
-    run_start = np.flatnonzero(start)
+    run = np.cumsum(start, dtype=np.int32)
+    run -= 1
+    run_start = np.flatnonzero(start).astype(np.int32)
     del start
-    countR = np.empty(m, dtype=np.int64)
-    countR[j_of] = np.arange(m, dtype=np.int64) - run_start[run] + 1  # running pair count, inclusive
-    runR = np.empty(m, dtype=np.int64)
+    # running pair count, inclusive (int32: counts and run ids stay below 2^26)
+    cnt = np.arange(1, m + 1, dtype=np.int32)
+    cnt -= run_start[run]
+    countR = np.empty(m, dtype=np.int32)
+    countR[j_of] = cnt
+    del cnt
+    runR = np.empty(m, dtype=np.int32)
     runR[j_of] = run
     first = j_of[run_start]
     del j_of, run, run_start
@@ -236,11 +241,11 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     top_tok[0] = -1
     top_tok[1:] = tokR[last_rec[:-1]].astype(np.int32)
     top_tok[newR] = -1
-    has = ~newR
-    pt = np.zeros(m, dtype=np.float32)
-    pt[has] = prev_max[has].astype(np.float32) / total[has].astype(np.float32)
-    hint[L + posR] = top_tok
-    p_top[L + posR] = pt
+    # prev_max is 0 where the context is new (no hint): p_top stays 0 there, no 0/0
+    pt = prev_max.astype(np.float32)
+    np.divide(pt, total.astype(np.float32), out=pt, where=~newR)
+    hint[L:][posR] = top_tok
+    p_top[L:][posR] = pt
     return Hints(order, bits, hint, p_top, n_ctx, n_pairs)
 
 
