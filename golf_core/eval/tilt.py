@@ -172,7 +172,7 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     posR = perm[R]
     tokR = tokL[posR]
     newR = new_ctx[R]
-    cidR = np.cumsum(newR, dtype=np.int64)
+    cidR = np.cumsum(newR, dtype=np.int32)  # context id of each R entry (< 2^26)
     cidR -= 1
     kR = key_sorted[R]
     pos_S = perm[S]
@@ -228,7 +228,11 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     kk = np.arange(m, dtype=np.int64)
     gsR = np.flatnonzero(newR)
     total = kk - gsR[cidR]  # entries before this one in its context
-    runmax = np.maximum.accumulate((cidR << POS_BITS) | countR) & ((1 << POS_BITS) - 1)
+    runmax = cidR.astype(np.int64)
+    runmax <<= POS_BITS
+    runmax |= countR
+    np.maximum.accumulate(runmax, out=runmax)
+    runmax &= (1 << POS_BITS) - 1
     prev_max = np.empty(m, dtype=np.int64)
     prev_max[0] = 0
     prev_max[1:] = runmax[:-1]
