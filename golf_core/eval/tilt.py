@@ -164,12 +164,13 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     # a context seen once never gives a hint: the work below is over repeated contexts only.
     # k is a singleton when it starts a group and k + 1 starts the next
     single = new_ctx[:n] & new_ctx[1:]
-    R = np.flatnonzero(~single)  # k of positions in repeated contexts (whole groups, in order)
-    S = np.flatnonzero(single)
-    del single
+    # R: positions in repeated contexts (whole groups, in order); S: the singletons. Boolean
+    # masks, not index arrays: one compress pass each, no int64 index arrays in memory
+    R = ~single
+    S = single
     new_ctx = new_ctx[:n]
-    m = int(R.size)
     posR = perm[R]
+    m = int(posR.size)
     tokR = tokL[posR]
     newR = new_ctx[R]
     cidR = np.cumsum(newR, dtype=np.int32)  # context id of each R entry (< 2^26)
@@ -181,7 +182,7 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     tmpS = tokL[pos_S].astype(np.uint64)
     tmpS *= HASH_K[L % 32]
     pk_S ^= tmpS
-    del key_sorted, packed, perm, new_ctx, S, tmpS
+    del key_sorted, packed, perm, new_ctx, R, S, single, tmpS
 
     # 2. pair counts over (context, token) runs: sort (token, rank in R); rank orders (context, pos)
     packed = tokR.astype(np.uint64)
@@ -267,7 +268,8 @@ def _merge_pair_collisions(pk_run, runR, posR, countR, pk_S, pos_S) -> int:
     counter in stream order (rare; exact). Runs of repeated contexts: pk_run, with per-position
     run ids runR, positions posR and counts countR (updated); singleton positions: pk_S, pos_S
     (they count toward a shared key, their own count is never read). Returns distinct keys."""
-    srt = np.sort(np.concatenate([pk_run, pk_S]))
+    srt = np.concatenate([pk_run, pk_S])
+    srt.sort()  # in place: np.sort would copy the concatenation once more
     dup = srt[1:] == srt[:-1]
     n_keys = int(srt.size - dup.sum())
     if not dup.any():
