@@ -32,7 +32,10 @@ them off, and so does golf.
 
 The pass is vectorized (no per-token loop): positions are sorted by (context key, position)
 with one 64-bit sort of packed keys, pair counts come from a second sort by (token, that rank),
-and the top token is a segmented running maximum with the strict-exceeds tie rule.
+and the top token is a segmented running maximum with the strict-exceeds tie rule. The pass is
+memory-bound, so it moves few bytes: the context hash runs a cache-sized chunk at a time (packed
+with the position in the same loop), tokens are gathered as uint16, positions, run ids and counts
+are int32, and contexts seen once are split off by boolean masks before any per-pair work.
 """
 from __future__ import annotations
 
@@ -206,16 +209,14 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     countR = np.empty(m, dtype=np.int32)
     countR[j_of] = cnt
     del cnt
-    runR = np.empty(m, dtype=np.int32)
-    runR[j_of] = run
     first = j_of[run_start]
-    del j_of, run, run_start
+    del run_start
     # the reference counts by pair KEY: (context, token) runs sharing a key share one counter
     pk_run = kR[first]
     pk_run *= PAIR_MIX
     pk_run ^= tokR[first].astype(np.uint64) * HASH_K[L % 32]
-    n_pairs = _merge_pair_collisions(pk_run, runR, posR, countR, pk_S, pos_S)
-    del pk_run, runR, pk_S, pos_S, kR
+    n_pairs = _merge_pair_collisions(pk_run, j_of, run, posR, countR, pk_S, pos_S)
+    del pk_run, j_of, run, pk_S, pos_S, kR
 
     cap = 1 << bits
     if n_ctx > cap or n_pairs > cap:
@@ -263,10 +264,11 @@ def _low_bits(packed: np.ndarray, mask: np.uint32) -> np.ndarray:
     return out
 
 
-def _merge_pair_collisions(pk_run, runR, posR, countR, pk_S, pos_S) -> int:
+def _merge_pair_collisions(pk_run, j_of, run, posR, countR, pk_S, pos_S) -> int:
     """Where distinct (context, token) runs share a pair key, recount those positions as one
-    counter in stream order (rare; exact). Runs of repeated contexts: pk_run, with per-position
-    run ids runR, positions posR and counts countR (updated); singleton positions: pk_S, pos_S
+    counter in stream order (rare; exact). Runs of repeated contexts: pk_run; R entries in pair
+    order j_of with their run ids run; positions posR and counts countR (updated, R order);
+    singleton positions: pk_S, pos_S
     (they count toward a shared key, their own count is never read). Returns distinct keys."""
     srt = np.concatenate([pk_run, pk_S])
     srt.sort()  # in place: np.sort would copy the concatenation once more
@@ -280,9 +282,13 @@ def _merge_pair_collisions(pk_run, runR, posR, countR, pk_S, pos_S) -> int:
         j = np.minimum(np.searchsorted(shared, keys), shared.size - 1)
         return shared[j] == keys
 
-    selR = np.flatnonzero(is_shared(pk_run)[runR])
+    # R entries (in pair-sorted order j_of, run ids run) whose run's key is shared; only built
+    # here, on the rare path, so the common one never scatters run ids back to R order
+    in_shared = is_shared(pk_run)[run]
+    selR = j_of[in_shared]
+    runR_sel = run[in_shared]
     selS = np.flatnonzero(is_shared(pk_S))
-    key = np.concatenate([pk_run[runR[selR]], pk_S[selS]])
+    key = np.concatenate([pk_run[runR_sel], pk_S[selS]])
     pos = np.concatenate([posR[selR], pos_S[selS]])
     o = np.lexsort((pos, key))
     ks = key[o]
