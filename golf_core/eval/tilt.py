@@ -227,9 +227,9 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
         return Hints(order, bits, hint, p_top, n_ctx, n_pairs)
 
     # 3. per repeated context, the state before absorbing each position (R order)
-    kk = np.arange(m, dtype=np.int64)
     gsR = np.flatnonzero(newR)
-    total = kk - gsR[cidR]  # entries before this one in its context
+    total = np.arange(m, dtype=np.int64)
+    total -= gsR[cidR]  # entries before this one in its context
     runmax = cidR.astype(np.int64)
     runmax <<= POS_BITS
     runmax |= countR
@@ -241,11 +241,16 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     prev_max[newR] = 0
     del runmax, cidR
     record = newR | (countR > prev_max)  # the top changes only on a strict exceed
-    last_rec = np.maximum.accumulate(np.where(record, kk, 0))
-    del record, kk, countR
+    # the top token after entry k is the token of the last record at or before k: the
+    # (number of records up to k)-th record's token (a cumsum, not a max-scan of indices)
+    rec_tok = tokR[record].astype(np.int32)
+    last_rec = np.cumsum(record, dtype=np.int32)
+    last_rec -= 1  # record[0] holds (a new context), so >= 0
+    del record, countR
     top_tok = np.empty(m, dtype=np.int32)
     top_tok[0] = -1
-    top_tok[1:] = tokR[last_rec[:-1]].astype(np.int32)
+    top_tok[1:] = rec_tok[last_rec[:-1]]
+    del rec_tok, last_rec
     top_tok[newR] = -1
     # prev_max is 0 where the context is new (no hint): p_top stays 0 there, no 0/0
     pt = prev_max.astype(np.float32)
