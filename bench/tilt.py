@@ -1,7 +1,7 @@
 """Speed of golf's tilt hint pass (golf_core.eval.tilt) against PR #2135's C token channel.
 
 Usage: python bench/tilt.py [--tokens 2000000] [--big 47851520] [--order 16] [--configs 1000]
-                            [--skip-reference]
+                            [--skip-reference] [--compare OLD_TILT_PY]
 1. Side by side on the same `--tokens` stream, orders 4, 8, 16: the reference C token channel
    (built from $GOLF_REFERENCE_DIR/parameter-golf/pr2135/online_ngram_state.c with
    gcc -O3 -shared -fPIC into a temp dir, ctypes, within-word channel off) and golf's pass;
@@ -9,12 +9,16 @@ Usage: python bench/tilt.py [--tokens 2000000] [--big 47851520] [--order 16] [--
 2. golf's pass at `--order` over `--big` tokens (47,851,520 = PR #2135's validation targets),
    wall time and peak RSS; the C channel on the same stream too unless --skip-reference.
 3. `--configs` (threshold, boost) points over the big stream's hints (tilt_grid), CPU.
+`--compare FILE`: another version of golf_core/eval/tilt.py (e.g. `git show REV:golf_core/eval/tilt.py
+> old.py`) whose hint_pass is timed on the same streams too (after golf's, so peak RSS is golf's)
+and checked equal to golf's: before/after in one run.
 Tokens are synthetic (vocab 1024, spans copied from a 4M-token base so contexts recur): timing
 only. One process, one core (numpy is single-threaded for these ops).
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import resource
 import sys
 import tempfile
@@ -48,6 +52,24 @@ def synthetic(n: int, vocab: int = 1024, seed: int = 0) -> np.ndarray:
     return out.astype(np.int64)
 
 
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location("tilt_compared", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _time_old(mod, stream, order, bits, h, tg) -> str:
+    """Time mod.hint_pass on the same stream; equal to golf's Hints h?"""
+    t = time.perf_counter()
+    o = mod.hint_pass(stream, order, bits)
+    to = time.perf_counter() - t
+    same = bool(np.array_equal(o.hint, h.hint) and np.array_equal(o.p_top, h.p_top)
+                and (o.contexts, o.pairs) == (h.contexts, h.pairs))
+    return f" | compared {to:6.2f} s (golf {to / tg:4.2f}x faster) equal={same}"
+
+
 def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
@@ -59,7 +81,9 @@ def main(argv=None) -> int:
     ap.add_argument("--order", type=int, default=16)
     ap.add_argument("--configs", type=int, default=1000)
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--compare", type=Path, default=None, help="an older tilt.py to time beside golf's")
     a = ap.parse_args(argv)
+    old = _load(a.compare) if a.compare else None
     lib = None
     if not a.skip_reference:
         sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -79,6 +103,8 @@ def main(argv=None) -> int:
         h = hint_pass(np.r_[small[0], small], order, bits)  # the reference's seeded stream
         tg = time.perf_counter() - t
         line = f"  order {order:2d} bits {bits}: golf {tg:6.2f} s ({small.size / tg / 1e6:5.2f} M tok/s)"
+        if old is not None:
+            line += _time_old(old, np.r_[small[0], small], order, bits, h, tg)
         if lib is not None:
             t = time.perf_counter()
             top, prob = ref.token_channel(lib, small, order, bits)
@@ -108,6 +134,8 @@ def main(argv=None) -> int:
     tm = time.perf_counter() - t
     print(f"  {th.size} (threshold, boost) configs: {tm:.2f} s CPU ({th.size / tm:.0f} configs/s); "
           f"gated at 0.8: {int(sums.gated[np.argmin(np.abs(th - 0.8))]):,}; GPU not measured (none here)", flush=True)
+    if old is not None:
+        print("  compared:" + _time_old(old, big, a.order, bits, h, tg), flush=True)
     if lib is not None:
         del h
         t = time.perf_counter()

@@ -32,7 +32,10 @@ them off, and so does golf.
 
 The pass is vectorized (no per-token loop): positions are sorted by (context key, position)
 with one 64-bit sort of packed keys, pair counts come from a second sort by (token, that rank),
-and the top token is a segmented running maximum with the strict-exceeds tie rule.
+and the top token is a segmented running maximum with the strict-exceeds tie rule. The pass is
+memory-bound, so it moves few bytes: the context hash runs a cache-sized chunk at a time (packed
+with the position in the same loop), tokens are gathered as uint16, positions, run ids and counts
+are int32, and contexts seen once are split off by boolean masks before any per-pair work.
 """
 from __future__ import annotations
 
@@ -88,15 +91,38 @@ def table_tag(order: int, table_bits: int) -> str:
     return f"o{int(order)}_b{int(table_bits)}"
 
 
-def context_keys(stream: np.ndarray, ctx_len: int) -> np.ndarray:
+def context_keys(stream: np.ndarray, ctx_len: int, chunk: int = 1 << 15) -> np.ndarray:
     """(M - ctx_len,) uint64: the context key of stream index i = ctx_len .. M-1."""
+    return _packed_context_keys(stream, ctx_len, 0, chunk)
+
+
+def _packed_context_keys(stream: np.ndarray, ctx_len: int, shift: int, chunk: int = 1 << 15) -> np.ndarray:
+    """(key << shift) | k for k = 0 .. M - ctx_len - 1 (shift 0: the key alone).
+
+    Computed a cache-sized chunk at a time: all ctx_len multiply-xor rounds run on a chunk that
+    stays in L2, instead of ctx_len passes over the whole uint64 array (the pass is memory-bound).
+    """
     m = stream.shape[0] - ctx_len
-    key = np.zeros(m, dtype=np.uint64)
-    tmp = np.empty(m, dtype=np.uint64)
-    for j in range(ctx_len):  # j = 0 multiplies the oldest token, as the reference's ring walk
-        np.multiply(stream[j:j + m], HASH_K[j], out=tmp, casting="unsafe")
-        np.bitwise_xor(key, tmp, out=key)
-    return key
+    out = np.empty(max(m, 0), dtype=np.uint64)
+    tmp = np.empty(chunk, dtype=np.uint64)
+    u_shift = np.uint64(shift)
+    for a in range(0, m, chunk):
+        b = min(a + chunk, m)
+        w = b - a
+        k = out[a:b]
+        t = tmp[:w]
+        # j = 0 multiplies the oldest token, as the reference's ring walk
+        if ctx_len:
+            np.multiply(stream[a:b], HASH_K[0], out=k, casting="unsafe")
+        else:
+            k.fill(0)
+        for j in range(1, ctx_len):
+            np.multiply(stream[a + j:b + j], HASH_K[j], out=t, casting="unsafe")
+            np.bitwise_xor(k, t, out=k)
+        if shift:
+            k <<= u_shift
+            k |= np.arange(a, b, dtype=np.uint64)
+    return out
 
 
 def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
@@ -120,62 +146,77 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     n = M - L  # scored-with-context positions: stream index i = L + k
     if n <= 0:
         return Hints(order, bits, hint, p_top, 0, 0)
-    s64 = s.astype(np.uint64)
+    # tokens as uint16 (checked above): the random gathers below touch 2 bytes, not 8
+    s16 = s.astype(np.uint16)
+    tokL = s16[L:]  # tokL[k] = target of scored position k
     u26 = np.uint64(POS_BITS)
-    pmask = np.uint64((1 << POS_BITS) - 1)
+    pmask = np.uint32((1 << POS_BITS) - 1)
 
     # 1. sort by (context key, position): one packed 64-bit sort (np.sort, ~10x an argsort)
-    packed = context_keys(s64, L)
-    packed <<= u26
-    packed |= np.arange(n, dtype=np.uint64)
+    packed = _packed_context_keys(s16, L, POS_BITS)
     packed.sort()
-    perm = (packed & pmask).astype(np.int64)  # k-th in context order -> position
+    # low 26 bits of each packed word = position: read the low uint32 half only (little-endian)
+    perm = _low_bits(packed, pmask)  # int32, k-th in context order -> position
     packed >>= u26
     key_sorted = packed  # context key per k
-    new_ctx = np.empty(n, dtype=bool)
+    new_ctx = np.empty(n + 1, dtype=bool)
     new_ctx[0] = True
-    np.not_equal(key_sorted[1:], key_sorted[:-1], out=new_ctx[1:])
-    g_start = np.flatnonzero(new_ctx)
-    n_ctx = int(g_start.size)
-    sizes = np.diff(np.append(g_start, n))
-    # a context seen once never gives a hint: the work below is over repeated contexts only
-    rep = np.repeat(sizes >= 2, sizes)
-    R = np.flatnonzero(rep)  # k of positions in repeated contexts (whole groups, in order)
-    S = np.flatnonzero(~rep)
-    del rep, sizes, g_start
-    m = int(R.size)
+    new_ctx[n] = True
+    np.not_equal(key_sorted[1:], key_sorted[:-1], out=new_ctx[1:n])
+    n_ctx = int(np.count_nonzero(new_ctx[:n]))
+    # a context seen once never gives a hint: the work below is over repeated contexts only.
+    # k is a singleton when it starts a group and k + 1 starts the next
+    single = new_ctx[:n] & new_ctx[1:]
+    # R: positions in repeated contexts (whole groups, in order); S: the singletons. Boolean
+    # masks, not index arrays: one compress pass each, no int64 index arrays in memory
+    R = ~single
+    S = single
+    new_ctx = new_ctx[:n]
     posR = perm[R]
-    tokR = s64[L + posR]
+    m = int(posR.size)
+    tokR = tokL[posR]
     newR = new_ctx[R]
-    cidR = np.cumsum(newR, dtype=np.int64) - 1
+    cidR = np.cumsum(newR, dtype=np.int32)  # context id of each R entry (< 2^26)
+    cidR -= 1
     kR = key_sorted[R]
-    pk_S = (key_sorted[S] * PAIR_MIX) ^ (s64[L + perm[S]] * HASH_K[L % 32])
     pos_S = perm[S]
-    del key_sorted, packed, perm, new_ctx, S
+    pk_S = key_sorted[S]
+    pk_S *= PAIR_MIX
+    tmpS = tokL[pos_S].astype(np.uint64)
+    tmpS *= HASH_K[L % 32]
+    pk_S ^= tmpS
+    del key_sorted, packed, perm, new_ctx, R, S, single, tmpS
 
     # 2. pair counts over (context, token) runs: sort (token, rank in R); rank orders (context, pos)
-    packed = (tokR << u26) | np.arange(m, dtype=np.uint64)
+    packed = tokR.astype(np.uint64)
+    packed <<= u26
+    packed |= np.arange(m, dtype=np.uint64)
     packed.sort()
-    j_of = (packed & pmask).astype(np.int64)
+    j_of = _low_bits(packed, pmask)
     packed >>= u26
     start = np.ones(m, dtype=bool)
     c_of = cidR[j_of]
     if m > 1:
         start[1:] = (packed[1:] != packed[:-1]) | (c_of[1:] != c_of[:-1])
     del packed, c_of
-    run = np.cumsum(start, dtype=np.int64) - 1
-    run_start = np.flatnonzero(start)
+    run = np.cumsum(start, dtype=np.int32)
+    run -= 1
+    run_start = np.flatnonzero(start).astype(np.int32)
     del start
-    countR = np.empty(m, dtype=np.int64)
-    countR[j_of] = np.arange(m, dtype=np.int64) - run_start[run] + 1  # running pair count, inclusive
-    runR = np.empty(m, dtype=np.int64)
-    runR[j_of] = run
+    # running pair count, inclusive (int32: counts and run ids stay below 2^26)
+    cnt = np.arange(1, m + 1, dtype=np.int32)
+    cnt -= run_start[run]
+    countR = np.empty(m, dtype=np.int32)
+    countR[j_of] = cnt
+    del cnt
     first = j_of[run_start]
-    del j_of, run, run_start
+    del run_start
     # the reference counts by pair KEY: (context, token) runs sharing a key share one counter
-    pk_run = (kR[first] * PAIR_MIX) ^ (tokR[first] * HASH_K[L % 32])
-    n_pairs = _merge_pair_collisions(pk_run, runR, posR, countR, pk_S, pos_S)
-    del pk_run, runR, pk_S, pos_S, kR
+    pk_run = kR[first]
+    pk_run *= PAIR_MIX
+    pk_run ^= tokR[first].astype(np.uint64) * HASH_K[L % 32]
+    n_pairs = _merge_pair_collisions(pk_run, j_of, run, posR, countR, pk_S, pos_S)
+    del pk_run, j_of, run, pk_S, pos_S, kR
 
     cap = 1 << bits
     if n_ctx > cap or n_pairs > cap:
@@ -186,36 +227,56 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
         return Hints(order, bits, hint, p_top, n_ctx, n_pairs)
 
     # 3. per repeated context, the state before absorbing each position (R order)
-    kk = np.arange(m, dtype=np.int64)
     gsR = np.flatnonzero(newR)
-    total = kk - gsR[cidR]  # entries before this one in its context
-    runmax = np.maximum.accumulate((cidR << POS_BITS) | countR) & ((1 << POS_BITS) - 1)
+    total = np.arange(m, dtype=np.int64)
+    total -= gsR[cidR]  # entries before this one in its context
+    runmax = cidR.astype(np.int64)
+    runmax <<= POS_BITS
+    runmax |= countR
+    np.maximum.accumulate(runmax, out=runmax)
+    runmax &= (1 << POS_BITS) - 1
     prev_max = np.empty(m, dtype=np.int64)
     prev_max[0] = 0
     prev_max[1:] = runmax[:-1]
     prev_max[newR] = 0
     del runmax, cidR
     record = newR | (countR > prev_max)  # the top changes only on a strict exceed
-    last_rec = np.maximum.accumulate(np.where(record, kk, 0))
-    del record, kk, countR
+    # the top token after entry k is the token of the last record at or before k: the
+    # (number of records up to k)-th record's token (a cumsum, not a max-scan of indices)
+    rec_tok = tokR[record].astype(np.int32)
+    last_rec = np.cumsum(record, dtype=np.int32)
+    last_rec -= 1  # record[0] holds (a new context), so >= 0
+    del record, countR
     top_tok = np.empty(m, dtype=np.int32)
     top_tok[0] = -1
-    top_tok[1:] = tokR[last_rec[:-1]].astype(np.int32)
+    top_tok[1:] = rec_tok[last_rec[:-1]]
+    del rec_tok, last_rec
     top_tok[newR] = -1
-    has = ~newR
-    pt = np.zeros(m, dtype=np.float32)
-    pt[has] = prev_max[has].astype(np.float32) / total[has].astype(np.float32)
-    hint[L + posR] = top_tok
-    p_top[L + posR] = pt
+    # prev_max is 0 where the context is new (no hint): p_top stays 0 there, no 0/0
+    pt = prev_max.astype(np.float32)
+    np.divide(pt, total.astype(np.float32), out=pt, where=~newR)
+    hint[L:][posR] = top_tok
+    p_top[L:][posR] = pt
     return Hints(order, bits, hint, p_top, n_ctx, n_pairs)
 
 
-def _merge_pair_collisions(pk_run, runR, posR, countR, pk_S, pos_S) -> int:
+def _low_bits(packed: np.ndarray, mask: np.uint32) -> np.ndarray:
+    """int32 (packed & mask) for a uint64 array and a mask below 2^31, reading only the low
+    32-bit half of each word (one pass, half the bytes of a 64-bit mask-and-cast)."""
+    low = packed.view(np.uint32)[0 if np.little_endian else 1::2]
+    out = np.empty(packed.shape[0], dtype=np.int32)
+    np.bitwise_and(low, mask, out=out, casting="unsafe")
+    return out
+
+
+def _merge_pair_collisions(pk_run, j_of, run, posR, countR, pk_S, pos_S) -> int:
     """Where distinct (context, token) runs share a pair key, recount those positions as one
-    counter in stream order (rare; exact). Runs of repeated contexts: pk_run, with per-position
-    run ids runR, positions posR and counts countR (updated); singleton positions: pk_S, pos_S
+    counter in stream order (rare; exact). Runs of repeated contexts: pk_run; R entries in pair
+    order j_of with their run ids run; positions posR and counts countR (updated, R order);
+    singleton positions: pk_S, pos_S
     (they count toward a shared key, their own count is never read). Returns distinct keys."""
-    srt = np.sort(np.concatenate([pk_run, pk_S]))
+    srt = np.concatenate([pk_run, pk_S])
+    srt.sort()  # in place: np.sort would copy the concatenation once more
     dup = srt[1:] == srt[:-1]
     n_keys = int(srt.size - dup.sum())
     if not dup.any():
@@ -226,9 +287,13 @@ def _merge_pair_collisions(pk_run, runR, posR, countR, pk_S, pos_S) -> int:
         j = np.minimum(np.searchsorted(shared, keys), shared.size - 1)
         return shared[j] == keys
 
-    selR = np.flatnonzero(is_shared(pk_run)[runR])
+    # R entries (in pair-sorted order j_of, run ids run) whose run's key is shared; only built
+    # here, on the rare path, so the common one never scatters run ids back to R order
+    in_shared = is_shared(pk_run)[run]
+    selR = j_of[in_shared]
+    runR_sel = run[in_shared]
     selS = np.flatnonzero(is_shared(pk_S))
-    key = np.concatenate([pk_run[runR[selR]], pk_S[selS]])
+    key = np.concatenate([pk_run[runR_sel], pk_S[selS]])
     pos = np.concatenate([posR[selR], pos_S[selS]])
     o = np.lexsort((pos, key))
     ks = key[o]
