@@ -25,7 +25,7 @@ from typing import Callable, TypeVar
 
 __all__ = [
     "DEFAULT_TRACKING_URI", "RunRecord", "TrackingStoreError", "TrackingUnavailable",
-    "all_experiment_ids", "check_store", "download_artifacts", "finished_identities", "finished_runs_everywhere",
+    "all_experiment_ids", "check_store", "download_artifacts", "finished_runs_everywhere",
     "is_transient", "make_client", "metric_history", "net_timeout_s", "redact", "resolve_tracking_uri", "tag_filter",
 ]
 
@@ -231,28 +231,6 @@ def _sqlite_missing(uri: str) -> bool:
     if not uri.startswith("sqlite:///"):
         return False
     return not Path(uri[len("sqlite:///"):]).exists()
-
-
-def finished_identities(tracking_uri: str | None, experiment_name: str) -> set[str]:
-    """Identities that have a FINISHED run in `experiment_name` (for `golf plan`).
-
-    Raises TrackingUnavailable when the server cannot be reached. A SQLite store that does not
-    exist yet means nothing ran: the empty set, without creating the file.
-    """
-    uri = resolve_tracking_uri(tracking_uri)
-    check_store(uri)
-    if _sqlite_missing(uri):
-        return set()
-    client = make_client(uri)
-
-    def query() -> set[str]:
-        exp = client.get_experiment_by_name(experiment_name)
-        if exp is None or exp.lifecycle_stage != "active":
-            return set()
-        runs = search_all(client, exp.experiment_id, "attributes.status = 'FINISHED'")
-        return {r.data.tags["golf.identity"] for r in runs if "golf.identity" in r.data.tags}
-
-    return _query(uri, f"listing finished runs of {experiment_name!r}", query)
 
 
 def study_runs(tracking_uri: str | None, experiment_name: str, study: str) -> list[RunRecord]:

@@ -142,7 +142,8 @@ def test_every_network_call_has_a_deadline_naming_the_address(tmp_path, monkeypa
     import time
 
     from orchestrator.run import submit
-    from orchestrator.tracking.client import TrackingUnavailable, finished_identities, net_timeout_s
+    from orchestrator.tracking.client import TrackingUnavailable, net_timeout_s
+    from orchestrator.tracking.index import finished_identities
 
     assert net_timeout_s() == 30.0 or os.environ.get("GOLF_NET_TIMEOUT_S")
     monkeypatch.setenv("GOLF_NET_TIMEOUT_S", "1.5")
