@@ -6,7 +6,7 @@
         identity -> val_bpb (float.hex, exact) and golf.compliant of every FINISHED mix/eval run
     python bench/sweep_check.py remix WORKSPACE SPEC TRACKING_URI EXPERIMENT
         rescore every FINISHED mix run of an earlier sweep with this tree's worker path
-        (GpuWorker.run_mix_batch on a local Ray) over that sweep's own eval outputs, and
+        (Worker.run_mix_batch on a local Ray) over that sweep's own eval outputs, and
         compare val_bpb exactly (training is not bit-reproducible under a wall clock, so a
         second sweep's evals differ; this holds the eval fixed)
     python bench/sweep_check.py compare A.json B.json [--by-job]
@@ -60,7 +60,7 @@ def remix(workspace: Path, spec: Path, uri: str, experiment: str) -> list[str]:
     from orchestrator.plan.build import load_plan
     from orchestrator.tracking.client import download_artifacts, make_client, search_all
     from workers.contract import Attempt
-    from workers.eval_actor import GpuWorker
+    from workers.worker import Worker
     from workers.files import pack_dir
     from workers.runner import GolfRunner
 
@@ -74,7 +74,7 @@ def remix(workspace: Path, spec: Path, uri: str, experiment: str) -> list[str]:
     ray.init(address="local", num_cpus=1, include_dashboard=False)
     diffs, n = [], 0
     try:
-        w = GpuWorker.options(num_cpus=1).remote(GolfRunner(), None)
+        w = Worker.options(num_cpus=1).remote(GolfRunner(), None)
         for ev_id, ev in evals.items():
             d = Path(tempfile.mkdtemp(prefix="remix-"))
             for f in ("token_stats.npz", "result.json"):

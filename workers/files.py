@@ -11,7 +11,12 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["pack_dir", "unpack_to", "work_root"]
+__all__ = ["EVAL_FILES", "TRAIN_FILES", "pack_dir", "unpack_to", "work_root"]
+
+# what each job kind's worker returns (and orchestrator.kinds fetches again for a reuse)
+EVAL_FILES = ("result.json", "token_stats.npz")
+# train.log too: a record folder ships every seed's own log verbatim (an MLflow artifact)
+TRAIN_FILES = ("model.ptz", "artifact.json", "result.json", "train.log")
 
 
 def pack_dir(path: str | Path, names: tuple[str, ...] | None = None) -> dict[str, bytes]:

@@ -23,7 +23,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from workers.contract import Attempt, JobResult, ScriptTrainJob
-from workers.eval_actor import TRAIN_FILES
+from workers.files import TRAIN_FILES
 from workers.files import pack_dir, work_root
 from workers.runner import SCRIPT_FAILED
 

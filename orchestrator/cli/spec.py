@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 
 import golf_core
 from orchestrator.spec.sweep import Sweep, SpecError, load_sweep, sweep_schema
-from workers.contract import OptunaMixJob
+from orchestrator import kinds
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # what `golf run` uses in the working directory
 
@@ -175,7 +175,7 @@ def finished(tracking_uri: str, experiment: str) -> tuple[set[str], str]:
 
 
 def _mode(job) -> str:
-    return job.mode + (" (optuna)" if isinstance(job, OptunaMixJob) else "")
+    return kinds.of(job).label(job)
 
 
 def _hours(h: float) -> str:
@@ -311,14 +311,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
         table.add_row(kind, str(len(jobs)), str(len(jobs) - len(todo)), str(len(todo)),
                       "/".join(map(str, ranks)), "/".join(gpus), _hours(h_todo), _hours(h_all),
                       _duration(s_todo))
-        if kind == "mix":  # per mode: which part of the sweep is which
-            modes: dict[str, list] = {}
-            for j in jobs:
-                modes.setdefault(_mode(j), []).append(j)
-            for mode, mj in modes.items() if len(modes) > 1 else ():
-                n_done = sum(j.identity in done for j in mj)
-                table.add_row(f"  {mode}", str(len(mj)), str(n_done), str(len(mj) - n_done), "", "", "", "", "",
-                              style="dim")
+        # a mix row: its modes, which part of the sweep is which (other kinds have one label)
+        modes: dict[str, list] = {}
+        for j in jobs:
+            modes.setdefault(_mode(j), []).append(j)
+        for mode, mj in modes.items() if len(modes) > 1 else ():
+            n_done = sum(j.identity in done for j in mj)
+            table.add_row(f"  {mode}", str(len(mj)), str(n_done), str(len(mj) - n_done), "", "", "", "", "",
+                          style="dim")
     if plan.jobs:
         table.add_row("all", str(len(plan.jobs)), str(sum(j.identity in done for j in plan.jobs)),
                       str(sum(j.identity not in done for j in plan.jobs)), "", "", _hours(total_todo),

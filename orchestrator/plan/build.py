@@ -21,7 +21,7 @@ Mode `none` is kept as a mix job (not folded into the eval): every score the swe
 then comes out of the same mix path and lands in MLflow as a `mix` run with `mixer.mode=none`.
 
 Optuna mix jobs (workers.contract.OptunaMixJob: mixer_base, optuna = {n, seed, space}): the worker
-(workers.eval_actor.run_optuna) creates a study with TPESampler(seed) and runs `n` trials by
+(workers.worker.run_optuna) creates a study with TPESampler(seed) and runs `n` trials by
 ask/tell on the eval job's cached passes, minimizing val_bpb (an invalid combination is told FAIL).
 """
 from __future__ import annotations
@@ -35,8 +35,11 @@ from typing import Any, Iterable, Literal
 import golf_core
 from golf_core.config import ConfigError
 from golf_core.data.config import DataConfig
-from golf_core.eval.config import EvalConfig, TTTConfig
-from golf_core.presets import RunConfig
+from orchestrator.kinds import eval as kinds_eval
+from orchestrator.kinds import mix as kinds_mix
+from orchestrator.kinds import optuna_mix as kinds_optuna_mix
+from orchestrator.kinds import train as kinds_train
+from orchestrator.kinds.identity import canonical_json, identity_of  # noqa: F401 - re-exported
 from orchestrator.spec.mixer_space import eval_groups
 from orchestrator.spec.sweep import Sweep, load_sweep, varying_axes
 from orchestrator.tracking.params import flatten_params
@@ -67,7 +70,11 @@ class Plan:
     stage_points: Any = None  # that stage's job identity -> its env point (what promotion ranks)
 
     def by_kind(self, kind: str) -> tuple[Job, ...]:
-        return tuple(j for j in self.jobs if j.kind == kind)
+        """The jobs whose `kind` label is `kind` (what counts and displays group by)."""
+        groups: dict[str, list[Job]] = {}
+        for j in self.jobs:
+            groups.setdefault(j.kind, []).append(j)
+        return tuple(groups.get(kind, ()))
 
     def job(self, identity: str) -> Job:
         for j in self.jobs:
@@ -89,37 +96,12 @@ class Plan:
 # identities
 
 
-def canonical_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-
-
-def identity_of(kind: str, payload: dict[str, Any], code_version: str) -> str:
-    """sha256 hex over (kind, result-changing payload, code version)."""
-    blob = canonical_json({"kind": kind, "payload": payload, "code_version": code_version})
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def train_identity(run: RunConfig, ranks: int, data_identity: str, code_version: str) -> str:
-    return identity_of("train", {"run": run.model_dump(mode="json"), "ranks": ranks,
-                                 "data": data_identity}, code_version)
-
-
-def eval_identity(train_id: str, eval_cfg: EvalConfig, ttt: TTTConfig, code_version: str) -> str:
-    return identity_of("eval", {"train": train_id, "eval": eval_cfg.identity_dump(),
-                                "ttt": ttt.model_dump(mode="json")}, code_version)
-
-
-def mix_identity(eval_id: str, mix_config: dict[str, Any], code_version: str) -> str:
-    return identity_of("mix", {"eval": eval_id, "config": mix_config}, code_version)
-
-
-def _mix_identity_json(eval_id: str, config_json: str, code_version: str) -> str:
-    """mix_identity with the config's canonical JSON made once per point: the same bytes as
-    canonical_json({"kind", "payload": {"eval", "config"}, "code_version"}) (keys sorted), so
-    the same identity (tests/orchestrator/plan/test_build_speed.py)."""
-    blob = (f'{{"code_version":{canonical_json(code_version)},"kind":"mix","payload":{{"config":{config_json},'
-            f'"eval":{canonical_json(eval_id)}}}}}')
-    return hashlib.sha256(blob.encode()).hexdigest()
+# each kind's identity payload lives in its module (orchestrator.kinds.*); the names here are
+# what planning and tests have always called
+train_identity = kinds_train.identity
+eval_identity = kinds_eval.identity
+mix_identity = kinds_mix.identity
+_mix_identity_json = kinds_mix.identity_json
 
 
 _SHARD_PREFIXES = ("fineweb_train_", "fineweb_val_")
@@ -260,7 +242,7 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
                         params={**base_params, "train.seed": str(seed), **short_eval, **m_params}))
                 for study in studies:
                     mode = study["mixer_base"]["mode"]
-                    mixes.append(OptunaMixJob(identity=mix_identity(e_id, study, codes["mix"]),
+                    mixes.append(OptunaMixJob(identity=kinds_optuna_mix.identity(e_id, study, codes["mix"]),
                                               name=f"mix/s{seed}/e{e_idx}/{mode}/optuna",
                                               mixer_base=study["mixer_base"],
                                               optuna=OptunaSpace(**study["optuna"]), deps=(e_id,), seed=seed,

@@ -17,14 +17,15 @@ A FLOP model calibrated on measured anchors, good to a factor of ~1.5, not a pro
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
 from golf_core.model.config import ModelConfig
 from golf_core.presets import RunConfig
 from orchestrator.plan.build import Plan, data_dir
-from workers.contract import MixJob, OptunaMixJob
+from orchestrator import kinds
+from workers.contract import OptunaMixJob, TrainJob
 
 F_TRAIN_GPU = 1.75e14
 F_EVAL_GPU = 8.6e13
@@ -124,37 +125,20 @@ class Estimate:
         return sum(self.gpu_hours[i] for i in ids)
 
 
+@dataclass
+class EstimateContext:
+    """What pricing one job needs from the jobs before it (filled in plan order)."""
+    tokens: int
+    runs: dict[str, RunConfig] = field(default_factory=dict)  # train/eval identity -> its RunConfig
+    seen_keys: set = field(default_factory=set)  # (eval identity, table key) already priced
+
+
 def estimate_plan(plan: Plan, workspace: str | Path = ".", tokens: int | None = None) -> Estimate:
     tokens = tokens if tokens is not None else val_tokens(plan, workspace)
-    seconds: dict[str, float] = {}
-    runs: dict[str, RunConfig] = {}
-    seen_keys: set[tuple] = set()
-    for job in plan.jobs:
-        if job.kind == "script_train":  # the user's script: its cap (else the rules' 600 s)
-            cap = job.max_wallclock_seconds
-            seconds[job.identity] = (float(cap) if cap else 600.0) + \
-                (STARTUP_GPU_S if job.gpus else STARTUP_CPU_S)
-        elif job.kind == "train":
-            run = job.run
-            runs[job.identity] = run
-            seconds[job.identity] = train_seconds(run, job.ranks, tokens)
-        elif job.kind == "eval":
-            run = runs[job.deps[0]]
-            runs[job.identity] = run
-            ev, ttt = job.eval, job.ttt
-            gpu = _on_gpu(run)
-            seconds[job.identity] = eval_seconds(approx_params(run.model), ev, ttt, tokens, job.ranks, gpu) + \
-                (STARTUP_GPU_S if gpu else STARTUP_CPU_S) + len(ev.tilt_tables) * tokens / TILT_HINT_RATE
-        else:
-            run = runs[job.deps[0]]
-            gpu, vocab = _on_gpu(run), run.model.vocab_size
-            if isinstance(job, MixJob):
-                mixer = job.mixer
-                key = (job.deps[0], mixer.table_key())
-                seconds[job.identity] = mix_seconds(mixer, tokens, vocab, gpu, key not in seen_keys)
-                seen_keys.add(key)
-            else:  # optuna: one n-gram pass per table key, then n cheap mixes
-                seconds[job.identity] = _optuna_seconds(job, tokens, vocab, gpu)
+    # each kind prices its jobs (orchestrator.kinds: JobKind.estimate_s), in plan order: an eval
+    # reads its train's RunConfig, a mix its eval's, the first mix of a table key pays its n-gram pass
+    ctx = EstimateContext(tokens)
+    seconds = {job.identity: kinds.of(job).estimate_s(job, ctx) for job in plan.jobs}
     gpu_hours = {j.identity: seconds[j.identity] * j.gpus / 3600.0 for j in plan.jobs}
     return Estimate(seconds, gpu_hours)
 
@@ -249,7 +233,7 @@ def plan_memory(plan: Plan) -> list[tuple[str, int, TrainMemory]]:
     """(first job name, ranks, memory) per distinct GPU training config of the plan (seeds share one)."""
     seen: dict[tuple, tuple[str, int, TrainMemory]] = {}
     for job in plan.jobs:
-        if job.kind != "train":
+        if not isinstance(job, TrainJob):  # golf_core's own training (a script sizes itself)
             continue
         run = job.run
         if not _on_gpu(run):

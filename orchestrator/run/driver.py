@@ -38,6 +38,7 @@ from typing import Any
 
 import ray
 
+from orchestrator import kinds
 from orchestrator.run.track import TrackingAdapter
 from orchestrator.run.types import TERMINAL, DriverOptions, JobOutcome, SweepReport
 from orchestrator.run.lease import LeaseLost, SweepLease
@@ -49,7 +50,6 @@ from orchestrator.run.trials import EnvTrials
 from orchestrator.plan.script import script_files
 from orchestrator.run.validity import Verdict, judge
 from workers.contract import JobResult
-from workers.eval_actor import EVAL_FILES, TRAIN_FILES
 from workers.runner import GolfRunner
 
 __all__ = ["run_plan"]
@@ -200,7 +200,7 @@ class _Driver(ScriptLive):
         res = ray.cluster_resources()
         wants_gpu = any((j.gpus or 0) > 0 for j in self.plan.jobs) or getattr(self.plan, "study", None) is not None
         use_gpus = (bool(res.get("GPU", 0)) and wants_gpu) if self.opts.use_gpus is None else self.opts.use_gpus
-        max_actors = self.opts.max_eval_actors or max(1, int(res.get("GPU", 0) if use_gpus else res.get("CPU", 1)))
+        max_actors = self.opts.max_workers or max(1, int(res.get("GPU", 0) if use_gpus else res.get("CPU", 1)))
         nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
         node_max = {k: max([n.get(k, 0.0) for n in nodes] or [0.0]) for k in ("GPU", "CPU")}
         self.sched.configure(use_gpus=use_gpus, max_actors=max_actors, node_max=node_max,
@@ -245,7 +245,7 @@ class _Driver(ScriptLive):
         self.track.close(out.run_id, "FINISHED", {} if late is None else
                          {"golf.prune_late": f"finished before the stop landed ({late.reason})"[:500]})
         out.result, out.verdict, out.output = result, verdict, value.info()
-        out.train_log = files.get("train.log") if job.kind in ("train", "script_train") else None
+        out.train_log = files.get("train.log") if kinds.of(job).trains else None
         out.reason = verdict.reason
         out.attempts[-1].update(status="FINISHED")
 
@@ -298,7 +298,7 @@ class _Driver(ScriptLive):
 
     def fetch_files(self, ident: str) -> dict[str, bytes]:
         """A reused job's output files, from the MLflow artifact store."""
-        names = TRAIN_FILES if self.jobs[ident].kind == "train" else EVAL_FILES
+        names = kinds.of(self.jobs[ident]).output_files
         return self.track.fetch_files(self.reused_runs[ident], names)
 
     def event(self, what: str, out: JobOutcome) -> None:
@@ -337,7 +337,8 @@ class _Driver(ScriptLive):
                     continue
                 if ev:
                     self.live[ident] = ev
-                    if self.spend.hook is not None and self.jobs[ident].kind == "train":
+                    k = kinds.of(self.jobs[ident])
+                    if self.spend.hook is not None and k.trains and not k.streams_log:
                         # golf_core's loop: its latest step (elapsed_s = its train time); the Board
                         # interpolates between samples, so a rung between two polls is still judged
                         self.intermediate(ident, [ev])

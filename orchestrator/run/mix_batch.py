@@ -4,7 +4,7 @@ A mix point costs milliseconds on a worker that holds its eval's stats and n-gra
 one Ray call at a time, the driver's round trip, the audit and the tracking calls around it
 cost ten times the math. Here the Scheduler hands one worker a batch: the READY MixJobs that
 share the first one's input (the eval) and table key (MixerConfig.table_key()), in plan order,
-in one call (GpuWorker.run_mix_batch, num_returns = one ObjectRef per job). Every job keeps its
+in one call (Worker.run_mix_batch, num_returns = one ObjectRef per job). Every job keeps its
 own attempt, ref, result, identity and MLflow run; the scheduler's per-ref bookkeeping is
 unchanged. Batches are split across the idle workers (each then makes its own n-gram pass) and
 bounded, so results stream back while the next batch computes (actor_depth batches queue per
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from workers.contract import MixJob
+from orchestrator import kinds
 
 __all__ = ["MAX_BATCH", "MIN_SPLIT", "batchable", "mates", "start"]
 
@@ -24,11 +24,12 @@ MIN_SPLIT = 16  # below this many points per worker, a second n-gram pass costs 
 
 
 def batchable(sched: Any, out: Any) -> bool:
-    return isinstance(out.job, MixJob) and hasattr(sched.launcher, "run_batch_on")
+    """Does its kind batch (orchestrator.kinds: JobKind.batch_key), and can the launcher?"""
+    return _key(out.job) is not None and hasattr(sched.launcher, "run_batch_on")
 
 
-def _key(job: MixJob) -> tuple:
-    return (job.deps, "none" if job.mixer.mode == "none" else job.mixer.table_key())
+def _key(job: Any) -> tuple | None:
+    return kinds.of(job).batch_key(job)
 
 
 def mates(sched: Any, out: Any, slot: Any) -> list:
@@ -37,7 +38,7 @@ def mates(sched: Any, out: Any, slot: Any) -> list:
 
     key = _key(out.job)
     same = [o for o in sched.outcomes.values() if o.state == JobState.READY and o is not out
-            and isinstance(o.job, MixJob) and _key(o.job) == key]
+            and _key(o.job) == key]
     same.sort(key=lambda o: sched.order[o.job.identity])
     others_idle = sum(1 for s in sched.slots if s is not slot and not s.inflight)
     n = 1 + len(same)
@@ -45,11 +46,11 @@ def mates(sched: Any, out: Any, slot: Any) -> list:
     return [out] + same[:max(0, min(MAX_BATCH, share) - 1)]
 
 
-def start(sched: Any, out: Any, slot: Any, dep: str, holder: Any, chunk: int, extra: dict) -> bool:
+def start(sched: Any, out: Any, slot: Any, dep: str, inputs: Any, chunk: int, extra: dict) -> bool:
     """Start `out` and its mates on `slot` as one call; True (out started)."""
     batch = mates(sched, out, slot)
     attempts = [sched._attempt(o, extra) for o in batch]
-    refs = sched.launcher.run_batch_on(slot.worker, attempts, dep, holder, chunk)
+    refs = sched.launcher.run_batch_on(slot.worker, attempts, dep, inputs, chunk)
     call = refs[0]
     slot.keys.add(dep)
     for o, ref in zip(batch, refs):

@@ -1,5 +1,5 @@
 """The Scheduler's Launcher on Ray: gangs are workers.gang.TrainGang (a placement group and its
-rank actors), workers are workers.eval_actor.GpuWorker actors, refs are ObjectRefs.
+rank actors), workers are workers.worker.Worker actors, refs are ObjectRefs.
 
 Ray's errors become the contract's two: WorkerLost (the process running the job went away: a
 killed actor, a crashed worker; the scheduler reruns the job) and JobFailed (the job raised:
@@ -13,9 +13,10 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError, RayTaskError, WorkerCrashedError
 
+from orchestrator import kinds
 from orchestrator.run.scheduler import one_line
 from workers.contract import Attempt, JobFailed, JobResult, WorkerLost
-from workers.eval_actor import GpuWorker
+from workers.worker import Worker
 from workers.gang import TrainGang
 
 __all__ = ["RETRYABLE", "RayLauncher"]
@@ -71,23 +72,17 @@ class RayLauncher:
         opts: dict[str, Any] = {"num_cpus": 1}
         if use_gpus:
             opts["num_gpus"] = 1
-        return GpuWorker.options(**opts).remote(self.runner, self.work_dir)
+        return Worker.options(**opts).remote(self.runner, self.work_dir)
 
-    def run_on(self, worker: Any, attempt: Attempt, dep: str | None, inputs: Any, chunk_tokens: int | None) -> Any:
-        kind = attempt.job.kind
-        if kind == "train":
-            return worker.train.remote(attempt, self.data_dir)
-        if kind == "eval":
-            return worker.run_eval.remote(attempt, dep, [inputs], self.data_dir)
-        if kind == "mix":  # [inputs]: a list, so the bytes move only on the worker's cache miss
-            return worker.run_mix.remote(attempt, dep, [inputs], self.data_dir, self.vocab_size, int(chunk_tokens))
-        raise ValueError(f"job {attempt.job.name}: unknown kind {kind!r}")
+    def run_on(self, worker: Any, attempt: Attempt, dep: str | None, inputs: Any, context: Any) -> Any:
+        """The job's kind calls its entry point on the worker (orchestrator.kinds)."""
+        return kinds.of(attempt.job).submit(worker, attempt, dep, inputs, context, data_dir=self.data_dir,
+                                            vocab_size=self.vocab_size)
 
-    def run_batch_on(self, worker: Any, attempts: list[Attempt], dep: str, inputs: Any, chunk_tokens: int) -> list:
-        """Mix points over one eval in one call: one ref per attempt (orchestrator.run.mix_batch)."""
-        refs = worker.run_mix_batch.options(num_returns=len(attempts)).remote(
-            attempts, dep, [inputs], self.data_dir, self.vocab_size, int(chunk_tokens))
-        return list(refs) if len(attempts) > 1 else [refs]
+    def run_batch_on(self, worker: Any, attempts: list[Attempt], dep: str, inputs: Any, context: Any) -> list:
+        """Jobs of one batch key in one call: one ref per attempt (orchestrator.run.mix_batch)."""
+        return kinds.of(attempts[0].job).submit_batch(worker, attempts, dep, inputs, context,
+                                                      data_dir=self.data_dir, vocab_size=self.vocab_size)
 
     def get(self, ref: Any) -> JobResult:
         with _translated():

@@ -36,14 +36,13 @@ import time
 from enum import StrEnum
 from typing import Any, Callable, Protocol
 
-from golf_core.eval.config import EvalConfig
-from workers.contract import Attempt, EvalJob, JobFailed, JobResult, WorkerLost
+from orchestrator import kinds
 from orchestrator.run import mix_batch
+from workers.contract import Attempt, JobFailed, JobResult, WorkerLost
 
-__all__ = ["IllegalTransition", "JobState", "Gang", "Hooks", "KIND_ORDER", "LEGAL", "Launcher", "SHORT_MIX_S",
+__all__ = ["IllegalTransition", "JobState", "Gang", "Hooks", "LEGAL", "Launcher", "SHORT_MIX_S",
            "Scheduler", "Slot", "TERMINAL", "one_line", "transition"]
 
-KIND_ORDER = {"train": 0, "script_train": 0, "eval": 1, "mix": 2}
 SHORT_MIX_S = 0.2  # mixes shorter than this (mean) queue on the worker holding their n-gram pass
 
 
@@ -176,7 +175,8 @@ class Scheduler:
         self.max_actors = 1
         self.node_max = {"GPU": 0.0, "CPU": 0.0}
         self.totals: dict[str, float] = {}  # the cluster's GPUs / CPUs in all (empty: unknown)
-        self.inflight: dict[Any, tuple[str, Any, str]] = {}  # ref -> ("gang", gang, id) | ("slot", slot, id)
+        # ref -> (where, host, identity): ("gang", its Gang, id) or ("slot", its Slot, id)
+        self.inflight: dict[Any, tuple[str, Any, str]] = {}
         self.gangs: dict[str, Gang] = {}
         self.slots: list[Slot] = []
         self.files: dict[str, Any] = {}  # identity -> the launcher's handle of its output files
@@ -260,7 +260,7 @@ class Scheduler:
         """Start what can start (see the module doc for the order). Returns how many started."""
         n = 0
         ready = [o for o in self.outcomes.values() if o.state == JobState.READY]
-        ready.sort(key=lambda o: (KIND_ORDER.get(o.job.kind, 3), self.order[o.job.identity]))
+        ready.sort(key=lambda o: (kinds.of(o.job).order, self.order[o.job.identity]))
         for out in ready:
             if out.state != JobState.READY:  # a failure above skipped it
                 continue
@@ -270,11 +270,11 @@ class Scheduler:
                 if held:  # the loop ends with it READY if nothing frees room: SKIPPED with this reason
                     out.reason = held
                     continue
-            if job.kind in ("train", "script_train") and not self.on_worker(job):
+            if not self.on_worker(job):
                 if self._start_gang(out):
                     n += 1
                 continue
-            if job.kind == "train" and not self._fits(out):
+            if kinds.of(job).trains and not self._fits(out):
                 continue
             slot = self._pick_slot(job)
             if slot is None:
@@ -284,13 +284,9 @@ class Scheduler:
         return n
 
     def on_worker(self, job: Any) -> bool:
-        """Does this job run on a per-GPU worker (not a gang)? Eval, mix, and 1-rank training
-        that needs at most one GPU."""
-        if job.kind == "script_train":  # one actor holding the job's GPUs runs torchrun
-            return False
-        if job.kind != "train":
-            return True
-        return (job.ranks or 1) == 1 and (not self.use_gpus or (job.gpus or 0) <= 1)
+        """Does this job run on a per-GPU worker (not a gang)? Its kind says (orchestrator.kinds):
+        eval, mix, and 1-rank training that needs at most one GPU."""
+        return kinds.of(job).placement(job, self.use_gpus) == "worker"
 
     def _fits(self, out: Any) -> bool:
         """A training job larger than any node would wait forever: fail it now."""
@@ -322,10 +318,8 @@ class Scheduler:
             self._cannot_start(out, one_line(e))
             return False
         attempt = self._attempt(out, extra)
-        # a script job is ONE actor with all its GPUs: torchrun starts the ranks
-        script = job.kind == "script_train"
-        ranks = 1 if script else (job.ranks or 1)
-        cpus = float(job.ranks or 1) if script and not self.use_gpus else 1.0  # N gloo ranks
+        # its kind's shape: a script job is ONE actor with all its GPUs (torchrun starts the ranks)
+        ranks, cpus = kinds.of(job).gang_shape(job, self.use_gpus)
         gang = self.launcher.start_gang(attempt, ranks=ranks, gpus=job.gpus or 0, use_gpus=self.use_gpus,
                                         cpus_per_rank=cpus)
         self.gangs[job.identity] = gang
@@ -337,14 +331,15 @@ class Scheduler:
         want = set(job.deps)
         # mixes (milliseconds each) may queue behind one another on the worker holding their
         # inputs; a training or eval job (minutes) only goes to a worker with nothing queued
-        depth = self.actor_depth if job.kind == "mix" else 1
+        short = kinds.of(job).short
+        depth = self.actor_depth if short else 1
         open_slots = [s for s in self.slots if s.calls() < depth]
         holders = [s for s in open_slots if s.keys & want]  # the workers that already hold the inputs
         idle = [s for s in open_slots if not s.inflight]
         for s in holders:
             if not s.inflight:
                 return s
-        if job.kind == "mix" and any(s.keys & want for s in self.slots):
+        if short and any(s.keys & want for s in self.slots):
             # its holder is busy: an idle worker takes the mix (an idle GPU is worth one more
             # n-gram pass); else queue behind the holder, never start a process to redo the pass
             if idle:
@@ -353,7 +348,7 @@ class Scheduler:
             # driver's round trip); never behind minutes of eval or training
             if self.mix_s is None or self.mix_s > SHORT_MIX_S:
                 return None
-            return next((s for s in holders if all(self._kind(r) == "mix" for r in s.inflight)), None)
+            return next((s for s in holders if all(self._short(r) for r in s.inflight)), None)
         if idle:  # an eval's artifact is cheap to fetch: it does not wait for the busy holder
             return self._least_needed(idle)
         if any(g.phase == "placing" for g in self.gangs.values()):
@@ -366,9 +361,10 @@ class Scheduler:
             return slot
         return None
 
-    def _kind(self, ref: Any) -> str | None:
+    def _short(self, ref: Any) -> bool:
+        """Is the call behind `ref` a short job's (a mix point)?"""
         entry = self.inflight.get(ref)
-        return self.jobs[entry[2]].kind if entry else None
+        return bool(entry) and kinds.of(self.jobs[entry[2]]).short
 
     def _least_needed(self, idle: list[Slot]) -> Slot:
         """The idle worker holding the fewest inputs of waiting jobs (keep the others for them)."""
@@ -384,28 +380,24 @@ class Scheduler:
 
     def _start_on_slot(self, out: Any, slot: Slot) -> bool:
         job = out.job
-        dep, holder, chunk = None, None, None
+        kind = kinds.of(job)
+        dep, inputs = None, None
         try:
             extra = self.hooks.prepare(job)
-            if job.kind != "train":
+            if kind.needs_input:
                 dep = job.deps[0] if job.deps else None
                 if dep is None:
-                    raise ValueError(f"{job.kind} job without an input")
-                holder = self.inputs(dep)  # a reused input comes from the MLflow artifact store
+                    raise ValueError(f"{kind.name} job without an input")
+                inputs = self.inputs(dep)  # a reused input comes from the MLflow artifact store
         except Exception as e:  # noqa: BLE001 - the job cannot start; the sweep goes on
             self._cannot_start(out, f"inputs unavailable: {one_line(e)}")
             return False
-        if job.kind == "mix":
-            src = self.jobs.get(dep)
-            # the chunk size the eval scored with (its n-gram tables absorb chunk by chunk)
-            chunk = (src.eval if isinstance(src, EvalJob) else EvalConfig()).chunk_tokens
-        elif job.kind not in ("train", "eval"):
-            raise ValueError(f"job {job.name}: unknown kind {job.kind!r}")
+        context = kind.worker_context(job, self.jobs)  # a mix: the chunk size its eval scored with
         if mix_batch.batchable(self, out):  # with the READY mixes of the same eval and table key
-            return mix_batch.start(self, out, slot, dep, holder, chunk, extra)
-        ref = self.launcher.run_on(slot.worker, self._attempt(out, extra), dep, holder, chunk)
+            return mix_batch.start(self, out, slot, dep, inputs, context, extra)
+        ref = self.launcher.run_on(slot.worker, self._attempt(out, extra), dep, inputs, context)
         out.placed = out.started  # a worker's GPU is held from the call on
-        if job.kind == "train":
+        if kind.trains:
             slot.training, slot.train_name = job.identity, job.name
         if dep is not None:
             slot.keys.add(dep)
@@ -428,40 +420,40 @@ class Scheduler:
     # ---------------------------------------------------------------- completion
     def handle(self, ref: Any) -> None:
         """A ref of the launcher is done: move its gang on, or end its job."""
-        kind, holder, ident = self.inflight.pop(ref)
+        where, host, ident = self.inflight.pop(ref)
         out = self.outcomes[ident]
         if out.state == JobState.STOPPING:
-            self._stopped(out, kind, holder, ref)
+            self._stopped(out, where, host, ref)
             return
         try:
-            if kind == "gang":
-                value = self.launcher.advance(holder, ref)
-                if getattr(out, "placed", None) is None and holder.phase != "placing":
+            if where == "gang":
+                value = self.launcher.advance(host, ref)
+                if getattr(out, "placed", None) is None and host.phase != "placing":
                     out.placed = self.clock()  # its resources are held from now: GPU-seconds count
-                for r in holder.pending():
-                    self.inflight.setdefault(r, ("gang", holder, ident))
+                for r in host.pending():
+                    self.inflight.setdefault(r, ("gang", host, ident))
                 if value is None:
                     return
                 self.gangs.pop(ident, None)
-                if not self._reuse_gang(holder):
-                    holder.release()
+                if not self._reuse_gang(host):
+                    host.release()
             else:
-                holder.inflight.discard(ref)
-                holder.call_of.pop(ref, None)
-                if holder.training == ident:
-                    holder.training = holder.train_name = None
-                if not holder.inflight:
-                    holder.idle_since = self.clock()
+                host.inflight.discard(ref)
+                host.call_of.pop(ref, None)
+                if host.training == ident:
+                    host.training = host.train_name = None
+                if not host.inflight:
+                    host.idle_since = self.clock()
                 value = self.launcher.get(ref)
         except WorkerLost as e:
-            self._lost(out, kind, holder, f"worker died: {e}")
+            self._lost(out, where, host, f"worker died: {e}")
             return
         except JobFailed as e:
-            if kind == "gang" and self.launcher.sibling_died(holder):
+            if where == "gang" and self.launcher.sibling_died(host):
                 # a rank was killed and its peers failed in the collective: a lost worker
-                self._lost(out, kind, holder, "worker died: a rank of the gang died")
+                self._lost(out, where, host, "worker died: a rank of the gang died")
                 return
-            self._drop_gang(kind, holder, ident)
+            self._drop_gang(where, host, ident)
             self._failed(out, str(e))
             return
         self._done(out, value)
@@ -482,17 +474,17 @@ class Scheduler:
                 return True
         return False
 
-    def _drop_gang(self, kind: str, holder: Any, ident: str) -> None:
-        if kind == "gang":
-            for r in holder.pending():
+    def _drop_gang(self, where: str, host: Any, ident: str) -> None:
+        if where == "gang":
+            for r in host.pending():
                 self.inflight.pop(r, None)
-            holder.release()
+            host.release()
             self.gangs.pop(ident, None)
 
-    def _lost(self, out: Any, kind: str, holder: Any, reason: str) -> None:
-        self._drop_gang(kind, holder, out.job.identity)
-        if kind == "slot" and holder in self.slots:
-            self.slots.remove(holder)  # the worker is gone; its other calls fail on their own
+    def _lost(self, out: Any, where: str, host: Any, reason: str) -> None:
+        self._drop_gang(where, host, out.job.identity)
+        if where == "slot" and host in self.slots:
+            self.slots.remove(host)  # the worker is gone; its other calls fail on their own
         self.hooks.lost(out, reason)
         if out.attempt <= self.retries:
             self.set_state(out, JobState.READY, reason, event="retry")
@@ -509,10 +501,11 @@ class Scheduler:
         if value.failed:  # a script that exited non-zero / timed out: not retried, it would fail again
             self._failed(out, str(value.failed)[:500], value)
             return
-        if out.job.kind == "mix" and isinstance(value.wall_s, (int, float)):
+        short = kinds.of(out.job).short
+        if short and isinstance(value.wall_s, (int, float)):
             self._n_mix += 1
             self.mix_s = (self.mix_s or 0.0) + (float(value.wall_s) - (self.mix_s or 0.0)) / self._n_mix
-        if value.files or out.job.kind != "mix":  # no job reads a mix's outputs: no empty object put
+        if value.files or not short:  # no job reads a short job's (a mix's) outputs: no empty object put
             self.files[out.job.identity] = self.launcher.put(value.files)
         self.hooks.succeeded(out, value)
         self.set_state(out, JobState.FINISHED, event="finished")
@@ -532,14 +525,14 @@ class Scheduler:
             return False
         self.set_state(out, JobState.STOPPING, reason, event="stopping")
         gang = self.gangs.get(ident)
-        if gang is not None and out.job.kind == "script_train" and gang.phase == "training":
+        if gang is not None and kinds.of(out.job).stops_gracefully and gang.phase == "training":
             self.launcher.stop(gang)  # its train ref returns soon: handle() ends it PRUNED
             return True
         if gang is not None:
             self._drop_gang("gang", gang, ident)
         else:
-            for ref, (kind, slot, i) in list(self.inflight.items()):
-                if i == ident and kind == "slot":
+            for ref, (where, slot, i) in list(self.inflight.items()):
+                if i == ident and where == "slot":
                     self.inflight.pop(ref)
                     if slot in self.slots:  # its other queued calls fail on their own
                         self.slots.remove(slot)
@@ -547,25 +540,25 @@ class Scheduler:
         self._prune(out, None)
         return True
 
-    def _stopped(self, out: Any, kind: str, holder: Any, ref: Any) -> None:
+    def _stopped(self, out: Any, where: str, host: Any, ref: Any) -> None:
         """A stopped job's attempt came back (its partial files, an error, or a dead worker)."""
         value = None
         try:
-            if kind == "gang":
-                value = self.launcher.advance(holder, ref)
-                if value is None and holder.pending():  # another rank still to return
-                    for r in holder.pending():
-                        self.inflight.setdefault(r, ("gang", holder, out.job.identity))
+            if where == "gang":
+                value = self.launcher.advance(host, ref)
+                if value is None and host.pending():  # another rank still to return
+                    for r in host.pending():
+                        self.inflight.setdefault(r, ("gang", host, out.job.identity))
                     return
                 self.gangs.pop(out.job.identity, None)
-                if not self._reuse_gang(holder):  # its ranks go to a waiting gang of its shape
-                    holder.release()
+                if not self._reuse_gang(host):  # its ranks go to a waiting gang of its shape
+                    host.release()
             else:
-                holder.inflight.discard(ref)
+                host.inflight.discard(ref)
                 value = self.launcher.get(ref)
         except (WorkerLost, JobFailed):
-            self._drop_gang(kind, holder, out.job.identity)
-        if (value is not None and not value.failed and out.job.kind == "script_train"
+            self._drop_gang(where, host, out.job.identity)
+        if (value is not None and not value.failed and kinds.of(out.job).stops_gracefully
                 and isinstance((value.result or {}).get("val_bpb"), (int, float))):
             # a late decision: the script had exited 0 with its score line before its processes
             # could be killed, so it trained to its end; it is FINISHED (hooks.succeeded notes the

@@ -26,6 +26,8 @@ from typing import Any
 
 import ray
 
+from orchestrator import kinds
+
 from workers.files import unpack_to
 
 __all__ = ["ScriptLive", "LIVE_LOG_EVERY_S"]
@@ -60,7 +62,7 @@ class ScriptLive:
             return
         self._sl_t = time.time()
         for ident, g in self.sched.gangs.items():
-            if g.attempt.job.kind == "script_train" and g.phase == "training" and g.actors:
+            if kinds.of(g.attempt.job).streams_log and g.phase == "training" and g.actors:
                 refs[g.actors[0].drain.remote(cursor.get(ident, 0))] = ident
 
     def _log_events(self, ident: str, events: list[dict], judge: bool = True) -> None:
@@ -113,7 +115,7 @@ class ScriptLive:
     def script_result_to_log(self, out: Any, result: dict) -> dict:
         """The finished job's result with the curve points not yet streamed (those are logged
         by the result's `train_loss_curve`; the rest of `val_curve` is logged here)."""
-        if out.job.kind != "script_train":
+        if not kinds.of(out.job).streams_log:
             return result
         ident = out.job.identity
         self._sl_state()[1].pop(ident, None)
@@ -140,7 +142,7 @@ class ScriptLive:
         from workers.script_runner import _event
 
         log = files.get("train.log")
-        if log and out.job.kind == "script_train":
+        if log and kinds.of(out.job).streams_log:
             events = [e for line in log.decode("utf-8", errors="replace").splitlines()
                       if (p := parse_line(line)) is not None and (e := _event(p, 0.0)) is not None]
             h = self.track.handles.get(out.run_id)

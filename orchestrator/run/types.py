@@ -24,7 +24,7 @@ class DriverOptions:
     runner: Any = None  # default GolfRunner(); tests and the benchmark inject stand-ins
     retries: int | None = None  # default: plan.retries, else 2
     use_gpus: bool | None = None  # default: the cluster has GPUs
-    max_eval_actors: int | None = None  # default: GPUs (or CPUs) in the cluster
+    max_workers: int | None = None  # default: GPUs (or CPUs) in the cluster
     actor_depth: int = 2  # calls queued per eval actor: hides the driver's round trip
     poll_s: float = 0.5
     progress: Any = None  # orchestrator.run.progress.SweepProgress-like: .update(report, running)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from golf_core import rules
-from workers.contract import Job, TrainJob
+from orchestrator import kinds
+from workers.contract import Job
 
 __all__ = ["Verdict", "judge"]
 
@@ -31,7 +32,6 @@ def _bad(x: Any) -> bool:
 
 def judge(job: Job, result: dict, upstream: Verdict | None = None) -> Verdict:
     """The verdict on `job`'s result (its caps read from the typed job, workers.contract)."""
-    kind = job.kind
     reasons: list[str] = []
     blocks = False
     for key in ("val_loss", "val_bpb", "val_loss_prequant", "val_bpb_prequant"):
@@ -49,28 +49,13 @@ def judge(job: Job, result: dict, upstream: Verdict | None = None) -> Verdict:
     size = rules.artifact_size(result.get("artifact_bytes"), over_limit=bool(result.get("over_limit")))
     if size.passed is False:
         reasons.append(f"artifact {size.value} bytes > {rules.ARTIFACT_LIMIT_BYTES}")
-    if kind == "script_train" and result.get("val_bpb") is None:  # the script never scored itself
-        reasons.append(str(result.get("no_score") or "no score line in train.log"))
-    if kind in ("train", "script_train"):
-        cap = (job.run.train.max_wallclock_seconds if isinstance(job, TrainJob) else job.max_wallclock_seconds) or None
-        t = rules.train_time(result.get("train_time_s"), cap, step_avg_ms=result.get("step_avg_ms"))
-        if t.passed is False:
-            reasons.append(f"train_time_s {t.detail}")
-    if kind == "eval":
-        t = rules.eval_time(result.get("eval_time_s"), job.eval.max_eval_seconds or 0.0)
-        if t.passed is False:
-            reasons.append(f"eval_time_s {t.detail}")
     compliant = None
     comp = result.get("compliance")
     if isinstance(comp, dict) and "compliant" in comp:
         compliant = bool(comp["compliant"])
-        if kind == "eval" and not compliant:
-            failed = [n for n, c in (comp.get("checks") or {}).items() if not c.get("passed", True)]
-            reasons.append("audit failed: " + (", ".join(failed) or "not compliant"))
-    if kind == "mix":
-        legal_mode = rules.mixer_mode(job.mode).passed
-        own = legal_mode if compliant is None else compliant and legal_mode
-        compliant = own and (upstream.compliant if upstream and upstream.compliant is not None else True)
+    # the kind's own rules (orchestrator.kinds: a script's score line, train and eval time caps,
+    # an eval's audit, a mix mode's legality), all decided by golf_core.rules
+    compliant = kinds.of(job).judge_kind(job, result, compliant, reasons, upstream)
     if upstream is not None and not upstream.valid:
         reasons.append(f"upstream invalid ({upstream.reason})")
     return Verdict(valid=not reasons, reason="; ".join(reasons) or None, compliant=compliant, blocks_dependents=blocks)

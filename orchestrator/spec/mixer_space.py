@@ -261,7 +261,7 @@ def _raw_points(mixer: MixerSpec, search: Search) -> list[dict[str, Any]]:
                     break
             out.append(pt)
         return out
-    return []  # optuna: the worker draws (workers.eval_actor.run_optuna)
+    return []  # optuna: the worker draws (workers.worker.run_optuna)
 
 
 def _config_error(fields: dict[str, Any], mixer: MixerSpec, mode: str = "hashed_target") -> str | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from orchestrator import kinds
+
 __all__ = ["LEGAL_METRIC", "NONCOMPLIANT_METRIC", "run_name", "score_metric"]
 
 _SEED = re.compile(r"^s(-?\d+)$")
@@ -30,10 +32,11 @@ def _axes(segment: str) -> str:
 
 def run_name(kind: str, path: str) -> str:
     """The run name for a job of `kind` whose plan path is `path` (orchestrator.plan.build names)."""
+    k = kinds.named(kind) if kind in kinds.names() else None
+    special = k.run_name(path) if k is not None else None  # a kind's own shape (a script's env)
+    if special is not None:
+        return special
     parts = path.split("/")
-    if kind == "script_train" and len(parts) >= 2 and parts[0] == "script" and _SEED.match(parts[1]):
-        # `script/s42/MATRIX_LR=0.022,NUM_LAYERS=11` -> `MATRIX_LR=0.022 NUM_LAYERS=11 s42`
-        return " ".join([p.replace(",", " ") for p in parts[2:]] + [parts[1]])
     if len(parts) < 2 or parts[0] != kind or not _SEED.match(parts[1]):
         return path
     seed = parts[1]
@@ -42,7 +45,7 @@ def run_name(kind: str, path: str) -> str:
     if rest and _EVAL.match(rest[0]):
         ev = "" if rest[0] == "e0" else f" {rest[0]}"
         rest = rest[1:]
-    if kind != "mix" or not rest:
+    if k is None or not k.mixer or not rest:  # `train s42`, `eval s42 e1`
         return f"{kind} {seed}{ev}"
     mode, extra = rest[0], rest[1:]
     shown = " ".join(_axes(x) if "=" in x else x for x in extra)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import re
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from workers.contract import MixJob, OptunaMixJob
+from orchestrator import kinds
 
 __all__ = ["ConfigGroup", "best_runs", "best_trial", "column_of", "groups", "overall_winner", "winners", "job_rows",
            "summary_csv", "summarize", "parent_metrics"]
@@ -41,13 +40,8 @@ _EVAL_SEG = re.compile(r"^e\d+$")
 
 
 def column_of(job) -> str:
-    if job.kind == "train":
-        return "model"
-    if job.kind == "script_train":  # the user's train_gpt.py scores itself
-        return "script"
-    if job.kind == "eval":
-        return "neural"
-    return str(job.mode) + ("_optuna" if isinstance(job, OptunaMixJob) else "")
+    """The summary column of a job's score: its kind decides (orchestrator.kinds)."""
+    return kinds.of(job).score_column(job)
 
 
 def _score(o) -> float | None:
@@ -110,7 +104,7 @@ def groups(report) -> list[ConfigGroup]:
         col = column_of(o.job)
         if key not in out:
             tail = [p for p in rest[1:] if not _EVAL_SEG.match(p)]
-            if o.job.kind == "mix" and tail and tail[0] == col.removesuffix("_optuna"):
+            if kinds.of(o.job).mixer and tail and tail[0] == col.removesuffix("_optuna"):
                 tail = tail[1:]
             label = "/".join(p for p in tail if p != "optuna")
             evals = [p for p in rest if _EVAL_SEG.match(p)]
@@ -186,13 +180,6 @@ def best_trial(report) -> dict[str, Any] | None:
             "failed": sum(t.value is None for t in trials.told)}
 
 
-def _mixer_fields(job) -> dict[str, Any]:
-    m = job.mixer.model_dump(mode="json") if isinstance(job, MixJob) else dict(job.mixer_base)
-    if m.get("mode") == "none":
-        return {"mixer.mode": "none"}
-    return {f"mixer.{k}": (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in m.items()}
-
-
 def job_rows(report, run_id: Callable[[Any], str | None] | None = None) -> list[dict]:
     """One row per job: what summary.csv holds."""
     rows = []
@@ -208,8 +195,7 @@ def job_rows(report, run_id: Callable[[Any], str | None] | None = None) -> list[
             "train_time_s": r.get("train_time_s"), "eval_time_s": r.get("eval_time_s"),
             "identity": o.job.identity,
         }
-        if o.job.kind == "mix":
-            row.update(_mixer_fields(o.job))
+        row.update(kinds.of(o.job).row_fields(o.job))  # a mix's mixer fields
         rows.append(row)
     return rows
 
@@ -235,10 +221,11 @@ def _alpha_grid(report) -> dict[str, dict[tuple[float, float], float]]:
     the other fields."""
     out: dict[str, dict[tuple[float, float], float]] = {}
     for g in groups(report):
-        if g.mean is None or not g.outcomes or g.outcomes[0].job.kind != "mix" or g.column.endswith("_optuna"):
+        if g.mean is None or not g.outcomes:
             continue
         job = g.outcomes[0].job
-        if not isinstance(job, MixJob) or job.mixer.mode == "none":
+        mixer = getattr(job, "mixer", None)  # one MixerConfig (an optuna search has none)
+        if not kinds.of(job).mixer or mixer is None or mixer.mode == "none":
             continue
         cell = (float(job.mixer.alpha_base), float(job.mixer.alpha_range))
         grid = out.setdefault(g.column, {})
@@ -271,13 +258,13 @@ def plot_data(report, history: Callable[[Any, str], list[tuple[int, float]]]) ->
     hidden = len(scored) - len(spread)
     curves = {}
     for o in report.outcomes.values():
-        if o.job.kind in ("train", "script_train") and _score(o) is not None:
+        if kinds.of(o.job).trains and _score(o) is not None:
             c = history(o, "train_loss")
             if c:
-                curves[f"s{o.job.seed}" if o.job.kind == "train" else o.job.name] = c
+                curves[kinds.of(o.job).curve_label(o.job)] = c
     chunks, chunk_bad = {}, set()
     for col, g in winners(report).items():
-        if g.outcomes[0].job.kind != "mix":
+        if not kinds.of(g.outcomes[0].job).mixer:
             continue
         per_seed = [c for _, _, o in g.scored if (c := history(o, "chunk_val_bpb"))]
         if per_seed:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from workers.contract import OptunaSpace
-from workers.eval_actor import run_optuna
+from workers.worker import run_optuna
 from workers.files import pack_dir, unpack_to
 from golf_core.eval.bpb import bpb_of
 from workers.runner import GolfRunner

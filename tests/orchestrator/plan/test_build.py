@@ -270,11 +270,11 @@ def test_plan_changes_when_data_content_changes(tmp_path):
 
 
 def test_an_optuna_mix_job_drives_the_workers_study():
-    """The plan's OptunaMixJob is what workers.eval_actor.run_optuna searches (its one copy of
+    """The plan's OptunaMixJob is what workers.worker.run_optuna searches (its one copy of
     the suggestion code); invalid combinations are told FAIL, never scored."""
     from pydantic import ValidationError
 
-    from workers.eval_actor import run_optuna
+    from workers.worker import run_optuna
 
     d = one_of_each()
     d["search"] = {"kind": "optuna", "n": 8, "seed": 0}

@@ -1,5 +1,5 @@
-"""A long-lived per-GPU worker: one process per GPU, taking 1-rank training, eval and mix
-jobs in turn.
+"""A long-lived worker: one process per GPU (per CPU without GPUs), taking 1-rank training,
+eval and mix jobs in turn.
 
 A chain train -> eval -> mix on one GPU thus starts one process, not one per kind (a process
 start costs seconds: imports, CUDA context), and the eval finds the artifact on local disk.
@@ -23,16 +23,12 @@ from typing import Any
 import ray
 
 from workers.contract import Attempt, JobResult, OptunaMixJob, OptunaSpace
-from workers.files import pack_dir, unpack_to, work_root
+from workers.files import EVAL_FILES, TRAIN_FILES, pack_dir, unpack_to, work_root
 from golf_core.eval.audit import stream_checks
 from golf_core.eval.bpb import bpb_of
 from workers.runner import chunk_bpb
 
-__all__ = ["GpuWorker", "EVAL_FILES", "TRAIN_FILES", "run_optuna"]
-
-EVAL_FILES = ("result.json", "token_stats.npz")
-# train.log too: a record folder ships every seed's own log verbatim (an MLflow artifact)
-TRAIN_FILES = ("model.ptz", "artifact.json", "result.json", "train.log")
+__all__ = ["Worker", "EVAL_FILES", "TRAIN_FILES", "run_optuna"]
 
 
 class _LRU(OrderedDict):
@@ -54,7 +50,9 @@ class _LRU(OrderedDict):
 # jobs run one at a time (the default group); progress() answers from its own thread while a
 # training job runs
 @ray.remote(max_restarts=0, concurrency_groups={"progress": 1})
-class GpuWorker:
+class Worker:
+    """One per GPU (or CPU): runs the jobs the scheduler places on workers (orchestrator.kinds)."""
+
     def __init__(self, runner: Any, work_dir: str | None):
         self.runner = runner
         self.work_dir = work_dir
