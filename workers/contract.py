@@ -12,9 +12,8 @@ orchestrator.plan.script make them; a worker reads typed attributes, never a dic
 | `MixJob` | mix | the n-gram pass + one MixerConfig over an eval job's token stats |
 | `OptunaMixJob` | mix | an Optuna search over mixer fields on an eval job's token stats |
 
-`job.config` is the JSON form each kind had before the typed contract (docs/ARCHITECTURE.md):
-identities hash it (through orchestrator.plan.build) and MLflow params flatten it, so it must stay
-byte-for-byte what it was; code reads the typed fields instead.
+Identities hash each kind's own payload (orchestrator.kinds.<kind>.identity) and MLflow shows
+`job.params` (flat dotted keys the plan makes); code reads the typed fields.
 
 Importable by workers: imports golf_core's pydantic configs only (never orchestrator, ray,
 mlflow), so an actor unpickling a job needs nothing from the driver's side.
@@ -27,7 +26,7 @@ from typing import Any, ClassVar, Union
 from golf_core.eval.config import EvalConfig, MixerConfig, TTTConfig
 from golf_core.presets import RunConfig
 
-__all__ = ["Attempt", "EvalJob", "Job", "JobFailed", "JobResult", "KINDS", "MixJob", "OptunaMixJob",
+__all__ = ["Attempt", "EvalJob", "Job", "JobBase", "JobFailed", "job_class", "JobResult", "KINDS", "MixJob", "OptunaMixJob",
            "OptunaSpace", "ScriptRef", "ScriptTrainJob", "TrainJob", "WorkerLost"]
 
 KINDS: tuple[str, ...] = ("train", "eval", "mix", "script_train")
@@ -37,16 +36,20 @@ def _identity_hash(self: Any) -> int:  # the identity is the job (its configs ho
     return hash(self.identity)
 
 
-def _job(cls: type) -> type:
+def job_class(cls: type) -> type:
     """A frozen, keyword-only job dataclass hashed by its identity (a dataclass decorator
-    would otherwise hash every field, and dict fields are unhashable)."""
+    would otherwise hash every field, and dict fields are unhashable). A new job kind's class
+    subclasses JobBase with this decorator (orchestrator.kinds)."""
     cls = dataclass(frozen=True, kw_only=True)(cls)
     cls.__hash__ = _identity_hash  # type: ignore[method-assign]
     return cls
 
 
+_job = job_class
+
+
 @_job
-class _JobBase:
+class JobBase:
     kind: ClassVar[str]
     identity: str
     name: str
@@ -56,19 +59,11 @@ class _JobBase:
     ranks: int = 1  # processes (torch.distributed world size)
     params: dict[str, str] = field(default_factory=dict)  # flat dotted keys for MLflow
 
-    @property
-    def config(self) -> dict[str, Any]:  # pragma: no cover - every kind defines it
-        raise NotImplementedError
-
 
 @_job
-class TrainJob(_JobBase):
+class TrainJob(JobBase):
     kind: ClassVar[str] = "train"
     run: RunConfig
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return {"run": self.run.model_dump(mode="json")}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,7 +77,7 @@ class ScriptRef:
 
 
 @_job
-class ScriptTrainJob(_JobBase):
+class ScriptTrainJob(JobBase):
     kind: ClassVar[str] = "script_train"
     script: ScriptRef
     env: dict[str, str]  # resolved: golf's values overridden by the user's, all strings
@@ -97,45 +92,22 @@ class ScriptTrainJob(_JobBase):
     pass_env: tuple[str, ...] = ()
     stage: str | None = None  # a staged sweep's stage (orchestrator.plan.stages): part of its identity
 
-    @property
-    def config(self) -> dict[str, Any]:
-        s = self.script
-        out: dict[str, Any] = {
-            "script": {"path": s.path, "entry": s.entry, "sha256": s.sha256, "files": s.files, "folder": s.folder},
-            "env": dict(self.env), "nproc": self.nproc, "score_tag": self.score_tag,
-            "max_wallclock_seconds": self.max_wallclock_seconds, "timeout_s": self.timeout_s,
-        }
-        if self.trial is not None:
-            out["trial"] = self.trial
-            out["study"] = self.study
-        if self.stage is not None:
-            out["stage"] = self.stage
-        return out
-
 
 @_job
-class EvalJob(_JobBase):
+class EvalJob(JobBase):
     kind: ClassVar[str] = "eval"
     eval: EvalConfig
     ttt: TTTConfig
 
-    @property
-    def config(self) -> dict[str, Any]:
-        return {"eval": self.eval.model_dump(mode="json"), "ttt": self.ttt.model_dump(mode="json")}
-
 
 @_job
-class MixJob(_JobBase):
+class MixJob(JobBase):
     kind: ClassVar[str] = "mix"
     mixer: MixerConfig
 
     @property
     def mode(self) -> str:
         return self.mixer.mode
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return {"mixer": self.mixer.model_dump(mode="json")}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,7 +118,7 @@ class OptunaSpace:
 
 
 @_job
-class OptunaMixJob(_JobBase):
+class OptunaMixJob(JobBase):
     kind: ClassVar[str] = "mix"
     mixer_base: dict[str, Any]  # the MixerConfig fields every trial shares (mode included)
     optuna: OptunaSpace
@@ -154,11 +126,6 @@ class OptunaMixJob(_JobBase):
     @property
     def mode(self) -> str:
         return str(self.mixer_base.get("mode") or "none")
-
-    @property
-    def config(self) -> dict[str, Any]:
-        o = self.optuna
-        return {"mixer_base": dict(self.mixer_base), "optuna": {"n": o.n, "seed": o.seed, "space": dict(o.space)}}
 
 
 Job = Union[TrainJob, ScriptTrainJob, EvalJob, MixJob, OptunaMixJob]

@@ -47,6 +47,14 @@ class JobKind:
     output_files: ClassVar[tuple[str, ...]] = ("result.json",)
     stops_gracefully: ClassVar[bool] = False
     streams_log: ClassVar[bool] = False  # its curve is its own log's lines, drained while it runs
+    # result keys logged as MLflow metrics (ARCHITECTURE.md "MLflow layout"); the built-in kinds
+    # share one list (a result only holds its own), a new kind adds its own
+    metric_keys: ClassVar[tuple[str, ...]] = (
+        "val_bpb", "val_loss", "val_bpb_prequant", "val_loss_prequant", "artifact_bytes", "code_bytes",
+        "model_bytes", "train_time_s", "eval_time_s", "tokens_per_s", "steps", "step_avg_ms",
+        "peak_mem_bytes", "ratio_scored", "tokens_scored", "mix_time_s", "ngram_passes", "world_size",
+        "tilt_gated", "tilt_hits", "tilt_hint_time_s",  # tilt mode (#2135): how often it fires / is right
+    )
     mixer: ClassVar[bool] = False  # it scores a mixer over an eval's token stats (summary grouping, plots)
 
     # ------------------------------------------------------------------ scheduling
@@ -74,6 +82,10 @@ class JobKind:
                      data_dir: str, vocab_size: int) -> list:
         """One worker call for a batch of equal `batch_key`: one ref per attempt."""
         raise NotImplementedError(f"{self.name} jobs are not batched")
+
+    def attempt_files(self, job: Any) -> dict[str, bytes] | None:
+        """Files an attempt carries to its worker (a script job's code, checked against the plan)."""
+        return None
 
     # ------------------------------------------------------------------ results
     def score_column(self, job: Any) -> str:

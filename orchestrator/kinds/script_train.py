@@ -30,6 +30,11 @@ class ScriptTrain(JobKind):
         # without GPUs its N gloo ranks need N CPUs, all on the one actor
         return 1, (float(job.ranks or 1) if not use_gpus else 1.0)
 
+    def attempt_files(self, job: Any) -> dict[str, bytes]:
+        from orchestrator.plan.script import script_files  # read now: raises when the script changed
+
+        return script_files(job)
+
     def score_column(self, job: Any) -> str:
         return "script"  # the user's train_gpt.py scores itself
 

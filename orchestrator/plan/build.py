@@ -252,14 +252,20 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
     return _with_reference(_finish_plan(sweep, tuple(trains + evals + mixes), data, data_id), sweep, workspace)
 
 
+def sweep_identity(name: str, job_ids: Iterable[str], study: Any = None) -> str:
+    """The sweep's name and its sorted job identities (an optuna env study: the study and how
+    many trials, since it has no jobs before it runs)."""
+    key: dict[str, Any] = {"name": name, "jobs": sorted(job_ids)}
+    if study is not None:
+        key["study"] = {"identity": study.identity, "n": study.n}
+    return hashlib.sha256(canonical_json(key).encode()).hexdigest()
+
+
 def _finish_plan(sweep: Sweep, jobs: tuple[Job, ...], data: DataConfig, data_id: str, study: Any = None) -> Plan:
     ids = [j.identity for j in jobs]
     if len(set(ids)) != len(ids):  # spec validation makes this impossible; guard the invariant
         raise ConfigError("plan: two jobs share an identity")
-    key: dict[str, Any] = {"name": sweep.name, "jobs": sorted(ids)}
-    if study is not None:  # no jobs before it runs: the study (and how many trials) is the sweep
-        key["study"] = {"identity": study.identity, "n": study.n}
-    sweep_id = hashlib.sha256(canonical_json(key).encode()).hexdigest()
+    sweep_id = sweep_identity(sweep.name, ids, study)
     return Plan(sweep.name, sweep_id, jobs, data, sweep.retries, sweep.model_dump(mode="json"), data_id, study,
                 prune=sweep.prune, budget=sweep.budget)
 

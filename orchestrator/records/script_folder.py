@@ -192,7 +192,7 @@ def write_script_record_folder(root: str | Path, date: str, name: str, rep: Any,
 
     order = list(stats["seeds"])
     first = seeds[order[0]].job
-    script = first.config["script"]
+    script = vars(first.script)
     # the bytes that ran: read again and checked against the plan's hash (an edited file is an error)
     files = script_files(first)
     out_files: dict[str, bytes] = {}

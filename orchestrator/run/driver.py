@@ -47,7 +47,6 @@ from orchestrator.run.scheduler import JobState, Scheduler, transition
 from orchestrator.run.script_live import ScriptLive
 from orchestrator.run.spend import Spend
 from orchestrator.run.trials import EnvTrials
-from orchestrator.plan.script import script_files
 from orchestrator.run.validity import Verdict, judge
 from workers.contract import JobResult
 from workers.runner import GolfRunner
@@ -75,8 +74,10 @@ class _Driver(ScriptLive):
         retries = opts.retries if opts.retries is not None else int(getattr(plan, "retries", 2))
         self.jobs = {j.identity: j for j in plan.jobs}
         self.report = SweepReport(plan, {j.identity: JobOutcome(j) for j in plan.jobs}, time.time())
-        self.launcher = RayLauncher(self.runner, data_dir=self.data_dir, work_dir=opts.work_dir,
-                                    vocab_size=int(plan.data.vocab_size))
+        # where jobs run: Ray (the default), or the caller's Launcher (a test's fake: no Ray at all)
+        self.launcher = opts.launcher if opts.launcher is not None else \
+            RayLauncher(self.runner, data_dir=self.data_dir, work_dir=opts.work_dir,
+                        vocab_size=int(plan.data.vocab_size))
         self.sched = Scheduler(plan, self.report.outcomes, self.launcher, self, retries=retries,
                                actor_depth=opts.actor_depth)
         self.reused_runs: dict[str, Any] = {}  # identity -> tracker record (files fetched lazily)
@@ -191,18 +192,12 @@ class _Driver(ScriptLive):
             self._say(f"optuna trial {t.number}: {shown} -> " +
                       (f"val_bpb {t.value:.6f}" if t.value is not None else f"FAIL ({t.reason})"))
 
-    def setup_ray(self) -> None:
+    def setup_cluster(self) -> None:
         """Connect (only when some job must run: a fully reused sweep never starts Ray)."""
-        if not ray.is_initialized():
-            if self.opts.connect is None:
-                raise RuntimeError("run_plan needs a Ray connection (orchestrator.run.raycluster.connect)")
-            self.opts.connect()
-        res = ray.cluster_resources()
+        res, node_max = self.launcher.cluster(self.opts.connect)
         wants_gpu = any((j.gpus or 0) > 0 for j in self.plan.jobs) or getattr(self.plan, "study", None) is not None
         use_gpus = (bool(res.get("GPU", 0)) and wants_gpu) if self.opts.use_gpus is None else self.opts.use_gpus
         max_actors = self.opts.max_workers or max(1, int(res.get("GPU", 0) if use_gpus else res.get("CPU", 1)))
-        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-        node_max = {k: max([n.get(k, 0.0) for n in nodes] or [0.0]) for k in ("GPU", "CPU")}
         self.sched.configure(use_gpus=use_gpus, max_actors=max_actors, node_max=node_max,
                              totals={k: float(res.get(k, 0.0)) for k in ("GPU", "CPU")})
 
@@ -210,7 +205,7 @@ class _Driver(ScriptLive):
     def prepare(self, job) -> dict:
         """What an attempt carries beyond the job: the tokenizer, a script job's files (read
         now and checked against the plan's hash: raises when the script changed)."""
-        return {"tokenizer": self.tokenizer, "script_files": script_files(job)}
+        return {"tokenizer": self.tokenizer, "script_files": kinds.of(job).attempt_files(job)}
 
     def _charge(self, out: JobOutcome) -> float:
         """The attempt's GPU-seconds: counted against the budget, logged on its run."""
@@ -328,11 +323,10 @@ class _Driver(ScriptLive):
         """Rank 0's latest on_progress event of each training job (threaded actor call; never
         waited on: answers are picked up on a later turn of the loop)."""
         if self._live_refs:
-            done, _ = ray.wait(list(self._live_refs), num_returns=len(self._live_refs), timeout=0)
-            for ref in done:
+            for ref in self.launcher.ready(list(self._live_refs)):
                 ident = self._live_refs.pop(ref)
                 try:
-                    ev = ray.get(ref)
+                    ev = self.launcher.value(ref)
                 except Exception:  # noqa: BLE001 - a dying rank: its job's ref reports that
                     continue
                 if ev:
@@ -346,12 +340,12 @@ class _Driver(ScriptLive):
             return
         self._live_t = time.time()
         for ident, g in self.sched.gangs.items():
-            ref = g.progress()
+            ref = self.launcher.progress(g)
             if ref is not None:
                 self._live_refs[ref] = ident
         for s in self.sched.slots:
             if s.training is not None:
-                self._live_refs[s.worker.progress.remote()] = s.training
+                self._live_refs[self.launcher.progress(s.worker)] = s.training
 
     # ---------------------------------------------------------------- loop
     def loop(self) -> None:
@@ -415,14 +409,14 @@ def run_plan(plan, tracker, options: DriverOptions | None = None, **kwargs) -> S
     Needs `ray.init()` done by the caller, or `options.connect` to do it once a job must run.
     Keyword arguments are DriverOptions fields."""
     opts = options or DriverOptions(**kwargs)
-    if not ray.is_initialized() and opts.connect is None:
+    if opts.launcher is None and not ray.is_initialized() and opts.connect is None:
         raise RuntimeError("run_plan needs a Ray connection (orchestrator.run.raycluster.connect)")
     drv = _Driver(plan, tracker, opts)
     drv.take_lease(tracker)  # LeaseHeld: another driver runs this sweep; nothing was touched
     try:
         drv.resume()
         if drv._pending() or (drv.trials is not None and drv.trials.want()):
-            drv.setup_ray()
+            drv.setup_cluster()
         if opts.progress is not None:
             opts.progress.start(drv.report)
         drv.loop()

@@ -99,6 +99,36 @@ class RayLauncher:
         train call returns with the partial train.log (not waited on here)."""
         gang.stop()
 
+    def cluster(self, connect: Any) -> tuple[dict[str, float], dict[str, float]]:
+        """Connect (through `connect` when not yet) and read the cluster's shape: its total
+        resources and the largest node's GPUs and CPUs."""
+        if not ray.is_initialized():
+            if connect is None:
+                raise RuntimeError("run_plan needs a Ray connection (orchestrator.run.raycluster.connect)")
+            connect()
+        res = ray.cluster_resources()
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        return res, {k: max([n.get(k, 0.0) for n in nodes] or [0.0]) for k in ("GPU", "CPU")}
+
+    def progress(self, host: Any) -> Any:
+        """A ref of the latest progress event of the training job on a gang or a worker (None: none)."""
+        if isinstance(host, TrainGang):
+            return host.progress()
+        return host.progress.remote()
+
+    def drain(self, gang: TrainGang, since: int) -> Any:
+        """A ref of a script gang's parsed log events since `since` (None: its actor is not up)."""
+        return gang.actors[0].drain.remote(since) if gang.actors else None
+
+    def ready(self, refs: list) -> list:
+        """The refs already done (no wait)."""
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        return list(done)
+
+    def value(self, ref: Any) -> Any:
+        """A done ref's value as it is (raises what the call raised)."""
+        return ray.get(ref)
+
     def wait(self, refs: list, timeout: float) -> list:
         """Refs done within `timeout` (at least one unless it ran out), plus any others done by then."""
         done, _ = ray.wait(refs, num_returns=1, timeout=timeout)

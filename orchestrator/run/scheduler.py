@@ -123,6 +123,13 @@ class Launcher(Protocol):
     def put(self, files: dict[str, bytes]) -> Any: ...
     def kill(self, worker: Any) -> None: ...
     def stop(self, gang: Gang) -> None: ...  # kill a script gang's process tree; its ref then returns
+    def wait(self, refs: list, timeout: float) -> list: ...  # the done refs (at least one unless timed out)
+    # the driver's side (orchestrator.run.driver): the cluster's shape, live progress and log events
+    def cluster(self, connect: Any) -> tuple[dict[str, float], dict[str, float]]: ...  # (totals, node max)
+    def progress(self, host: Any) -> Any: ...  # a ref of a running training job's latest event, or None
+    def drain(self, gang: Gang, since: int) -> Any: ...  # a ref of a script gang's log events, or None
+    def ready(self, refs: list) -> list: ...  # the refs already done
+    def value(self, ref: Any) -> Any: ...  # a done ref's raw value
 
 
 class Hooks(Protocol):

@@ -17,17 +17,15 @@ node killed mid-run leaves the partial log with its run (closed KILLED by the ne
 finished job's own train.log replaces it.
 
 `ScriptLive` is a mixin of orchestrator.run.driver._Driver; it uses the scheduler's gangs
-(`sched.gangs`), the driver's report and track (the TrackingAdapter).
+(`sched.gangs`), the driver's report and track (the TrackingAdapter), and reaches the running
+actors only through the launcher (`drain`, `ready`, `value`: orchestrator.run.scheduler.Launcher).
 """
 from __future__ import annotations
 
 import time
 from typing import Any
 
-import ray
-
 from orchestrator import kinds
-
 from workers.files import unpack_to
 
 __all__ = ["ScriptLive", "LIVE_LOG_EVERY_S"]
@@ -47,11 +45,10 @@ class ScriptLive:
     def poll_script_logs(self, every_s: float = 2.0) -> None:
         refs, cursor, _logged = self._sl_state()
         if refs:
-            done, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
-            for ref in done:
+            for ref in self.launcher.ready(list(refs)):
                 ident = refs.pop(ref)
                 try:
-                    nxt, events = ray.get(ref)
+                    nxt, events = self.launcher.value(ref)
                 except Exception:  # noqa: BLE001 - a dying actor: its job's own ref reports that
                     continue
                 cursor[ident] = nxt
@@ -62,8 +59,10 @@ class ScriptLive:
             return
         self._sl_t = time.time()
         for ident, g in self.sched.gangs.items():
-            if kinds.of(g.attempt.job).streams_log and g.phase == "training" and g.actors:
-                refs[g.actors[0].drain.remote(cursor.get(ident, 0))] = ident
+            if kinds.of(g.attempt.job).streams_log and g.phase == "training":
+                ref = self.launcher.drain(g, cursor.get(ident, 0))
+                if ref is not None:
+                    refs[ref] = ident
 
     def _log_events(self, ident: str, events: list[dict], judge: bool = True) -> None:
         if judge:

@@ -14,19 +14,16 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator import kinds
+from orchestrator.kinds.base import JobKind
 from workers.files import unpack_to
 
 __all__ = ["Reused", "TrackingAdapter", "result_metrics"]
 
 log = logging.getLogger("golf.driver")
 
-# result keys logged as metrics (ARCHITECTURE.md "MLflow layout" plus what each kind reports)
-METRIC_KEYS = (
-    "val_bpb", "val_loss", "val_bpb_prequant", "val_loss_prequant", "artifact_bytes", "code_bytes",
-    "model_bytes", "train_time_s", "eval_time_s", "tokens_per_s", "steps", "step_avg_ms",
-    "peak_mem_bytes", "ratio_scored", "tokens_scored", "mix_time_s", "ngram_passes", "world_size",
-    "tilt_gated", "tilt_hits", "tilt_hint_time_s",  # tilt mode (#2135): how often it fires / is right
-)
+# result keys logged as metrics: each kind's own list (orchestrator.kinds: JobKind.metric_keys)
+METRIC_KEYS = JobKind.metric_keys
 
 
 @dataclass(frozen=True)
@@ -39,9 +36,9 @@ class Reused:
     record: Any = None
 
 
-def result_metrics(result: dict) -> dict[str, float]:
+def result_metrics(result: dict, keys: tuple[str, ...] = METRIC_KEYS) -> dict[str, float]:
     out = {}
-    for k in METRIC_KEYS:
+    for k in keys:
         v = result.get(k)
         if isinstance(v, bool):
             v = int(v)
@@ -157,11 +154,12 @@ class TrackingAdapter:
         h = self.handles[key]
         with h.batched() if hasattr(h, "batched") else contextlib.nullcontext():  # one journaled op
             ok = legal(verdict)
-            metrics = result_metrics(result)
+            keys = kinds.of(job).metric_keys
+            metrics = result_metrics(result, keys)
             if LEGAL_METRIC in metrics:  # legal first: a score that does not count is never `val_bpb`
                 metrics[score_metric(ok)] = metrics.pop(LEGAL_METRIC)
             h.log_metrics(metrics)
-            h.log_result({k: v for k, v in result.items() if k not in METRIC_KEYS}, curve=True)
+            h.log_result({k: v for k, v in result.items() if k not in keys}, curve=True)
             for i, bpb in enumerate(result.get("chunk_bpb") or []):  # drift across score-first chunks
                 h.log_metrics({"chunk_val_bpb": float(bpb)}, step=i)
             for number, bpb, _params in result.get("trials") or []:  # optuna: step = trial number

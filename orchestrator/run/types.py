@@ -22,6 +22,8 @@ class DriverOptions:
     tokenizer_path: str | None = None  # default: plan.data.tokenizer_path, else found from data_dir
     work_dir: str | None = None  # per-node scratch for job outputs (default: a temp dir)
     runner: Any = None  # default GolfRunner(); tests and the benchmark inject stand-ins
+    # where jobs run (orchestrator.run.scheduler.Launcher); default: Ray (orchestrator.run.ray_launcher)
+    launcher: Any = None
     retries: int | None = None  # default: plan.retries, else 2
     use_gpus: bool | None = None  # default: the cluster has GPUs
     max_workers: int | None = None  # default: GPUs (or CPUs) in the cluster

@@ -11,7 +11,6 @@ import pytest
 
 import golf_core
 from golf_core.eval.config import MixerConfig
-from golf_core.presets import RunConfig
 from orchestrator.plan.estimate import approx_params, estimate_plan
 from orchestrator.plan.build import Plan, build_plan, data_identity, load_plan, topological_ok
 from orchestrator.spec.sweep import load_sweep, sweep_from_dict
@@ -103,7 +102,7 @@ def test_mode_none_ignores_alpha_fields():
         d = one_of_each()
         d["mixer"].update(modes=["none"], alpha_base=alpha)
         (mix,) = build_plan(sweep_from_dict(d), code_version="c").by_kind("mix")
-        return mix.identity, mix.config["mixer"]["mode"]
+        return mix.identity, mix.mixer.mode
     assert none_id(0.05) == none_id(0.3)
     assert none_id(0.05)[1] == "none"
 
@@ -137,17 +136,17 @@ def test_smoke_plan_counts_order_and_contents():
         dep_kinds = [by_id[d].kind for d in j.deps]
         assert dep_kinds == {"train": [], "eval": ["train"], "mix": ["eval"]}[j.kind]
         assert all(by_id[d].seed == j.seed for d in j.deps)
-        json.dumps(j.config)  # resolved and JSON-able
+        json.dumps(j.params)  # resolved and JSON-able
         assert all(isinstance(k, str) and isinstance(v, str) for k, v in j.params.items())
         assert (j.ranks, j.gpus) == (1, 0)  # tiny preset: CPU
     train = plan.by_kind("train")[0]
-    assert RunConfig.model_validate(train.config["run"]) == load_sweep(SMOKE).run_config(train.seed)
+    assert train.run == load_sweep(SMOKE).run_config(train.seed)
     assert train.params["train.seed"] == str(train.seed) and train.params["model.num_layers"] == "2"
-    mix = [j for j in plan.by_kind("mix") if j.config["mixer"]["mode"] == "normalized"][0]
-    assert set(mix.config) == {"mixer"} and mix.params["mixer.mode"] == "normalized"
+    mix = [j for j in plan.by_kind("mix") if j.mixer.mode == "normalized"][0]
+    assert mix.mixer.mode == "normalized" and mix.params["mixer.mode"] == "normalized"
     assert "alpha_base=" in mix.name
     ev = plan.by_kind("eval")[0]
-    assert set(ev.config) == {"eval", "ttt"} and ev.config["eval"]["chunk_tokens"] == 16384
+    assert ev.eval.chunk_tokens == 16384
     assert plan.retries == 1 and plan.spec_dump["name"] == "smoke" and plan.data.path == "data/smoke"
 
 
@@ -282,7 +281,7 @@ def test_an_optuna_mix_job_drives_the_workers_study():
                       buckets=[1024, 4096], orders=[[2, 3], [2, 3, 4]])
     plan = build_plan(sweep_from_dict(d), code_version="c")
     (job,) = plan.by_kind("mix")
-    assert set(job.config) == {"mixer_base", "optuna"} and job.config["optuna"]["n"] == 8
+    assert job.mixer_base and job.optuna.n == 8
     scored = []
 
     def score(mixer: dict):

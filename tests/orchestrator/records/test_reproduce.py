@@ -98,7 +98,7 @@ def _results(job, loss: float, mix_compliant: bool | None = None) -> dict:
                 "val_loss_prequant": loss + 0.05, "artifact_bytes": 15_600_000, "model_bytes": 15_500_000,
                 "code_bytes": 100_000, "over_limit": False, "steps": 5800, "train_time_s": 599.5,
                 "step_avg_ms": 103.4, "tokens_per_s": 7.6e6, "peak_mem_bytes": 1, "seed": job.seed,
-                "config": job.config["run"], "code_version": "test", "stopped_by": "wallclock", "world_size": 8,
+                "config": job.run.model_dump(mode="json"), "code_version": "test", "stopped_by": "wallclock", "world_size": 8,
                 "device": "cuda:0", "device_name": "NVIDIA H100 80GB HBM3", "torch_version": "2.13.0",
                 "train_loss_curve": [[1, 6.93], [5800, 2.3]]}
     if job.kind == "eval":
@@ -106,10 +106,10 @@ def _results(job, loss: float, mix_compliant: bool | None = None) -> dict:
                 "tokens_scored": 62_021_631,
                 "compliance": {"compliant": True, "checks": {
                     "single_pass": {"passed": True, "value": 0, "detail": "each scored once"}}}}
-    mode = job.config["mixer"]["mode"]
+    mode = job.mixer.mode
     compliant = (mode != "hashed_target") if mix_compliant is None else mix_compliant
     return {"val_bpb": bpb if mode != "none" else bpb + 0.01, "val_loss": loss if mode != "none" else loss + 0.02,
-            "mix_time_s": 40.0, "mixer": job.config["mixer"],
+            "mix_time_s": 40.0, "mixer": job.mixer.model_dump(mode="json"),
             "compliance": {"compliant": compliant, "checks": {
                 "mode": {"passed": compliant, "value": mode, "detail": ""}}}}
 

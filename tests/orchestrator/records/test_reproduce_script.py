@@ -98,7 +98,7 @@ def test_set_env_and_seeds_change_the_env_and_so_the_identity(record_dir, synthe
     base = build_plan(record_dir_reproduction(record_dir, **kw).sweep, tmp_path)
     again = build_plan(record_dir_reproduction(record_dir, **kw).sweep, tmp_path)
     assert [j.identity for j in base.jobs] == [j.identity for j in again.jobs]
-    assert base.jobs[0].config["env"] == {**ENV, "SEED": "42", "VOCAB_SIZE": "1024"}
+    assert base.jobs[0].env == {**ENV, "SEED": "42", "VOCAB_SIZE": "1024"}
     rep = record_dir_reproduction(record_dir, set_env=parse_set_env(["MODEL_DIM=8", "NEW=x"]), **kw)
     assert rep.env() == {**ENV, "MODEL_DIM": "8", "NEW": "x"} and rep.set_env == {"MODEL_DIM": "8", "NEW": "x"}
     # a --set-env key the script never reads is checked like a spec's (the README's own are not)
@@ -106,7 +106,7 @@ def test_set_env_and_seeds_change_the_env_and_so_the_identity(record_dir, synthe
         build_plan(rep.sweep, tmp_path)
     rep = record_dir_reproduction(record_dir, set_env=parse_set_env(["MODEL_DIM=8", "TRAIN_LOG_EVERY=3"]), **kw)
     changed = build_plan(rep.sweep, tmp_path)
-    assert changed.jobs[0].config["env"]["MODEL_DIM"] == "8"
+    assert changed.jobs[0].env["MODEL_DIM"] == "8"
     assert not {j.identity for j in changed.jobs} & {j.identity for j in base.jobs}
     one = record_dir_reproduction(record_dir, seeds=(7,), gpus_per_job=2, **kw)
     assert one.sweep.train.seeds == (7,) and one.sweep.train.gpus_per_job == 2 and one.seeds_from == "--seeds"

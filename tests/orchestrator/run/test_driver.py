@@ -67,7 +67,7 @@ def test_gang_two_ranks_strict_pack(ray_local, mlflow_server, tmp_path):
     mixes = [o for o in report.outcomes.values() if o.job.kind == "mix"]
     for o in mixes:
         tag = runs[o.job.identity][0].data.tags["golf.compliant"]
-        assert tag == ("false" if o.job.config["mixer"]["mode"] == "hashed_target" else "true")
+        assert tag == ("false" if o.job.mode == "hashed_target" else "true")
     # one n-gram pass per table key on the eval actor, not one per alpha point
     calls = [json.loads(line) for p in tmp_path.glob("calls-*.jsonl") for line in p.read_text().splitlines()]
     assert Counter(c["kind"] for c in calls)["ngram"] == 2
@@ -117,7 +117,7 @@ def test_optuna_mix_search_logs_trials(ray_local, mlflow_server, tmp_path):
     space = {"alpha_base": {"low": 0.0, "high": 0.5}, "orders": {"choices": [[2, 3], [2, 3, 4]]}}
     plan = small_plan("optuna", seeds=(7,), alphas=(), optuna={"n": 12, "seed": 0, "space": space})
     report = _run(plan, mlflow_server, tmp_path)
-    opt = next(o for o in report.outcomes.values() if o.job.config.get("optuna"))
+    opt = next(o for o in report.outcomes.values() if getattr(o.job, "optuna", None))
     assert opt.state == "finished" and len(opt.result["trials"]) == 12
     assert opt.result["val_bpb"] == pytest.approx(min(t[1] for t in opt.result["trials"]))
     run = _by_identity(_runs(mlflow_server.uri, plan.sweep_name))[opt.job.identity][0]

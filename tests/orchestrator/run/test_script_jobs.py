@@ -72,7 +72,7 @@ def test_identity_is_the_script_bytes_env_seed_ranks_not_golfs_code(tmp_path):
     ids = [j.identity for j in base.jobs]
     assert len(set(ids)) == 4 and {j.kind for j in base.jobs} == {"script_train"}
     job = base.jobs[0]
-    assert job.config["env"] == {"LR": "0.1", "N": "3", "SEED": "1", "VOCAB_SIZE": "1024"}
+    assert job.env == {"LR": "0.1", "N": "3", "SEED": "1", "VOCAB_SIZE": "1024"}
     assert job.name == "script/s1/LR=0.1" and job.ranks == job.gpus == 1
     assert [j.identity for j in _plan(tmp_path, b"print(1)\n", "golf-2", env={"LR": [0.1, 0.2], "N": 3}).jobs] == ids
     changed = _plan(tmp_path, b"print(2)\n", env={"LR": [0.1, 0.2], "N": 3})
@@ -80,8 +80,8 @@ def test_identity_is_the_script_bytes_env_seed_ranks_not_golfs_code(tmp_path):
     assert _plan(tmp_path, b"print(1)\n", env={"LR": [0.1, 0.2], "N": 4}).jobs[0].identity != ids[0]
     assert _plan(tmp_path, b"print(1)\n", env={"LR": [0.1, 0.2], "N": 3}, gpus_per_job=2).jobs[0].identity != ids[0]
     capped = _plan(tmp_path, b"print(1)\n", env={"LR": [0.1, 0.2], "N": 3}, max_wallclock_seconds=600).jobs[0]
-    assert capped.config["env"]["MAX_WALLCLOCK_SECONDS"] == "600.0" and capped.identity != ids[0]
-    assert capped.config["timeout_s"] > 600 + 600  # the cap, the eval budget and a margin
+    assert capped.env["MAX_WALLCLOCK_SECONDS"] == "600.0" and capped.identity != ids[0]
+    assert capped.timeout_s > 600 + 600  # the cap, the eval budget and a margin
 
 
 def test_a_record_folder_hashes_every_file_beside_the_script(tmp_path):
@@ -91,7 +91,7 @@ def test_a_record_folder_hashes_every_file_beside_the_script(tmp_path):
     (rec / "README.md").write_text("a")
     spec = {**_spec(script="records/r1")}
     one = build_plan(sweep_from_dict(spec), tmp_path).jobs[0]
-    assert one.config["script"]["folder"] and one.config["script"]["files"] == 2
+    assert one.script.folder and one.script.files == 2
     (rec / "README.md").write_text("b")
     assert build_plan(sweep_from_dict(spec), tmp_path).jobs[0].identity != one.identity
     (rec / "train_gpt.py").unlink()
@@ -309,7 +309,7 @@ def test_an_env_key_the_script_never_reads_is_an_error_naming_the_closest(tmp_pa
     # listed in env_unchecked, golf's own variables (DATA_PATH, RUN_ID) and the launcher's: passed
     plan = build_plan(sweep_from_dict(_spec(env={"ITERATONS": 4, "RUN_ID": "x", "PYTORCH_CUDA_ALLOC_CONF": "y"},
                                             env_unchecked=["ITERATONS"])), tmp_path)
-    assert plan.jobs[0].config["env"]["ITERATONS"] == "4"
+    assert plan.jobs[0].env["ITERATONS"] == "4"
     # a script that reads no environment in plain text (compressed): nothing to check against
     (tmp_path / "train_gpt.py").write_text("import lzma, base64\nexec(lzma.decompress(base64.b85decode(b'')))\n")
     assert build_plan(sweep_from_dict(_spec(env={"ITERATONS": 4})), tmp_path).jobs
