@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Literal
@@ -87,7 +88,7 @@ class Plan:
         (an optuna one: the most its trials can run, n x seeds)."""
         if self.study is not None:
             return {"script_train": self.study.n * len(self.study.seeds)}
-        n = {k: len(self.by_kind(k)) for k in KINDS}
+        n = {k: 0 for k in KINDS} | Counter(j.kind for j in self.jobs)  # a new kind's jobs too
         script = n.pop("script_train")
         return {"script_train": script} if script else n
 

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from golf_core import rules
 from golf_core.eval.config import EvalSpec, MixerConfig
+from orchestrator import kinds
 from orchestrator.records import stats as S
 from orchestrator.records import write as R
 
@@ -99,7 +100,7 @@ def _fetch_result(fetch: Callable[[str], dict | None] | None, out) -> dict:
     """A job's full result: what the worker returned, or for a reused run its result.json from
     the MLflow artifact store (the run's metrics, should the file be unavailable)."""
     result = dict(out.result or {})
-    if out.state == "reused" and fetch is not None and out.job.kind in ("train", "eval") and out.run_id:
+    if out.state == "reused" and fetch is not None and kinds.of(out.job).output_files and out.run_id:
         full = fetch(out.run_id)
         if full:
             result = {**result, **full}
@@ -121,7 +122,7 @@ def collect_seeds(report, claim: MixerConfig, fetch: Callable[[str], dict | None
     by_seed: dict[int, dict[str, Any]] = {}
     for out in report.outcomes.values():
         job = out.job
-        if job.kind == "mix" and getattr(job, "mixer", None) != claim:
+        if kinds.of(job).mixer and getattr(job, "mixer", None) != claim:
             continue  # the ablation (mode none) and nothing else
         by_seed.setdefault(job.seed, {})[job.kind] = out
     problems, runs = [], {}

@@ -39,6 +39,7 @@ from orchestrator.records import stats as S
 from orchestrator.records import write as R
 from orchestrator.records.folder import RecordFolderError, claim_of, read_record_folder, readme_command
 from orchestrator.records.stats import REPORT_ALPHAS, claim_statistics
+from workers.contract import ScriptTrainJob
 from orchestrator.records.reproduce import (
     RecordSpecError, ReproduceError, ReproduceResult, _fetcher, _log_to_sweep, data_check,
 )
@@ -407,7 +408,7 @@ def collect_script_seeds(report, fetch: Callable[[str], dict | None] | None = No
     every job that did not finish, or whose log cannot be had."""
     problems, seeds = [], {}
     for out in report.outcomes.values():
-        if out.job.kind != "script_train":
+        if not isinstance(out.job, ScriptTrainJob):
             continue
         if out.state not in ("finished", "reused"):
             problems.append(f"{out.job.name} {out.state}" + (f" ({out.reason})" if out.reason else ""))
