@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from golf_core import rules
 from golf_core.eval.bpb import bpb
 from golf_core.eval.config import EvalSpec, MixerConfig
 from golf_core.eval.mix import MixError, load_stats, mix_bpb, mix_nll, stream_from_stats
@@ -104,7 +105,9 @@ def grid_rows(run_dir, cfgs: list[MixerConfig], *, data_dir=None, chunk_tokens: 
     fields = list(MixerConfig.model_fields)
     dumps = [c.model_dump(mode="json") for c in cfgs]
     varying = [f for f in fields if len({json.dumps(d.get(f)) for d in dumps}) > 1] or ["mode"]
-    return [{"val_bpb": b, "compliant": c.mode != "hashed_target", **{f: d.get(f) for f in varying}, "config": d}
+    # the compliance decision is the rules' (golf_core.rules.mixer_mode), not decided again here
+    return [{"val_bpb": b, "compliant": bool(rules.mixer_mode(c.mode).passed), **{f: d.get(f) for f in varying},
+             "config": d}
             for c, d, b in zip(cfgs, dumps, bpbs)]
 
 
