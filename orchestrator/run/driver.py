@@ -44,6 +44,7 @@ from orchestrator.run.types import TERMINAL, DriverOptions, JobOutcome, SweepRep
 from orchestrator.run.lease import LeaseLost, SweepLease
 from orchestrator.run.ray_launcher import RayLauncher
 from orchestrator.run.scheduler import JobState, Scheduler, transition
+from orchestrator.run.live import Live
 from orchestrator.run.script_live import ScriptLive
 from orchestrator.run.spend import Spend
 from orchestrator.run.trials import EnvTrials
@@ -58,7 +59,7 @@ __all__ = ["run_plan"]
 _LEASES: "weakref.WeakKeyDictionary[Any, dict[str, SweepLease]]" = weakref.WeakKeyDictionary()
 
 
-class _Driver(ScriptLive):
+class _Driver(ScriptLive, Live):
     """One sweep: resume, the loop, what lands in MLflow for each job (Hooks of the Scheduler),
     cancel. Placement and job states: orchestrator.run.scheduler.Scheduler."""
 
@@ -88,6 +89,7 @@ class _Driver(ScriptLive):
         self.report.spend = self.spend
         self.live: dict[str, dict] = {}  # train identity -> rank 0's latest progress event
         self._live_refs: dict[Any, str] = {}
+        self._streamed: dict[str, set[int]] = {}  # golf_core training: steps whose train_loss was logged live
         self.decisions: dict = {}  # identity -> the prune Decision that stopped it
         self._stop_t: dict[str, float] = {}  # identity -> when it was told to stop
         self._live_t = 0.0
@@ -233,7 +235,8 @@ class _Driver(ScriptLive):
         files = value.files or {}
         out.result = result  # its train time: how much of its wall was start-up and eval (Spend.charge)
         result["gpu_seconds"] = self._charge(out)
-        self.track.record(out.run_id, job, self.script_result_to_log(out, result), verdict, files)
+        self.track.record(out.run_id, job, self._unstreamed(job.identity, self.script_result_to_log(out, result)),
+                          verdict, files)
         late = self.decisions.pop(job.identity, None)  # the prune decision landed after it ended
         if late is not None:
             self._say(f"{job.name} had finished training when its prune decision landed: kept as finished")
@@ -302,51 +305,6 @@ class _Driver(ScriptLive):
         if self.opts.progress is not None:
             self.opts.progress.update(self.report, self._running_progress())
 
-    # ---------------------------------------------------------------- live progress
-    def _running_progress(self) -> dict:
-        """name -> what a training job is doing ("placing", "step 120 loss 3.2100", ...)."""
-        out = {}
-        for ident, g in self.sched.gangs.items():
-            ev = self.live.get(ident)
-            if g.phase == "training" and ev and ev.get("event") == "step":
-                out[g.attempt.job.name] = f"step {ev.get('step')} train_loss {ev.get('train_loss', float('nan')):.4f}"
-            else:
-                out[g.attempt.job.name] = g.phase
-        for s in self.sched.slots:
-            if s.training is not None:
-                ev = self.live.get(s.training)
-                out[s.train_name] = (f"step {ev.get('step')} train_loss {ev.get('train_loss', float('nan')):.4f}"
-                                     if ev and ev.get("event") == "step" else "training")
-        return out
-
-    def poll_live(self, every_s: float = 2.0) -> None:
-        """Rank 0's latest on_progress event of each training job (threaded actor call; never
-        waited on: answers are picked up on a later turn of the loop)."""
-        if self._live_refs:
-            for ref in self.launcher.ready(list(self._live_refs)):
-                ident = self._live_refs.pop(ref)
-                try:
-                    ev = self.launcher.value(ref)
-                except Exception:  # noqa: BLE001 - a dying rank: its job's ref reports that
-                    continue
-                if ev:
-                    self.live[ident] = ev
-                    k = kinds.of(self.jobs[ident])
-                    if self.spend.hook is not None and k.trains and not k.streams_log:
-                        # golf_core's loop: its latest step (elapsed_s = its train time); the Board
-                        # interpolates between samples, so a rung between two polls is still judged
-                        self.intermediate(ident, [ev])
-        if time.time() - self._live_t < every_s or self._live_refs:
-            return
-        self._live_t = time.time()
-        for ident, g in self.sched.gangs.items():
-            ref = self.launcher.progress(g)
-            if ref is not None:
-                self._live_refs[ref] = ident
-        for s in self.sched.slots:
-            if s.training is not None:
-                self._live_refs[self.launcher.progress(s.worker)] = s.training
-
     # ---------------------------------------------------------------- loop
     def loop(self) -> None:
         t_loop, waited = time.perf_counter(), 0.0
@@ -370,8 +328,7 @@ class _Driver(ScriptLive):
             # a script job's log lines as live metrics; with a pruner they are its input, so they
             # are asked for 4x as often: a trial past a rung is stopped ~1.5 s sooner
             self.poll_script_logs(0.5 if self.spend.hook is not None else 2.0)
-            if self.opts.progress is not None or self.spend.hook is not None:
-                self.poll_live()
+            self.poll_live()  # golf_core training's latest step: progress, its live curve, the prune hook
             if self.opts.progress is not None:
                 self.opts.progress.update(self.report, self._running_progress())
             # the driver's own time (dispatch, bookkeeping, tracker calls), not the jobs'

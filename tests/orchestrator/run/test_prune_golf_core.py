@@ -52,3 +52,7 @@ def test_a_golf_core_run_worse_than_the_reference_is_stopped_and_its_worker_free
         assert run.info.status == "KILLED" and run.data.tags["golf.pruned_at_s"] == "1"
         assert run.data.tags["golf.prune_reason"].startswith("against ref: train_loss")
         assert run.data.metrics["gpu_seconds"] > 0  # charged (the worker's start included: its GPU was held)
+        # its curve streamed while it trained stays with it (issue 17: "its curve stays")
+        curve = c.get_metric_history(run.info.run_id, "train_loss")
+        assert curve and all(m.value == 5.0 + 0.5 * seed for m in curve)
+        assert c.get_metric_history(run.info.run_id, "curve_train_time_s")
