@@ -122,7 +122,7 @@ def collect_seeds(report, claim: MixerConfig, fetch: Callable[[str], dict | None
         job = out.job
         role = _role(job)
         if role is None or (role == "mix" and getattr(job, "mixer", None) != claim):
-            continue  # the ablation (mode none) and nothing else
+            continue  # not a job the claim needs: the ablation (mode none)
         by_seed.setdefault(job.seed, {})[role] = out
     problems, runs = [], {}
     for seed in sorted(by_seed):
