@@ -4,7 +4,7 @@ The track (records/track_10min_16mb): code + compressed model <= 16,000,000 byte
 training <= 600 s and evaluation <= 600 s on 8xH100 SXM. The eval-time legality rules (C1-C4 of
 ../shared/CONTEXT.md) are measured by golf_core.eval.audit; the verdicts that are a comparison
 of a measured number with a limit live here, so the audit, a job's validity
-(orchestrator.run.validity) and a record's compliance (orchestrator.records.reproduce) cannot disagree, and
+(orchestrator.run.validity) and a record's compliance (orchestrator.records.golf_record) cannot disagree, and
 changing a rule is one edit.
 
 Every check returns a `Check(passed, value, detail)`; `Check.as_dict()` is the audit's JSON form.

@@ -58,28 +58,24 @@ def cmd_reproduce(args) -> int:
     or a check failed (`checks: FAILED`); input errors exit 2 (ValueError)."""
     from rich.console import Console
 
+    from orchestrator.records.golf_record import GolfRecord
+    from orchestrator.records.pipeline import ReproduceError, reproduce_record
+    from orchestrator.records.script_record import ScriptRecord
     from orchestrator.run.progress import SweepProgress
-    from orchestrator.records.reproduce import ReproduceError, reproduce, summary_table
 
     console = Console()
     say = lambda msg: console.print(f"golf: {msg}", highlight=False, markup=False)  # noqa: E731
     ray = {"address": args.address, "num_cpus": args.num_cpus, "num_gpus": args.num_gpus, "say": say,
            "progress": SweepProgress(console, live=False if args.no_progress else None,
                                      heartbeat_s=getattr(args, "status_every", 30.0))}
-    script = _script_reproduction(args)  # input errors (ValueError): one line, exit 2, before Ray starts
+    # input errors (ValueError, RecordSpecError): one line, exit 2, before Ray starts
+    script = _script_reproduction(args)
+    source = ScriptRecord(script) if script is not None else GolfRecord.load(args.spec)
     try:
-        if script is not None:
-            from orchestrator.records.reproduce_script import reproduce_script
-
-            res = reproduce_script(script, name=args.name, out=args.out, date=args.date, best_bpb=args.best_bpb,
-                                   best_loss=args.best_loss, alpha=args.alpha, author=args.author,
-                                   github_id=args.github_id, tracking_uri=args.tracking_uri, work_dir=args.work_dir,
-                                   ray=ray, say=say)
-        else:
-            res = reproduce(args.spec, name=args.name, out=args.out, date=args.date, best_bpb=args.best_bpb,
-                            best_loss=args.best_loss, author=args.author, github_id=args.github_id,
-                            tracking_uri=args.tracking_uri, work_dir=args.work_dir, ray=ray, say=say,
-                            alpha=args.alpha)
+        res = reproduce_record(source, name=args.name, out=args.out, date=args.date, best_bpb=args.best_bpb,
+                               best_loss=args.best_loss, alpha=args.alpha, author=args.author,
+                               github_id=args.github_id, tracking_uri=args.tracking_uri, work_dir=args.work_dir,
+                               ray=ray, say=say)
     except ReproduceError as e:
         say(f"error: {e}")
         return 1
@@ -104,7 +100,7 @@ def _script_reproduction(args):
     """A record folder or a script spec resolved (ScriptReproduction), or None for a record spec."""
     from pathlib import Path
 
-    from orchestrator.records.reproduce_script import (
+    from orchestrator.records.script_resolve import (
         parse_claim, parse_seeds, parse_set_env, record_dir_reproduction, spec_reproduction,
     )
 
@@ -123,6 +119,26 @@ def _script_reproduction(args):
     if given:
         raise ValueError(f"{' '.join(given)}: only for a record folder or a script spec ({args.spec} is a preset spec)")
     return None
+
+
+def summary_table(stats: dict, evals: dict[int, dict], compliance: dict):
+    """A golf_core record's seeds: the claimed score, the neural pass, the eval time, compliance."""
+    from rich.table import Table
+
+    from orchestrator.records.write import _f
+
+    t = Table(title=f"golf reproduce: {stats['n_seeds']} seeds vs best {stats['best_bpb']:.4f} bpb",
+              title_justify="left")
+    for col in ("seed", "val_bpb", "val_loss", "neural bpb", "eval s", "compliant"):
+        t.add_column(col, justify="right")
+    for s in stats["seeds"]:
+        e = evals[s]
+        t.add_row(str(s), f"{stats['val_bpb'][s]:.6f}", f"{stats['val_loss'][s]:.6f}",
+                  _f(e.get("neural_val_bpb"), ".6f"), _f(e.get("eval_time_s"), ".1f"),
+                  "yes" if compliance["seeds"][s]["compliant"] else "NO")
+    t.add_row("mean", f"{stats['val_bpb_mean']:.6f}", f"{stats['val_loss_mean']:.6f}", "", "", "")
+    t.add_row("std", _f(stats["val_bpb_std"], ".6f"), _f(stats["val_loss_std"], ".6f"), "", "", "")
+    return t
 
 
 def _script_summary(console, say, res) -> None:

@@ -1,4 +1,6 @@
-"""The folder `golf reproduce RECORD_DIR` writes: a reproduction of a script's record.
+"""A script record's part of its folder (`script_folder_parts`, written by
+orchestrator.records.write.write_folder): what `golf reproduce RECORD_DIR` and a `reproduce: true`
+stage write.
 
 `records/track_10min_16mb/YYYY-MM-DD_Name/`:
 - README.md: what ran, the per-seed results, the tests against the claim and against the best
@@ -15,16 +17,13 @@
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
-import yaml
+from orchestrator.records.write import FolderParts, _f, _p
 
-from orchestrator.records import write as R
-from orchestrator.records.write import _f, _json_safe, _p
-
-__all__ = ["CLAIMED_DIR", "render_claim_statistics", "render_script_readme", "write_script_record_folder"]
+__all__ = ["CLAIMED_DIR", "readme_run_command", "render_claim_statistics", "render_script_readme",
+           "script_folder_parts"]
 
 CLAIMED_DIR = "claimed"
 _OURS = {"README.md", "submission.json", "statistics.md", "spec.yaml"}
@@ -76,6 +75,14 @@ def render_claim_statistics(claim_stats: Mapping[str, Any] | None, seeds: list[i
     return "\n".join(lines) + "\n"
 
 
+def readme_run_command(env: Mapping[str, str], vocab_size: int, nproc: int, entry: str) -> list[str]:
+    """The README's command each seed's job ran (its env; golf's per-seed SEED and VOCAB_SIZE),
+    as lines of a bash block."""
+    shown = " ".join(f"{k}={v}" for k, v in sorted(env.items()))
+    return [f"{shown + ' ' if shown else ''}SEED=<seed> VOCAB_SIZE={vocab_size} \\",
+            f"  python -m torch.distributed.run --standalone --nproc_per_node={nproc} {entry}"]
+
+
 def render_script_readme(name: str, date: str, rep: Any, seeds: Mapping[int, Any], stats: Mapping[str, Any],
                          claim_stats: Mapping[str, Any] | None, compliance: Mapping[str, Any], *,
                          code_bytes: int, script: Mapping[str, Any], data_name: str, copied: list[str],
@@ -96,7 +103,6 @@ def render_script_readme(name: str, date: str, rep: Any, seeds: Mapping[int, Any
              f"(p = {_p(stats['p_value'])}, alpha {stats['alpha']})")
     t = rep.sweep.train
     env = rep.env()
-    shown = " ".join(f"{k}={v}" for k, v in sorted(env.items()))
     folder_words = (f"The record folder's {script['files']} files (their hashes are part of each job's identity; "
                     f"together sha256 {script['sha256'][:16]})" if script.get("folder") else
                     f"`{script['entry']}` (sha256 {script['sha256'][:16]})")
@@ -105,8 +111,7 @@ def render_script_readme(name: str, date: str, rep: Any, seeds: Mapping[int, Any
              f"{folder_words}, {code_bytes:,} bytes of train_gpt.py, ran as one golf script job per seed, each in "
              "a fresh directory holding a copy of those files:", "",
              "```bash",
-             f"{shown + ' ' if shown else ''}SEED=<seed> VOCAB_SIZE={rep.sweep.data.vocab_size} \\",
-             f"  python -m torch.distributed.run --standalone --nproc_per_node={t.gpus_per_job} {script['entry']}",
+             *readme_run_command(env, rep.sweep.data.vocab_size, t.gpus_per_job, script["entry"]),
              "```", "",
              f"golf set DATA_PATH (the data directory `{data_name}`), TOKENIZER_PATH and RUN_ID (the job's name) "
              "unless the env above sets them."]
@@ -183,21 +188,23 @@ def render_script_readme(name: str, date: str, rep: Any, seeds: Mapping[int, Any
     return "\n".join(lines)
 
 
-def write_script_record_folder(root: str | Path, date: str, name: str, rep: Any, seeds: Mapping[int, Any],
-                               stats: Mapping[str, Any], claim_stats: Mapping[str, Any] | None,
-                               compliance: Mapping[str, Any], plan: Any, bundle_root: Path, entry: str, *,
-                               author: str = "", github_id: str = "") -> Path:
-    """Write `root/YYYY-MM-DD_Name/` and return it (existing files of the same names replaced)."""
+def script_folder_parts(name: str, date: str, rep: Any, seeds: Mapping[int, Any],
+                        evals: Mapping[int, Mapping[str, Any]], stats: Mapping[str, Any],
+                        claim_stats: Mapping[str, Any] | None, compliance: Mapping[str, Any],
+                        plan: Any) -> FolderParts:
+    """A script record's part of the folder (the module doc): the files that ran, read again and
+    checked against the plan's hash (an edited file is an error), each seed's own train.log."""
     from orchestrator.plan.script import script_files
 
     order = list(stats["seeds"])
     first = seeds[order[0]].job
-    script = vars(first.script)
-    # the bytes that ran: read again and checked against the plan's hash (an edited file is an error)
+    ref = first.script
+    entry = ref.entry
+    script = {"path": ref.path, "entry": ref.entry, "sha256": ref.sha256, "files": ref.files, "folder": ref.folder}
     files = script_files(first)
     out_files: dict[str, bytes] = {}
     copied, claimed = [], []
-    if script.get("folder"):
+    if ref.folder:
         for rel, blob in sorted(files.items()):
             if _claimed(rel):
                 out_files[f"{CLAIMED_DIR}/{rel}"] = blob
@@ -210,14 +217,12 @@ def write_script_record_folder(root: str | Path, date: str, name: str, rep: Any,
         copied.append("train_gpt.py" + (f" (the spec's {entry})" if entry != "train_gpt.py" else ""))
     code_bytes = len(out_files.get("train_gpt.py", files[entry]))
     per_seed = {}
-    evals = {}
     for s in order:
         r = seeds[s].result
         from_log = r.get("artifact_bytes_source", "log") == "log"
         per_seed[s] = {"artifact_bytes": r.get("artifact_bytes"), "model_bytes": None if from_log else r.get("model_bytes"),
                        "code_bytes": r.get("code_bytes"), "steps": r.get("steps"), "step_avg_ms": r.get("step_avg_ms"),
                        "train_time_s": r.get("train_time_s"), "world_size": r.get("world_size")}
-        evals[s] = {"val_bpb": r["val_bpb"], "val_loss": r["val_loss"], "eval_time_s": r.get("eval_time_s")}
     src = rep.source.name if rep.source is not None else None
     extra = {
         "reproduction_of": src or rep.sweep.name, "spec": plan.sweep_name, "sweep_identity": plan.sweep_identity,
@@ -228,27 +233,12 @@ def write_script_record_folder(root: str | Path, date: str, name: str, rep: Any,
         "final_tag": {str(s): seeds[s].result.get("final_tag") for s in order},
         "runs": {str(s): seeds[s].run_id for s in order}, "reused": {str(s): seeds[s].state for s in order},
     }
-    sub = R.submission_json(name, date, per_seed, evals, stats, compliance, author=author, github_id=github_id,
-                            blurb=(f"golf reproduction of {src or rep.sweep.name}, {len(order)}-seed mean val_bpb "
-                                   f"{stats['val_bpb_mean']:.8f}"),
-                            extra=extra, code_bytes=code_bytes,
-                            technique_summary=f"reproduction of {src or rep.sweep.name}")
-    data_name = Path(plan.data.path).name
-    text = {
-        "README.md": render_script_readme(name, date, rep, seeds, stats, claim_stats, compliance,
-                                          code_bytes=code_bytes, script={**script, "entry": entry},
-                                          data_name=data_name, copied=copied, claimed=claimed),
-        "submission.json": json.dumps(sub, indent=2, allow_nan=False) + "\n",
-        "statistics.md": R.render_statistics(stats) + render_claim_statistics(claim_stats, order, stats["val_bpb"]),
-        "spec.yaml": yaml.safe_dump(_json_safe(dict(plan.spec_dump)), sort_keys=False),
-    }
-    out_files.update({k: v.encode("utf-8") for k, v in text.items()})
-    out_files.update({f"train_seed{s}.log": seeds[s].log for s in order})
-    folder = Path(root) / R.folder_name(date, name)
-    for rel, blob in out_files.items():
-        dst = folder / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.parent / f".{dst.name}.tmp"
-        tmp.write_bytes(blob)
-        tmp.replace(dst)
-    return folder
+    readme = render_script_readme(name, date, rep, seeds, stats, claim_stats, compliance, code_bytes=code_bytes,
+                                  script={**script, "entry": entry}, data_name=Path(plan.data.path).name,
+                                  copied=copied, claimed=claimed)
+    return FolderParts(
+        readme=readme, code=out_files, code_bytes=code_bytes, logs={s: seeds[s].log for s in order},
+        per_seed=per_seed, evals={s: evals[s] for s in order}, extra=extra,
+        blurb=f"golf reproduction of {src or rep.sweep.name}, {len(order)}-seed mean val_bpb {stats['val_bpb_mean']:.8f}",
+        technique_summary=f"reproduction of {src or rep.sweep.name}",
+        statistics_tail=render_claim_statistics(claim_stats, order, stats["val_bpb"]))

@@ -1,9 +1,11 @@
-"""A record claim's submission folder: `records/track_10min_16mb/YYYY-MM-DD_Name/`.
+"""The one record-folder writer: `records/track_10min_16mb/YYYY-MM-DD_Name/`.
 
-Pure functions (no Ray, no MLflow): `format_train_log`, `render_readme`, `render_statistics`,
-`submission_json` and `write_record_folder` produce the folder in upstream's shape (README.md,
-submission.json, statistics.md, one train log per seed, a self-contained train_gpt.py, the
-resolved spec) from the outputs of orchestrator.records.stats.
+Every record kind (orchestrator.records.golf_record, orchestrator.records.script_record) writes
+the same layout through `write_folder`: README.md, submission.json (`submission_json`: upstream's
+newest keys, golf's extras under `golf`), statistics.md (`render_statistics`, plus what the kind
+adds), one `train_seed<S>.log` per seed, the script(s) that ran, spec.yaml (the resolved spec).
+What differs between kinds is data (`FolderParts`): the README text, the code files, the
+per-seed rows, the `golf` extras. Pure functions, no Ray, no MLflow.
 
 The statistics themselves (mean/std, the one-sided t-test against the current best at 0.005
 nats, the verdict, the compliance merge) live in orchestrator.records.stats.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from datetime import date as _date
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,8 +25,8 @@ from orchestrator.records.stats import (
     RecordError, submittable,
 )
 
-__all__ = ["TRACK", "TRACK_DIR", "folder_name", "format_train_log", "render_readme", "render_statistics",
-           "submission_json", "write_record_folder"]
+__all__ = ["TRACK", "TRACK_DIR", "FolderParts", "folder_name", "render_statistics", "submission_json",
+           "write_folder"]
 
 TRACK = "10min_16mb"
 TRACK_DIR = "records/track_10min_16mb"
@@ -100,47 +103,6 @@ def _hardware(per_seed_results: Mapping[int, Mapping[str, Any]]) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # the files
-
-
-def format_train_log(seed: int, train: Mapping[str, Any], ev: Mapping[str, Any],
-                     run_ids: Mapping[str, str] | None = None, header: str = "") -> str:
-    """One seed's log, rebuilt from its job results (golf keeps results, not worker stdout):
-    the resolved config, every logged train_loss point in upstream's `step:` format, the
-    pre-quant and roundtrip scores, the artifact bytes, the evaluation and its audit."""
-    cfg = train.get("config") or {}
-    iters = ((cfg.get("train") or {}).get("iterations")) or "?"
-    lines = [f"# golf record log, seed {seed}. Rebuilt from the job results stored in MLflow "
-             "(per-step lines are the logged train_loss points, not every step)."]
-    if header:
-        lines += [f"# {h}" for h in header.splitlines()]
-    for kind, rid in (run_ids or {}).items():
-        lines.append(f"# mlflow run ({kind}): {rid}")
-    lines.append(f"code_version:{train.get('code_version', '?')} device:{train.get('device', '?')} "
-                 f"device_name:{train.get('device_name', '?')} world_size:{train.get('world_size', '?')} "
-                 f"torch:{train.get('torch_version', '?')}")
-    lines.append("config: " + json.dumps(cfg, sort_keys=True))
-    if train.get("n_params") is not None:
-        lines.append(f"model_params:{train['n_params']}")
-    steps, t_s = train.get("steps"), train.get("train_time_s")
-    for step, loss in train.get("train_loss_curve") or ():
-        lines.append(f"step:{step}/{iters} train_loss:{_f(loss, '.4f')}")
-    lines.append(f"stopped_by:{train.get('stopped_by')} steps:{steps} train_time:{_f(t_s, '.1f')}s "
-                 f"step_avg:{_f(train.get('step_avg_ms'), '.2f')}ms tokens_per_s:{_f(train.get('tokens_per_s'), '.0f')}")
-    lines.append(f"prequant val_loss:{_f(train.get('val_loss_prequant'), '.8f')} "
-                 f"val_bpb:{_f(train.get('val_bpb_prequant'), '.8f')}")
-    lines.append(f"roundtrip_exact val_loss:{_f(train.get('val_loss'), '.8f')} val_bpb:{_f(train.get('val_bpb'), '.8f')}")
-    lines.append(f"artifact_bytes:{train.get('artifact_bytes')} model_bytes:{train.get('model_bytes')} "
-                 f"code_bytes:{train.get('code_bytes')} over_limit:{train.get('over_limit')}")
-    if ev.get("neural_val_bpb") is not None:
-        lines.append(f"eval_neural val_loss:{_f(ev.get('neural_val_loss'), '.8f')} "
-                     f"val_bpb:{_f(ev.get('neural_val_bpb'), '.8f')} eval_time:{_f(ev.get('neural_eval_time_s'), '.1f')}s "
-                     f"ratio_scored:{_f(ev.get('ratio_scored'), '.6f')} tokens_scored:{ev.get('tokens_scored')}")
-    lines.append(f"final_exact mixer:{ev.get('mixer_mode', 'none')} val_loss:{_f(ev.get('val_loss'), '.8f')} "
-                 f"val_bpb:{_f(ev.get('val_bpb'), '.8f')} eval_time:{_f(ev.get('eval_time_s'), '.1f')}s")
-    for name, c in ((ev.get("compliance") or {}).get("checks") or {}).items():
-        state = {True: "pass", False: "FAIL"}.get(c.get("passed"), "info")
-        lines.append(f"audit {name}: {state} value:{c.get('value')}" + (f" ({c['detail']})" if c.get("detail") else ""))
-    return "\n".join(lines) + "\n"
 
 
 UPSTREAM_SEED_KEYS = ("val_loss", "val_bpb", "artifact_bytes", "steps", "step_avg_ms", "eval_time_s")
@@ -253,163 +215,55 @@ def render_statistics(stats: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _train_eval_words(per_seed_results: Mapping[int, Mapping[str, Any]]) -> str:
-    """How the training job scored its roundtrip, in words true of its config."""
-    ev = next((((r.get("config") or {}).get("eval")) for r in per_seed_results.values()
-               if (r.get("config") or {}).get("eval")), None)
-    if not ev:
-        return "roundtrip"
-    seq, stride = ev.get("seq_len"), ev.get("stride")
-    tail = "the partial last block dropped" if ev.get("tail") == "drop" else "every target scored"
-    if seq == stride:
-        return f"non-overlapping (windows of {seq} tokens, {tail})"
-    return f"sliding-window (windows of {seq} tokens, stride {stride}, {tail})"
+# ---------------------------------------------------------------------------------------------
+# the folder
 
 
-def _ranks(per_seed_results: Mapping[int, Mapping[str, Any]]) -> int:
-    """The world size the seeds trained with (the script's --nproc_per_node); 8 when unrecorded."""
-    sizes = {r.get("world_size") for r in per_seed_results.values() if isinstance(r.get("world_size"), int)}
-    return sizes.pop() if len(sizes) == 1 else 8
+@dataclass(frozen=True)
+class FolderParts:
+    """What one record kind puts into the folder; the layout, submission.json's keys,
+    statistics.md, spec.yaml, the logs' names and how files are written are the writer's."""
+
+    readme: str
+    code: Mapping[str, bytes]  # relative path -> bytes: the script(s) that ran and what ships beside them
+    code_bytes: int  # the folder's train_gpt.py size (submission.json's bytes_code)
+    logs: Mapping[int, bytes | str]  # seed -> its train log, written as given
+    per_seed: Mapping[int, Mapping[str, Any]]  # seed -> the training side of its row (submission_json)
+    evals: Mapping[int, Mapping[str, Any]]  # seed -> its scored evaluation (val_bpb, val_loss, eval_time_s)
+    extra: Mapping[str, Any]  # submission.json's `golf` extras
+    blurb: str = ""
+    technique_summary: str = ""
+    statistics_tail: str = ""  # appended to statistics.md (a script record's test against its claim)
 
 
-def render_readme(name: str, date: str, per_seed_results: Mapping[int, Mapping[str, Any]],
-                  eval_results: Mapping[int, Mapping[str, Any]], stats: Mapping[str, Any],
-                  compliance: Mapping[str, Any], spec_dump: Mapping[str, Any] | None = None,
-                  spec_file: str = "spec.yaml", code_bytes_script: int | None = None) -> str:
-    seeds = stats["seeds"]
-    rows = {s: _seed_row(s, per_seed_results[s], eval_results[s]) for s in seeds}
-    ok = submittable(stats, compliance)
-    if not compliance["compliant"]:
-        first = f"# NOT SUBMITTABLE: non-compliant — {name}"
-    elif stats["verdict"] != "record":
-        first = f"# NOT A RECORD ({stats['verdict']}) — {name}"
-    else:
-        first = f"# Record: {name} (val_bpb {stats['val_bpb_mean']:.4f})"
-    std = stats["val_bpb_std"]
-    artifact_max = _max([rows[s]["artifact_bytes"] for s in seeds])
-    spec_name = (spec_dump or {}).get("name", "SPEC")
-    lines = [
-        first, "",
-        f"**val_bpb: {stats['val_bpb_mean']:.8f}** ({stats['n_seeds']}-seed mean"
-        + (f", std {std:.8f}" if std is not None else "") + f") | artifact ≤ {_f(artifact_max, ',')} bytes | "
-        f"{_hardware(per_seed_results)} | statistics: **{stats['verdict']}** (p = {_p(stats['p_value'])}) | "
-        f"compliance: **{'compliant' if compliance['compliant'] else 'NON-COMPLIANT'}** | "
-        f"submittable: **{'yes' if ok else 'no'}**", "",
-    ]
-    if not compliance["compliant"]:
-        lines += ["Failed checks:", ""] + [f"- {f}" for f in compliance["failed"]] + [""]
-    desc = (spec_dump or {}).get("description")
-    lines += ["## What", "", desc or f"Sweep spec `{spec_name}` reproduced with golf.", "",
-              "The score per seed is the full-fidelity evaluation of the shipped (quantized, compressed, "
-              "read back) artifact over the whole validation split, with the spec's one mixer setting; "
-              f"`roundtrip` is the training job's own {_train_eval_words(per_seed_results)} score of the same "
-              "artifact.", "",
-              "## How to reproduce", "",
-              "```bash",
-              f"golf reproduce {spec_file} --name {name!r} --date {date}",
-              "```", "",
-              f"`{spec_file}` in this folder is the resolved spec. `golf reproduce` trains every seed, evaluates "
-              "it, reuses runs MLflow already finished, and writes this folder. Without golf, as any "
-              "parameter-golf script (DATA_PATH and TOKENIZER_PATH default to upstream's data layout; every "
-              "hyperparameter can be set by its upstream name, e.g. ITERATIONS):", "",
-              "```bash",
-              f"SEED={seeds[0]} torchrun --standalone --nproc_per_node={_ranks(per_seed_results)} train_gpt.py",
-              "```", "",
-              "trains one seed and evaluates it with the same configuration; its last line is the seed's "
-              "score.", "",
-              "## Results", "",
-              "| seed | steps | ms/step | pre-quant bpb | roundtrip bpb | neural eval bpb | **val_bpb** | val_loss | "
-              "artifact bytes | train s | eval s |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for s in seeds:
-        r = rows[s]
-        lines.append(f"| {s} | {_f(r['steps'], 'd')} | {_f(r['step_avg_ms'], '.1f')} | {_f(r['val_bpb_prequant'], '.5f')} "
-                     f"| {_f(r['val_bpb_roundtrip'], '.5f')} | {_f(r['val_bpb_neural'], '.5f')} | **{_f(r['val_bpb'], '.8f')}** "
-                     f"| {_f(r['val_loss'], '.8f')} | {_f(r['artifact_bytes'], ',')} | {_f(r['train_time_s'], '.1f')} "
-                     f"| {_f(r['eval_time_s'], '.1f')} |")
-    lines += [f"| **mean** | | | | | | **{stats['val_bpb_mean']:.8f}** | {stats['val_loss_mean']:.8f} | "
-              f"{_f(_mean([rows[s]['artifact_bytes'] for s in seeds]), ',.0f')} | | |", "",
-              "## Statistics", "",
-              f"- mean val_bpb {stats['val_bpb_mean']:.8f}, std {_f(stats['val_bpb_std'], '.8f')} "
-              f"(val_loss {stats['val_loss_mean']:.8f} nats, std {_f(stats['val_loss_std'], '.8f')})",
-              f"- current best {stats['best_bpb']:.6f} bpb ({stats['best_source']}) = {stats['best_loss']:.6f} nats "
-              f"in this tokenizer; threshold {stats['threshold_loss']:.6f} nats (best − {stats['min_improvement_nats']})",
-              f"- {stats['test']}: t = {_f(stats['t_stat'], '.4f')}, df = {stats['df']}, p = {_p(stats['p_value'])} "
-              f"(alpha {stats['alpha']}) → **{stats['verdict']}**",
-              f"- improvement over the best: {-stats['delta_loss']:.6f} nats / {-stats['delta_bpb']:.6f} bpb"]
-    lines += [f"- note: {n}" for n in stats["notes"]]
-    lines += ["", "Details and the lines that recompute the test: `statistics.md`.", "",
-              "## Compliance", "",
-              f"Verdict: **{'compliant' if compliance['compliant'] else 'NON-COMPLIANT'}** (every check of every seed "
-              "must pass; C1–C4 as applied by the organizers, artifact ≤ 16,000,000 bytes, train and eval time caps).", "",
-              "| seed | check | result | value | detail |", "|---:|---|---|---|---|"]
-    for s, sc in compliance["seeds"].items():
-        for cname, c in sc["checks"].items():
-            state = {True: "pass", False: "**FAIL**"}.get(c.get("passed"), "info")
-            detail = str(c.get("detail") or "").replace("|", "\\|").replace("\n", " ")
-            value = str(c.get("value")).replace("|", "\\|")
-            lines.append(f"| {s} | {cname} | {state} | {value} | {detail} |")
-    lines += ["", "## Artifact sizes", "",
-              "| seed | model bytes | train_gpt.py bytes | total | limit |", "|---:|---:|---:|---:|---:|"]
-    for s in seeds:
-        r = rows[s]
-        code = code_bytes_script if code_bytes_script is not None else r["code_bytes"]
-        lines.append(f"| {s} | {_f(r['model_bytes'], ',')} | {_f(code, ',')} | "
-                     f"{_f(_seed_artifact(r, code_bytes_script), ',')} | {ARTIFACT_LIMIT_BYTES:,} |")
-    if code_bytes_script is not None:
-        lines += ["", f"`train_gpt.py` in this folder is {code_bytes_script:,} bytes (`bytes_code` in submission.json); "
-                  "total = the seed's model + this script (`bytes_total` is the largest)."]
-    lines += ["", "## Files", "",
-              "- `README.md` — this file", "- `submission.json` — the numbers, machine-readable",
-              "- `statistics.md` — the significance test",
-              *[f"- `train_seed{s}.log` — seed {s}'s training log" for s in seeds],
-              "- `requirements.txt` — what `train_gpt.py` imports besides the standard library",
-              "- `train_gpt.py` — self-contained script with this record's config baked in (the golf_core "
-              "modules it runs bundled as source)",
-              f"- `{spec_file}` — the resolved spec", ""]
-    return "\n".join(lines)
-
-
-def write_record_folder(root: str | Path, date: str, name: str,
-                        per_seed_results: Mapping[int, Mapping[str, Any]],
-                        eval_results: Mapping[int, Mapping[str, Any]], stats: Mapping[str, Any],
-                        compliance: Mapping[str, Any], spec_dump: Mapping[str, Any] | None,
-                        train_logs: Mapping[int, str], code_text: str, *, author: str = "",
-                        github_id: str = "", blurb: str = "", extra: Mapping[str, Any] | None = None,
-                        technique_summary: str = "", requirements: str | None = None) -> Path:
-    """Write `root/YYYY-MM-DD_Name/` (root: usually ./records/track_10min_16mb) and return it.
-
-    Files: README.md (first line "# NOT SUBMITTABLE: non-compliant ..." when any check failed),
-    submission.json, statistics.md, train_seed{S}.log per seed (`train_logs`, written as given),
-    train_gpt.py (`code_text`), requirements.txt and spec.yaml (the resolved spec). Existing files
-    of the same names are replaced, others kept. `extra` goes under submission.json's `golf` key."""
-    from golf_core.export import requirements_text
-
+def write_folder(root: str | Path, date: str, name: str, stats: Mapping[str, Any], compliance: Mapping[str, Any],
+                 spec_dump: Mapping[str, Any] | None, parts: FolderParts, *, author: str = "",
+                 github_id: str = "") -> Path:
+    """Write `root/YYYY-MM-DD_Name/` and return it: `parts.code`, then README.md,
+    submission.json, statistics.md, spec.yaml and train_seed{S}.log per seed of `stats`.
+    Existing files of the same names are replaced, others kept; each file is written to a
+    temporary name first and renamed, so a reader never sees half a file."""
     import yaml
 
     seeds = list(stats["seeds"])
-    missing = [s for s in seeds if s not in per_seed_results or s not in eval_results or s not in train_logs]
-    if missing:
-        raise RecordError(f"seeds {missing} lack a training result, an evaluation or a log")
-    folder = Path(root) / folder_name(date, name)
-    folder.mkdir(parents=True, exist_ok=True)
-    spec_file = "spec.yaml"
-    code_bytes = len(code_text.encode("utf-8"))
-    sub = submission_json(name, date, per_seed_results, eval_results, stats, compliance, author=author,
-                          github_id=github_id, blurb=blurb, extra=extra, code_bytes=code_bytes,
-                          technique_summary=technique_summary or str((spec_dump or {}).get("description") or ""))
-    files = {
-        "README.md": render_readme(name, date, per_seed_results, eval_results, stats, compliance, spec_dump,
-                                   spec_file, code_bytes),
+    sub = submission_json(name, date, parts.per_seed, parts.evals, stats, compliance, author=author,
+                          github_id=github_id, blurb=parts.blurb, extra=parts.extra, code_bytes=parts.code_bytes,
+                          technique_summary=parts.technique_summary)
+    text = {
+        "README.md": parts.readme,
         "submission.json": json.dumps(sub, indent=2, allow_nan=False) + "\n",
-        "statistics.md": render_statistics(stats),
-        "train_gpt.py": code_text,
-        "requirements.txt": requirements if requirements is not None else requirements_text(),
-        spec_file: yaml.safe_dump(_json_safe(dict(spec_dump or {})), sort_keys=False),
-        **{f"train_seed{s}.log": train_logs[s] for s in seeds},
+        "statistics.md": render_statistics(stats) + parts.statistics_tail,
+        "spec.yaml": yaml.safe_dump(_json_safe(dict(spec_dump or {})), sort_keys=False),
+        **{f"train_seed{s}.log": parts.logs[s] for s in seeds},
     }
-    for fname, text in files.items():
-        tmp = folder / f".{fname}.tmp"
-        tmp.write_bytes(text.encode("utf-8"))  # bytes as counted: no newline translation
-        tmp.replace(folder / fname)
+    files: dict[str, bytes] = dict(parts.code)
+    # bytes as counted: no newline translation
+    files.update({k: v.encode("utf-8") if isinstance(v, str) else v for k, v in text.items()})
+    folder = Path(root) / folder_name(date, name)
+    for rel, blob in files.items():
+        dst = folder / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.parent / f".{dst.name}.tmp"
+        tmp.write_bytes(blob)
+        tmp.replace(dst)
     return folder

@@ -14,7 +14,7 @@ def run_stages(sweep: Any, workspace: Path, prepare: Callable[[Any], Any], runne
                say: Callable[[str], None], records: list | None = None) -> list[tuple[Any, Any]]:
     """Run every stage; returns [(plan, report)] of the stages that ran. `prepare(plan)` is
     orchestrator.run.sweep.prepare_sweep bound to the CLI's options; `runner` its run function.
-    A last stage with `reproduce: true` appends to `records` one ScriptReproduceResult per
+    A last stage with `reproduce: true` appends to `records` one ReproduceResult per
     configuration it ran (None for one whose seeds did not all finish: the line says why)."""
     from dataclasses import replace
 
@@ -61,15 +61,17 @@ def reproduce_stage(sweep: Any, index: int, plan: Any, report: Any, run: Any, wo
                     say: Callable[[str], None]) -> list:
     """`golf reproduce` of each configuration stage `index` ran, from the jobs it ran (nothing
     reruns): the configuration's env with the stage's seeds, gpus and cap is the reproduction's
-    spec (orchestrator.records.reproduce_script.spec_reproduction), its jobs' results and logs
-    give the statistics and the folder (record_from_report). The folder is
+    spec (orchestrator.records.script_resolve.spec_reproduction), its jobs' results and logs
+    give the statistics and the folder (orchestrator.records.pipeline.record_from_report, the
+    one reproduce pipeline, with the script record source). The folder is
     records/track_10min_16mb/<date>_<sweep>_<stage>[_<n>], n = 1 for the stage's best seed mean."""
     from datetime import datetime, timezone
     from types import SimpleNamespace
 
     from orchestrator.plan.stages import _point_key
-    from orchestrator.records.reproduce import ReproduceError
-    from orchestrator.records.reproduce_script import record_from_report, spec_reproduction
+    from orchestrator.records.pipeline import ReproduceError, record_from_report
+    from orchestrator.records.script_record import ScriptRecord
+    from orchestrator.records.script_resolve import spec_reproduction
     from orchestrator.records.write import TRACK_DIR
     from orchestrator.spec.sweep import sweep_from_dict
 
@@ -98,7 +100,7 @@ def reproduce_stage(sweep: Any, index: int, plan: Any, report: Any, run: Any, wo
         rep = spec_reproduction(sweep_from_dict(d), workspace=workspace)
         name = f"{sweep.name}_{stage.name}" + (f"_{n}" if len(ordered) > 1 else "")
         try:
-            found.append(record_from_report(rep, plan, SimpleNamespace(outcomes=outs), run, name=name,
+            found.append(record_from_report(ScriptRecord(rep), plan, SimpleNamespace(outcomes=outs), run, name=name,
                                             out=TRACK_DIR, date=date, best_bpb=None, best_loss=None,
                                             workspace=workspace, log_sweep=len(ordered) == 1))
         except ReproduceError as e:

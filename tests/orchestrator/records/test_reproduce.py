@@ -1,4 +1,4 @@
-"""orchestrator.records.reproduce / `golf reproduce`: the record flow.
+"""orchestrator.records.golf_record / `golf reproduce SPEC`: a golf_core record through the pipeline.
 
 Fast tests drive `reproduce` with an injected run function of the driver's shape (real plan,
 real Tracker on a SQLite store, real records folder; job results are made up, since training a
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from orchestrator.records.reproduce import RecordSpecError, ReproduceError, check_record_spec, reproduce
+from orchestrator.records.golf_record import RecordSpecError, ReproduceError, check_record_spec, reproduce
 from orchestrator.spec.sweep import load_sweep, parse_sweep
 
 LN2 = math.log(2.0)

@@ -21,7 +21,7 @@ from orchestrator.spec.sweep import SpecError
 
 from golf_core.logparse import parse_log_file
 from orchestrator.records.folder import RecordFolderError, read_record_folder, readme_command
-from orchestrator.records.reproduce_script import GOLF_SET, parse_set_env, record_dir_reproduction, record_env
+from orchestrator.records.script_resolve import GOLF_SET, parse_set_env, record_dir_reproduction, record_env
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = ROOT / "tests" / "fixtures" / "scripts" / "train_gpt_tiny.py"
@@ -290,7 +290,7 @@ def test_claim_test_is_scipys_welch_and_the_known_value_case_its_one_sample_test
 
 def test_claim_of_reads_the_newest_and_older_submission_formats():
     from orchestrator.records.folder import claim_of
-    from orchestrator.records.reproduce_script import parse_claim
+    from orchestrator.records.script_resolve import parse_claim
 
     newest = {"val_bpb": 1.06, "val_bpb_std": 0.0009, "seeds": [42, 0],
               "seed_results": {"42": {"val_bpb": 1.059}, "0": {"val_bpb": 1.061}}}
@@ -306,8 +306,8 @@ def test_claim_of_reads_the_newest_and_older_submission_formats():
 
 
 def test_a_script_spec_reproduces_one_env_point(tmp_path, synthetic_data_dir):
-    from orchestrator.records.reproduce import RecordSpecError
-    from orchestrator.records.reproduce_script import spec_reproduction
+    from orchestrator.records.pipeline import RecordSpecError
+    from orchestrator.records.script_resolve import spec_reproduction
     from orchestrator.spec.sweep import sweep_from_dict
 
     shutil.copy(SCRIPT, tmp_path / "train_gpt.py")

@@ -1,4 +1,5 @@
-"""orchestrator.records.write: the statistics of a record claim and the submission folder."""
+"""orchestrator.records.write, orchestrator.records.golf_folder: the statistics of a record claim and the
+submission folder."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import pytest
 import scipy.stats
 import yaml
 
+from orchestrator.records import golf_folder as G
 from orchestrator.records import stats as S
 from orchestrator.records import write as R
 
@@ -179,10 +181,10 @@ def _inputs(compliant: bool, losses=None):
 def _write(tmp_path, compliant: bool, best_loss: float = 1.85):
     trains, evals, comp, losses, bpb = _inputs(compliant)
     stats = S.record_statistics(bpb, losses, best_bpb=None, best_loss=best_loss)
-    logs = {s: R.format_train_log(s, trains[s], evals[s], {"train": f"run{s}"}) for s in losses}
+    logs = {s: G.format_train_log(s, trains[s], evals[s], {"train": f"run{s}"}) for s in losses}
     spec = {"name": "rec", "description": "a test record", "train": {"preset": "tiny", "seeds": list(losses)},
             "mixer": {"entropy_centers": {7: 3.0}}}
-    folder = R.write_record_folder(tmp_path / "records" / "track_10min_16mb", "2026-11-25", "Test Record",
+    folder = G.write_record_folder(tmp_path / "records" / "track_10min_16mb", "2026-11-25", "Test Record",
                                    trains, evals, stats, comp, spec, logs, "print('hi')\n",
                                    author="me", github_id="me-gh")
     return folder, stats, logs, losses
@@ -198,12 +200,12 @@ def test_readme_describes_the_training_score_as_its_config_ran(tmp_path):
     stats = S.record_statistics(bpb, losses, best_bpb=None, best_loss=1.85)
     for t in trains.values():
         t["config"] = {"eval": {"seq_len": 2048, "stride": 64, "tail": "score"}}
-    text = R.render_readme("x", "2026-11-25", trains, evals, stats, comp)
+    text = G.render_readme("x", "2026-11-25", trains, evals, stats, comp)
     assert "sliding-window (windows of 2048 tokens, stride 64, every target scored)" in text
     assert "non-overlapping" not in text
     for t in trains.values():
         t["config"] = {"eval": {"seq_len": 1024, "stride": 1024, "tail": "drop"}}
-    text = R.render_readme("x", "2026-11-25", trains, evals, stats, comp)
+    text = G.render_readme("x", "2026-11-25", trains, evals, stats, comp)
     assert "non-overlapping (windows of 1024 tokens, the partial last block dropped)" in text
 
 
@@ -277,7 +279,7 @@ def test_statistics_md_recomputes_its_own_p_value(tmp_path):
 
 def test_train_log_has_the_curve_and_the_scores():
     trains, evals, _, losses, _ = _inputs(True)
-    log = R.format_train_log(42, trains[42], evals[42], {"train": "abc123"})
+    log = G.format_train_log(42, trains[42], evals[42], {"train": "abc123"})
     assert "step:100/20000 train_loss:3.2000" in log
     assert "# mlflow run (train): abc123" in log
     assert f"val_loss:{losses[42]:.8f}" in log
@@ -288,4 +290,4 @@ def test_missing_seed_inputs_are_refused(tmp_path):
     trains, evals, comp, losses, bpb = _inputs(True)
     stats = S.record_statistics(bpb, losses)
     with pytest.raises(S.RecordError, match="lack"):
-        R.write_record_folder(tmp_path, "2026-11-25", "x", trains, evals, stats, comp, {}, {42: "log"}, "")
+        G.write_record_folder(tmp_path, "2026-11-25", "x", trains, evals, stats, comp, {}, {42: "log"}, "")

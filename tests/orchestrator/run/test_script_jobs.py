@@ -214,7 +214,7 @@ def test_golf_run_a_failing_and_a_hanging_script_end_failed_with_nothing_left(tm
 
 def test_pass_env_names_what_else_a_script_sees_and_is_not_identity(tmp_path):
     """Issue 20, case 8: credentials reach a script only when train.pass_env names them."""
-    from orchestrator.records.reproduce_script import passed_env_line
+    from orchestrator.records.script_resolve import passed_env_line
 
     plain = _plan(tmp_path, b"print(1)\n").jobs[0]
     named = _plan(tmp_path, b"print(1)\n", pass_env=["HF_TOKEN"]).jobs[0]

@@ -1,5 +1,5 @@
-"""`golf reproduce RECORD_DIR` (and `golf reproduce SPEC` for a script spec): run a record's own
-train_gpt.py for its seeds and test what comes out against its claim and the best known score.
+"""What `golf reproduce RECORD_DIR` (and `golf reproduce SPEC` for a script spec) will run,
+resolved and printed before anything runs: a `ScriptReproduction`.
 
 A record folder (README.md with the `KEY=VALUE ... torchrun ... train_gpt.py` command it ran,
 submission.json, one log per seed, train_gpt.py) becomes an in-memory script spec:
@@ -13,39 +13,23 @@ submission.json, one log per seed, train_gpt.py) becomes an in-memory script spe
   (upstream runs from its repository root), else data/datasets/fineweb10B_sp<VOCAB>; always
   source fineweb: a reproduction never makes synthetic tokens in place of missing shards.
 - the claim = submission.json (orchestrator.records.folder.claim_of), or `--claim`.
-Everything is resolved and printed before anything runs; a folder without train_gpt.py or without
-a torchrun command is a one-line error (RecordFolderError, exit 2).
-
-Then the preset reproduce's path (orchestrator.records.reproduce): the plan through the driver as `golf
-run` drives it (FINISHED jobs reused), per-seed results from the jobs' parsed logs (result.json
-fetched back for reused runs), the statistics of orchestrator.records.stats (against the claim and
-against the best known score), the folder (orchestrator.records.script_folder) and the statistics on the
-sweep's parent MLflow run.
+A folder without train_gpt.py or without a torchrun command is a one-line error
+(RecordFolderError, exit 2). What runs then: orchestrator.records.script_record.
 """
 from __future__ import annotations
 
 import math
 import re
 import shutil
-import tempfile
-import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
-from golf_core import rules
-from orchestrator.records import stats as S
-from orchestrator.records import write as R
 from orchestrator.records.folder import RecordFolderError, claim_of, read_record_folder, readme_command
-from orchestrator.records.stats import REPORT_ALPHAS, claim_statistics
-from workers.contract import ScriptTrainJob
-from orchestrator.records.reproduce import (
-    RecordSpecError, ReproduceError, ReproduceResult, _fetcher, _log_to_sweep, data_check,
-)
+from orchestrator.records.pipeline import RecordSpecError
 
-__all__ = ["GOLF_SET", "ScriptReproduction", "ScriptSeed", "collect_script_seeds", "parse_claim", "parse_set_env",
-           "parse_seeds", "record_dir_reproduction", "record_env", "record_from_report", "reproduce_script", "script_checks", "spec_reproduction"]
+__all__ = ["ENTRY", "GOLF_SET", "ScriptReproduction", "parse_claim", "parse_seeds", "parse_set_env",
+           "passed_env_line", "record_dir_reproduction", "record_env", "script_source_hint", "spec_reproduction"]
 
 ENTRY = "train_gpt.py"
 # what golf sets itself for every job (SEED) and on the worker (paths, the run's name): a README's
@@ -122,7 +106,6 @@ def _claim_words(claim: dict | None) -> str:
         text += f", std {claim['std']}" + (f" over {claim['n']} seeds" if claim.get("n") else "")
     return f"{text} ({claim['source']})"
 
-
 # ---------------------------------------------------------------------------------------------
 # command-line values
 
@@ -176,7 +159,6 @@ def parse_claim(text: str | None) -> dict | None:
     if claim is None:
         raise ValueError(f"--claim: {p} states no val_bpb")
     return claim
-
 
 # ---------------------------------------------------------------------------------------------
 # resolving what runs
@@ -370,198 +352,3 @@ def spec_reproduction(sweep, *, seeds: tuple[int, ...] | None = None, set_env: d
     new = sweep_from_dict(d)
     return ScriptReproduction(new, None, {}, dict(set_env or {}), "--seeds" if seeds else "the spec",
                               "--gpus-per-job" if gpus_per_job else "the spec", data_from, claim)
-
-
-# ---------------------------------------------------------------------------------------------
-# collecting results
-
-
-@dataclass
-class ScriptSeed:
-    seed: int
-    job: Any
-    result: dict
-    verdict: Any
-    run_id: str | None
-    state: str  # finished | reused
-    log: bytes | None  # the job's own train.log, verbatim
-
-
-def _log_bytes_fetcher(uri: str) -> Callable[[str], bytes | None]:
-    from orchestrator.tracking import download_artifacts
-
-    def fetch(run_id: str) -> bytes | None:
-        dst = Path(tempfile.mkdtemp(prefix="golf-reproduce-"))
-        try:
-            return download_artifacts(uri, run_id, "train.log", dst).read_bytes()
-        except Exception:  # noqa: BLE001 - reported as a missing log below
-            return None
-        finally:
-            shutil.rmtree(dst, ignore_errors=True)
-    return fetch
-
-
-def collect_script_seeds(report, fetch: Callable[[str], dict | None] | None = None,
-                         fetch_log: Callable[[str], bytes | None] | None = None) -> dict[int, ScriptSeed]:
-    """Per seed: its script job's result (a reused run's result.json fetched back) and its own
-    train.log (the worker's bytes, or a reused run's MLflow artifact). ReproduceError naming
-    every job that did not finish, or whose log cannot be had."""
-    problems, seeds = [], {}
-    for out in report.outcomes.values():
-        if not isinstance(out.job, ScriptTrainJob):
-            continue
-        if out.state not in ("finished", "reused"):
-            problems.append(f"{out.job.name} {out.state}" + (f" ({out.reason})" if out.reason else ""))
-            continue
-        result = dict(out.result or {})
-        if out.state == "reused" and fetch is not None and out.run_id:
-            result = {**result, **(fetch(out.run_id) or {})}
-        log = out.train_log
-        if log is None and out.state == "reused" and fetch_log is not None and out.run_id:
-            log = fetch_log(out.run_id)
-        if log is None:
-            problems.append(f"{out.job.name}: its train.log is not available (MLflow run {out.run_id})")
-            continue
-        if rules.as_number(result.get("val_bpb")) is None or rules.as_number(result.get("val_loss")) is None:
-            problems.append(f"{out.job.name}: no val_bpb/val_loss score line in its train.log")
-            continue
-        seeds[out.job.seed] = ScriptSeed(out.job.seed, out.job, result, out.verdict, out.run_id, out.state, log)
-    if problems:
-        raise ReproduceError("the reproduction needs jobs that did not finish: " + "; ".join(problems))
-    return seeds
-
-
-def script_checks(run: ScriptSeed, tokenizer_name: str | None) -> dict[str, dict]:
-    """The rules golf can judge from a script job's log and files. The script scores itself, so
-    the eval-time legality checks (C1-C4) are not measured: an informational row says so."""
-    r = run.result
-    checks: dict[str, dict] = {}
-    size = rules.artifact_size(r.get("artifact_bytes"))
-    checks["artifact_bytes"] = dict(size.as_dict(), passed=size.passed is True,
-                                    detail=size.detail + f"; from the {r.get('artifact_bytes_source', 'log')}")
-    cap = run.job.max_wallclock_seconds
-    spent = rules.train_time(r.get("train_time_s"), cap, step_avg_ms=r.get("step_avg_ms"), track_cap_s=rules.TRAIN_CAP_S)
-    checks["train_time"] = dict(spent.as_dict(), passed=spent.passed is True)
-    ev = rules.eval_time(r.get("eval_time_s"))
-    checks["eval_time"] = dict(ev.as_dict(), detail=ev.detail + ("" if ev.passed is not None else
-                                                                 ": the log states no total eval time"))
-    v = run.verdict
-    bad = v is not None and not v.valid
-    checks["valid"] = {"passed": not bad, "value": not bad,
-                       "detail": v.reason if bad else "a finite score line, exit 0"}
-    ws = r.get("world_size")
-    ok_ws = ws == rules.TRACK_WORLD_SIZE
-    checks["hardware"] = {"passed": None if ok_ws else False, "value": f"{ws} rank{'s' if ws != 1 else ''}",
-                          "detail": f"the track trains on {rules.TRACK_WORLD_SIZE}x{rules.TRACK_GPU} SXM"
-                                    + ("; the GPU model is not recorded by script jobs" if ok_ws else "")}
-    checks["eval_audit"] = {"passed": None, "value": "not audited",
-                            "detail": "the script scores itself; golf's C1-C4 audit covers golf's own evaluation"}
-    if tokenizer_name is not None:
-        checks["data"] = data_check(tokenizer_name)
-    return checks
-
-
-# ---------------------------------------------------------------------------------------------
-# the flow
-
-
-@dataclass
-class ScriptReproduceResult(ReproduceResult):
-    claim_stats: dict | None = None
-    resolution: ScriptReproduction | None = None
-
-
-def reproduce_script(rep: ScriptReproduction, *, name: str | None = None, out: str | Path = R.TRACK_DIR,
-                     date: str | None = None, best_bpb: float | None = None, best_loss: float | None = None,
-                     alpha: float = S.ALPHA, author: str = "", github_id: str = "", tracking_uri: str | None = None,
-                     work_dir: str | Path = ".golf", workspace: str | Path = ".", run_fn: Callable | None = None,
-                     ray: dict | None = None,
-                     say: Callable[[str], None] = print) -> ScriptReproduceResult:
-    """Run `rep`'s seeds as script jobs, test them, write the folder under `out`.
-
-    run_fn: as orchestrator.records.reproduce.reproduce's. Input errors raise ValueError before
-    anything runs; jobs that fail raise ReproduceError after the run."""
-    from orchestrator.plan.build import build_plan
-    from orchestrator.run.sweep import prepare_sweep, ray_runner
-    from orchestrator.tracking import redact
-
-    workspace = Path(workspace).resolve()
-    sweep = rep.sweep
-    source_name = rep.source.name if rep.source is not None else sweep.name
-    name = name or (re.sub(r"^\d{4}-\d{2}-\d{2}_", "", source_name) + "_reproduced")
-    date = date or datetime.now(timezone.utc).date().isoformat()
-    dest = (Path(out) if Path(out).is_absolute() else workspace / out) / R.folder_name(date, name)
-    if rep.source is not None and dest.resolve() == Path(rep.source).resolve():
-        # the output's README.md, submission.json and logs would replace the record's own
-        raise ValueError(f"{dest}: is the record folder being reproduced; give another --name, --date or --out")
-    if best_bpb is None and best_loss is None:
-        best_bpb = S.DEFAULT_BEST_BPB
-    for flag, v in (("--best-bpb", best_bpb), ("--best-loss", best_loss)):
-        if v is not None and not (math.isfinite(v) and v > 0):
-            raise ValueError(f"{flag} must be a positive number (got {v})")
-    if not (math.isfinite(alpha) and 0 < alpha < 1):
-        raise ValueError(f"--alpha must lie in (0, 1) (got {alpha})")
-    for line in rep.lines():  # what will run, before anything does
-        say(line)
-    say(passed_env_line(sweep.train.pass_env))
-    plan = build_plan(sweep, workspace)
-    run = prepare_sweep(plan, workspace, tracking_uri=tracking_uri, work_dir=work_dir, say=say,
-                        artifact_roots=[workspace], warn_synthetic=True)
-    ddir, tok, work, tracker = run.data_dir, run.tokenizer, run.work, run.tracker
-    say(f"{len(plan.jobs)} script jobs; tracking {redact(run.uri)}")
-    t0 = time.time()
-    try:
-        report = (run_fn or ray_runner(**({"say": say} | (ray or {})), tokenizer=tok))(plan, tracker, ddir, work)
-        res = record_from_report(rep, plan, report, run, name=name, out=out, date=date, best_bpb=best_bpb,
-                                 best_loss=best_loss, alpha=alpha, author=author, github_id=github_id,
-                                 workspace=workspace)
-    finally:
-        run.close(say)
-    say(f"wrote {res.folder} in {time.time() - t0:.1f} s")
-    return res
-
-
-def record_from_report(rep: ScriptReproduction, plan, report, run, *, name: str, out: str | Path, date: str,
-                       best_bpb: float | None, best_loss: float | None, alpha: float = S.ALPHA, author: str = "",
-                       github_id: str = "", workspace: str | Path = ".",
-                       log_sweep: bool = True) -> ScriptReproduceResult:
-    """The statistics and the record folder of `rep` from the script jobs a run finished: what
-    `golf reproduce` does after its seeds ran, and what a staged sweep's `reproduce: true` stage
-    does with its jobs (`report` holds only the reproduced configuration's jobs). `run` is
-    orchestrator.run.sweep.prepare_sweep's (its tracking URI, data dir, tokenizer and tracker).
-    ReproduceError when a seed did not finish or has no score line."""
-    from golf_core.data.shards import find_tokenizer
-    from orchestrator.records.script_folder import write_script_record_folder
-
-    workspace = Path(workspace).resolve()
-    if best_bpb is None and best_loss is None:
-        best_bpb = S.DEFAULT_BEST_BPB
-    seeds = collect_script_seeds(report, _fetcher(run.uri), _log_bytes_fetcher(run.uri))
-    tok_name = find_tokenizer(run.data_dir, run.tokenizer).name
-    per_check = {s: script_checks(r, tok_name) for s, r in seeds.items()}
-    compliance = S.merge_compliance(per_check)
-    bpb = {s: float(r.result["val_bpb"]) for s, r in seeds.items()}
-    loss = {s: float(r.result["val_loss"]) for s, r in seeds.items()}
-    stats = S.record_statistics(bpb, loss, best_bpb=best_bpb, best_loss=best_loss, alpha=alpha,
-                                report_alphas=REPORT_ALPHAS)
-    claim_stats = claim_statistics(bpb, rep.claim, alpha=alpha) if rep.claim is not None else None
-    ref = next(iter(seeds.values())).job.script
-    bundle_root, entry = Path(ref.path), ref.entry
-    folder = write_script_record_folder(
-        out if Path(out).is_absolute() else workspace / out, date, name, rep, seeds, stats, claim_stats,
-        compliance, plan, bundle_root, entry, author=author, github_id=github_id)
-    ok = S.submittable(stats, compliance)
-    sweep_run_id = None
-    if log_sweep:
-        metrics, tags = {}, {}
-        if claim_stats is not None:
-            metrics = {"claim_val_bpb_mean": claim_stats["claim_val_bpb_mean"],
-                       "claim_delta_bpb": claim_stats["delta_bpb"], "claim_p_value": claim_stats["p_value"],
-                       "claim_t_stat": claim_stats["t_stat"]}
-            tags["golf.claim_verdict"] = claim_stats["verdict"]
-            tags.update({f"golf.claim_verdict.{k.replace('<', '_')}": v for k, v in claim_stats["verdict_at"].items()})
-        _log_to_sweep(run.tracker, stats, compliance, ok, folder, metrics, tags)
-        sweep_run_id = run.tracker.sweep.wait_run_id(30) if getattr(run.tracker, "sweep", None) is not None else None
-    code_bytes = (folder / ENTRY).stat().st_size
-    return ScriptReproduceResult(folder, stats, compliance, seeds, code_bytes, ok, {}, sweep_run_id,
-                                 claim_stats=claim_stats, resolution=rep)

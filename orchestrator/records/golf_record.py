@@ -1,47 +1,37 @@
-"""`golf reproduce SPEC`: train every seed, evaluate it at full fidelity, test the claim, write the folder.
-
-Flow: load the spec and check that it describes ONE record claim (below) → build the plan →
-run it through the driver (FINISHED runs in MLflow are reused, never rerun) → collect per seed
-the training result, the neural evaluation and the claimed mix (full result.json files are
-fetched from the MLflow artifact store for reused runs) → statistics against the current best
-(orchestrator.records.stats) → compliance: every check of every seed → the record folder → the
-statistics on the sweep's parent MLflow run (metrics val_bpb_mean, val_bpb_std, p_value; tags
-golf.record_verdict, golf.record_compliant; the folder as artifacts under `record/`).
+"""A golf_core record (`golf reproduce SPEC` with a preset spec): the RecordSource of
+orchestrator.records.pipeline for train, eval and mix jobs.
 
 A record spec: at least one seed, exactly one evaluation over the whole validation split
 (eval.max_tokens 0) with the audit on, and at most one mixing configuration (plus optionally
 mode `none`, the model-alone ablation). A grid, random or optuna search picks a best-of, which
 C4 forbids for a claim: search with `golf run`, then reproduce the chosen point.
+
+Per seed: the train job, its one eval job and the claimed mix job (full result.json files
+fetched from the MLflow artifact store for reused runs); its checks: golf's audit (C1-C4) from
+the eval and mix results, artifact size, the time caps, the track's hardware and the data; its
+score: the claimed mix's. The folder: orchestrator.records.golf_folder (an exported
+self-contained train_gpt.py, each train job's own train.log).
 """
 from __future__ import annotations
 
 import json
-import math
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 from golf_core import rules
 from golf_core.eval.config import EvalSpec, MixerConfig
-from orchestrator import kinds
 from orchestrator.records import stats as S
-from orchestrator.records import write as R
+from orchestrator.records.golf_folder import format_train_log, golf_folder_parts
+from orchestrator.records.pipeline import (
+    JudgedRun, RecordSpecError, ReproduceError, ReproduceResult, data_check, reproduce_record,
+)
+from orchestrator.records.write import TRACK_DIR, FolderParts
+from workers.contract import EvalJob, MixJob, TrainJob
 
-__all__ = ["RecordSpecError", "ReproduceError", "ReproduceResult", "SeedRun", "check_record_spec",
-           "collect_seeds", "reproduce", "seed_checks"]
-
-
-
-class RecordSpecError(ValueError):
-    """The spec does not describe one record claim (one line per problem, joined by '; ')."""
-
-
-class ReproduceError(RuntimeError):
-    """Jobs the claim needs did not finish (one line naming them)."""
+__all__ = ["GolfRecord", "RecordSpecError", "ReproduceError", "SeedRun", "check_record_spec", "collect_seeds",
+           "reproduce", "scored_eval", "seed_checks"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,15 +74,23 @@ def eval_spec_of(sweep, claim: MixerConfig) -> EvalSpec:
 # collecting results
 
 
+# what each job of a seed is to the claim (an OptunaMixJob searches: never in a record's plan)
+_ROLES = ((TrainJob, "train"), (EvalJob, "eval"), (MixJob, "mix"))
+
+
+def _role(job: Any) -> str | None:
+    return next((role for cls, role in _ROLES if isinstance(job, cls)), None)
+
+
 @dataclass
 class SeedRun:
     seed: int
     train: dict
     eval: dict
     mix: dict
-    verdicts: dict[str, Any] = field(default_factory=dict)  # kind -> Verdict | None
+    verdicts: dict[str, Any] = field(default_factory=dict)  # role (train, eval, mix) -> Verdict | None
     run_ids: dict[str, str] = field(default_factory=dict)
-    states: dict[str, str] = field(default_factory=dict)  # kind -> finished | reused
+    states: dict[str, str] = field(default_factory=dict)  # role -> finished | reused
     train_log: str | None = None  # the train job's own train.log, verbatim (None: not available)
 
 
@@ -100,7 +98,7 @@ def _fetch_result(fetch: Callable[[str], dict | None] | None, out) -> dict:
     """A job's full result: what the worker returned, or for a reused run its result.json from
     the MLflow artifact store (the run's metrics, should the file be unavailable)."""
     result = dict(out.result or {})
-    if out.state == "reused" and fetch is not None and kinds.of(out.job).output_files and out.run_id:
+    if out.state == "reused" and fetch is not None and isinstance(out.job, (TrainJob, EvalJob)) and out.run_id:
         full = fetch(out.run_id)
         if full:
             result = {**result, **full}
@@ -122,9 +120,10 @@ def collect_seeds(report, claim: MixerConfig, fetch: Callable[[str], dict | None
     by_seed: dict[int, dict[str, Any]] = {}
     for out in report.outcomes.values():
         job = out.job
-        if kinds.of(job).mixer and getattr(job, "mixer", None) != claim:
-            continue  # the ablation (mode none) and nothing else
-        by_seed.setdefault(job.seed, {})[job.kind] = out
+        role = _role(job)
+        if role is None or (role == "mix" and getattr(job, "mixer", None) != claim):
+            continue  # not a job the claim needs: the ablation (mode none)
+        by_seed.setdefault(job.seed, {})[role] = out
     problems, runs = [], {}
     for seed in sorted(by_seed):
         outs = by_seed[seed]
@@ -224,164 +223,74 @@ def scored_eval(run: SeedRun, claim: MixerConfig, checks: dict[str, dict]) -> di
 
 
 # ---------------------------------------------------------------------------------------------
-# running
-
-
-def data_check(tokenizer_name: str) -> dict:
-    """A record is scored on FineWeb: synthetic tokens (golf's tokenizer name says so) never are."""
-    synthetic = tokenizer_name.startswith("synthetic_")
-    return {"passed": not synthetic, "value": tokenizer_name,
-            "detail": "synthetic tokens, not FineWeb" if synthetic else "FineWeb validation split"}
+# the source
 
 
 @dataclass
-class ReproduceResult:
-    folder: Path
-    stats: dict
-    compliance: dict
-    seeds: dict[int, SeedRun]
-    code_bytes: int
-    submittable: bool
-    evals: dict[int, dict] = field(default_factory=dict)  # scored_eval per seed
-    sweep_run_id: str | None = None
+class GolfRecord:
+    """A record spec as a RecordSource (orchestrator.records.pipeline)."""
+
+    sweep: Any
+    mixer: MixerConfig  # the claimed mixing configuration (check_record_spec)
+    claim: dict | None = None  # a golf record is tested against the best known score only
+    source_dir: Path | None = None
+
+    @classmethod
+    def load(cls, spec_path: str | Path) -> GolfRecord:
+        """The spec at `spec_path`; RecordSpecError unless it is one record claim."""
+        from orchestrator.spec.sweep import load_sweep
+
+        sweep = load_sweep(spec_path)
+        return cls(sweep, check_record_spec(sweep))
+
+    def default_name(self) -> str:
+        return self.sweep.name
+
+    def intro(self) -> list[str]:
+        return []
+
+    def started(self, plan: Any, tracking: str) -> str:
+        return (f"reproduce {self.sweep.name}: seeds {list(self.sweep.train.seeds)}, claim mixer {self.mixer.mode}; "
+                f"{len(plan.jobs)} jobs; tracking {tracking}")
+
+    def collect(self, report: Any, fetch: Callable[[str], dict | None],
+                fetch_log: Callable[[str], bytes | None]) -> dict[int, SeedRun]:
+        return collect_seeds(report, self.mixer, fetch, fetch_log)
+
+    def seed_checks(self, run: SeedRun, tokenizer_name: str | None) -> dict[str, dict]:
+        return seed_checks(run, self.mixer, self.sweep.eval_points()[0].max_eval_seconds, tokenizer_name)
+
+    def seed_eval(self, run: SeedRun, checks: dict[str, dict]) -> dict[str, Any]:
+        return scored_eval(run, self.mixer, checks)
+
+    def folder_parts(self, j: JudgedRun) -> FolderParts:
+        """An exported train_gpt.py with the spec's config baked in; each seed's own train.log
+        verbatim (rebuilt from MLflow only for a run that has none)."""
+        from golf_core.export import export_script
+
+        sweep, seeds = self.sweep, j.seeds
+        first = seeds[min(seeds)]
+        code = export_script(sweep.run_config(first.seed), eval_spec_of(sweep, self.mixer),
+                             title=f"{j.name}: golf record script")
+        header = f"spec {sweep.name}, sweep {j.plan.sweep_identity[:16]}, reproduced by golf {time.strftime('%Y-%m-%d')}"
+        logs = {s: r.train_log if r.train_log is not None else format_train_log(s, r.train, j.evals[s], r.run_ids, header)
+                for s, r in seeds.items()}
+        extra = {"spec": sweep.name, "sweep_identity": j.plan.sweep_identity,
+                 "code_version": first.train.get("code_version"), "mixer_mode": self.mixer.mode,
+                 "runs": {str(s): r.run_ids for s, r in seeds.items()},
+                 "reused": {str(s): r.states for s, r in seeds.items()}}
+        return golf_folder_parts(j.name, j.date, {s: r.train for s, r in seeds.items()}, j.evals, j.stats,
+                                 j.compliance, j.plan.spec_dump, logs, code, extra=extra)
 
 
-def _log_fetcher(uri: str) -> Callable[[str], bytes | None]:
-    from orchestrator.tracking import download_artifacts
-
-    def fetch(run_id: str) -> bytes | None:
-        dst = Path(tempfile.mkdtemp(prefix="golf-reproduce-"))
-        try:
-            return download_artifacts(uri, run_id, "train.log", dst).read_bytes()
-        except Exception:  # noqa: BLE001 - a run from before train.log was uploaded: rebuilt instead
-            return None
-        finally:
-            shutil.rmtree(dst, ignore_errors=True)
-    return fetch
-
-
-def _fetcher(uri: str) -> Callable[[str], dict | None]:
-    from orchestrator.tracking import download_artifacts
-
-    def fetch(run_id: str) -> dict | None:
-        dst = Path(tempfile.mkdtemp(prefix="golf-reproduce-"))
-        try:
-            return json.loads(download_artifacts(uri, run_id, "result.json", dst).read_text())
-        except Exception:  # noqa: BLE001 - fall back to the run's metrics and tags
-            return None
-        finally:
-            shutil.rmtree(dst, ignore_errors=True)
-    return fetch
-
-
-def summary_table(stats: dict, evals: dict[int, dict], compliance: dict):
-    from rich.table import Table
-
-    t = Table(title=f"golf reproduce: {stats['n_seeds']} seeds vs best {stats['best_bpb']:.4f} bpb",
-              title_justify="left")
-    for col in ("seed", "val_bpb", "val_loss", "neural bpb", "eval s", "compliant"):
-        t.add_column(col, justify="right")
-    for s in stats["seeds"]:
-        e = evals[s]
-        t.add_row(str(s), f"{stats['val_bpb'][s]:.6f}", f"{stats['val_loss'][s]:.6f}",
-                  R._f(e.get("neural_val_bpb"), ".6f"), R._f(e.get("eval_time_s"), ".1f"),
-                  "yes" if compliance["seeds"][s]["compliant"] else "NO")
-    t.add_row("mean", f"{stats['val_bpb_mean']:.6f}", f"{stats['val_loss_mean']:.6f}", "", "", "")
-    t.add_row("std", R._f(stats["val_bpb_std"], ".6f"), R._f(stats["val_loss_std"], ".6f"), "", "", "")
-    return t
-
-
-def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path = R.TRACK_DIR,
+def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path = TRACK_DIR,
               date: str | None = None, best_bpb: float | None = None, best_loss: float | None = None,
               author: str = "", github_id: str = "", tracking_uri: str | None = None, work_dir: str | Path = ".golf",
               workspace: str | Path = ".", run_fn: Callable | None = None, ray: dict | None = None,
               say: Callable[[str], None] = print, alpha: float = S.ALPHA) -> ReproduceResult:
-    """Run the record reproduction of `spec_path` and write its folder under `out`.
-
-    run_fn(plan, tracker, data_dir, work_dir) -> SweepReport (orchestrator.run.driver's shape:
-    `.outcomes` {identity: JobOutcome(job, state, result, verdict, run_id, reason)}); default:
-    orchestrator.run.sweep.ray_runner(**ray): the driver on a local Ray (or $RAY_ADDRESS), as
-    `golf run` drives it. Input errors (spec, name, date, data, tracking store) raise
-    ValueError before anything runs; jobs that fail raise ReproduceError after the run."""
-    from golf_core.data.shards import find_tokenizer
-    from golf_core.export import export_script
-    from orchestrator.plan.build import build_plan
-    from orchestrator.spec.sweep import load_sweep
-    from orchestrator.run.sweep import prepare_sweep, ray_runner
-    from orchestrator.tracking import redact
-
-    workspace = Path(workspace).resolve()
-    sweep = load_sweep(spec_path)
-    claim = check_record_spec(sweep)
-    name = name or sweep.name
-    date = date or datetime.now(timezone.utc).date().isoformat()
-    R.folder_name(date, name)  # bad name / date: one line, before any work
-    if best_bpb is None and best_loss is None:
-        best_bpb = S.DEFAULT_BEST_BPB  # shared/CONTEXT.md: the best legal 3-seed mean at the last look
-    for flag, v in (("--best-bpb", best_bpb), ("--best-loss", best_loss)):
-        if v is not None and not (math.isfinite(v) and v > 0):
-            raise ValueError(f"{flag} must be a positive number (got {v})")
-    if not (math.isfinite(alpha) and 0 < alpha < 1):
-        raise ValueError(f"--alpha must lie in (0, 1) (got {alpha})")
-    plan = build_plan(sweep, workspace)
-    # the record folder is uploaded from the workspace, beside the work dir: both are ours to replay
-    run = prepare_sweep(plan, workspace, tracking_uri=tracking_uri, work_dir=work_dir, say=say,
-                        artifact_roots=[workspace], warn_synthetic=True)
-    ddir, tok, work, uri, tracker = run.data_dir, run.tokenizer, run.work, run.uri, run.tracker
-    say(f"reproduce {sweep.name}: seeds {list(sweep.train.seeds)}, claim mixer {claim.mode}; {len(plan.jobs)} jobs; "
-        f"tracking {redact(uri)}")
-    t0 = time.time()
-    try:
-        report = (run_fn or ray_runner(**(ray or {}), tokenizer=tok))(plan, tracker, ddir, work)
-        seeds = collect_seeds(report, claim, _fetcher(uri), _log_fetcher(uri))
-        per_check = {s: seed_checks(r, claim, sweep.eval_points()[0].max_eval_seconds, find_tokenizer(ddir, tok).name)
-                     for s, r in seeds.items()}
-        compliance = S.merge_compliance(per_check)
-        evals = {s: scored_eval(r, claim, per_check[s]) for s, r in seeds.items()}
-        stats = S.record_statistics({s: e["val_bpb"] for s, e in evals.items()},
-                                    {s: e["val_loss"] for s, e in evals.items()},
-                                    best_bpb=best_bpb, best_loss=best_loss, alpha=alpha)
-        trains = {s: r.train for s, r in seeds.items()}
-        first = seeds[min(seeds)]
-        run_cfg = sweep.run_config(first.seed)
-        code = export_script(run_cfg, eval_spec_of(sweep, claim), title=f"{name}: golf record script")
-        header = f"spec {sweep.name}, sweep {plan.sweep_identity[:16]}, reproduced by golf {time.strftime('%Y-%m-%d')}"
-        # each seed's own train.log verbatim; rebuilt from MLflow only for a run that has none
-        logs = {s: r.train_log if r.train_log is not None else R.format_train_log(s, r.train, evals[s], r.run_ids, header)
-                for s, r in seeds.items()}
-        folder = R.write_record_folder(
-            out if Path(out).is_absolute() else workspace / out, date, name, trains, evals, stats, compliance,
-            plan.spec_dump, logs, code, author=author, github_id=github_id,
-            extra={"spec": sweep.name, "sweep_identity": plan.sweep_identity,
-                   "code_version": first.train.get("code_version"),
-                   "mixer_mode": claim.mode,
-                   "runs": {str(s): r.run_ids for s, r in seeds.items()},
-                   "reused": {str(s): r.states for s, r in seeds.items()}})
-        ok = S.submittable(stats, compliance)
-        _log_to_sweep(tracker, stats, compliance, ok, folder)
-        sweep_run_id = tracker.sweep.wait_run_id(30) if getattr(tracker, "sweep", None) is not None else None
-    finally:
-        run.close(say)
-    say(f"wrote {folder} in {time.time() - t0:.1f} s")
-    return ReproduceResult(folder, stats, compliance, seeds, len(code.encode()), ok, evals, sweep_run_id)
-
-
-def _log_to_sweep(tracker, stats: dict, compliance: dict, ok: bool, folder: Path,
-                  metrics_extra: dict | None = None, tags_extra: dict | None = None) -> None:
-    """The claim's statistics on the sweep's parent run (MLflow accepts logs on ended runs)."""
-    sweep = getattr(tracker, "sweep", None)
-    if sweep is None:
-        return
-    metrics = {"val_bpb_mean": stats["val_bpb_mean"], "val_bpb_std": stats["val_bpb_std"],
-               "val_loss_mean": stats["val_loss_mean"], "val_loss_std": stats["val_loss_std"],
-               "p_value": stats["p_value"], "t_stat": stats["t_stat"], "n_seeds": stats["n_seeds"],
-               **(metrics_extra or {})}
-    sweep.log_metrics({k: v for k, v in metrics.items() if v is not None and math.isfinite(float(v))})
-    sweep.set_tags({"golf.record_verdict": stats["verdict"],
-                    "golf.record_compliant": "true" if compliance["compliant"] else "false",
-                    "golf.record_submittable": "true" if ok else "false",
-                    "golf.record_folder": folder.name,
-                    # the same p-value judged at the README's 0.01 and the leaderboard's 0.25
-                    **{f"golf.record_verdict.{k.replace('<', '_')}": v for k, v in stats.get("verdict_at", {}).items()},
-                    **(tags_extra or {})})
-    sweep.log_artifact(folder, "record")
+    """`golf reproduce SPEC`: the record claim of the spec at `spec_path` through the pipeline
+    (orchestrator.records.pipeline.reproduce_record, which documents the arguments)."""
+    return reproduce_record(GolfRecord.load(spec_path), name=name, out=out, date=date, best_bpb=best_bpb,
+                            best_loss=best_loss, alpha=alpha, author=author, github_id=github_id,
+                            tracking_uri=tracking_uri, work_dir=work_dir, workspace=workspace, run_fn=run_fn,
+                            ray=ray, say=say)
