@@ -124,6 +124,8 @@ class _Driver(ScriptLive, Live):
             if self._reuse(out):
                 transition(out, JobState.REUSED)
                 self.spend.reused(out.result)
+                if self.spend.hook is not None and kinds.of(job).trains:  # a partial earlier run's trials
+                    self.spend.known_curve(out, self.track.history)
                 continue
             self.track.close_stale(job)  # RUNNING runs of a dead driver -> KILLED
         earlier = self.spend.earlier(self.track.t)  # trials an earlier run pruned: not rerun

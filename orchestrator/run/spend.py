@@ -87,6 +87,22 @@ class Spend:
             return None
         return self.hook.report(self.trial(out.job), int(out.job.seed or 0), event)
 
+    def known_curve(self, out: Any, history: Any) -> int:
+        """A reused run's curve on the prune board, so the trials still to run are compared with
+        the ones a partial earlier run finished (not only with each other): its streamed points
+        (the metric at a step beside `curve_train_time_s`, the train time, at the same step),
+        never judged themselves. `history(out, key)` -> [(step, value)]. Returns points added."""
+        if self.hook is None:
+            return 0
+        metric = "train_loss" if self.hook.spec.metric == "train_loss" else "val_bpb_step"
+        times = dict(history(out, "curve_train_time_s"))
+        trial, seed, n = self.trial(out.job), int(out.job.seed or 0), 0
+        for step, v in sorted(history(out, metric)):
+            if step in times:
+                self.hook.board.add(trial, seed, float(times[step]), float(v))
+                n += 1
+        return n
+
     def count_pruned(self, trial: str, rung_s: float) -> None:
         """A job of `trial` ended PRUNED: the trial counts once at its rung (a decision that
         landed after every seed had finished stops nothing and counts nothing)."""

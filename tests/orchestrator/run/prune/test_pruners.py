@@ -63,3 +63,29 @@ def test_the_hook_judges_a_trial_once_when_a_seed_passes_a_rung():
     assert d is not None and d.trial == "b" and d.rung_s == 1.0
     assert hook.report("b", 1, ev(2.5, 1.0)) is None  # decided: never judged again
     assert hook.report("a", 1, {"event": "val", "val_bpb": 1.0}) is None  # not the metric
+
+
+def test_a_reused_trials_curve_is_on_the_board_for_the_trials_still_to_run():
+    """A rerun after a partial earlier run: the finished trials' streamed curves (from MLflow)
+    join the board, so a new trial is judged against them (issue 17: a rerun resumes)."""
+    from types import SimpleNamespace
+
+    from orchestrator.run.spend import Spend
+
+    spec = PruneSpec(kind="asha", rungs_s=(1.0,), eta=2, min_trials=3)
+    plan = SimpleNamespace(prune=spec, budget=None, reference=None)
+    job = lambda name, lr: SimpleNamespace(identity=name, name=name, seed=1, ranks=1, stage=None,  # noqa: E731
+                                           env={"LR": lr, "SEED": "1"})
+    reused = {"a": SimpleNamespace(job=job("a", "0.1"), state="reused"),
+              "b": SimpleNamespace(job=job("b", "0.2"), state="reused")}
+    curves = {"a": {"train_loss": [(10, 3.0), (20, 2.0)], "curve_train_time_s": [(10, 0.5), (20, 1.5)]},
+              "b": {"train_loss": [(10, 3.2), (20, 2.2)], "curve_train_time_s": [(10, 0.5), (20, 1.5)]}}
+    new = SimpleNamespace(job=job("c", "0.3"), state="running")
+    spend = Spend(plan, {**reused, "c": new})
+    history = lambda out, key: curves[out.job.identity][key]  # noqa: E731
+    assert [spend.known_curve(o, history) for o in reused.values()] == [2, 2]
+    assert spend.hook.board.at[1.0][spend.trial(reused["a"].job)] == {1: 2.5}  # interpolated at the rung
+    d = spend.report("c", {"event": "step", "train_loss": 9.0, "train_time_s": 1.2})
+    assert d is not None and "best 1 of 3" in d.reason  # judged against the reused two
+    fresh = Spend(plan, {"c": SimpleNamespace(job=job("c", "0.3"), state="running")})
+    assert fresh.report("c", {"event": "step", "train_loss": 9.0, "train_time_s": 1.2}) is None  # alone: min_trials
