@@ -23,7 +23,7 @@ from orchestrator.records.stats import (
 )
 
 __all__ = ["TRACK", "TRACK_DIR", "folder_name", "format_train_log", "render_readme", "render_statistics",
-           "submission_json", "write_record_folder"]
+           "submission_json", "tilt_env", "write_record_folder"]
 
 TRACK = "10min_16mb"
 TRACK_DIR = "records/track_10min_16mb"
@@ -272,6 +272,29 @@ def _ranks(per_seed_results: Mapping[int, Mapping[str, Any]]) -> int:
     return sizes.pop() if len(sizes) == 1 else 8
 
 
+def tilt_env(mixer: Mapping[str, Any] | Any | None) -> dict[str, str]:
+    """The environment that runs a record's tilt mixer, under #2135's names (NGRAM_TILT_ENABLED,
+    TOKEN_ORDER, TOKEN_THRESHOLD, TOKEN_BOOST; golf_core.envvars), {} for any other mixer. The
+    script bakes the same values in; the README's command states them as #2135's README does,
+    so a reader sees (and can change) the tilt without opening the script."""
+    from golf_core.envvars import EVAL_ALIASES, TILT_SWITCH
+
+    m = mixer.model_dump(mode="json") if hasattr(mixer, "model_dump") else dict(mixer or {})
+    if m.get("mode") != "tilt":
+        return {}
+    env = {TILT_SWITCH: "1"}
+    for name, path in EVAL_ALIASES.items():
+        section, field = path.split(".")
+        if section == "mixer" and field.startswith("tilt_") and m.get(field) is not None:
+            env[name] = repr(m[field])  # repr: the float reads back exactly
+    return env
+
+
+def _claimed_mixer(eval_results: Mapping[int, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The claim's mixer, as every seed's evaluation recorded it (records.reproduce.scored_eval)."""
+    return next((r["mixer"] for r in eval_results.values() if isinstance(r.get("mixer"), Mapping)), None)
+
+
 def render_readme(name: str, date: str, per_seed_results: Mapping[int, Mapping[str, Any]],
                   eval_results: Mapping[int, Mapping[str, Any]], stats: Mapping[str, Any],
                   compliance: Mapping[str, Any], spec_dump: Mapping[str, Any] | None = None,
@@ -313,7 +336,8 @@ def render_readme(name: str, date: str, per_seed_results: Mapping[int, Mapping[s
               "parameter-golf script (DATA_PATH and TOKENIZER_PATH default to upstream's data layout; every "
               "hyperparameter can be set by its upstream name, e.g. ITERATIONS):", "",
               "```bash",
-              f"SEED={seeds[0]} torchrun --standalone --nproc_per_node={_ranks(per_seed_results)} train_gpt.py",
+              " ".join([f"SEED={seeds[0]}", *(f"{k}={v}" for k, v in tilt_env(_claimed_mixer(eval_results)).items()),
+                        f"torchrun --standalone --nproc_per_node={_ranks(per_seed_results)} train_gpt.py"]),
               "```", "",
               "trains one seed and evaluates it with the same configuration; its last line is the seed's "
               "score.", "",
