@@ -179,7 +179,9 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     newR = new_ctx[R]
     cidR = np.cumsum(newR, dtype=np.int32)  # context id of each R entry (< 2^26)
     cidR -= 1
-    kR = key_sorted[R]
+    # each repeated context's key, once (the run keys below gather from this short array)
+    new_ctx &= R
+    ckR = key_sorted[new_ctx]
     pos_S = perm[S]
     pk_S = key_sorted[S]
     pk_S *= PAIR_MIX
@@ -203,25 +205,29 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     c_of = cidR[_ix(j_of)]
     if m > 1:
         start[1:] = (packed[1:] != packed[:-1]) | (c_of[1:] != c_of[:-1])
-    del packed, c_of
     run = np.cumsum(start, dtype=np.int32)
     run -= 1
-    run_start = np.flatnonzero(start).astype(np.int32)
+    run_start = np.flatnonzero(start)
     del start
+    # each run's context and token, read in pair order (increasing indices: no random access)
+    tok_run = packed[run_start].astype(np.uint64)
+    c_run = c_of[run_start]
+    del packed, c_of
     # running pair count, inclusive (int32: counts and run ids stay below 2^26)
     cnt = np.arange(1, m + 1, dtype=np.int32)
-    cnt -= run_start[_ix(run)]
+    cnt -= run_start.astype(np.int32)[_ix(run)]
     countR = np.empty(m, dtype=np.int32)
     countR[_ix(j_of)] = cnt
     del cnt
-    first = j_of[_ix(run_start)]
     del run_start
     # the reference counts by pair KEY: (context, token) runs sharing a key share one counter
-    pk_run = kR[_ix(first)]
+    pk_run = ckR[_ix(c_run)]
     pk_run *= PAIR_MIX
-    pk_run ^= tokR[_ix(first)].astype(np.uint64) * HASH_K[L % 32]
+    tok_run *= HASH_K[L % 32]
+    pk_run ^= tok_run
+    del tok_run, c_run, ckR
     n_pairs = _merge_pair_collisions(pk_run, j_of, run, posR, countR, pk_S, pos_S)
-    del pk_run, j_of, run, pk_S, pos_S, kR
+    del pk_run, j_of, run, pk_S, pos_S
 
     cap = 1 << bits
     if n_ctx > cap or n_pairs > cap:
@@ -232,15 +238,15 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
         return Hints(order, bits, hint, p_top, n_ctx, n_pairs)
 
     # 3. per repeated context, the state before absorbing each position (R order)
-    gsR = np.flatnonzero(newR)
-    total = np.arange(m, dtype=np.int64)
-    total -= gsR[_ix(cidR)]  # entries before this one in its context
+    gsR = np.flatnonzero(newR).astype(np.int32)
+    total = np.arange(m, dtype=np.int32)
+    total -= gsR[_ix(cidR)]  # entries before this one in its context (0 where newR)
     runmax = cidR.astype(np.int64)
     runmax <<= POS_BITS
     runmax |= countR
     np.maximum.accumulate(runmax, out=runmax)
     runmax &= (1 << POS_BITS) - 1
-    prev_max = np.empty(m, dtype=np.int64)
+    prev_max = np.empty(m, dtype=np.int32)
     prev_max[0] = 0
     prev_max[1:] = runmax[:-1]
     prev_max[newR] = 0
@@ -257,9 +263,10 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     top_tok[1:] = rec_tok[_ix(last_rec[:-1])]
     del rec_tok, last_rec
     top_tok[newR] = -1
-    # prev_max is 0 where the context is new (no hint): p_top stays 0 there, no 0/0
+    # prev_max is 0 where the context is new (no hint): 0 / 1 keeps p_top 0 there, no 0/0
+    np.maximum(total, 1, out=total)
     pt = prev_max.astype(np.float32)
-    np.divide(pt, total.astype(np.float32), out=pt, where=~newR)
+    pt /= total.astype(np.float32)
     posR = _ix(posR)
     hint[L:][posR] = top_tok
     p_top[L:][posR] = pt
