@@ -294,19 +294,14 @@ def _shared_keys(keys: np.ndarray) -> tuple[np.ndarray, int]:
 
     A 32-bit sort of the low halves first (~2.5x faster than sorting the 64-bit keys): a key
     whose low half no other key has is unique. The others (low-half coincidences: a few hundred
-    among 1.4M keys) are found through a 2^20-entry filter on their low 20 bits and compared in
-    full; exact, since every key sharing a low half passes the filter."""
+    among 1.4M keys) are compared in full."""
     low = keys.astype(np.uint32)
     srt = np.sort(low)
     lows = srt[1:][srt[1:] == srt[:-1]]
     del srt
     if not lows.size:
         return keys[:0], 0
-    m20 = np.uint32((1 << 20) - 1)
-    filt = np.zeros(1 << 20, dtype=bool)
-    filt[_ix(lows & m20)] = True
-    low &= m20
-    cand = keys[filt[_ix(low)]]
+    cand = keys[np.isin(low, lows)]
     cand.sort()
     dup = cand[1:] == cand[:-1]
     return np.unique(cand[1:][dup]), int(dup.sum())
