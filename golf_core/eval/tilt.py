@@ -294,14 +294,17 @@ def _shared_keys(keys: np.ndarray) -> tuple[np.ndarray, int]:
 
     A 32-bit sort of the low halves first (~2.5x faster than sorting the 64-bit keys): a key
     whose low half no other key has is unique. The others (low-half coincidences: a few hundred
-    among 1.4M keys) are compared in full."""
+    among 1.4M keys) all pass a 2^16-entry filter on their low 16 bits, with under 1% of the
+    others, and those are compared in full (np.isin against such spread values sorts: ~100 ms)."""
     low = keys.astype(np.uint32)
     srt = np.sort(low)
     lows = srt[1:][srt[1:] == srt[:-1]]
     del srt
     if not lows.size:
         return keys[:0], 0
-    cand = keys[np.isin(low, lows)]
+    filt = np.zeros(1 << 16, dtype=bool)
+    filt[lows.astype(np.uint16).astype(np.intp)] = True  # a cast keeps the low 16 bits
+    cand = keys[np.take(filt, low.astype(np.uint16))]
     cand.sort()
     dup = cand[1:] == cand[:-1]
     return np.unique(cand[1:][dup]), int(dup.sum())
