@@ -254,7 +254,7 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     record = newR | (countR > prev_max)  # the top changes only on a strict exceed
     # the top token after entry k is the token of the last record at or before k: the
     # (number of records up to k)-th record's token (a cumsum, not a max-scan of indices)
-    rec_tok = tokR[record].astype(np.int32)
+    rec_tok = tokR[record]  # uint16: cast to int32 by the gather below
     last_rec = np.cumsum(record, dtype=np.int32)
     last_rec -= 1  # record[0] holds (a new context), so >= 0
     del record, countR
