@@ -12,7 +12,7 @@ Usage: python bench/tilt.py [--tokens 2000000] [--big 47851520] [--order 16] [--
 3. `--configs` (threshold, boost) points over the big stream's hints (tilt_grid), CPU.
 `--compare FILE`: another version of golf_core/eval/tilt.py (e.g. `git show REV:golf_core/eval/tilt.py
 > old.py`) whose hint_pass is timed on the same streams too (after golf's, so peak RSS is golf's)
-and checked equal to golf's: before/after in one run.
+and checked equal to golf's: before/after in one run (side by side: best of --repeat as well).
 Tokens are synthetic (vocab 1024, spans copied from a 4M-token base so contexts recur): timing
 only. One process, one core (numpy is single-threaded for these ops).
 """
@@ -104,12 +104,17 @@ def main(argv=None) -> int:
         bits = auto_table_bits(small.size)
         # best of --repeat, golf and C alternating, wall and CPU time: on a shared machine one
         # timing moves with the load (see RESULTS.md), the minimum and the CPU time much less
-        wall, cpu = {"golf": [], "C": []}, {"golf": [], "C": []}
+        wall, cpu = {"golf": [], "C": [], "old": []}, {"golf": [], "C": [], "old": []}
         for _ in range(max(a.repeat, 1)):
             t, c = time.perf_counter(), time.process_time()
             h = hint_pass(seeded, order, bits)
             wall["golf"].append(time.perf_counter() - t)
             cpu["golf"].append(time.process_time() - c)
+            if old is not None:
+                t, c = time.perf_counter(), time.process_time()
+                ho = old.hint_pass(seeded, order, bits)
+                wall["old"].append(time.perf_counter() - t)
+                cpu["old"].append(time.process_time() - c)
             if lib is not None:
                 t, c = time.perf_counter(), time.process_time()
                 top, prob = ref.token_channel(lib, small, order, bits)
@@ -118,7 +123,11 @@ def main(argv=None) -> int:
         tg = min(wall["golf"])
         line = f"  order {order:2d} bits {bits}: golf {tg:6.2f} s ({small.size / tg / 1e6:5.2f} M tok/s)"
         if old is not None:
-            line += _time_old(old, seeded, order, bits, h, tg)
+            same = bool(np.array_equal(ho.hint, h.hint) and np.array_equal(ho.p_top, h.p_top)
+                        and (ho.contexts, ho.pairs) == (h.contexts, h.pairs))
+            to = min(wall["old"])
+            line += (f" | compared {to:6.2f} s (golf {to / tg:4.2f}x faster, CPU time "
+                     f"{min(cpu['old']) / min(cpu['golf']):4.2f}x) equal={same}")
         if lib is not None:
             tc = min(wall["C"])
             same = bool(np.array_equal(np.where(h.hint[1:] >= 0, h.hint[1:], 0), top)

@@ -36,6 +36,14 @@ and the top token is a segmented running maximum with the strict-exceeds tie rul
 memory-bound, so it moves few bytes: the context hash runs a cache-sized chunk at a time (packed
 with the position in the same loop), tokens are gathered as uint16, positions, run ids and counts
 are int32, and contexts seen once are split off by boolean masks before any per-pair work.
+At low orders nearly every context repeats, so the per-pair work is most of the pass (issue 18's
+order-4 gap): the pair sort packs (token, rank) into uint32 where the token ids and the count of
+repeated positions fit (a 32-bit sort is ~2.5x a 64-bit one), a run's pair key is built from its
+context's key (one per repeated context) and the pair-sorted token, and shared pair keys are
+looked for by sorting the keys' low 32 bits first. Random gathers and scatters index with intp.
+An exact packing of the context tokens in place of the hash (order 4) would not be equal to the
+reference: its context keys collide (the 2^30 contexts of 3 tokens from a 1024-token vocabulary
+hash to fewer than 2^26 key values).
 """
 from __future__ import annotations
 
