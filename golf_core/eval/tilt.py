@@ -36,6 +36,14 @@ and the top token is a segmented running maximum with the strict-exceeds tie rul
 memory-bound, so it moves few bytes: the context hash runs a cache-sized chunk at a time (packed
 with the position in the same loop), tokens are gathered as uint16, positions, run ids and counts
 are int32, and contexts seen once are split off by boolean masks before any per-pair work.
+At low orders nearly every context repeats, so the per-pair work is most of the pass (issue 18's
+order-4 gap): the pair sort packs (token, rank) into uint32 where the token ids and the count of
+repeated positions fit (a 32-bit sort is ~2.5x a 64-bit one), a run's pair key is built from its
+context's key (one per repeated context) and the pair-sorted token, and shared pair keys are
+looked for by sorting the keys' low 32 bits first. Random gathers and scatters index with intp.
+An exact packing of the context tokens in place of the hash (order 4) would not be equal to the
+reference: its context keys collide (the 2^30 contexts of 3 tokens from a 1024-token vocabulary
+hash to fewer than 2^26 key values).
 """
 from __future__ import annotations
 
@@ -148,6 +156,7 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
         return Hints(order, bits, hint, p_top, 0, 0)
     # tokens as uint16 (checked above): the random gathers below touch 2 bytes, not 8
     s16 = s.astype(np.uint16)
+    tok_bits = max(int(s16.max()).bit_length(), 1)
     tokL = s16[L:]  # tokL[k] = target of scored position k
     u26 = np.uint64(POS_BITS)
     pmask = np.uint32((1 << POS_BITS) - 1)
@@ -174,49 +183,59 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     new_ctx = new_ctx[:n]
     posR = perm[R]
     m = int(posR.size)
-    tokR = tokL[posR]
+    tokR = tokL[_ix(posR)]
     newR = new_ctx[R]
     cidR = np.cumsum(newR, dtype=np.int32)  # context id of each R entry (< 2^26)
     cidR -= 1
-    kR = key_sorted[R]
+    # each repeated context's key, once (the run keys below gather from this short array)
+    new_ctx &= R
+    ckR = key_sorted[new_ctx]
     pos_S = perm[S]
     pk_S = key_sorted[S]
     pk_S *= PAIR_MIX
-    tmpS = tokL[pos_S].astype(np.uint64)
+    tmpS = tokL[_ix(pos_S)].astype(np.uint64)
     tmpS *= HASH_K[L % 32]
     pk_S ^= tmpS
     del key_sorted, packed, perm, new_ctx, R, S, single, tmpS
 
-    # 2. pair counts over (context, token) runs: sort (token, rank in R); rank orders (context, pos)
-    packed = tokR.astype(np.uint64)
-    packed <<= u26
-    packed |= np.arange(m, dtype=np.uint64)
+    # 2. pair counts over (context, token) runs: sort (token, rank in R); rank orders (context, pos).
+    # Packed in as few bits as the token ids and m need: uint32 where they fit (a 32-bit sort is
+    # ~2.5x a 64-bit one here; at order 4 on 2M tokens nearly every position is in R)
+    rb = max(int(m - 1).bit_length(), 1) if m else 1
+    wide = np.uint32 if tok_bits + rb <= 32 else np.uint64
+    packed = tokR.astype(wide)
+    packed <<= wide(rb)
+    packed |= np.arange(m, dtype=wide)
     packed.sort()
-    j_of = _low_bits(packed, pmask)
-    packed >>= u26
+    j_of = _low_bits(packed, np.uint32((1 << rb) - 1))
+    packed >>= wide(rb)
     start = np.ones(m, dtype=bool)
-    c_of = cidR[j_of]
+    c_of = cidR[_ix(j_of)]
     if m > 1:
         start[1:] = (packed[1:] != packed[:-1]) | (c_of[1:] != c_of[:-1])
-    del packed, c_of
     run = np.cumsum(start, dtype=np.int32)
     run -= 1
-    run_start = np.flatnonzero(start).astype(np.int32)
+    run_start = np.flatnonzero(start)
     del start
+    # each run's context and token, read in pair order (increasing indices: no random access)
+    tok_run = packed[run_start].astype(np.uint64)
+    c_run = c_of[run_start]
+    del packed, c_of
     # running pair count, inclusive (int32: counts and run ids stay below 2^26)
     cnt = np.arange(1, m + 1, dtype=np.int32)
-    cnt -= run_start[run]
+    cnt -= run_start.astype(np.int32)[_ix(run)]
     countR = np.empty(m, dtype=np.int32)
-    countR[j_of] = cnt
+    countR[_ix(j_of)] = cnt
     del cnt
-    first = j_of[run_start]
     del run_start
     # the reference counts by pair KEY: (context, token) runs sharing a key share one counter
-    pk_run = kR[first]
+    pk_run = ckR[_ix(c_run)]
     pk_run *= PAIR_MIX
-    pk_run ^= tokR[first].astype(np.uint64) * HASH_K[L % 32]
+    tok_run *= HASH_K[L % 32]
+    pk_run ^= tok_run
+    del tok_run, c_run, ckR
     n_pairs = _merge_pair_collisions(pk_run, j_of, run, posR, countR, pk_S, pos_S)
-    del pk_run, j_of, run, pk_S, pos_S, kR
+    del pk_run, j_of, run, pk_S, pos_S
 
     cap = 1 << bits
     if n_ctx > cap or n_pairs > cap:
@@ -227,15 +246,15 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
         return Hints(order, bits, hint, p_top, n_ctx, n_pairs)
 
     # 3. per repeated context, the state before absorbing each position (R order)
-    gsR = np.flatnonzero(newR)
-    total = np.arange(m, dtype=np.int64)
-    total -= gsR[cidR]  # entries before this one in its context
+    gsR = np.flatnonzero(newR).astype(np.int32)
+    total = np.arange(m, dtype=np.int32)
+    total -= gsR[_ix(cidR)]  # entries before this one in its context (0 where newR)
     runmax = cidR.astype(np.int64)
     runmax <<= POS_BITS
     runmax |= countR
     np.maximum.accumulate(runmax, out=runmax)
     runmax &= (1 << POS_BITS) - 1
-    prev_max = np.empty(m, dtype=np.int64)
+    prev_max = np.empty(m, dtype=np.int32)
     prev_max[0] = 0
     prev_max[1:] = runmax[:-1]
     prev_max[newR] = 0
@@ -243,30 +262,60 @@ def hint_pass(stream, order: int, table_bits: int | None = None) -> Hints:
     record = newR | (countR > prev_max)  # the top changes only on a strict exceed
     # the top token after entry k is the token of the last record at or before k: the
     # (number of records up to k)-th record's token (a cumsum, not a max-scan of indices)
-    rec_tok = tokR[record].astype(np.int32)
+    rec_tok = tokR[record]  # uint16: cast to int32 by the gather below
     last_rec = np.cumsum(record, dtype=np.int32)
     last_rec -= 1  # record[0] holds (a new context), so >= 0
     del record, countR
     top_tok = np.empty(m, dtype=np.int32)
     top_tok[0] = -1
-    top_tok[1:] = rec_tok[last_rec[:-1]]
+    top_tok[1:] = rec_tok[_ix(last_rec[:-1])]
     del rec_tok, last_rec
     top_tok[newR] = -1
-    # prev_max is 0 where the context is new (no hint): p_top stays 0 there, no 0/0
+    # prev_max is 0 where the context is new (no hint): 0 / 1 keeps p_top 0 there, no 0/0
+    np.maximum(total, 1, out=total)
     pt = prev_max.astype(np.float32)
-    np.divide(pt, total.astype(np.float32), out=pt, where=~newR)
+    pt /= total.astype(np.float32)
+    posR = _ix(posR)
     hint[L:][posR] = top_tok
     p_top[L:][posR] = pt
     return Hints(order, bits, hint, p_top, n_ctx, n_pairs)
 
 
+def _ix(idx: np.ndarray) -> np.ndarray:
+    """An index array as intp for a random gather or scatter. The pass keeps its indices int32
+    (half the bytes), but numpy's fancy indexing with a non-intp index takes a slow path
+    (measured here: a random 1.4M-element gather 2-10x slower than the cast plus an intp one)."""
+    return idx.astype(np.intp)
+
+
 def _low_bits(packed: np.ndarray, mask: np.uint32) -> np.ndarray:
-    """int32 (packed & mask) for a uint64 array and a mask below 2^31, reading only the low
-    32-bit half of each word (one pass, half the bytes of a 64-bit mask-and-cast)."""
-    low = packed.view(np.uint32)[0 if np.little_endian else 1::2]
+    """int32 (packed & mask) for a uint64 (or uint32) array and a mask below 2^31, reading only
+    the low 32-bit half of each word (one pass, half the bytes of a 64-bit mask-and-cast)."""
+    low = packed if packed.dtype == np.uint32 else packed.view(np.uint32)[0 if np.little_endian else 1::2]
     out = np.empty(packed.shape[0], dtype=np.int32)
     np.bitwise_and(low, mask, out=out, casting="unsafe")
     return out
+
+
+def _shared_keys(keys: np.ndarray) -> tuple[np.ndarray, int]:
+    """(the keys occurring more than once, sorted unique; how many entries repeat an earlier one).
+
+    A 32-bit sort of the low halves first (~2.5x faster than sorting the 64-bit keys): a key
+    whose low half no other key has is unique. The others (low-half coincidences: a few hundred
+    among 1.4M keys) all pass a 2^16-entry filter on their low 16 bits, with under 1% of the
+    others, and those are compared in full (np.isin against such spread values sorts: ~100 ms)."""
+    low = keys.astype(np.uint32)
+    srt = np.sort(low)
+    lows = srt[1:][srt[1:] == srt[:-1]]
+    del srt
+    if not lows.size:
+        return keys[:0], 0
+    filt = np.zeros(1 << 16, dtype=bool)
+    filt[lows.astype(np.uint16).astype(np.intp)] = True  # a cast keeps the low 16 bits
+    cand = keys[np.take(filt, low.astype(np.uint16))]
+    cand.sort()
+    dup = cand[1:] == cand[:-1]
+    return np.unique(cand[1:][dup]), int(dup.sum())
 
 
 def _merge_pair_collisions(pk_run, j_of, run, posR, countR, pk_S, pos_S) -> int:
@@ -275,13 +324,12 @@ def _merge_pair_collisions(pk_run, j_of, run, posR, countR, pk_S, pos_S) -> int:
     order j_of with their run ids run; positions posR and counts countR (updated, R order);
     singleton positions: pk_S, pos_S
     (they count toward a shared key, their own count is never read). Returns distinct keys."""
-    srt = np.concatenate([pk_run, pk_S])
-    srt.sort()  # in place: np.sort would copy the concatenation once more
-    dup = srt[1:] == srt[:-1]
-    n_keys = int(srt.size - dup.sum())
-    if not dup.any():
+    keys = np.concatenate([pk_run, pk_S])
+    shared, repeats = _shared_keys(keys)  # the few keys two runs share
+    del keys
+    n_keys = int(pk_run.size + pk_S.size) - repeats
+    if not shared.size:
         return n_keys
-    shared = np.unique(srt[1:][dup])  # the few keys two runs share
 
     def is_shared(keys):
         j = np.minimum(np.searchsorted(shared, keys), shared.size - 1)

@@ -14,13 +14,38 @@ from orchestrator.records.write import (
     FolderParts, _f, _hardware, _max, _mean, _p, _seed_artifact, _seed_row, write_folder,
 )
 
-__all__ = ["format_train_log", "golf_folder_parts", "readme_run_command", "render_readme", "write_record_folder"]
+__all__ = ["format_train_log", "golf_folder_parts", "readme_run_command", "render_readme", "tilt_env",
+           "write_record_folder"]
 
 
-def readme_run_command(seed: int, ranks: int) -> str:
+def tilt_env(mixer: Mapping[str, Any] | Any | None) -> dict[str, str]:
+    """The environment that runs a record's tilt mixer, under #2135's names (NGRAM_TILT_ENABLED,
+    TOKEN_ORDER, TOKEN_THRESHOLD, TOKEN_BOOST; golf_core.envvars), {} for any other mixer. The
+    script bakes the same values in; the README's command states them as #2135's README does,
+    so a reader sees (and can change) the tilt without opening the script."""
+    from golf_core.envvars import EVAL_ALIASES, TILT_SWITCH
+
+    m = mixer.model_dump(mode="json") if hasattr(mixer, "model_dump") else dict(mixer or {})
+    if m.get("mode") != "tilt":
+        return {}
+    env = {TILT_SWITCH: "1"}
+    for name, path in EVAL_ALIASES.items():
+        section, field = path.split(".")
+        if section == "mixer" and field.startswith("tilt_") and m.get(field) is not None:
+            env[name] = repr(m[field])  # repr: the float reads back exactly
+    return env
+
+
+def _claimed_mixer(eval_results: Mapping[int, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The claim's mixer, as every seed's evaluation recorded it (golf_record.scored_eval)."""
+    return next((r["mixer"] for r in eval_results.values() if isinstance(r.get("mixer"), Mapping)), None)
+
+
+def readme_run_command(seed: int, ranks: int, mixer: Mapping[str, Any] | Any | None = None) -> str:
     """The README's command that runs the folder's train_gpt.py without golf, as any
-    parameter-golf script runs (its env, then torchrun)."""
-    return f"SEED={seed} torchrun --standalone --nproc_per_node={ranks} train_gpt.py"
+    parameter-golf script runs (its env, then torchrun); a tilt record states its tilt env."""
+    return " ".join([f"SEED={seed}", *(f"{k}={v}" for k, v in tilt_env(mixer).items()),
+                     f"torchrun --standalone --nproc_per_node={ranks} train_gpt.py"])
 
 
 def format_train_log(seed: int, train: Mapping[str, Any], ev: Mapping[str, Any],
@@ -124,7 +149,7 @@ def render_readme(name: str, date: str, per_seed_results: Mapping[int, Mapping[s
               "parameter-golf script (DATA_PATH and TOKENIZER_PATH default to upstream's data layout; every "
               "hyperparameter can be set by its upstream name, e.g. ITERATIONS):", "",
               "```bash",
-              readme_run_command(seeds[0], _ranks(per_seed_results)),
+              readme_run_command(seeds[0], _ranks(per_seed_results), _claimed_mixer(eval_results)),
               "```", "",
               "trains one seed and evaluates it with the same configuration; its last line is the seed's "
               "score.", "",

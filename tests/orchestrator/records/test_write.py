@@ -291,3 +291,32 @@ def test_missing_seed_inputs_are_refused(tmp_path):
     stats = S.record_statistics(bpb, losses)
     with pytest.raises(S.RecordError, match="lack"):
         G.write_record_folder(tmp_path, "2026-11-25", "x", trains, evals, stats, comp, {}, {42: "log"}, "")
+
+
+def test_readme_command_sets_the_tilt_env_of_a_tilt_record():
+    """Issue 18: a tilt record's README command carries #2135's names, read back by golf's own
+    README parser to the claim's mixer (even over a script whose baked-in mixer is off)."""
+    from golf_core import envvars
+    from golf_core.eval.config import EvalSpec, MixerConfig
+    from golf_core.presets import RunConfig, load_preset
+    from orchestrator.records.folder import readme_command
+
+    claim = MixerConfig(mode="tilt", tilt_order=12, tilt_threshold=0.7, tilt_boost=2.625)
+    assert G.tilt_env(claim) == {"NGRAM_TILT_ENABLED": "1", "TOKEN_ORDER": "12", "TOKEN_THRESHOLD": "0.7",
+                                 "TOKEN_BOOST": "2.625"}
+    assert G.tilt_env(MixerConfig(mode="normalized")) == {} and G.tilt_env(None) == {}
+    trains, evals, comp, losses, bpb = _inputs(True)
+    stats = S.record_statistics(bpb, losses, best_bpb=None, best_loss=1.85)
+    for e in evals.values():
+        e["mixer_mode"], e["mixer"] = "tilt", claim.model_dump(mode="json")
+    env, launcher = readme_command(G.render_readme("x", "2026-11-25", trains, evals, stats, comp))
+    assert launcher["nproc_per_node"] == "8" and launcher["script"] == "train_gpt.py"
+    assert env == {"SEED": str(stats["seeds"][0]), **G.tilt_env(claim)}
+    run = load_preset("tiny").model_dump(mode="json")
+    _, spec, used = envvars.apply_env(run, EvalSpec().model_dump(mode="json"), env, RunConfig, EvalSpec)
+    assert EvalSpec.model_validate(spec).mixer == claim and "NGRAM_TILT_ENABLED" in used
+    # any other mixer: the command is unchanged
+    for e in evals.values():
+        e["mixer_mode"], e["mixer"] = "normalized", MixerConfig(mode="normalized").model_dump(mode="json")
+    env, _ = readme_command(G.render_readme("x", "2026-11-25", trains, evals, stats, comp))
+    assert env == {"SEED": str(stats["seeds"][0])}
