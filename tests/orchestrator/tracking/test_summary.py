@@ -1,12 +1,15 @@
-"""Runs that compare at a glance: after the smoke sweep (the real CLI, a real `mlflow server` on
-loopback) the parent run holds the headline metrics, the plots and summary.csv; params have one
-name each; a copy of the spec under another name reruns nothing and shows reused child runs.
+"""The smoke sweep end to end (the real CLI: real training, eval, mixing, local Ray, a real
+`mlflow server` on loopback), and runs that compare at a glance: the parent run holds the headline
+metrics, the plots and summary.csv; params have one name each; a copy of the spec under another
+name reruns nothing and shows reused child runs; a rerun reuses everything without starting Ray.
 
-The smoke sweep runs ONCE for the module (~40 s on a free machine)."""
+The smoke sweep runs ONCE for the suite, here (~40 s on a free machine, minutes on CI's 2 cores):
+tests/orchestrator/cli/test_run.py ran it a second time, on SQLite, only to assert other things."""
 from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -45,6 +48,23 @@ def swept(mlflow_server_session, tmp_path_factory):
     (tmp / "first.out").write_text(first.stdout + first.stderr)  # for a failing test's reader
     (tmp / "copy.out").write_text(copy.stdout + copy.stderr)
     return {"client": MlflowClient(uri), "first": first, "copy": copy, "tmp": tmp}
+
+
+def test_smoke_sweep_end_to_end_runs_every_job(swept):
+    c = swept["client"]
+    assert (swept["tmp"] / "data" / "smoke" / "fineweb_val_000000.bin").is_file()  # synthetic data made
+    _, runs = _runs(c, "sum-smoke")
+    jobs = [r for r in runs if "golf.identity" in r.data.tags]
+    assert len(jobs) == 52 and all(r.info.status == "FINISHED" for r in jobs)
+    kinds = Counter(r.data.tags["golf.kind"] for r in jobs)
+    assert kinds == Counter(train=2, eval=4, mix=46)
+    mix = [r for r in jobs if r.data.tags["golf.kind"] == "mix"]
+    modes = {r.data.params["mixer.mode"]: r.data.tags["golf.compliant"] for r in mix}
+    assert modes == {"none": "true", "hashed_target": "false", "normalized": "true", "tilt": "true"}
+    tilt = [r for r in mix if r.data.params["mixer.mode"] == "tilt"]
+    assert len(tilt) == 8 and all("tilt_gated" in r.data.metrics and "tilt_hits" in r.data.metrics for r in tilt)
+    assert not [k for r in tilt for k in r.data.params if k.startswith("mixer.alpha")]  # tilt logs its own fields
+    assert "hashed_target" in swept["first"].stdout and "normalized" in swept["first"].stdout  # the final table
 
 
 def test_parent_run_holds_best_compliant_val_bpb_plots_and_summary(swept):
@@ -155,10 +175,15 @@ def test_a_copy_of_the_spec_reruns_nothing_and_shows_reused_children(swept):
         .data.metrics["val_bpb"])
 
 
-def test_rerun_of_the_copy_adds_no_second_copy(swept):
+def test_a_rerun_reuses_everything_adds_no_second_copy_and_starts_no_ray(swept):
     c = swept["client"]
     tmp, uri = swept["tmp"], c.tracking_uri
-    again, _ = _golf(["run", "sum-copy.yaml", "--no-progress", "--tracking-uri", uri], tmp)
-    assert again.returncode == 0 and "52 reused" in again.stdout
+    _, before = _runs(c, "sum-copy")
+    again, took = _golf(["run", "sum-copy.yaml", "--no-progress", "--tracking-uri", uri], tmp)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "52 reused" in again.stdout and "ray:" not in again.stdout  # no job ran, Ray never started
     _, runs = _runs(c, "sum-copy")
     assert len([r for r in runs if "golf.identity" in r.data.tags]) == 52
+    assert len(runs) == len(before)  # not even a second parent run
+    print(f"golf run smoke rerun: {took:.1f} s")
+    assert took < 30
