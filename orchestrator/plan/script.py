@@ -148,11 +148,6 @@ def script_jobs(sweep: Any, data_id: str, workspace: str | Path = ".") -> list:
     return jobs
 
 
-def optuna_plan(sweep: Any) -> dict | None:
-    """The study an optuna script sweep runs (the driver asks it for trials)."""
-    return optuna_env_study(sweep.train, sweep.search)
-
-
 @dataclass(frozen=True)
 class EnvStudy:
     """An optuna search over a script's env: what a trial is and how it becomes jobs.

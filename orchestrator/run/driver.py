@@ -115,14 +115,13 @@ class _Driver(ScriptLive):
 
     def resume(self) -> None:
         live = self.lease.live_sweeps if self.lease is not None else None
+        # also closes the RUNNING runs a dead driver left as KILLED (never a live sweep's: the lease tells)
         self.report.sweep_run_id = self.track.start_sweep(self.plan, live_sweeps=live)
         for job in self.plan.jobs:
             out = self.report.outcomes[job.identity]
             if self._reuse(out):
                 transition(out, JobState.REUSED)
                 self.spend.reused(out.result)
-                continue
-            self.track.close_stale(job)  # RUNNING runs of a dead driver -> KILLED
         earlier = self.spend.earlier(self.track.t)  # trials an earlier run pruned: not rerun
         for out in self.report.outcomes.values():
             tags = earlier.get(self.spend.trial(out.job)) if out.state == JobState.PENDING else None

@@ -168,11 +168,9 @@ class MixerSpec(Frozen):
         v = getattr(self, name)
         if isinstance(v, Range):
             return v
-        if name == "orders":
+        if name == "orders":  # one value is itself a tuple (an order set): an axis is a tuple of them
             return v if v and isinstance(v[0], tuple) else (v,)
-        if name == "entropy_centers":
-            return v if isinstance(v, tuple) else (v,)
-        return v if isinstance(v, tuple) else (v,)
+        return v if isinstance(v, tuple) else (v,)  # entropy_centers' one value is a dict or None
 
     @property
     def mixing_modes(self) -> tuple[str, ...]:
