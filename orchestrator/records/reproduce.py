@@ -29,13 +29,14 @@ from golf_core import rules
 from golf_core.eval.config import EvalSpec, MixerConfig
 from orchestrator.records import stats as S
 from orchestrator.records import write as R
+from golf_core.errors import UserError
 
 __all__ = ["RecordSpecError", "ReproduceError", "ReproduceResult", "SeedRun", "check_record_spec",
            "collect_seeds", "reproduce", "seed_checks"]
 
 
 
-class RecordSpecError(ValueError):
+class RecordSpecError(UserError):
     """The spec does not describe one record claim (one line per problem, joined by '; ')."""
 
 
@@ -319,9 +320,9 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
         best_bpb = S.DEFAULT_BEST_BPB  # shared/CONTEXT.md: the best legal 3-seed mean at the last look
     for flag, v in (("--best-bpb", best_bpb), ("--best-loss", best_loss)):
         if v is not None and not (math.isfinite(v) and v > 0):
-            raise ValueError(f"{flag} must be a positive number (got {v})")
+            raise UserError(f"{flag} must be a positive number (got {v})")
     if not (math.isfinite(alpha) and 0 < alpha < 1):
-        raise ValueError(f"--alpha must lie in (0, 1) (got {alpha})")
+        raise UserError(f"--alpha must lie in (0, 1) (got {alpha})")
     plan = build_plan(sweep, workspace)
     # the record folder is uploaded from the workspace, beside the work dir: both are ours to replay
     run = prepare_sweep(plan, workspace, tracking_uri=tracking_uri, work_dir=work_dir, say=say,
