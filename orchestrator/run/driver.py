@@ -70,9 +70,11 @@ class _Driver(ScriptLive):
         self.track = TrackingAdapter(tracker, spool_dir=os.path.join(opts.work_dir, "spool") if opts.work_dir else None,
                                      reuse=opts.reuse)
         self.runner = opts.runner if opts.runner is not None else GolfRunner()
-        self.data_dir = str(opts.data_dir or plan.data.path)
-        self.tokenizer = opts.tokenizer_path or getattr(plan.data, "tokenizer_path", None)
-        retries = opts.retries if opts.retries is not None else int(getattr(plan, "retries", 2))
+        # decided once, before the driver (orchestrator.run.sweep.prepare_sweep: the data dir and
+        # tokenizer resolved against the workspace; the Sweep: retries), taken here as they are
+        self.data_dir = opts.data_dir
+        self.tokenizer = opts.tokenizer_path
+        retries = opts.retries if opts.retries is not None else plan.retries
         self.jobs = {j.identity: j for j in plan.jobs}
         self.report = SweepReport(plan, {j.identity: JobOutcome(j) for j in plan.jobs}, time.time())
         self.launcher = RayLauncher(self.runner, data_dir=self.data_dir, work_dir=opts.work_dir,

@@ -36,7 +36,7 @@ def run_stages(sweep: Any, workspace: Path, prepare: Callable[[Any], Any], runne
             f"{len(plan.jobs) // max(1, len(points))} seed(s) = {len(plan.jobs)} jobs")
         run = prepare(plan)
         try:
-            report = runner(plan, run.tracker, run.data_dir, run.work)
+            report = runner(plan, run.tracker, run.data_dir, run.work, tokenizer=run.tokenizer)
             if stage.reproduce:  # the last stage (orchestrator.spec.spend): its jobs are the claim's seeds
                 found = reproduce_stage(sweep, i, plan, report, run, workspace, say)
                 if records is not None:
