@@ -59,7 +59,7 @@ def cmd_run(args) -> int:
     from orchestrator.plan.build import load_plan
     from orchestrator.run.progress import SweepProgress
     from orchestrator.spec.sweep import SpecError
-    from orchestrator.run.sweep import prepare_sweep, ray_runner
+    from orchestrator.run.start import prepare_sweep, ray_runner
     from orchestrator.tracking import redact
     from orchestrator.tracking.links import look_with
 
@@ -114,7 +114,7 @@ def cmd_run(args) -> int:
 def _run_staged(args, console, say, t0: float) -> int:
     from orchestrator.run.progress import SweepProgress
     from orchestrator.run.stages import run_stages
-    from orchestrator.run.sweep import prepare_sweep, ray_runner
+    from orchestrator.run.start import prepare_sweep, ray_runner
     from orchestrator.spec.sweep import load_sweep
 
     sweep = load_sweep(args.spec)

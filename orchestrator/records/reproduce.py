@@ -300,14 +300,14 @@ def reproduce(spec_path: str | Path, *, name: str | None = None, out: str | Path
 
     run_fn(plan, tracker, data_dir, work_dir) -> SweepReport (orchestrator.run.driver's shape:
     `.outcomes` {identity: JobOutcome(job, state, result, verdict, run_id, reason)}); default:
-    orchestrator.run.sweep.ray_runner(**ray): the driver on a local Ray (or $RAY_ADDRESS), as
+    orchestrator.run.start.ray_runner(**ray): the driver on a local Ray (or $RAY_ADDRESS), as
     `golf run` drives it. Input errors (spec, name, date, data, tracking store) raise
     ValueError before anything runs; jobs that fail raise ReproduceError after the run."""
     from golf_core.data.shards import find_tokenizer
     from golf_core.export import export_script
     from orchestrator.plan.build import build_plan
     from orchestrator.spec.sweep import load_sweep
-    from orchestrator.run.sweep import prepare_sweep, ray_runner
+    from orchestrator.run.start import prepare_sweep, ray_runner
     from orchestrator.tracking import redact
 
     workspace = Path(workspace).resolve()

@@ -482,7 +482,7 @@ def reproduce_script(rep: ScriptReproduction, *, name: str | None = None, out: s
     run_fn: as orchestrator.records.reproduce.reproduce's. Input errors raise ValueError before
     anything runs; jobs that fail raise ReproduceError after the run."""
     from orchestrator.plan.build import build_plan
-    from orchestrator.run.sweep import prepare_sweep, ray_runner
+    from orchestrator.run.start import prepare_sweep, ray_runner
     from orchestrator.tracking import redact
 
     workspace = Path(workspace).resolve()
@@ -528,7 +528,7 @@ def record_from_report(rep: ScriptReproduction, plan, report, run, *, name: str,
     """The statistics and the record folder of `rep` from the script jobs a run finished: what
     `golf reproduce` does after its seeds ran, and what a staged sweep's `reproduce: true` stage
     does with its jobs (`report` holds only the reproduced configuration's jobs). `run` is
-    orchestrator.run.sweep.prepare_sweep's (its tracking URI, data dir, tokenizer and tracker).
+    orchestrator.run.start.prepare_sweep's (its tracking URI, data dir, tokenizer and tracker).
     ReproduceError when a seed did not finish or has no score line."""
     from golf_core.data.shards import find_tokenizer
     from orchestrator.records.script_folder import write_script_record_folder

@@ -70,7 +70,7 @@ class _Driver(ScriptLive):
         self.track = TrackingAdapter(tracker, spool_dir=os.path.join(opts.work_dir, "spool") if opts.work_dir else None,
                                      reuse=opts.reuse)
         self.runner = opts.runner if opts.runner is not None else GolfRunner()
-        # decided once, before the driver (orchestrator.run.sweep.prepare_sweep: the data dir and
+        # decided once, before the driver (orchestrator.run.start.prepare_sweep: the data dir and
         # tokenizer resolved against the workspace; the Sweep: retries), taken here as they are
         self.data_dir = opts.data_dir
         self.tokenizer = opts.tokenizer_path

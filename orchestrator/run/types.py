@@ -18,7 +18,7 @@ __all__ = ["DriverOptions", "JobOutcome", "JobState", "SweepReport", "TERMINAL",
 
 @dataclass
 class DriverOptions:
-    # the data dir and tokenizer prepare_sweep resolved (orchestrator.run.sweep); None: the runner
+    # the data dir and tokenizer prepare_sweep resolved (orchestrator.run.start); None: the runner
     # reads no data (tests' stand-ins) / the tokenizer is found from the data dir
     data_dir: str | None = None
     tokenizer_path: str | None = None
