@@ -27,6 +27,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from workers.search_space import distribution, suggest
+
 __all__ = ["EnvTrials", "Told", "trial_seed"]
 
 DONE = ("finished", "reused")
@@ -86,11 +88,7 @@ class EnvTrials:
         self.next_number = 0
 
     def _distributions(self) -> dict[str, Any]:
-        from optuna.distributions import CategoricalDistribution, FloatDistribution
-
-        return {name: CategoricalDistribution(dom["choices"]) if "choices" in dom else
-                FloatDistribution(float(dom["low"]), float(dom["high"]), log=bool(dom.get("log")))
-                for name, dom in self.spec.space.items()}
+        return {name: distribution(d) for name, d in self.spec.domains.items()}
 
     # ---------------------------------------------------------------- resume
     def resume(self, records: list[Any]) -> int:
@@ -152,9 +150,7 @@ class EnvTrials:
             self.next_number += 1
         self.study.sampler = optuna.samplers.TPESampler(seed=trial_seed(int(self.spec.seed), number))
         trial = self.study.ask()
-        values = {name: trial.suggest_categorical(name, dom["choices"]) if "choices" in dom else
-                  trial.suggest_float(name, float(dom["low"]), float(dom["high"]), log=bool(dom.get("log")))
-                  for name, dom in self.spec.space.items()}
+        values = {name: suggest(trial, name, d) for name, d in self.spec.domains.items()}
         jobs = self.spec.jobs(number, values)
         self.open[number] = _Open(number, trial, values, jobs)
         self.asked += 1
