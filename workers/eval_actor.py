@@ -24,7 +24,7 @@ import ray
 
 from workers.contract import Attempt, JobResult, OptunaMixJob, OptunaSpace
 from workers.files import pack_dir, unpack_to, work_root
-from workers.search_space import decode_space, suggest
+from workers.search_space import ask, decode_space, new_study
 from golf_core.eval.audit import stream_checks
 from golf_core.eval.bpb import bpb_of
 from workers.runner import chunk_bpb
@@ -215,16 +215,13 @@ def run_optuna(base_mixer: dict, opts: OptunaSpace, score) -> dict:
     """
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     n_trials, space = int(opts.n), decode_space(opts.space)  # workers.search_space: the one reader
     if not space:
         raise ValueError("optuna: empty search space")
-    sampler = optuna.samplers.TPESampler(seed=int(opts.seed))
-    study = optuna.create_study(direction="minimize", sampler=sampler)
+    study = new_study(opts.seed)
     trials = []
     for _ in range(n_trials):
-        trial = study.ask()
-        params = {name: suggest(trial, name, d) for name, d in space.items()}
+        trial, params = ask(study, space)
         try:
             bpb, _ = score(_apply(base_mixer, params))
         except ValueError:  # an invalid combination (alpha_base + alpha_range > 1): FAIL, go on

@@ -20,8 +20,8 @@ import random
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-__all__ = ["Choices", "FloatRange", "contains", "decode", "decode_space", "distribution", "draw", "encode",
-           "suggest"]
+__all__ = ["Choices", "FloatRange", "ask", "contains", "decode", "decode_space", "distribution", "draw", "encode",
+           "new_study", "suggest"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,26 @@ def draw(ax: Any, rng: random.Random) -> Any:
 
 
 # ------------------------------------------------------------------------------------- optuna
+# Both studies go through here: made by `new_study`, asked by `ask`, their domains turned into
+# optuna's by `distribution` / `suggest`. What differs is where a trial runs: a mixer trial is one
+# mix over the worker's cached passes (workers.eval_actor.run_optuna, one MLflow run holding every
+# trial), an env trial is real training jobs the driver schedules (orchestrator.run.trials, a run
+# per job) and its sampler is reseeded per trial number so a resumed study asks what it would have.
+
+
+def new_study(seed: int):
+    """A study as golf runs one: minimize val_bpb, TPESampler(seed), optuna's chatter off."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=int(seed)))
+
+
+def ask(study: Any, domains: Mapping[str, Domain]) -> tuple[Any, dict[str, Any]]:
+    """The next trial and its values, decoded."""
+    trial = study.ask()
+    return trial, {name: suggest(trial, name, d) for name, d in domains.items()}
+
 
 
 def distribution(d: Domain):

@@ -27,7 +27,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.search_space import distribution, suggest
+from workers.search_space import ask, distribution, new_study
 
 __all__ = ["EnvTrials", "Told", "trial_seed"]
 
@@ -74,13 +74,9 @@ class EnvTrials:
     """One optuna env study of a sweep (orchestrator.plan.script.EnvStudy), in memory."""
 
     def __init__(self, study: Any):
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.spec = study
         self.dists = self._distributions()
-        self.study = optuna.create_study(direction="minimize",
-                                         sampler=optuna.samplers.TPESampler(seed=int(study.seed)))
+        self.study = new_study(study.seed)
         self.open: dict[int, _Open] = {}
         self.told: list[Told] = []
         self.queued: list[tuple[int, dict[str, Any]]] = []  # partly finished trials, asked again first
@@ -149,8 +145,7 @@ class EnvTrials:
             number = self.next_number
             self.next_number += 1
         self.study.sampler = optuna.samplers.TPESampler(seed=trial_seed(int(self.spec.seed), number))
-        trial = self.study.ask()
-        values = {name: suggest(trial, name, d) for name, d in self.spec.domains.items()}
+        trial, values = ask(self.study, self.spec.domains)
         jobs = self.spec.jobs(number, values)
         self.open[number] = _Open(number, trial, values, jobs)
         self.asked += 1
