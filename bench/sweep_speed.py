@@ -108,7 +108,7 @@ def run_sweep(ws: Path, n_configs: int) -> dict:
     from orchestrator.plan.build import load_plan
     from orchestrator.run.driver import run_plan
     from orchestrator.run.raycluster import connect
-    from orchestrator.run.sweep import prepare_sweep
+    from orchestrator.run.start import prepare_sweep
     from orchestrator.run.types import DriverOptions
 
     spec = ws / "sweep.yaml"

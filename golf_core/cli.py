@@ -1,8 +1,10 @@
 """golf_core's own commands (`python -m golf_core ...`); `golf` adds the orchestrator's.
 
 Each command module exposes `register(subparsers)`, adding parsers whose `func(args) -> int`
-runs the command. Errors a user can fix are raised as ValueError subclasses (ConfigError,
-ShardError, ...) and printed as one line by `run_cli`, exit code 2.
+runs the command. Errors a user can fix are raised as golf_core.errors.UserError subclasses
+(ConfigError, SpecError, ShardError, DataDirError, ArtifactError, ...) and printed as one line by
+`run_cli`, exit code 2; any other exception, a plain ValueError included, is a bug and keeps its
+traceback.
 """
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import argparse
 import importlib
 import os
 import sys
+
+from golf_core.errors import UserError
 
 CORE_COMMAND_MODULES = (
     "golf_core.data.cli",
@@ -60,9 +64,10 @@ def run_cli(prog: str, modules: tuple[str, ...], argv: list[str] | None = None) 
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except (ValueError, FileNotFoundError, ConnectionError) as e:
+    except (UserError, FileNotFoundError, ConnectionError) as e:
         # One line naming what is wrong (input errors; an unreachable tracking server or
         # cluster is a ConnectionError, e.g. orchestrator's TrackingUnavailable); no traceback.
+        # Not every ValueError: one golf raises by mistake is a bug, its traceback the report.
         print(f"{prog}: error: {_bounded(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

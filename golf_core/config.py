@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
+from golf_core.errors import UserError
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -117,7 +118,7 @@ class Frozen(BaseModel):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A bad config value; the message is one line naming the field path."""
 
 

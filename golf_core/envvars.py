@@ -13,6 +13,7 @@ variable; pydantic then checks bounds when the config is built.
 """
 from __future__ import annotations
 
+from golf_core.errors import UserError
 import typing
 from typing import Any, Mapping
 
@@ -81,20 +82,20 @@ def parse_value(env: str, text: str, annotation: Any) -> Any:
             return True
         if s.lower() in _FALSE:
             return False
-        raise ValueError(f"{env}={text!r}: expected 1/0 or true/false")
+        raise UserError(f"{env}={text!r}: expected 1/0 or true/false")
     if origin is tuple:
         inner = args[0] if args else str
         return tuple(parse_value(env, p, inner) for p in s.split(",") if p.strip())
     if origin is typing.Literal:
         if s not in [str(a) for a in args]:
-            raise ValueError(f"{env}={text!r}: expected one of {', '.join(str(a) for a in args)}")
+            raise UserError(f"{env}={text!r}: expected one of {', '.join(str(a) for a in args)}")
         return s
     for kind in (int, float):
         if annotation is kind:
             try:
                 return kind(float(s)) if kind is int and s.endswith(".0") else kind(s)
             except ValueError:
-                raise ValueError(f"{env}={text!r}: expected {'an integer' if kind is int else 'a number'}") from None
+                raise UserError(f"{env}={text!r}: expected {'an integer' if kind is int else 'a number'}") from None
     return s
 
 

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from golf_core.errors import UserError
 
 # Every pattern here is linear in the line: no two adjacent quantifiers can take the same characters
 # (`\d+\.?\d*` could, and a 20 KB run of digits then took 37 s to fail; issue 20), and the size line,
@@ -50,7 +51,7 @@ MAX_LOG_BYTES = 64 * 1024 * 1024
 _TIME_TO_MS = {"ms": 1.0, "s": 1000.0, "m": 60000.0}
 
 
-class LogParseError(ValueError):
+class LogParseError(UserError):
     """A log that cannot be read or has no score line; the message is one line naming the file."""
 
 

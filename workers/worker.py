@@ -24,6 +24,7 @@ import ray
 
 from workers.contract import Attempt, JobResult, OptunaMixJob, OptunaSpace
 from workers.files import EVAL_FILES, TRAIN_FILES, pack_dir, unpack_to, work_root
+from workers.search_space import ask, decode_space, new_study
 from golf_core.eval.audit import stream_checks
 from golf_core.eval.bpb import bpb_of
 from workers.runner import chunk_bpb
@@ -203,19 +204,6 @@ def _carried_checks(stats_dir: str) -> dict:
         return {}
 
 
-def _suggest(trial, name: str, dom: Any):
-    """One search-space entry, in orchestrator.plan.build's format: {"low", "high", "log"} -> a float;
-    {"choices": [...]} -> one of them (non-scalar choices, e.g. order sets, travel as JSON)."""
-    if isinstance(dom, (list, tuple)) and len(dom) == 2:
-        dom = {"low": dom[0], "high": dom[1]}
-    if not isinstance(dom, dict):
-        raise ValueError(f"optuna.space.{name}: expected {{low, high}} or {{choices}} (got {dom!r})")
-    if "choices" in dom:
-        encoded = [json.dumps(c) for c in dom["choices"]]
-        return json.loads(trial.suggest_categorical(name, encoded))
-    return trial.suggest_float(name, float(dom["low"]), float(dom["high"]), log=bool(dom.get("log", False)))
-
-
 def run_optuna(base_mixer: dict, opts: OptunaSpace, score) -> dict:
     """Ask/tell search over mixer fields; each trial is one mix over cached passes.
 
@@ -225,16 +213,13 @@ def run_optuna(base_mixer: dict, opts: OptunaSpace, score) -> dict:
     """
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    n_trials, space = int(opts.n), dict(opts.space)
+    n_trials, space = int(opts.n), decode_space(opts.space)  # workers.search_space: the one reader
     if not space:
         raise ValueError("optuna: empty search space")
-    sampler = optuna.samplers.TPESampler(seed=int(opts.seed))
-    study = optuna.create_study(direction="minimize", sampler=sampler)
+    study = new_study(opts.seed)
     trials = []
     for _ in range(n_trials):
-        trial = study.ask()
-        params = {name: _suggest(trial, name, dom) for name, dom in space.items()}
+        trial, params = ask(study, space)
         try:
             bpb, _ = score(_apply(base_mixer, params))
         except ValueError:  # an invalid combination (alpha_base + alpha_range > 1): FAIL, go on

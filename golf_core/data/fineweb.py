@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from golf_core.data.shards import HEADER_BYTES, TOKEN_BYTES, ShardError, read_header
+from golf_core.errors import UserError
 
 REPO_ID = "willdepueoai/parameter-golf"
 REMOTE_ROOT = "datasets"
@@ -35,7 +36,7 @@ LAYOUTS = ("upstream", "flat")
 DownloadFn = Callable[[str, Path], None]
 
 
-class DownloadError(ValueError):
+class DownloadError(UserError):
     """A file could not be fetched from the hub (network, auth, missing file)."""
 
 
@@ -43,7 +44,7 @@ def dataset_name(variant: str) -> str:
     """Every variant upstream's downloader accepts: `byte260` and `sp<VOCAB>`."""
     if variant == "byte260" or (variant.startswith("sp") and variant[2:].isdigit()):
         return f"fineweb10B_{variant}"
-    raise ValueError(f"unsupported FineWeb variant {variant!r}; expected byte260 or sp<VOCAB>, e.g. sp1024")
+    raise DownloadError(f"unsupported FineWeb variant {variant!r}; expected byte260 or sp<VOCAB>, e.g. sp1024")
 
 
 def default_repo_id() -> str:
@@ -179,9 +180,9 @@ def download_fineweb(variant: str = "sp1024", train_shards: int = 80, out_dir: s
     files, tokens, bytes, downloaded, skipped).
     """
     if train_shards < 0:
-        raise ValueError(f"train_shards must be >= 0, got {train_shards}")
+        raise DownloadError(f"train_shards must be >= 0, got {train_shards}")
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        raise DownloadError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     name = dataset_name(variant)
     repo_id = repo_id or default_repo_id()
     remote_root = default_remote_root() if remote_root is None else remote_root
@@ -201,18 +202,18 @@ def download_fineweb(variant: str = "sp1024", train_shards: int = 80, out_dir: s
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
-        raise ValueError(f"{manifest_path}: hub manifest is not valid JSON ({e})") from None
+        raise DownloadError(f"{manifest_path}: hub manifest is not valid JSON ({e})") from None
     entry = next((d for d in manifest.get("datasets", []) if d.get("name") == name), None)
     if entry is None:
-        raise ValueError(f"dataset {name} not in {where}")
+        raise DownloadError(f"dataset {name} not in {where}")
     stats = entry.get("stats") or {}
     n_train, n_val = int(stats.get("files_train", 0)), int(stats.get("files_val", 0))
     if train_shards > n_train:
-        raise ValueError(f"{variant} has {n_train} train shards on {repo_id}, requested {train_shards}")
+        raise DownloadError(f"{variant} has {n_train} train shards on {repo_id}, requested {train_shards}")
     tok_entry = next((t for t in manifest.get("tokenizers", []) if t.get("name") == entry.get("tokenizer_name")), None)
     tok_files = [str(tok_entry[k]) for k in ("model_path", "vocab_path", "path") if tok_entry and tok_entry.get(k)]
     if not tok_files:
-        raise ValueError(f"tokenizer {entry.get('tokenizer_name')!r} of {name} has no downloadable files in {where}")
+        raise DownloadError(f"tokenizer {entry.get('tokenizer_name')!r} of {name} has no downloadable files in {where}")
     shard_size = manifest.get("shard_size")
     vocab_size = entry.get("vocab_size")
 

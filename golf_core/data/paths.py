@@ -7,9 +7,10 @@ said so explicitly (an absolute path on the command line, `data.external: true` 
 from __future__ import annotations
 
 from pathlib import Path
+from golf_core.errors import UserError
 
 
-class OutsideWorkspaceError(ValueError):
+class OutsideWorkspaceError(UserError):
     """A path that leaves the workspace without the user saying so; one line."""
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from golf_core.errors import UserError
 
 SHARD_MAGIC = 20240520
 SHARD_VERSION = 1
@@ -21,7 +22,7 @@ TOKEN_BYTES = 2
 SPLITS = ("train", "val")
 
 
-class ShardError(ValueError):
+class ShardError(UserError):
     """A shard or data directory that cannot be used; the message names file and problem."""
 
 

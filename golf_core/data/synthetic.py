@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from golf_core.data.shards import write_shard
+from golf_core.errors import UserError
 
 BOS_ID = 1
 # Common English words take the top ranks, as in real text; the rest are generated.
@@ -169,7 +170,7 @@ def _take_tokens(gen: _Generator, sp, docs: list[str], n_tokens: int) -> np.ndar
 RECIPE_FILE = "golf_synthetic.json"  # marks a directory golf made; lists every file it wrote
 
 
-class DataDirError(ValueError):
+class DataDirError(UserError):
     """A data directory golf will not write into (it holds files golf did not make)."""
 
 
@@ -229,11 +230,11 @@ def make_synthetic(out_dir: str | Path, train_tokens: int, val_tokens: int, seed
     killed run leaves no half-made directory under `out_dir`'s name.
     """
     if train_tokens < 1 or val_tokens < 1:
-        raise ValueError(f"synthetic data: train_tokens ({train_tokens}) and val_tokens ({val_tokens}) must be >= 1")
+        raise UserError(f"synthetic data: train_tokens ({train_tokens}) and val_tokens ({val_tokens}) must be >= 1")
     if not 300 <= vocab_size <= 65536:
-        raise ValueError(f"synthetic data: vocab_size must be in [300, 65536], got {vocab_size}")
+        raise UserError(f"synthetic data: vocab_size must be in [300, 65536], got {vocab_size}")
     if shard_tokens is not None and shard_tokens < 1:
-        raise ValueError(f"synthetic data: shard_tokens must be >= 1, got {shard_tokens}")
+        raise UserError(f"synthetic data: shard_tokens must be >= 1, got {shard_tokens}")
     out = Path(out_dir).resolve()
     if out.exists() and not out.is_dir():
         raise DataDirError(f"{out_dir}: exists and is not a directory")

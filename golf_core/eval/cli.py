@@ -9,6 +9,7 @@ Bad input is a one-line error before any model is loaded.
 """
 from __future__ import annotations
 
+from golf_core.errors import UserError
 import argparse
 import os
 from pathlib import Path
@@ -73,9 +74,9 @@ def cmd_eval(args) -> int:
 
     spec = load_spec(args.config, args.sets)  # ConfigError: one line, exit 2
     if args.nproc < 1:
-        raise ValueError(f"--nproc must be >= 1 (got {args.nproc})")
+        raise UserError(f"--nproc must be >= 1 (got {args.nproc})")
     if args.nproc > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ValueError("--nproc > 1 inside an already distributed launch (WORLD_SIZE is set)")
+        raise UserError("--nproc > 1 inside an already distributed launch (WORLD_SIZE is set)")
     check_inputs(args.artifact, args.data)
     vocab = int(read_info(args.artifact).run_config.get("model", {}).get("vocab_size", 1024))
     check_data_dir(args.data, vocab, splits=("val",), tokenizer=args.tokenizer)  # ShardError: one line, exit 2

@@ -17,6 +17,7 @@ or not the grid points are compliant: its table marks them), 2 bad input.
 """
 from __future__ import annotations
 
+from golf_core.errors import UserError
 import argparse
 import csv
 import json
@@ -70,7 +71,7 @@ def _mix(args: argparse.Namespace) -> int:
 
     cfgs = load_grid(args.grid)  # validated before any stats are read
     if args.out and Path(args.out).suffix.lower() not in (".json", ".csv"):
-        raise ValueError(f"--out {args.out}: must end in .json or .csv")
+        raise UserError(f"--out {args.out}: must end in .json or .csv")
     run_dir = Path(args.dir)
     rows = grid_rows(run_dir, cfgs, data_dir=args.data_dir, chunk_tokens=args.chunk_tokens,
                      vocab_size=args.vocab_size, device=args.device)
@@ -95,7 +96,7 @@ def _audit(args: argparse.Namespace) -> int:
     if args.dir is None:
         spec = with_overrides(EvalSpec(), sets) if sets else EvalSpec()
         if spec.mixer.mode == "none" and not args.mixer_mode:
-            raise ValueError("give an eval output DIR or --mixer-mode for a standalone audit")
+            raise UserError("give an eval output DIR or --mixer-mode for a standalone audit")
         rep = standalone_audit(spec.mixer, vocab_size=args.vocab_size or 1024, entropy_floor=args.entropy_floor,
                                entropy_floor_kwargs=floor_kw, device=args.device)
     else:

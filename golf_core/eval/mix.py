@@ -23,12 +23,13 @@ from golf_core.eval.bpb import bpb
 from golf_core.eval.config import MixerConfig
 from golf_core.eval.mixer import P_FLOOR, center_table, mixed_nll
 from golf_core.eval.ngram import NgramResult
+from golf_core.errors import UserError
 
 STATS_KEYS = ("target", "prev", "bytes", "p_model", "entropy", "chunk", "pos")
 MAX_GRID = 1_000_000
 
 
-class MixError(ValueError):
+class MixError(UserError):
     """Bad mix input (stats, grid file); one line naming the problem."""
 
 

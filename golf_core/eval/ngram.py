@@ -47,11 +47,12 @@ import torch
 
 from golf_core.eval.config import MixerConfig
 from golf_core.eval.windows import chunk_token_range, num_chunks
+from golf_core.errors import UserError
 
 NO_CTX = 1 << 30  # n_ctx for "every order's context is available"
 
 
-class NgramError(ValueError):
+class NgramError(UserError):
     """Bad input to the n-gram pass (one line naming the problem)."""
 
 

@@ -6,6 +6,7 @@ windows split across ranks (#779: contiguous shares), float64 sums all-reduced.
 """
 from __future__ import annotations
 
+from golf_core.errors import UserError
 import math
 import time
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ def truncate_val(val_tokens: torch.Tensor, eval_cfg: EvalConfig) -> torch.Tensor
     if eval_cfg.tail == "drop":
         usable = ((val_tokens.numel() - 1) // eval_cfg.seq_len) * eval_cfg.seq_len
         if usable <= 0:
-            raise ValueError(f"eval.tail=drop: {val_tokens.numel() - 1} targets hold no whole seq_len "
+            raise UserError(f"eval.tail=drop: {val_tokens.numel() - 1} targets hold no whole seq_len "
                              f"{eval_cfg.seq_len} block")
         val_tokens = val_tokens[: usable + 1]
     return val_tokens

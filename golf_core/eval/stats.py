@@ -16,6 +16,7 @@ import numpy as np
 import torch.distributed as dist
 
 from golf_core.eval.bpb import bpb_of
+from golf_core.errors import UserError
 
 CORE_KEYS = ("target", "prev", "bytes", "p_model", "entropy", "chunk", "pos")
 OPTIONAL_KEYS = ("n_ctx", "order", "p_ngram", "p_mix", "audit_idx", "audit_p_model", "audit_p_ngram", "audit_p_mix")
@@ -28,7 +29,7 @@ DTYPES = {
 STATS_FILE = "token_stats.npz"
 
 
-class StatsError(ValueError):
+class StatsError(UserError):
     """A token_stats file or dict that is missing arrays or has inconsistent lengths."""
 
 

@@ -51,6 +51,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from golf_core.errors import UserError
 
 # PR #2135's rolling hash multipliers (online_ngram_state.c ROLLING_COEFFS); the same constants
 # are needed for the same key collisions.
@@ -66,7 +67,7 @@ KEY_BITS = 38
 MAX_TABLE_BITS = 30
 
 
-class TiltError(ValueError):
+class TiltError(UserError):
     """Bad input to the tilt pass (one line naming the problem)."""
 
 

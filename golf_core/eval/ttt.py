@@ -11,6 +11,7 @@ its log says `ttt:params unfrozen=273412`.
 """
 from __future__ import annotations
 
+from golf_core.errors import UserError
 import math
 
 import torch
@@ -40,7 +41,7 @@ def select_ttt_params(model: torch.nn.Module, cfg: TTTConfig) -> list[tuple[str,
                 chosen.setdefault(id(p), name)
     params = [(chosen[id(p)], p) for _, p in model.named_parameters() if id(p) in chosen]
     if not params:
-        raise ValueError(f"TTT selects no parameters (last_k_blocks={cfg.last_k_blocks}, adapt_norms={cfg.adapt_norms})")
+        raise UserError(f"TTT selects no parameters (last_k_blocks={cfg.last_k_blocks}, adapt_norms={cfg.adapt_norms})")
     return params
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from golf_core.export.bundle import bundle_versions, runtime_modules, runtime_sources, source_root
+from golf_core.errors import UserError
 
 __all__ = ["REQUIREMENTS", "ExportError", "export_script", "requirements_text", "script_sizes", "write_script"]
 
@@ -34,7 +35,7 @@ REQUIREMENTS = ("torch", "numpy", "sentencepiece", "pydantic>=2", "zstandard", "
 _LINE = 120  # characters of base85 per line of the compressed form
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """A config or source that cannot be exported (one line)."""
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from golf_core.errors import UserError
 
 
 def register(sub) -> None:
@@ -32,9 +33,9 @@ def _json(path: Path, what: str) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not JSON ({str(e)[:120]})") from None
+        raise UserError(f"{path}: not JSON ({str(e)[:120]})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise UserError(f"{path}: expected a JSON object")
     return data
 
 
@@ -46,13 +47,13 @@ def load_run(run_dir: Path, eval_dir: Path | None):
 
     info = _json(run_dir / "artifact.json", "not a training run dir: no artifact.json")
     if not isinstance(info.get("run_config"), dict):
-        raise ValueError(f"{run_dir / 'artifact.json'}: has no run_config")
+        raise UserError(f"{run_dir / 'artifact.json'}: has no run_config")
     run = build(RunConfig, info["run_config"])
     spec = None
     if eval_dir is not None:
         res = _json(eval_dir / "result.json", "not an evaluation dir: no result.json")
         if not isinstance(res.get("spec"), dict):
-            raise ValueError(f"{eval_dir / 'result.json'}: has no EvalSpec (`spec`): not an evaluation result")
+            raise UserError(f"{eval_dir / 'result.json'}: has no EvalSpec (`spec`): not an evaluation result")
         spec = build(EvalSpec, res["spec"])
     return run, spec
 
@@ -66,7 +67,7 @@ def cmd_export(args) -> int:
     if not args.force:
         there = [n for n in targets if (out / n).exists()]
         if there:
-            raise ValueError(f"{out / there[0]} exists; pass --force to overwrite it")
+            raise UserError(f"{out / there[0]} exists; pass --force to overwrite it")
     title = args.title or f"{args.run_dir.resolve().name}: exported by golf"
     texts = {form: export_script(run, spec, title, compressed=form == "compressed")
              for form in ("readable", "compressed")}

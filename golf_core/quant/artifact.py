@@ -23,6 +23,7 @@ from golf_core.model.config import ModelConfig
 from golf_core.model.gpt import GPT
 from golf_core.quant.compress import MAX_LEVEL, MAX_OUTPUT_BYTES, CompressionError, compress, decompress, detect
 from golf_core.quant.quantize import dequantize_state_dict, quantize_state_dict
+from golf_core.errors import UserError
 
 if TYPE_CHECKING:  # presets imports quant.config, so quant must not import presets at load time
     from golf_core.presets import RunConfig
@@ -32,7 +33,7 @@ INFO_FILE = "artifact.json"
 PAYLOAD_FORMAT = "golf_artifact_v1"
 
 
-class ArtifactError(ValueError):
+class ArtifactError(UserError):
     """A missing or unreadable artifact; the message names the file and the problem."""
 
 

@@ -12,6 +12,7 @@ import lzma
 import zlib
 
 import zstandard
+from golf_core.errors import UserError
 
 MAX_LEVEL = {"zlib": 9, "lzma": 9, "zstd": 22}
 _XZ_MAGIC = b"\xfd7zXZ\x00"
@@ -21,7 +22,7 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 MAX_OUTPUT_BYTES = 512 * 2**20
 
 
-class CompressionError(ValueError):
+class CompressionError(UserError):
     """A blob none of the known decompressors recognizes, one that is cut short or corrupt, or
     one that would decompress past the bound."""
 

@@ -7,6 +7,7 @@ rank runs this command with the default --nproc 1 and joins the torchrun group. 
 """
 from __future__ import annotations
 
+from golf_core.errors import UserError
 import argparse
 import os
 import sys
@@ -55,10 +56,10 @@ def cmd_train(args) -> int:
 
     cfg = load_preset(args.preset, args.sets)  # ConfigError: one line, exit 2
     if args.nproc < 1:
-        raise ValueError(f"--nproc must be >= 1 (got {args.nproc})")
+        raise UserError(f"--nproc must be >= 1 (got {args.nproc})")
     env_world = int(os.environ.get("WORLD_SIZE", "1"))
     if args.nproc > 1 and env_world > 1:
-        raise ValueError("--nproc > 1 inside an already distributed launch (WORLD_SIZE is set)")
+        raise UserError("--nproc > 1 inside an already distributed launch (WORLD_SIZE is set)")
     check_batch_shape(cfg.train, max(args.nproc, env_world))
     if args.nproc > 1:
         # checked here, once, before N processes start; in-process, run_training checks on rank 0

@@ -6,6 +6,7 @@ already initialized by the caller is used as is and left for the caller to destr
 """
 from __future__ import annotations
 
+from golf_core.errors import UserError
 import json
 import os
 import socket
@@ -40,10 +41,10 @@ def resolve_device(pref: str, local_rank: int = 0) -> torch.device:
     """'auto' -> the local GPU if there is one, else CPU; 'cuda' without a GPU is an input error."""
     if pref == "cuda" or (pref == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise ValueError("train.device=cuda but no CUDA device is available")
+            raise UserError("train.device=cuda but no CUDA device is available")
         return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
     if pref not in ("auto", "cpu"):
-        raise ValueError(f"train.device: unknown device {pref!r}")
+        raise UserError(f"train.device: unknown device {pref!r}")
     return torch.device("cpu")
 
 
@@ -60,7 +61,7 @@ def setup(device_pref: str) -> DistContext:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
     if world < 1 or not 0 <= rank < world:
-        raise ValueError(f"bad distributed environment: RANK={rank} WORLD_SIZE={world}")
+        raise UserError(f"bad distributed environment: RANK={rank} WORLD_SIZE={world}")
     device = resolve_device(device_pref, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -68,7 +69,7 @@ def setup(device_pref: str) -> DistContext:
         return DistContext(0, 1, local_rank, device, owns_group=False)
     for var in ("MASTER_ADDR", "MASTER_PORT"):
         if var not in os.environ:
-            raise ValueError(f"WORLD_SIZE={world} but {var} is not set")
+            raise UserError(f"WORLD_SIZE={world} but {var} is not set")
     if device.type == "cuda":
         dist.init_process_group(backend="nccl", device_id=device)
     else:

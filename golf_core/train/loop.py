@@ -11,6 +11,7 @@ decoupled weight decay, the wallclock reserve.
 """
 from __future__ import annotations
 
+from golf_core.errors import UserError
 import contextlib
 import copy
 import math
@@ -82,10 +83,10 @@ class TrainLog:
 def check_batch_shape(train, world_size: int) -> int:
     """grad_accum_steps for this world size; input errors before any expensive work."""
     if train.micro_batches % world_size:
-        raise ValueError(f"train.micro_batches {train.micro_batches} is not divisible by world_size {world_size}")
+        raise UserError(f"train.micro_batches {train.micro_batches} is not divisible by world_size {world_size}")
     per_micro = train.train_batch_tokens // train.micro_batches
     if train.train_batch_tokens % train.micro_batches or per_micro % train.train_seq_len:
-        raise ValueError(
+        raise UserError(
             f"train.train_batch_tokens {train.train_batch_tokens} must split into micro_batches "
             f"{train.micro_batches} x whole sequences of train_seq_len {train.train_seq_len}")
     return train.micro_batches // world_size

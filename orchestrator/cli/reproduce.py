@@ -2,6 +2,7 @@
 train_gpt.py for its seeds, end to end, and its records/ folder."""
 from __future__ import annotations
 
+from golf_core.errors import UserError
 import sys
 
 __all__ = ["register", "cmd_reproduce"]
@@ -107,7 +108,7 @@ def _script_reproduction(args):
     kw = dict(seeds=parse_seeds(args.seeds), set_env=parse_set_env(args.set_env), gpus_per_job=args.gpus_per_job,
               data=args.data, tokenizer=args.tokenizer, claim=parse_claim(args.claim), workspace=Path.cwd())
     if args.gpus_per_job is not None and not 1 <= args.gpus_per_job <= 64:
-        raise ValueError(f"--gpus-per-job must lie in 1..64 (got {args.gpus_per_job})")
+        raise UserError(f"--gpus-per-job must lie in 1..64 (got {args.gpus_per_job})")
     if Path(args.spec).is_dir():
         return record_dir_reproduction(args.spec, script=args.script, **kw)
     from orchestrator.spec.sweep import load_sweep
@@ -117,7 +118,7 @@ def _script_reproduction(args):
         return spec_reproduction(sweep, **kw)
     given = [f"--{f.replace('_', '-')}" for f in _SCRIPT_FLAGS if getattr(args, f) not in (None, [])]
     if given:
-        raise ValueError(f"{' '.join(given)}: only for a record folder or a script spec ({args.spec} is a preset spec)")
+        raise UserError(f"{' '.join(given)}: only for a record folder or a script spec ({args.spec} is a preset spec)")
     return None
 
 

@@ -59,7 +59,7 @@ def cmd_run(args) -> int:
     from orchestrator.plan.build import load_plan
     from orchestrator.run.progress import SweepProgress
     from orchestrator.spec.sweep import SpecError
-    from orchestrator.run.sweep import prepare_sweep, ray_runner
+    from orchestrator.run.start import prepare_sweep, ray_runner
     from orchestrator.tracking import redact
     from orchestrator.tracking.links import look_with
 
@@ -71,7 +71,7 @@ def cmd_run(args) -> int:
         plan = load_plan(args.spec, workspace=Path.cwd())
     except SpecError as e:  # the same `SPEC: field: problem` as `golf validate`, on one line
         raise SpecError([f"{args.spec}: {line}" for line in e.lines]) from None
-    if plan.spec_dump.get("stages"):  # stage after stage: orchestrator.run.stages
+    if plan.sweep.stages:  # stage after stage: orchestrator.run.stages
         return _run_staged(args, console, say, t0)
     run = prepare_sweep(plan, Path.cwd(), tracking_uri=args.tracking_uri, work_dir=args.work_dir, say=say)
     uri = run.uri
@@ -114,14 +114,14 @@ def cmd_run(args) -> int:
 def _run_staged(args, console, say, t0: float) -> int:
     from orchestrator.run.progress import SweepProgress
     from orchestrator.run.stages import run_stages
-    from orchestrator.run.sweep import prepare_sweep, ray_runner
+    from orchestrator.run.start import prepare_sweep, ray_runner
     from orchestrator.spec.sweep import load_sweep
 
     sweep = load_sweep(args.spec)
     progress = SweepProgress(console, live=False if args.no_progress else None,
                              heartbeat_s=getattr(args, "status_every", 30.0))
     runner = ray_runner(address=args.address, num_cpus=args.num_cpus, num_gpus=args.num_gpus, progress=progress,
-                        say=say, tokenizer=None, reuse=not getattr(args, "no_reuse", False), lease_wait=args.wait,
+                        say=say, reuse=not getattr(args, "no_reuse", False), lease_wait=args.wait,
                         lease_timeout_s=args.lease_timeout)
     records: list = []
     done = run_stages(sweep, Path.cwd(), lambda plan: prepare_sweep(plan, Path.cwd(), tracking_uri=args.tracking_uri,

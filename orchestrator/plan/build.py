@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Literal
 
@@ -58,8 +58,10 @@ class Plan:
     sweep_identity: str
     jobs: tuple[Job, ...]  # topologically ordered: every dep precedes its dependents
     data: DataConfig
-    retries: int = 1
-    spec_dump: dict[str, Any] = field(default_factory=dict)
+    retries: int = 1  # the Sweep's (its default decided there, once); the driver takes it as is
+    # the typed Sweep this plan was built from: decisions read it (data.external, description,
+    # stages), never a dump of it; None for plans tests build by hand
+    sweep: Sweep | None = None
     data_identity: str = ""
     # an optuna script sweep: its jobs come from the study at run time (orchestrator.run.trials)
     study: Any = None  # orchestrator.plan.script.EnvStudy
@@ -69,6 +71,20 @@ class Plan:
     reference: Any = None  # prune.against's curves: {seed: [(train s, value)]}, read at plan time
     stage: str | None = None  # a staged sweep's stage (orchestrator.plan.stages)
     stage_points: Any = None  # that stage's job identity -> its env point (what promotion ranks)
+
+    @property
+    def spec_dump(self) -> dict[str, Any]:
+        """The sweep as JSON-able data: what a record folder writes as its spec.yaml (not read back)."""
+        return self.sweep.model_dump(mode="json") if self.sweep is not None else {}
+
+    @property
+    def external(self) -> bool:
+        """`data.external`: the data path may leave the workspace."""
+        return bool(self.sweep is not None and self.sweep.data.external)
+
+    @property
+    def description(self) -> str:
+        return self.sweep.description if self.sweep is not None else ""
 
     def by_kind(self, kind: str) -> tuple[Job, ...]:
         """The jobs whose `kind` label is `kind` (what counts and displays group by)."""
@@ -267,7 +283,7 @@ def _finish_plan(sweep: Sweep, jobs: tuple[Job, ...], data: DataConfig, data_id:
     if len(set(ids)) != len(ids):  # spec validation makes this impossible; guard the invariant
         raise ConfigError("plan: two jobs share an identity")
     sweep_id = sweep_identity(sweep.name, ids, study)
-    return Plan(sweep.name, sweep_id, jobs, data, sweep.retries, sweep.model_dump(mode="json"), data_id, study,
+    return Plan(sweep.name, sweep_id, jobs, data, sweep.retries, sweep, data_id, study,
                 prune=sweep.prune, budget=sweep.budget)
 
 

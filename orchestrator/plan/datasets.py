@@ -7,6 +7,7 @@ one-line error naming the missing split and the download command; its files stay
 """
 from __future__ import annotations
 
+from golf_core.errors import UserError
 import hashlib
 import json
 import os
@@ -131,9 +132,9 @@ def ensure_data(data: DataConfig, ddir: Path, say: Callable[[str], None]) -> Non
     if data.source == "fineweb" or (entries and not golf_made):
         what = " and ".join(missing)
         if not entries:
-            raise ValueError(f"data.path {data.path}: no train/val shards in {ddir}; download them first: "
+            raise UserError(f"data.path {data.path}: no train/val shards in {ddir}; download them first: "
                              f"{_download(data)}")
-        raise ValueError(f"data.path {data.path}: {what} shards (fineweb_{missing[0]}_*.bin) missing in {ddir}, "
+        raise UserError(f"data.path {data.path}: {what} shards (fineweb_{missing[0]}_*.bin) missing in {ddir}, "
                          f"which holds {len(entries)} other file(s) golf leaves untouched; finish the download: "
                          f"{_download(data)}")
     from golf_core.data.synthetic import make_synthetic

@@ -27,6 +27,7 @@ from orchestrator.spec.script import (
 )
 from orchestrator.spec.io import SpecError
 from workers.contract import ScriptRef, ScriptTrainJob
+from workers.search_space import Domain, FloatRange, contains, decode_space
 
 __all__ = ["ENTRY", "EnvStudy", "ScriptBundle", "env_study", "load_bundle", "script_files", "script_job",
            "script_jobs"]
@@ -148,11 +149,6 @@ def script_jobs(sweep: Any, data_id: str, workspace: str | Path = ".") -> list:
     return jobs
 
 
-def optuna_plan(sweep: Any) -> dict | None:
-    """The study an optuna script sweep runs (the driver asks it for trials)."""
-    return optuna_env_study(sweep.train, sweep.search)
-
-
 @dataclass(frozen=True)
 class EnvStudy:
     """An optuna search over a script's env: what a trial is and how it becomes jobs.
@@ -192,23 +188,24 @@ class EnvStudy:
         """A trial's values back from a job's env strings (MLflow's `env.*` params), or None when
         one is missing or outside the space (the run was not of this study)."""
         out: dict[str, Any] = {}
-        for name, dom in self.space.items():
+        for name, dom in self.domains.items():
             raw = env.get(name)
             if raw is None:
                 return None
-            if "choices" in dom:
-                if raw not in dom["choices"]:
+            if isinstance(dom, FloatRange):
+                try:
+                    raw = float(raw)  # env_str wrote repr(float): the sampler's value exactly
+                except ValueError:
                     return None
-                out[name] = raw
-                continue
-            try:
-                x = float(raw)  # env_str wrote repr(float): the sampler's value exactly
-            except ValueError:
+            if not contains(dom, raw):
                 return None
-            if not dom["low"] <= x <= dom["high"]:
-                return None
-            out[name] = x
+            out[name] = raw
         return out
+
+    @property
+    def domains(self) -> dict[str, Domain]:
+        """The space read by the one decoder (workers.search_space)."""
+        return decode_space(self.space)
 
 
 def env_study(sweep: Any, data_id: str, workspace: str | Path = ".") -> EnvStudy | None:

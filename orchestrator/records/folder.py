@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from golf_core.logparse import LogParseError, LogSummary, parse_log_file
+from golf_core.errors import UserError
 
 __all__ = ["ReadmeRun", "RecordFolder", "RecordFolderError", "SeedLog", "claim_of", "read_record_folder", "readme_command",
            "readme_run"]
@@ -26,7 +27,7 @@ _ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
 LOG_SUFFIXES = (".log", ".txt")
 
 
-class RecordFolderError(ValueError):
+class RecordFolderError(UserError):
     """A folder that is not a readable record folder; the message is one line naming it."""
 
 

@@ -25,6 +25,7 @@ journal: nothing here is lost if it fails, the folder is still on disk.
 """
 from __future__ import annotations
 
+from golf_core.errors import UserError
 import time
 import datetime as _dt
 import re
@@ -187,7 +188,7 @@ def import_records(dirs: list[str | Path], experiment: str = DEFAULT_EXPERIMENT,
     (ImportResult.bad_folders), the rest import. When no folder can be read, RecordFolderError
     (one line naming them) and nothing is sent."""
     if not experiment or not experiment.strip():
-        raise ValueError("--experiment must be a non-empty name")
+        raise UserError("--experiment must be a non-empty name")
     folders, bad = [], []
     for d in dirs:
         try:

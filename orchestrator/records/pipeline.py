@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from golf_core.errors import UserError
 from orchestrator.records import stats as S
 from orchestrator.records.write import TRACK_DIR, FolderParts, folder_name, write_folder
 
@@ -35,7 +36,7 @@ __all__ = ["JudgedRun", "RecordSource", "RecordSpecError", "ReproduceError", "Re
            "record_from_report", "reproduce_record"]
 
 
-class RecordSpecError(ValueError):
+class RecordSpecError(UserError):
     """The spec does not describe one record claim (one line per problem, joined by '; ')."""
 
 
@@ -113,9 +114,9 @@ def data_check(tokenizer_name: str) -> dict:
 def _check_numbers(best_bpb: float | None, best_loss: float | None, alpha: float) -> None:
     for flag, v in (("--best-bpb", best_bpb), ("--best-loss", best_loss)):
         if v is not None and not (math.isfinite(v) and v > 0):
-            raise ValueError(f"{flag} must be a positive number (got {v})")
+            raise UserError(f"{flag} must be a positive number (got {v})")
     if not (math.isfinite(alpha) and 0 < alpha < 1):
-        raise ValueError(f"--alpha must lie in (0, 1) (got {alpha})")
+        raise UserError(f"--alpha must lie in (0, 1) (got {alpha})")
 
 
 def reproduce_record(source: RecordSource, *, name: str | None = None, out: str | Path = TRACK_DIR,
@@ -127,11 +128,11 @@ def reproduce_record(source: RecordSource, *, name: str | None = None, out: str 
 
     run_fn(plan, tracker, data_dir, work_dir) -> SweepReport (orchestrator.run.driver's shape:
     `.outcomes` {identity: JobOutcome(job, state, result, verdict, run_id, reason)}); default:
-    orchestrator.run.sweep.ray_runner(**ray): the driver on a local Ray (or $RAY_ADDRESS), as
+    orchestrator.run.start.ray_runner(**ray): the driver on a local Ray (or $RAY_ADDRESS), as
     `golf run` drives it. Input errors (name, date, numbers, data, tracking store) raise
     ValueError before anything runs; jobs that fail raise ReproduceError after the run."""
     from orchestrator.plan.build import build_plan
-    from orchestrator.run.sweep import prepare_sweep, ray_runner
+    from orchestrator.run.start import prepare_sweep, ray_runner
     from orchestrator.tracking import redact
 
     workspace = Path(workspace).resolve()
@@ -140,7 +141,7 @@ def reproduce_record(source: RecordSource, *, name: str | None = None, out: str 
     dest = (Path(out) if Path(out).is_absolute() else workspace / out) / folder_name(date, name)
     if source.source_dir is not None and dest.resolve() == Path(source.source_dir).resolve():
         # the output's README.md, submission.json and logs would replace the record's own
-        raise ValueError(f"{dest}: is the record folder being reproduced; give another --name, --date or --out")
+        raise UserError(f"{dest}: is the record folder being reproduced; give another --name, --date or --out")
     if best_bpb is None and best_loss is None:
         best_bpb = S.DEFAULT_BEST_BPB  # shared/CONTEXT.md: the best legal 3-seed mean at the last look
     _check_numbers(best_bpb, best_loss, alpha)
@@ -171,7 +172,7 @@ def record_from_report(source: RecordSource, plan: Any, report: Any, run: Any, *
     """The statistics and the record folder of `source` from the jobs a run finished: what
     `golf reproduce` does after its seeds ran, and what a staged sweep's `reproduce: true` stage
     does with its jobs (`report` holding only the reproduced configuration's jobs). `run` is
-    orchestrator.run.sweep.prepare_sweep's (its tracking URI, data dir, tokenizer and tracker).
+    orchestrator.run.start.prepare_sweep's (its tracking URI, data dir, tokenizer and tracker).
     ReproduceError when a seed did not finish."""
     from golf_core.data.shards import find_tokenizer
 

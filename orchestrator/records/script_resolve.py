@@ -18,6 +18,7 @@ A folder without train_gpt.py or without a torchrun command is a one-line error
 """
 from __future__ import annotations
 
+from golf_core.errors import UserError
 import math
 import re
 import shutil
@@ -116,7 +117,7 @@ def parse_seeds(text: str | None) -> tuple[int, ...] | None:
         return None
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts or not all(re.fullmatch(r"\d+", p) for p in parts):
-        raise ValueError(f"--seeds: a comma-separated list of non-negative integers (got {text!r})")
+        raise UserError(f"--seeds: a comma-separated list of non-negative integers (got {text!r})")
     return tuple(int(p) for p in parts)
 
 
@@ -128,7 +129,7 @@ def parse_set_env(items: list[str] | None) -> dict[str, str]:
     for item in items or ():
         key, eq, value = item.partition("=")
         if not eq or not ENV_NAME.match(key):
-            raise ValueError(f"--set-env: expected KEY=VALUE with KEY an environment variable name (got {item!r})")
+            raise UserError(f"--set-env: expected KEY=VALUE with KEY an environment variable name (got {item!r})")
         out[key] = value
     return out
 
@@ -143,21 +144,21 @@ def parse_claim(text: str | None) -> dict | None:
         v = None
     if v is not None:
         if not (math.isfinite(v) and v > 0):
-            raise ValueError(f"--claim must be a positive val_bpb or a submission.json (got {text!r})")
+            raise UserError(f"--claim must be a positive val_bpb or a submission.json (got {text!r})")
         return {"source": "--claim", "val_bpb": None, "mean": v, "std": None, "n": None}
     p = Path(text)
     p = p / "submission.json" if p.is_dir() else p
     if not p.is_file():
-        raise ValueError(f"--claim: {text}: neither a number nor a submission.json")
+        raise UserError(f"--claim: {text}: neither a number nor a submission.json")
     import json
 
     try:
         sub = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"--claim: {p}: not valid JSON ({e})".splitlines()[0]) from None
+        raise UserError(f"--claim: {p}: not valid JSON ({e})".splitlines()[0]) from None
     claim = claim_of(sub, str(p)) if isinstance(sub, dict) else None
     if claim is None:
-        raise ValueError(f"--claim: {p} states no val_bpb")
+        raise UserError(f"--claim: {p} states no val_bpb")
     return claim
 
 # ---------------------------------------------------------------------------------------------
@@ -200,7 +201,7 @@ def _vocab(env: dict[str, str], default: int = 1024) -> int:
     if raw is None:
         return default
     if not re.fullmatch(r"\d+", raw.strip()):
-        raise ValueError(f"VOCAB_SIZE={raw!r} is not an integer")
+        raise UserError(f"VOCAB_SIZE={raw!r} is not an integer")
     return int(raw)
 
 

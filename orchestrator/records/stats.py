@@ -14,6 +14,7 @@ import math
 from typing import Any, Mapping
 
 from golf_core.eval.bpb import LN2
+from golf_core.errors import UserError
 
 __all__ = [
     "ALPHA", "CLAIM_VERDICTS", "DEFAULT_BEST_BPB", "DEFAULT_BEST_SOURCE", "LN2", "MIN_IMPROVEMENT_NATS",
@@ -37,7 +38,7 @@ VERDICTS = ("record", "not significant", "not better")
 _RATIO_RTOL = 1e-6
 
 
-class RecordError(ValueError):
+class RecordError(UserError):
     """Inputs that cannot make a record claim (one line naming what is wrong)."""
 
 

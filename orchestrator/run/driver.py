@@ -70,9 +70,11 @@ class _Driver(ScriptLive, Live):
         self.track = TrackingAdapter(tracker, spool_dir=os.path.join(opts.work_dir, "spool") if opts.work_dir else None,
                                      reuse=opts.reuse)
         self.runner = opts.runner if opts.runner is not None else GolfRunner()
-        self.data_dir = str(opts.data_dir or plan.data.path)
-        self.tokenizer = opts.tokenizer_path or getattr(plan.data, "tokenizer_path", None)
-        retries = opts.retries if opts.retries is not None else int(getattr(plan, "retries", 2))
+        # decided once, before the driver (orchestrator.run.start.prepare_sweep: the data dir and
+        # tokenizer resolved against the workspace; the Sweep: retries), taken here as they are
+        self.data_dir = opts.data_dir
+        self.tokenizer = opts.tokenizer_path
+        retries = opts.retries if opts.retries is not None else plan.retries
         self.jobs = {j.identity: j for j in plan.jobs}
         self.report = SweepReport(plan, {j.identity: JobOutcome(j) for j in plan.jobs}, time.time())
         # where jobs run: Ray (the default), or the caller's Launcher (a test's fake: no Ray at all)
@@ -118,6 +120,7 @@ class _Driver(ScriptLive, Live):
 
     def resume(self) -> None:
         live = self.lease.live_sweeps if self.lease is not None else None
+        # also closes the RUNNING runs a dead driver left as KILLED (never a live sweep's: the lease tells)
         self.report.sweep_run_id = self.track.start_sweep(self.plan, live_sweeps=live)
         for job in self.plan.jobs:
             out = self.report.outcomes[job.identity]
@@ -126,8 +129,6 @@ class _Driver(ScriptLive, Live):
                 self.spend.reused(out.result)
                 if self.spend.hook is not None and kinds.of(job).trains:  # a partial earlier run's trials
                     self.spend.known_curve(out, self.track.history)
-                continue
-            self.track.close_stale(job)  # RUNNING runs of a dead driver -> KILLED
         earlier = self.spend.earlier(self.track.t)  # trials an earlier run pruned: not rerun
         for out in self.report.outcomes.values():
             tags = earlier.get(self.spend.trial(out.job)) if out.state == JobState.PENDING else None

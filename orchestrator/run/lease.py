@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Callable
 
 from orchestrator.tracking.client import _query, make_client
+from golf_core.errors import UserError
 
 __all__ = ["LeaseHeld", "LeaseInfo", "LeaseLost", "SweepLease", "TAG_PREFIX", "machine_id"]
 
@@ -56,15 +57,15 @@ TAG_PREFIX = "golf.lease."
 DEFAULT_TIMEOUT_S = 60.0
 
 
-class LeaseHeld(ValueError):
-    """Another live driver runs this sweep (a ValueError: `golf` prints it as one line, exit 2)."""
+class LeaseHeld(UserError):
+    """Another live driver runs this sweep (a UserError: `golf` prints it as one line, exit 2)."""
 
     def __init__(self, message: str, info: "LeaseInfo | None" = None):
         super().__init__(message)
         self.info = info
 
 
-class LeaseLost(ValueError):
+class LeaseLost(UserError):
     """Another driver took our lease over (we missed heartbeats past the timeout)."""
 
 

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from golf_core.errors import UserError
 
 __all__ = ["AuthError", "connect", "job_client", "reap_dead", "record_processes", "resolve_token", "scrub",
            "TOKEN_HELP"]
@@ -24,7 +25,7 @@ TOKEN_HELP = ("get it on the head node with `ray get-auth-token` (or copy ~/.ray
               "--token-file PATH or set GOLF_RAY_TOKEN")
 
 
-class AuthError(ValueError):
+class AuthError(UserError):
     """The cluster refused us: no token, or the wrong one. One line, says how to get it."""
 
 
@@ -130,7 +131,7 @@ def job_client(address: str, token_file: str | None = None):
         raise (_no_answer(address, e) or ValueError(f"cannot reach the Ray dashboard at {address}: "
                                                     f"{_one_line(e, token)}")) from None
     except (ConnectionError, ValueError, RuntimeError) as e:  # a bad header value names it: scrub
-        raise ValueError(f"cannot reach the Ray dashboard at {address}: {_one_line(e, token)}") from None
+        raise UserError(f"cannot reach the Ray dashboard at {address}: {_one_line(e, token)}") from None
 
 
 def _auth_error(address: str, token: str | None, source: str, err: Exception) -> AuthError:
@@ -155,7 +156,7 @@ def call(client, address: str, token_file: str | None, fn):
         raise (_no_answer(address, e) or ValueError(f"{address}: {_one_line(e, token)}")) from None
     except (RuntimeError, ConnectionError, ValueError) as e:  # 404 unknown job, dashboard gone: one line
         token, _ = resolve_token(token_file)
-        raise ValueError(f"{address}: {_one_line(e, token)}") from None
+        raise UserError(f"{address}: {_one_line(e, token)}") from None
 
 
 # -- the in-process cluster: loopback only, and nothing left behind ---------------------------

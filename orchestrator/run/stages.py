@@ -13,7 +13,7 @@ __all__ = ["run_stages"]
 def run_stages(sweep: Any, workspace: Path, prepare: Callable[[Any], Any], runner: Callable,
                say: Callable[[str], None], records: list | None = None) -> list[tuple[Any, Any]]:
     """Run every stage; returns [(plan, report)] of the stages that ran. `prepare(plan)` is
-    orchestrator.run.sweep.prepare_sweep bound to the CLI's options; `runner` its run function.
+    orchestrator.run.start.prepare_sweep bound to the CLI's options; `runner` its run function.
     A last stage with `reproduce: true` appends to `records` one ReproduceResult per
     configuration it ran (None for one whose seeds did not all finish: the line says why)."""
     from dataclasses import replace
@@ -36,7 +36,7 @@ def run_stages(sweep: Any, workspace: Path, prepare: Callable[[Any], Any], runne
             f"{len(plan.jobs) // max(1, len(points))} seed(s) = {len(plan.jobs)} jobs")
         run = prepare(plan)
         try:
-            report = runner(plan, run.tracker, run.data_dir, run.work)
+            report = runner(plan, run.tracker, run.data_dir, run.work, tokenizer=run.tokenizer)
             if stage.reproduce:  # the last stage (orchestrator.spec.spend): its jobs are the claim's seeds
                 found = reproduce_stage(sweep, i, plan, report, run, workspace, say)
                 if records is not None:

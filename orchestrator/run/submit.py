@@ -6,6 +6,7 @@ installed, docker/). Every request carries the cluster's auth token (orchestrato
 """
 from __future__ import annotations
 
+from golf_core.errors import UserError
 import os
 import shlex
 import shutil
@@ -33,7 +34,7 @@ def check_remote_tracking_uri(uri: str | None) -> None:
     if scheme in ("sqlite", "file", "") or uri.startswith(("sqlite:", "file:")):
         from orchestrator.tracking import redact
 
-        raise ValueError(f"--tracking-uri {redact(uri)}: a local store would live in the Ray job's temporary "
+        raise UserError(f"--tracking-uri {redact(uri)}: a local store would live in the Ray job's temporary "
                          "working dir and vanish with it; pass the cluster's MLflow server (http://...)")
 
 
@@ -92,7 +93,7 @@ def _client(args):
     address = args.address or default_address()
     if not address.startswith(("http://", "https://")):  # Ray's client would fail with a traceback
         shown = address.rsplit("@", 1)[-1]  # never echo credentials written into it
-        raise ValueError(f"--address {shown}: the Ray dashboard URL needs a scheme, e.g. http://{shown}")
+        raise UserError(f"--address {shown}: the Ray dashboard URL needs a scheme, e.g. http://{shown}")
     return job_client(address, args.token_file), address
 
 

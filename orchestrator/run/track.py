@@ -93,16 +93,19 @@ class TrackingAdapter:
         self._plan_ids = {j.identity for j in plan.jobs}  # the reuse lookup reads these runs only
         self.sweep = self.t.start_sweep(plan.sweep_identity, params={"golf.sweep_name": plan.sweep_name},
                                         name=plan.sweep_name)
-        # runs a dead driver left RUNNING (after start_sweep, so our own parent run is ours; the
-        # driver holds this sweep's lease by now); runs of other sweeps whose driver is alive
-        # (live_sweeps(): their leases are live) are not stale
+        # RUNNING runs of a dead driver -> KILLED `stale`, with whatever log they had streamed
+        # (after start_sweep, so our own parent run is ours; the driver holds this sweep's lease
+        # by now); runs of other sweeps whose driver is alive (live_sweeps(): their leases are
+        # live) are not stale. Tests: test_driver_resume.py (a SIGKILLed driver's run), test_lease.py
+        # (a live sweep's run kept)
         self.t.close_stale_running(None, live_sweeps=live_sweeps)
         return self.sweep.key
 
     def find_finished(self, job) -> Reused | None:
         """The record of `job`: a FINISHED run that computed it, in any experiment of the store.
-        One in this experiment wins (the newest: a `--no-reuse` recompute supersedes); else the
-        newest elsewhere, which this sweep then shows as a child run tagged golf.reused_from
+        The one lookup of a finished job (the driver's resume, tests). Tie rule: one in this
+        experiment wins, the newest of them (a `--no-reuse` recompute supersedes the run it
+        recomputed); else the newest elsewhere, which this sweep then shows as a child run tagged golf.reused_from
         (once: a rerun finds that copy in its experiment and adds no second one)."""
         if not self.reuse:
             return None
@@ -135,11 +138,6 @@ class TrackingAdapter:
     def study_runs(self, study: str) -> list:
         """The FINISHED runs of an optuna env study in this experiment (orchestrator.run.trials)."""
         return self.t.study_runs(study) if self.reuse else []
-
-    def close_stale(self, job) -> None:
-        """Nothing per job: start_sweep has already closed every RUNNING run a dead driver left in
-        this experiment as KILLED (`golf.killed_reason=stale`), with whatever log it had streamed
-        (tests/orchestrator/run/test_driver_resume.py, test_script_jobs.py's kill -9 test)."""
 
     def open(self, job, attempt: int, parent: str | None) -> str:
         h = self.t.start_job(job, attempt=attempt)

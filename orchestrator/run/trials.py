@@ -27,6 +27,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from workers.search_space import ask, distribution, new_study
+
 __all__ = ["EnvTrials", "Told", "trial_seed"]
 
 DONE = ("finished", "reused")
@@ -72,13 +74,9 @@ class EnvTrials:
     """One optuna env study of a sweep (orchestrator.plan.script.EnvStudy), in memory."""
 
     def __init__(self, study: Any):
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.spec = study
         self.dists = self._distributions()
-        self.study = optuna.create_study(direction="minimize",
-                                         sampler=optuna.samplers.TPESampler(seed=int(study.seed)))
+        self.study = new_study(study.seed)
         self.open: dict[int, _Open] = {}
         self.told: list[Told] = []
         self.queued: list[tuple[int, dict[str, Any]]] = []  # partly finished trials, asked again first
@@ -86,11 +84,7 @@ class EnvTrials:
         self.next_number = 0
 
     def _distributions(self) -> dict[str, Any]:
-        from optuna.distributions import CategoricalDistribution, FloatDistribution
-
-        return {name: CategoricalDistribution(dom["choices"]) if "choices" in dom else
-                FloatDistribution(float(dom["low"]), float(dom["high"]), log=bool(dom.get("log")))
-                for name, dom in self.spec.space.items()}
+        return {name: distribution(d) for name, d in self.spec.domains.items()}
 
     # ---------------------------------------------------------------- resume
     def resume(self, records: list[Any]) -> int:
@@ -151,10 +145,7 @@ class EnvTrials:
             number = self.next_number
             self.next_number += 1
         self.study.sampler = optuna.samplers.TPESampler(seed=trial_seed(int(self.spec.seed), number))
-        trial = self.study.ask()
-        values = {name: trial.suggest_categorical(name, dom["choices"]) if "choices" in dom else
-                  trial.suggest_float(name, float(dom["low"]), float(dom["high"]), log=bool(dom.get("log")))
-                  for name, dom in self.spec.space.items()}
+        trial, values = ask(self.study, self.spec.domains)
         jobs = self.spec.jobs(number, values)
         self.open[number] = _Open(number, trial, values, jobs)
         self.asked += 1

@@ -18,13 +18,15 @@ __all__ = ["DriverOptions", "JobOutcome", "JobState", "SweepReport", "TERMINAL",
 
 @dataclass
 class DriverOptions:
-    data_dir: str | None = None  # default: plan.data.path
-    tokenizer_path: str | None = None  # default: plan.data.tokenizer_path, else found from data_dir
+    # the data dir and tokenizer prepare_sweep resolved (orchestrator.run.start); None: the runner
+    # reads no data (tests' stand-ins) / the tokenizer is found from the data dir
+    data_dir: str | None = None
+    tokenizer_path: str | None = None
     work_dir: str | None = None  # per-node scratch for job outputs (default: a temp dir)
     runner: Any = None  # default GolfRunner(); tests and the benchmark inject stand-ins
     # where jobs run (orchestrator.run.scheduler.Launcher); default: Ray (orchestrator.run.ray_launcher)
     launcher: Any = None
-    retries: int | None = None  # default: plan.retries, else 2
+    retries: int | None = None  # None: plan.retries (the Sweep's `retries`, default 1)
     use_gpus: bool | None = None  # default: the cluster has GPUs
     max_workers: int | None = None  # default: GPUs (or CPUs) in the cluster
     actor_depth: int = 2  # calls queued per eval actor: hides the driver's round trip

@@ -21,6 +21,7 @@ from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError,
 from golf_core.config import MAX_SEED, Frozen
 from golf_core.eval.config import MixerConfig
 from orchestrator.spec.io import clean_msg, golf_error
+from workers.search_space import decode_space, draw, encode
 
 MODES = ("none", "hashed_target", "normalized", "tilt")
 # MixerConfig fields a spec may sweep, in the order points are enumerated (and named).
@@ -168,11 +169,9 @@ class MixerSpec(Frozen):
         v = getattr(self, name)
         if isinstance(v, Range):
             return v
-        if name == "orders":
+        if name == "orders":  # one value is itself a tuple (an order set): an axis is a tuple of them
             return v if v and isinstance(v[0], tuple) else (v,)
-        if name == "entropy_centers":
-            return v if isinstance(v, tuple) else (v,)
-        return v if isinstance(v, tuple) else (v,)
+        return v if isinstance(v, tuple) else (v,)  # entropy_centers' one value is a dict or None
 
     @property
     def mixing_modes(self) -> tuple[str, ...]:
@@ -234,13 +233,6 @@ def upper_points(mixer: MixerSpec, search: Search) -> int:
     return sum(math.prod(len(mixer.axis(n)) for n in mode_axes(m)) for m in mixer.mixing_modes) + n_none
 
 
-def _draw(ax: tuple | Range, rng: random.Random) -> Any:
-    if isinstance(ax, Range):
-        x = math.exp(rng.uniform(math.log(ax.low), math.log(ax.high))) if ax.log else rng.uniform(ax.low, ax.high)
-        return float(f"{x:.6g}")  # readable names/params; far finer than any effect
-    return ax[rng.randrange(len(ax))]
-
-
 def _first(ax: tuple | Range) -> Any:
     return (ax.low + ax.high) / 2 if isinstance(ax, Range) else ax[0]
 
@@ -254,9 +246,9 @@ def _raw_points(mixer: MixerSpec, search: Search) -> list[dict[str, Any]]:
         rng, out = random.Random(search.seed), []
         for _ in range(search.n):
             for _attempt in range(100):
-                pt = {n: _draw(axes[n], rng) for n in MIX_AXES}
+                pt = {n: draw(axes[n], rng) for n in MIX_AXES}
                 # tilt axes drawn only when tilt runs: random specs without tilt draw as before
-                pt.update({n: _draw(axes[n], rng) if "tilt" in mixer.modes else _first(axes[n]) for n in TILT_AXES})
+                pt.update({n: draw(axes[n], rng) if "tilt" in mixer.modes else _first(axes[n]) for n in TILT_AXES})
                 if _config_error(pt, mixer) is None:
                     break
             out.append(pt)
@@ -285,7 +277,7 @@ def point_error(mixer: MixerSpec, search: Search) -> str | None:
     if search.kind == "optuna":  # the space must hold valid points at all
         rng = random.Random(0)
         axes = {n: mixer.axis(n) for n in AXES}
-        draws = [{n: _draw(axes[n], rng) for n in AXES} for _ in range(200)]
+        draws = [{n: draw(axes[n], rng) for n in AXES} for _ in range(200)]
         errs = [_config_error(pt, mixer) for pt in draws]
         if all(errs):
             return f"no valid point in the search space: {errs[0]} (e.g. {_describe(draws[0], mixer)})"
@@ -332,10 +324,8 @@ def optuna_studies(mixer: MixerSpec, search: Search) -> tuple[dict, ...]:
         base, space = {}, {}
         for name in mode_axes(m):
             ax = mixer.axis(name)
-            if isinstance(ax, Range):
-                space[name] = {"low": ax.low, "high": ax.high, "log": ax.log}
-            elif len(ax) > 1:
-                space[name] = {"choices": [_jsonable(x) for x in ax]}
+            if isinstance(ax, Range) or len(ax) > 1:
+                space[name] = encode(ax, _jsonable)
             else:
                 base[name] = _jsonable(ax[0])
         if m != "tilt":
@@ -369,7 +359,7 @@ def eval_groups(points, studies) -> list[tuple[tuple, list, list]]:
 
 def tilt_study_tables(study: dict) -> list[tuple[int, int]]:
     """(order, table_bits) pairs an optuna tilt study may ask for: its choices or fixed values."""
-    base, space = study["mixer_base"], study["optuna"]["space"]
-    orders = space["tilt_order"]["choices"] if "tilt_order" in space else [base.get("tilt_order", 16)]
-    bits = space["tilt_table_bits"]["choices"] if "tilt_table_bits" in space else [base.get("tilt_table_bits", 0)]
+    base, space = study["mixer_base"], decode_space(study["optuna"]["space"])
+    orders = space["tilt_order"].values if "tilt_order" in space else [base.get("tilt_order", 16)]
+    bits = space["tilt_table_bits"].values if "tilt_table_bits" in space else [base.get("tilt_table_bits", 0)]
     return [(int(o), int(b)) for o in orders for b in bits]

@@ -37,6 +37,7 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator, mo
 from golf_core.config import MAX_SEED, Frozen
 from orchestrator.spec.mixer_space import Range, nonempty
 from orchestrator.spec.io import fail
+from workers.search_space import draw, encode
 
 __all__ = ["ScriptTrainSpec", "ENV_NAME", "GOLF_ENV", "env_axes", "env_points", "env_str", "default_timeout_s",
            "check_env_keys", "check_script_sweep", "script_counts", "optuna_env_study"]
@@ -233,13 +234,6 @@ def _fixed(train: ScriptTrainSpec) -> dict[str, Any]:
             if not isinstance(v, Range) and not (isinstance(v, tuple) and len(v) > 1)}
 
 
-def _draw(ax: tuple | Range, rng: random.Random) -> Any:
-    if isinstance(ax, Range):
-        x = math.exp(rng.uniform(math.log(ax.low), math.log(ax.high))) if ax.log else rng.uniform(ax.low, ax.high)
-        return float(f"{x:.6g}")  # readable env values and names; far finer than any effect
-    return ax[rng.randrange(len(ax))]
-
-
 def env_points(train: ScriptTrainSpec, search: Any) -> list[dict[str, Any]]:
     """Every env point (fixed values + one value per axis): the grid's product, or `n` random
     draws (duplicates dropped). Optuna: none here, the driver asks the study (`optuna_env_study`)."""
@@ -249,7 +243,7 @@ def env_points(train: ScriptTrainSpec, search: Any) -> list[dict[str, Any]]:
     if search.kind == "random":
         rng, seen, out = random.Random(search.seed), set(), []
         for _ in range(search.n):
-            pt = {**fixed, **{k: _draw(ax, rng) for k, ax in axes.items()}}
+            pt = {**fixed, **{k: draw(ax, rng) for k, ax in axes.items()}}
             key = tuple(sorted((k, env_str(v)) for k, v in pt.items()))
             if key not in seen:
                 seen.add(key)
@@ -268,8 +262,7 @@ def optuna_env_study(train: ScriptTrainSpec, search: Any) -> dict | None:
         return None
     space = {}
     for k, ax in env_axes(train).items():
-        space[k] = {"low": ax.low, "high": ax.high, "log": ax.log} if isinstance(ax, Range) else \
-            {"choices": [env_str(x) for x in ax]}
+        space[k] = encode(ax, env_str)
     return {"fixed": _fixed(train), "space": space, "n": search.n, "seed": search.seed}
 
 

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TypeVar
+from golf_core.errors import UserError
 
 __all__ = [
     "DEFAULT_TRACKING_URI", "RunRecord", "TrackingStoreError", "TrackingUnavailable",
@@ -47,7 +48,7 @@ class TrackingUnavailable(ConnectionError):
     """The MLflow tracking server (or store) could not be reached; the message names the URI."""
 
 
-class TrackingStoreError(ValueError):
+class TrackingStoreError(UserError):
     """The tracking store is a file that is not what the URI says (e.g. mlflow.db holding
     garbage): retrying cannot help, so it is a user error, one line naming the file."""
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .client import redact
+from golf_core.errors import UserError
 
 __all__ = ["Journal", "JournalError", "Orphans", "adopt_orphans"]
 
@@ -37,7 +38,7 @@ log = logging.getLogger("golf.tracking")
 _COMPACT_BYTES = 32 * 1024 * 1024
 
 
-class JournalError(ValueError):
+class JournalError(UserError):
     """The journal directory cannot be used (e.g. a file stands where it should be)."""
 
 

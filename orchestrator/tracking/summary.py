@@ -296,7 +296,7 @@ def summarize(report, adapter, out_dir: str | Path) -> dict:
     plots.write_all(data, out, title=report.plan.sweep_name)
     from orchestrator.tracking.leaderboard import leaderboard_markdown
 
-    spec_desc = (report.plan.spec_dump or {}).get("description") or ""
+    spec_desc = report.plan.description
     record = None
     best_record = getattr(adapter, "best_record", None)
     if best_record is not None:

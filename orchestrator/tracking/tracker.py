@@ -16,7 +16,8 @@ One FINISHED run per identity: the writer searches for a FINISHED run with the s
 both pass the check, so the writer checks again after finishing (the earliest-started FINISHED
 run stays, later ones end KILLED duplicate). One driver runs a sweep at a time
 (orchestrator.run.lease); drivers of different sweeps in one experiment may share identities.
-Resume uses find_finished / close_stale_running before any job starts.
+Resume (orchestrator.run.track.TrackingAdapter) uses finished_runs / close_stale_running before
+any job starts.
 """
 from __future__ import annotations
 
@@ -375,21 +376,6 @@ class Tracker:
         exp = client.get_experiment_by_name(self.experiment_name)
         return exp.experiment_id if exp is not None and exp.lifecycle_stage == "active" else None
 
-    def find_finished(self, identity: str, timeout: float | None = 30.0) -> RunRecord | None:
-        """The FINISHED run of `identity` in this experiment (the earliest, should there be
-        several), or None. Raises TrackingUnavailable when MLflow cannot be reached."""
-        client = self._sync(timeout)
-        filt = f"{tag_filter('golf.identity', identity)} and attributes.status = 'FINISHED'"
-
-        def query():
-            exp_id = self._experiment_id(client)
-            if exp_id is None:
-                return None
-            runs = search_all(client, exp_id, filt, order_by=["attributes.start_time ASC"])
-            return RunRecord.from_run(runs[0]) if runs else None
-
-        return _query(self.tracking_uri, f"looking up identity {identity}", query)
-
     def close_stale_running(self, identity: str | None = None,
                             timeout: float | None = 30.0, live_sweeps=None) -> list[str]:
         """End as KILLED (tag `golf.killed_reason=stale`) the RUNNING runs of `identity` (or of
@@ -458,9 +444,6 @@ class Tracker:
                     client.set_experiment_tag(exp_id, k, v)
 
         _query(self.tracking_uri, "tagging the experiment", query)
-
-    def finished_identities(self) -> set[str]:
-        return index.finished_identities(self.tracking_uri, self.experiment_name)
 
     def download_artifacts(self, run_id: str, path: str, dst: str | os.PathLike) -> Path:
         """Fetch artifact `path` of an earlier run (e.g. model.ptz, token_stats.npz) into dst."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-__all__ = ["Job", "new_identity", "runs_of"]
+__all__ = ["Job", "find_finished", "new_identity", "runs_of"]
 
 
 @dataclass(frozen=True)
@@ -33,3 +33,13 @@ def runs_of(uri: str, experiment: str, filter_string: str = "") -> list:
     exp = client.get_experiment_by_name(experiment)
     assert exp is not None, f"experiment {experiment} missing"
     return client.search_runs([exp.experiment_id], filter_string=filter_string, max_results=1000)
+
+
+def find_finished(tracker, identity: str):
+    """The driver's own lookup of a finished job (orchestrator.run.track.TrackingAdapter:
+    the run's id, its metrics as `result`, its RunRecord as `record`), or None."""
+    from types import SimpleNamespace
+
+    from orchestrator.run.track import TrackingAdapter
+
+    return TrackingAdapter(tracker).find_finished(SimpleNamespace(identity=identity))

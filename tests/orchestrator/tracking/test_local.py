@@ -13,7 +13,7 @@ from orchestrator.tracking import Tracker, finished_identities, flatten_params
 from orchestrator.tracking.params import (
     MAX_PARAM_VALUE_LEN, clean_key, clean_metrics, clean_params, clean_tags,
 )
-from tests.orchestrator.tracking.helpers import Job, new_identity
+from tests.orchestrator.tracking.helpers import Job, find_finished, new_identity
 
 
 def test_flatten_params_makes_dotted_keys_from_nested_configs():
@@ -69,8 +69,8 @@ def test_default_store_is_sqlite_in_the_working_directory(tmp_path, monkeypatch)
         (tmp_path / "note.txt").write_text("hi")
         run.log_artifact(tmp_path / "note.txt")
         run.finish()
-        found = tr.find_finished(job.identity)
-        assert found is not None and found.tags["golf.seed"] == "2"
+        found = find_finished(tr, job.identity)
+        assert found is not None and found.record.tags["golf.seed"] == "2"
         got = tr.download_artifacts(found.run_id, "note.txt", tmp_path / "dl")
         assert got.read_text() == "hi"
     assert (tmp_path / "mlflow.db").exists()
@@ -78,7 +78,7 @@ def test_default_store_is_sqlite_in_the_working_directory(tmp_path, monkeypatch)
     client = MlflowClient("sqlite:///mlflow.db")
     assert len(client.get_metric_history(found.run_id, "train_loss")) == 5
     assert not list((tmp_path / ".golf" / "mlflow-journal").iterdir())
-    json.dumps(found.tags)  # plain dicts, safe to hand to a report
+    json.dumps(found.record.tags)  # plain dicts, safe to hand to a report
 
 
 def K(i: int) -> str:

@@ -15,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from orchestrator.tracking import Tracker
-from tests.orchestrator.tracking.helpers import Job, new_identity, runs_of
+from tests.orchestrator.tracking.helpers import Job, find_finished, new_identity, runs_of
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -140,9 +140,9 @@ def test_driver_killed_mid_sweep_is_replayed_by_the_next_tracker(mlflow_server, 
     with Tracker(mlflow_server.uri, exp, journal) as tr:
         assert tr.replayed > 100
         assert tr.flush(60)
-        f1, f2 = tr.find_finished(id1), tr.find_finished(id2)
+        f1, f2 = find_finished(tr, id1), find_finished(tr, id2)
         assert f1 is not None and f1.run_id == line[1]  # the run made before the crash
-        assert f2 is not None and f2.metrics["val_bpb"] == 1.23
+        assert f2 is not None and f2.result["val_bpb"] == 1.23
     client = MlflowClient(mlflow_server.uri)
     _assert_exactly_once(client, f1.run_id, 200)
     assert [a.path for a in client.list_artifacts(f1.run_id)] == ["model.ptz"]
@@ -224,7 +224,8 @@ def test_a_store_deleted_mid_run_is_one_line_and_the_next_tracker_replays_everyt
         from orchestrator.tracking import Tracker
         tr = Tracker({uri!r}, {exp!r}, {str(tmp_path / "journal")!r})
         ok = tr.flush(60)
-        found = tr.find_finished({job.identity!r})
+        from tests.orchestrator.tracking.helpers import find_finished
+        found = find_finished(tr, {job.identity!r})
         closed = tr.close(timeout=60)
         from mlflow.tracking import MlflowClient
         c = MlflowClient({uri!r})

@@ -13,7 +13,7 @@ from orchestrator.tracking import (
     Tracker, TrackingUnavailable, download_artifacts, finished_identities,
 )
 from tests.fixtures.mlflow_server import free_port
-from tests.orchestrator.tracking.helpers import Job, new_identity, runs_of
+from tests.orchestrator.tracking.helpers import Job, find_finished, new_identity, runs_of
 
 TRAIN_CONFIG = {"run": {"model": {"num_layers": 2, "model_dim": 64, "mlp_mult": 2.5},
                         "train": {"lr": 0.04, "schedule": [1, 2, 3], "note": None},
@@ -136,14 +136,14 @@ def test_each_attempt_is_its_own_run_and_find_finished_sees_the_last(mlflow_serv
     first = tracker.start_job(job, attempt=1)
     first.log_metrics({"train_loss": 5.0}, step=0)
     first.finish("FAILED", reason="actor died: node lost")
-    assert tracker.find_finished(job.identity) is None
+    assert find_finished(tracker, job.identity) is None
     second = tracker.start_job(job, attempt=2)
     second.log_metrics({"val_bpb": 1.3})
     second.finish("FINISHED")
 
-    found = tracker.find_finished(job.identity)
+    found = find_finished(tracker, job.identity)
     assert found is not None and found.run_id == second.run_id
-    assert found.metrics["val_bpb"] == 1.3 and found.tags["golf.attempt"] == "2"
+    assert found.result["val_bpb"] == 1.3 and found.record.tags["golf.attempt"] == "2"
     runs = runs_of(mlflow_server.uri, tracker.experiment_name,
                    f"tags.`golf.identity` = '{job.identity}'")
     by_attempt = {r.data.tags["golf.attempt"]: r for r in runs}
@@ -152,6 +152,27 @@ def test_each_attempt_is_its_own_run_and_find_finished_sees_the_last(mlflow_serv
     assert by_attempt["1"].data.tags["golf.reason"] == "actor died: node lost"
     assert by_attempt["2"].info.status == "FINISHED"
     assert by_attempt["2"].info.run_name == "flaky (attempt 2)"
+
+
+def test_find_finished_tie_rule_the_newest_in_this_experiment_wins(mlflow_server, tracker):
+    """Two FINISHED runs of one identity exist only after a `--no-reuse` recompute (it finishes
+    beside the run it recomputed): the recompute supersedes, so the newest is the record."""
+    from orchestrator.run.track import TrackingAdapter
+
+    job = Job("train", new_identity(), "tie", {}, seed=1)
+    first = tracker.start_job(job)
+    first.log_metrics({"val_bpb": 1.5})
+    first.finish()
+    assert tracker.flush(30)
+    recompute = TrackingAdapter(tracker, reuse=False)  # golf run --no-reuse
+    key = recompute.open(job, attempt=1, parent=None)
+    recompute.handles[key].log_metrics({"val_bpb": 1.4})
+    recompute.close(key, "FINISHED", {})
+    assert tracker.flush(30)
+    runs = runs_of(mlflow_server.uri, tracker.experiment_name, f"tags.`golf.identity` = '{job.identity}'")
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    found = find_finished(tracker, job.identity)
+    assert found.run_id == recompute.run_id(key) != first.run_id and found.result["val_bpb"] == 1.4
 
 
 def test_never_two_finished_runs_for_one_identity(mlflow_server, tracker, tmp_path):
@@ -206,7 +227,6 @@ def test_finished_identities_and_unreachable_server(mlflow_server, tracker, tmp_
     tracker.start_job(Job("train", new_identity(), "running", {}))
     assert tracker.flush(30)
     assert finished_identities(mlflow_server.uri, tracker.experiment_name) == {done}
-    assert tracker.finished_identities() == {done}
     assert finished_identities(mlflow_server.uri, "no-such-experiment") == set()
 
     t0 = time.monotonic()
@@ -238,7 +258,7 @@ def test_artifact_upload_and_download_roundtrip(mlflow_server, tracker, tmp_path
     run.log_artifact(out / "logs", artifact_path="logs")
     run.finish()
 
-    found = tracker.find_finished(job.identity)
+    found = find_finished(tracker, job.identity)
     assert found is not None
     dst = tmp_path / "elsewhere"
     got = tracker.download_artifacts(found.run_id, "model.ptz", dst)

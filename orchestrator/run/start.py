@@ -55,7 +55,7 @@ def prepare_sweep(plan, workspace: str | Path, *, tracking_uri: str | None, work
     workspace = Path(workspace).resolve()
     uri = resolve_tracking_uri(tracking_uri)
     check_store(uri)  # a garbage mlflow.db: one line, before the data
-    ddir = resolve_data_dir(plan.data, workspace, plan.spec_dump.get("data", {}).get("external", False))
+    ddir = resolve_data_dir(plan.data, workspace, plan.external)
     work = resolve_work_dir(str(work_dir), workspace)
     if warn_synthetic and plan.data.source == "synthetic":
         say("WARNING: synthetic data: such a run can never be a record")
@@ -77,7 +77,8 @@ def ray_runner(*, address: str | None = None, num_cpus: int | None = None, num_g
                lease_wait: bool = False, lease_timeout_s: float | None = None,
                on_results: Callable[[Any], None] | None = None) -> RunFn:
     """The default run function: the driver on Ray (`address`, $RAY_ADDRESS, else a local Ray)."""
-    def run(plan, tracker, data_dir: Path, work_dir: Path):
+    def run(plan, tracker, data_dir: Path, work_dir: Path, tokenizer: Path | None = tokenizer):
+        # `tokenizer`: prepare_sweep's (SweepRun.tokenizer); a staged sweep passes each stage's
         import ray
 
         from orchestrator.run.types import DriverOptions
