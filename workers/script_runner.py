@@ -41,7 +41,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -51,33 +50,20 @@ from pathlib import Path
 from typing import Callable
 
 from workers.contract import Attempt
+from workers.processes import LEFTOVER_GRACE_S, MARK_VAR, TERM_GRACE_S, _pdeathsig, kill_descendants, kill_marked, \
+    kill_tree
+from workers.script_env import base_env, child_env, safe_run_id
 
+# base_env / child_env (workers.script_env) and the process tree (workers.processes) are re-exported
 __all__ = ["ScriptError", "run_script_job", "base_env", "child_env", "kill_tree", "kill_descendants", "kill_marked",
-           "MARK_VAR", "MODEL_PREFIX", "TAIL_LINES"]
+           "LEFTOVER_GRACE_S", "MARK_VAR", "MODEL_PREFIX", "TAIL_LINES", "TERM_GRACE_S", "safe_run_id"]
 
 MODEL_PREFIX = "final_model"  # upstream: final_model.pt (raw) and final_model.int8.ptz / .int6.ptz ...
 TAIL_LINES = 8  # the last log lines a failure's reason quotes
-TERM_GRACE_S = 5.0  # torchrun's own shutdown of its ranks before everything left is SIGKILLed
-LEFTOVER_GRACE_S = 1.0  # after a clean exit: what the script left running gets this long after SIGTERM
 LOG_EVERY_S = 3.0  # how often the lines so far go to the driver (and the run's train.log artifact)
 LOG_STREAM_MAX = 64 * 1024 * 1024  # a log streamed live up to this much; the whole file goes at the end
 READ_MAX = 1024 * 1024  # one read from the pipe: a line without newlines is taken in pieces
-MARK_VAR = "GOLF_JOB_MARK"
 # set by torchrun for its ranks; a worker (a Ray rank actor) may have its own from golf's gangs
-_DIST_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
-              "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
-# the base a script gets from the worker's environment: what a shell, Python, CUDA, NCCL and torch need
-_BASE_VARS = frozenset({
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "PWD",
-    "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CONDA_PREFIX", "LD_LIBRARY_PATH", "LIBRARY_PATH", "CPATH",
-    "XDG_CACHE_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_HUB_OFFLINE",
-    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-})
-_BASE_PREFIXES = ("LC_", "CUDA_", "CUDNN_", "CUBLAS_", "NCCL_", "NVIDIA_", "TORCH_", "TORCHINDUCTOR_",
-                  "PYTORCH_", "TRITON_", "GLOO_", "KMP_", "OMP_", "MKL_", "HIP_", "ROCM_", "HSA_")
-# a name that looks like a credential never passes on a prefix (CUDA_..._TOKEN), only by pass_env
-_SECRET = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|ACCESS_?KEY|PRIVATE|AUTH", re.IGNORECASE)
-_SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 _TAG = re.compile(r"[^A-Za-z0-9_. /-]+")  # what an MLflow metric name may hold
 
 
@@ -85,177 +71,6 @@ class ScriptError(RuntimeError):
     """The script failed (non-zero exit, or killed at its timeout); one line with the log tail."""
 
 
-def _pdeathsig() -> None:  # runs in the child between fork and exec (Linux): die with the worker
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - not Linux: the timeout still kills the tree
-        pass
-
-
-def safe_run_id(name: str) -> str:
-    """A job name as a file name: `script/s42/LR=0.02` -> `script_s42_LR=0.02`."""
-    return _SAFE.sub("_", name).strip("._-")[:120] or "run"
-
-
-def base_env(environ: dict[str, str], pass_env: tuple[str, ...] | list[str] = ()) -> dict[str, str]:
-    """What a script gets of `environ` before golf's and the job's variables: the minimal base
-    (_BASE_VARS, _BASE_PREFIXES; never a name that looks like a credential, never torchrun's rank
-    variables), plus every name in `pass_env` that `environ` has."""
-    out = {k: v for k, v in environ.items()
-           if (k in _BASE_VARS or k.startswith(_BASE_PREFIXES)) and not _SECRET.search(k) and k not in _DIST_VARS}
-    out.update({k: environ[k] for k in pass_env if k in environ})
-    return out
-
-
-def child_env(base: dict[str, str], job_env: dict[str, str], data_dir: str, run_id: str,
-              tokenizer: str | None = None, pass_env: tuple[str, ...] | list[str] = (),
-              mark: str | None = None) -> dict[str, str]:
-    """The script's environment: the minimal base of the worker's (`base_env`: `base` filtered,
-    plus `pass_env`), golf's defaults (DATA_PATH; TOKENIZER_PATH = `tokenizer`, the spec's
-    data.tokenizer_path, else the data dir's own; RUN_ID), then the job's resolved env, which wins,
-    then the job's process marker. The tokenizer comes with the attempt, not the job's env, so a
-    path of one machine is never part of a job's identity."""
-    env = base_env(base, pass_env)
-    env["DATA_PATH"] = str(data_dir)
-    try:
-        from golf_core.data.shards import find_tokenizer
-
-        env["TOKENIZER_PATH"] = str(find_tokenizer(data_dir, tokenizer))
-    except Exception:  # noqa: BLE001 - the script may set its own (train.env.TOKENIZER_PATH)
-        pass
-    env["RUN_ID"] = run_id
-    env["PYTHONUNBUFFERED"] = "1"  # lines as they come, not when a 4 KiB buffer fills
-    env.update(job_env)
-    if mark:
-        env[MARK_VAR] = mark
-    return env
-
-
-def marked(mark: str) -> list[int]:
-    """Every live process whose environment carries this job's marker (Linux /proc; a process of
-    another user, or one that exits meanwhile, is skipped)."""
-    needle = f"{MARK_VAR}={mark}".encode()
-    me = os.getpid()
-    out = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit() or int(d.name) == me:
-            continue
-        try:
-            if needle in (d / "environ").read_bytes().split(b"\0"):
-                out.append(int(d.name))
-        except OSError:
-            continue
-    return out
-
-
-def kill_marked(mark: str, grace_s: float = LEFTOVER_GRACE_S) -> int:
-    """SIGTERM every process carrying `mark`, SIGKILL those still there after `grace_s` (and any
-    they forked meanwhile); returns how many there were."""
-    seen: set[int] = set()
-    deadline = time.monotonic() + grace_s
-    sig = signal.SIGTERM
-    for _ in range(50):
-        pids = marked(mark)
-        if not pids:
-            break
-        seen.update(pids)
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-        time.sleep(0.05)
-        if time.monotonic() > deadline:
-            sig = signal.SIGKILL
-    return len(seen)
-
-
-def _tree(root: int) -> list[int]:
-    """`root` and every process below it (Linux /proc; empty elsewhere)."""
-    children: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(d.name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, ()))
-    return out
-
-
-def kill_tree(proc: subprocess.Popen, grace_s: float = TERM_GRACE_S) -> None:
-    """SIGTERM torchrun's process group, then SIGKILL every process of its tree that is left
-    (ranks run in sessions of their own, so one killpg does not reach them)."""
-    seen = set(_tree(proc.pid))
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    deadline = time.monotonic() + grace_s
-    while proc.poll() is None and time.monotonic() < deadline:
-        seen.update(_tree(proc.pid))
-        time.sleep(0.1)
-    seen.update(_tree(proc.pid))
-    for pid in seen:
-        for kill in (lambda p: os.killpg(p, signal.SIGKILL), lambda p: os.kill(p, signal.SIGKILL)):
-            try:
-                kill(pid)
-            except (ProcessLookupError, PermissionError):
-                pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
-
-
-def kill_descendants(root: int, grace_s: float = 2.0) -> int:
-    """Stop every process below `root` now (not `root` itself): SIGTERM, then SIGKILL what is
-    left after `grace_s`. Only the processes below root's children of this moment are followed:
-    the actor that started them may start the next job's torchrun meanwhile, which is left alone.
-    A pruned job: the Ray actor that started torchrun stays up for the next job."""
-    tops = [p for p in _tree(root) if p != root]
-    seen = set(tops)
-    for pid in tops:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def follow() -> None:
-        for pid in list(seen):
-            seen.update(_tree(pid))
-
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(_running(p) for p in seen):
-        follow()
-        time.sleep(0.05)
-    follow()
-    for pid in seen:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    return len(tops)
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-# torchrun's own report of a failed rank (`E1201 ... failed (exitcode: 1) local_rank: 0 ...`, then its
-# traceback and a ChildFailedError table): the script's last words come before it
 _TORCHRUN_FAILED = re.compile(r"failed \(exitcode: -?\d+\) local_rank")
 
 
