@@ -278,6 +278,54 @@ def _describe(fields: dict[str, Any], mixer: MixerSpec) -> str:
     return ", ".join(f"{n}={_jsonable(fields[n])}" for n in shown)
 
 
+class _FieldsOnly(MixerConfig):
+    """MixerConfig's field checks (types, bounds, bools, sorted orders) without its cross-field
+    one: what one axis value becomes in any MixerConfig, validated once per value."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "_FieldsOnly":
+        return self
+
+
+def _validated_axes(mixer: MixerSpec) -> dict[str, list]:
+    """Per grid axis, its values as MixerConfig validation makes them (one pydantic check per
+    axis value, not per point: issue 21), index for index with mixer.axis(name)."""
+    return {n: [getattr(_FieldsOnly.model_validate({n: v}), n) for v in mixer.axis(n)] for n in AXES}
+
+
+def _grid(mixer: MixerSpec) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every grid point: (its spec values, the same validated), in _raw_points' order."""
+    axes = {n: mixer.axis(n) for n in AXES}
+    valid = _validated_axes(mixer)
+    return [({n: axes[n][i] for n, i in zip(AXES, combo)}, {n: valid[n][i] for n, i in zip(AXES, combo)})
+            for combo in itertools.product(*(range(len(axes[n])) for n in AXES))]
+
+
+_GRIDS: dict[int, tuple] = {}  # id(mixer) -> (mixer, grid, fixed): the spec's check and its expansion share one
+
+
+def _grid_of(mixer: MixerSpec) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], dict[str, Any]]:
+    """The grid's points (_grid) and the validated fields every point has (primes, miss_vocab)."""
+    hit = _GRIDS.get(id(mixer))
+    if hit is None or hit[0] is not mixer:
+        _GRIDS.clear()
+        fixed = {n: getattr(_FieldsOnly.model_validate({n: getattr(mixer, n)}), n) for n in ("primes", "miss_vocab")}
+        hit = _GRIDS[id(mixer)] = (mixer, _grid(mixer), fixed)
+    return hit[1], hit[2]
+
+
+def _construct(mode: str, fixed: dict[str, Any], fields: dict[str, Any]) -> MixerConfig | None:
+    """MixerConfig(mode=mode, **fixed, **fields) from already validated values without
+    validating them again: only the cross-field check runs (None when it fails: the caller
+    then validates in full, which gives MixerConfig's own error)."""
+    cfg = MixerConfig.model_construct(mode=mode, **fixed, **fields)
+    try:
+        cfg._consistent()
+    except ValueError:
+        return None
+    return cfg
+
+
 def point_error(mixer: MixerSpec, search: Search) -> str | None:
     """The first invalid point's problem, e.g. `alpha_base + alpha_range must be <= 1 (at ...)`."""
     if not mixer.mixing_modes:
@@ -290,11 +338,17 @@ def point_error(mixer: MixerSpec, search: Search) -> str | None:
         if all(errs):
             return f"no valid point in the search space: {errs[0]} (e.g. {_describe(draws[0], mixer)})"
         return None
+    if search.kind == "grid":  # axis values were validated once; a point needs only the cross-field check
+        grid, fixed = _grid_of(mixer)
+        for pt, fields in grid:
+            if _construct("hashed_target", fixed, fields) is None:
+                err = _config_error(pt, mixer)  # MixerConfig's own message
+                if err:
+                    return f"{err} (at {_describe(pt, mixer)})"
+        return None
     for pt in _raw_points(mixer, search):
         err = _config_error(pt, mixer)
         if err:
-            if search.kind == "grid":
-                return f"{err} (at {_describe(pt, mixer)})"
             return f"no valid point in the search space: {err} (e.g. {_describe(pt, mixer)})"
     return None
 
@@ -304,7 +358,18 @@ def expand_points(mixer: MixerSpec, search: Search) -> list[MixerConfig]:
     if "none" in mixer.modes:
         cfg = MixerConfig(mode="none")  # the model alone: no other field matters
         points[cfg.fingerprint()] = cfg
-    if search.kind != "optuna":
+    if search.kind == "grid":
+        # built from the values validated once per axis value, with only the cross-field check
+        # per point; one that fails it is built in full (MixerConfig's own error, as before)
+        grid, fixed = _grid_of(mixer)
+        for mode in mixer.mixing_modes:
+            names = mode_axes(mode)
+            for pt, fields in grid:
+                cfg = _construct(mode, fixed, {k: v for k, v in fields.items() if k in names}) or MixerConfig(
+                    mode=mode, primes=mixer.primes, miss_vocab=mixer.miss_vocab,
+                    **{k: v for k, v in pt.items() if k in names})
+                points.setdefault(cfg.fingerprint(), cfg)
+    elif search.kind != "optuna":
         raw = _raw_points(mixer, search)
         for mode in mixer.mixing_modes:
             for pt in raw:
