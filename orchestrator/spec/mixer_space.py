@@ -14,6 +14,7 @@ import itertools
 import json
 import math
 import random
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError, model_validator
@@ -301,6 +302,7 @@ def _grid(mixer: MixerSpec) -> list[tuple[dict[str, Any], dict[str, Any]]]:
             for combo in itertools.product(*(range(len(axes[n])) for n in AXES))]
 
 
+_DEFAULTS = {n: f.get_default(call_default_factory=True) for n, f in MixerConfig.model_fields.items()}
 _GRIDS: dict[int, tuple] = {}  # id(mixer) -> (mixer, grid, fixed): the spec's check and its expansion share one
 
 
@@ -314,11 +316,12 @@ def _grid_of(mixer: MixerSpec) -> tuple[list[tuple[dict[str, Any], dict[str, Any
     return hit[1], hit[2]
 
 
-def _construct(mode: str, fixed: dict[str, Any], fields: dict[str, Any]) -> MixerConfig | None:
-    """MixerConfig(mode=mode, **fixed, **fields) from already validated values without
-    validating them again: only the cross-field check runs (None when it fails: the caller
-    then validates in full, which gives MixerConfig's own error)."""
-    cfg = MixerConfig.model_construct(mode=mode, **fixed, **fields)
+def _construct(template: MixerConfig, fields: dict[str, Any]) -> MixerConfig | None:
+    """MixerConfig(mode=..., primes=..., miss_vocab=..., **fields) from already validated values
+    without validating them again: `template` (model_construct of the mode and fixed fields)
+    copied with `fields` (the fields set come out the same), then only the cross-field check
+    (None when it fails: the caller then validates in full, which gives MixerConfig's own error)."""
+    cfg = template.model_copy(update=fields)
     try:
         cfg._consistent()
     except ValueError:
@@ -340,11 +343,16 @@ def point_error(mixer: MixerSpec, search: Search) -> str | None:
         return None
     if search.kind == "grid":  # axis values were validated once; a point needs only the cross-field check
         grid, fixed = _grid_of(mixer)
+        base = {**_DEFAULTS, "mode": "hashed_target", **fixed}
         for pt, fields in grid:
-            if _construct("hashed_target", fixed, fields) is None:
-                err = _config_error(pt, mixer)  # MixerConfig's own message
-                if err:
-                    return f"{err} (at {_describe(pt, mixer)})"
+            try:  # MixerConfig's cross-field check on the point's values, no object built
+                MixerConfig._consistent(SimpleNamespace(**{**base, **fields}))
+                continue
+            except ValueError:
+                pass
+            err = _config_error(pt, mixer)  # MixerConfig's own message
+            if err:
+                return f"{err} (at {_describe(pt, mixer)})"
         return None
     for pt in _raw_points(mixer, search):
         err = _config_error(pt, mixer)
@@ -354,21 +362,30 @@ def point_error(mixer: MixerSpec, search: Search) -> str | None:
 
 
 def expand_points(mixer: MixerSpec, search: Search) -> list[MixerConfig]:
-    points: dict[str, MixerConfig] = {}
+    points: dict[Any, MixerConfig] = {}
     if "none" in mixer.modes:
         cfg = MixerConfig(mode="none")  # the model alone: no other field matters
         points[cfg.fingerprint()] = cfg
     if search.kind == "grid":
         # built from the values validated once per axis value, with only the cross-field check
         # per point; one that fails it is built in full (MixerConfig's own error, as before)
+        # (duplicates found by the validated values they are built from, as their fingerprints
+        # would: equal values, equal config; repr keeps -0.0 / 0.0 and 1 / 1.0 apart as JSON does)
         grid, fixed = _grid_of(mixer)
+        seen: set = set()
         for mode in mixer.mixing_modes:
             names = mode_axes(mode)
+            template = MixerConfig.model_construct(mode=mode, **fixed)
             for pt, fields in grid:
-                cfg = _construct(mode, fixed, {k: v for k, v in fields.items() if k in names}) or MixerConfig(
+                used = {k: v for k, v in fields.items() if k in names}
+                key = (mode, *(repr(sorted(v.items())) if type(v) is dict else repr(v) for v in used.values()))
+                if key in seen:
+                    continue
+                seen.add(key)
+                cfg = _construct(template, used) or MixerConfig(
                     mode=mode, primes=mixer.primes, miss_vocab=mixer.miss_vocab,
                     **{k: v for k, v in pt.items() if k in names})
-                points.setdefault(cfg.fingerprint(), cfg)
+                points[key] = cfg  # a mixing mode's: never equal to the `none` point
     elif search.kind != "optuna":
         raw = _raw_points(mixer, search)
         for mode in mixer.mixing_modes:
