@@ -14,6 +14,7 @@ import itertools
 import json
 import math
 import random
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Annotated, Any, Literal, Union
 
@@ -288,32 +289,41 @@ class _FieldsOnly(MixerConfig):
         return self
 
 
-def _validated_axes(mixer: MixerSpec) -> dict[str, list]:
-    """Per grid axis, its values as MixerConfig validation makes them (one pydantic check per
-    axis value, not per point: issue 21), index for index with mixer.axis(name)."""
-    return {n: [getattr(_FieldsOnly.model_validate({n: v}), n) for v in mixer.axis(n)] for n in AXES}
+@dataclass(frozen=True)
+class _Grid:
+    """A grid's points as index tuples into its axes (in _raw_points' order), each axis's values
+    validated once (issue 21: one pydantic check per axis value, not per point), and per value
+    the key that tells equal values apart as their JSON does (repr: -0.0 / 0.0, 1 / 1.0)."""
+    combos: list[tuple[int, ...]]
+    raw: dict[str, tuple]  # the spec's values, per axis
+    valid: dict[str, list]  # the same as MixerConfig validation makes them (orders sorted, ints as floats)
+    keys: dict[str, list[str]]
+    fixed: dict[str, Any]  # the validated fields every point has (primes, miss_vocab)
+
+    def point(self, combo: tuple[int, ...]) -> dict[str, Any]:
+        """A point's spec values (what error messages show)."""
+        return {n: self.raw[n][i] for n, i in zip(AXES, combo)}
 
 
-def _grid(mixer: MixerSpec) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """Every grid point: (its spec values, the same validated), in _raw_points' order."""
-    axes = {n: mixer.axis(n) for n in AXES}
-    valid = _validated_axes(mixer)
-    return [({n: axes[n][i] for n, i in zip(AXES, combo)}, {n: valid[n][i] for n, i in zip(AXES, combo)})
-            for combo in itertools.product(*(range(len(axes[n])) for n in AXES))]
+def _value_key(v: Any) -> str:
+    return repr(sorted(v.items())) if isinstance(v, dict) else repr(v)
 
 
 _DEFAULTS = {n: f.get_default(call_default_factory=True) for n, f in MixerConfig.model_fields.items()}
-_GRIDS: dict[int, tuple] = {}  # id(mixer) -> (mixer, grid, fixed): the spec's check and its expansion share one
+_GRIDS: dict[int, tuple] = {}  # id(mixer) -> (mixer, grid): the spec's check and its expansion share one
 
 
-def _grid_of(mixer: MixerSpec) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], dict[str, Any]]:
-    """The grid's points (_grid) and the validated fields every point has (primes, miss_vocab)."""
+def _grid_of(mixer: MixerSpec) -> _Grid:
     hit = _GRIDS.get(id(mixer))
     if hit is None or hit[0] is not mixer:
         _GRIDS.clear()
+        raw = {n: mixer.axis(n) for n in AXES}
+        valid = {n: [getattr(_FieldsOnly.model_validate({n: v}), n) for v in raw[n]] for n in AXES}
         fixed = {n: getattr(_FieldsOnly.model_validate({n: getattr(mixer, n)}), n) for n in ("primes", "miss_vocab")}
-        hit = _GRIDS[id(mixer)] = (mixer, _grid(mixer), fixed)
-    return hit[1], hit[2]
+        grid = _Grid(list(itertools.product(*(range(len(raw[n])) for n in AXES))), raw, valid,
+                     {n: [_value_key(v) for v in valid[n]] for n in AXES}, fixed)
+        hit = _GRIDS[id(mixer)] = (mixer, grid)
+    return hit[1]
 
 
 def _construct(template: MixerConfig, fields: dict[str, Any]) -> MixerConfig | None:
@@ -342,14 +352,19 @@ def point_error(mixer: MixerSpec, search: Search) -> str | None:
             return f"no valid point in the search space: {errs[0]} (e.g. {_describe(draws[0], mixer)})"
         return None
     if search.kind == "grid":  # axis values were validated once; a point needs only the cross-field check
-        grid, fixed = _grid_of(mixer)
-        base = {**_DEFAULTS, "mode": "hashed_target", **fixed}
-        for pt, fields in grid:
+        grid = _grid_of(mixer)
+        base = {**_DEFAULTS, "mode": "hashed_target", **grid.fixed}
+        cols = [grid.valid[n] for n in AXES]
+        for combo in grid.combos:
+            fields = dict(base)
+            for n, col, i in zip(AXES, cols, combo):
+                fields[n] = col[i]
             try:  # MixerConfig's cross-field check on the point's values, no object built
-                MixerConfig._consistent(SimpleNamespace(**{**base, **fields}))
+                MixerConfig._consistent(SimpleNamespace(**fields))
                 continue
             except ValueError:
                 pass
+            pt = grid.point(combo)
             err = _config_error(pt, mixer)  # MixerConfig's own message
             if err:
                 return f"{err} (at {_describe(pt, mixer)})"
@@ -368,24 +383,21 @@ def expand_points(mixer: MixerSpec, search: Search) -> list[MixerConfig]:
         points[cfg.fingerprint()] = cfg
     if search.kind == "grid":
         # built from the values validated once per axis value, with only the cross-field check
-        # per point; one that fails it is built in full (MixerConfig's own error, as before)
-        # (duplicates found by the validated values they are built from, as their fingerprints
-        # would: equal values, equal config; repr keeps -0.0 / 0.0 and 1 / 1.0 apart as JSON does)
-        grid, fixed = _grid_of(mixer)
-        seen: set = set()
+        # per point; one that fails it is built in full (MixerConfig's own error, as before).
+        # Duplicates are found by the validated values they are built from, as their
+        # fingerprints would: equal values, equal config
+        grid = _grid_of(mixer)
         for mode in mixer.mixing_modes:
-            names = mode_axes(mode)
-            template = MixerConfig.model_construct(mode=mode, **fixed)
-            for pt, fields in grid:
-                used = {k: v for k, v in fields.items() if k in names}
-                key = (mode, *(repr(sorted(v.items())) if type(v) is dict else repr(v) for v in used.values()))
-                if key in seen:
+            pos = [(j, n, grid.valid[n], grid.keys[n]) for j, n in enumerate(AXES) if n in mode_axes(mode)]
+            template = MixerConfig.model_construct(mode=mode, **grid.fixed)
+            for combo in grid.combos:
+                key = (mode, *(keys[combo[j]] for j, _n, _v, keys in pos))
+                if key in points:
                     continue
-                seen.add(key)
-                cfg = _construct(template, used) or MixerConfig(
+                used = {n: valid[combo[j]] for j, n, valid, _k in pos}
+                points[key] = _construct(template, used) or MixerConfig(  # a mixing mode's: never the `none` point
                     mode=mode, primes=mixer.primes, miss_vocab=mixer.miss_vocab,
-                    **{k: v for k, v in pt.items() if k in names})
-                points[key] = cfg  # a mixing mode's: never equal to the `none` point
+                    **{n: grid.raw[n][combo[j]] for j, n, _v, _k in pos})
     elif search.kind != "optuna":
         raw = _raw_points(mixer, search)
         for mode in mixer.mixing_modes:
