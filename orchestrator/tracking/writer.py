@@ -12,6 +12,10 @@ Replays are idempotent: metrics carry the timestamp taken when the caller logged
 SQL store drops a metric identical in (key, value, timestamp, step); a param re-logged with the
 same value is accepted; tags overwrite; a run create that may have reached the server before
 its answer was lost is looked up by its `golf.run_key` tag before creating it again.
+
+On a SQL store, runs go in bulk (bulk.py, issue 21): a segment of fresh creates, logs and
+finishes is one transaction, acknowledged only once committed; what the bulk path does not
+take, or a transaction that fails, goes call by call as above (`Writer.bulk = False`: always).
 """
 from __future__ import annotations
 
