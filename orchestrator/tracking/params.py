@@ -110,7 +110,7 @@ def _seq_str(v: list | tuple) -> str:
     `primes` in every one of its 50,000 mix jobs: issue 21). Keyed with each item's type, so
     [1, 2] and [1.0, 2.0] stay apart."""
     try:
-        key = tuple((type(x), x) for x in v)
+        key = (tuple(v), tuple(map(type, v)))  # C-speed: no per-item pair (issue 21)
         hit = _SEQ.get(key)
     except TypeError:  # nested lists, dicts: not hashable, serialized each time
         return _to_str(list(v))
