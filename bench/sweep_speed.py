@@ -2,7 +2,7 @@
 `golf plan` of a 50,000-job spec (issue 21).
 
     python bench/sweep_speed.py --workspace DIR [--configs 1000] [--unrelated 5000] [--plan-jobs 50000]
-                                [--skip sweep,rerun,plan]
+                                [--tracking-runs 1000] [--skip sweep,rerun,plan,tracking]
 
 Phases (all on this machine, one process each where memory is measured):
 - sweep: a real `golf run`-style sweep (driver on a local Ray, Tracker on a SQLite MLflow in
@@ -15,6 +15,12 @@ Phases (all on this machine, one process each where memory is measured):
   experiment of the same store (straight through MLflow's SQL models, in one session: how they
   got there does not matter to the lookup), then the same spec is run again as `golf run` in a
   subprocess: its wall time and peak RSS (every job is FINISHED, nothing runs).
+- tracking: the child runs of a --tracking-runs-config sweep (the plan's real mix jobs: params,
+  tags; each logged as the driver records a mix result: one batched op of its metrics, its
+  8-point chunk curve and verdict tags, then FINISHED) through a Tracker into a fresh SQLite
+  store, call by call (the writer's bulk path off: MLflow's create_run, log_batch,
+  set_terminated per run) and in bulk (orchestrator/tracking/bulk.py), side by side in this
+  process, twice each, alternating: runs / s from the first start_job to close() delivered.
 - plan: CPU seconds of building the plan of a spec with ~plan-jobs mix jobs (in-process, after
   imports), and of `golf plan SPEC` as a subprocess (imports included).
 Target figures (issue 21): results <= 3 s + 2x compute; >= 50 runs/s into MLflow; rerun <= 10 s
@@ -255,6 +261,47 @@ def golf_cmd(ws: Path, *args: str) -> dict:
             "peak_rss_mb": after.ru_maxrss / 1024, "tail": (p.stdout + p.stderr)[-1500:]}
 
 
+# ---------------------------------------------------------------- tracking
+def run_tracking(ws: Path, n_runs: int, rounds: int = 2) -> dict:
+    from orchestrator.plan.build import load_plan
+    from orchestrator.tracking import Tracker
+
+    spec = ws / "tracking.yaml"
+    spec.write_text(spec_text(n_runs, name="bench_tracking"))
+    plan = load_plan(spec, workspace=ws)
+    jobs = [j for j in plan.jobs if j.kind == "mix"][:n_runs]
+    out: dict = {"runs": len(jobs)}
+    for i in range(rounds):
+        for mode in ("calls", "bulk"):
+            d = ws / f"tracking-{mode}-{i}"
+            d.mkdir(parents=True, exist_ok=True)
+            uri = f"sqlite:///{d / 'mlflow.db'}"
+            tr = Tracker(uri, plan.sweep_name, d / "journal")
+            tr._writer.bulk = mode == "bulk"
+            tr.start_sweep(plan.sweep_identity)
+            tr.flush(600)  # the store and experiment exist: what follows is the children
+            t0 = time.perf_counter()
+            for k, job in enumerate(jobs):
+                h = tr.start_job(job)
+                with h.batched():  # what orchestrator.run.track records for a mix result
+                    h.log_metrics({"val_bpb": 1.2 + k * 1e-6, "val_loss": 2.9, "tokens_scored": 119936.0,
+                                   "mix_time_s": 0.007, "ngram_passes": 0.0, "eval_time_s": 0.01})
+                    for step in range(8):
+                        h.log_metrics({"chunk_val_bpb": 1.2 + step * 1e-3}, step=step)
+                    h.set_tags({"golf.compliant": "true", "golf.audit_compliant": "true"})
+                    h.set_validity(True)
+                h.finish()
+            submitted = time.perf_counter() - t0
+            ok = tr.close(timeout=3600)
+            wall = time.perf_counter() - t0
+            calls = dict(tr.stats["calls"])
+            out.setdefault(mode, []).append({"submit_s": submitted, "delivered_s": wall, "ok": ok,
+                                              "runs_per_s": len(jobs) / wall, "calls": calls, "load": load()})
+            print(f"tracking {mode} round {i + 1}: {len(jobs)} runs delivered in {wall:.2f} s "
+                  f"({len(jobs) / wall:.1f} runs/s; submitted in {submitted:.2f} s); load {load()}", flush=True)
+    return out
+
+
 # ---------------------------------------------------------------- plan
 def run_plan_bench(ws: Path, jobs: int) -> dict:
     from orchestrator.plan.build import load_plan
@@ -277,7 +324,8 @@ def main() -> None:
     ap.add_argument("--configs", type=int, default=1000)
     ap.add_argument("--unrelated", type=int, default=5000)
     ap.add_argument("--plan-jobs", type=int, default=50000)
-    ap.add_argument("--skip", default="", help="comma list of phases to skip: sweep,rerun,plan")
+    ap.add_argument("--tracking-runs", type=int, default=1000)
+    ap.add_argument("--skip", default="", help="comma list of phases to skip: sweep,rerun,plan,tracking")
     ap.add_argument("--json", help="write the figures here too")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -302,6 +350,8 @@ def main() -> None:
               f"cpu {r['cpu_s']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB; load {load()}", flush=True)
         if r["rc"]:
             print(r["tail"])
+    if "tracking" not in skip:
+        res["tracking"] = run_tracking(ws, args.tracking_runs)
     if "plan" not in skip:
         res["plan"] = p = run_plan_bench(ws, args.plan_jobs)
         print(f"plan: {p['jobs']} jobs, build {p['build_cpu_s']:.2f} s CPU ({p['build_wall_s']:.2f} s wall); "

@@ -14,6 +14,8 @@ import itertools
 import json
 import math
 import random
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationError, model_validator
@@ -270,6 +272,65 @@ def _describe(fields: dict[str, Any], mixer: MixerSpec) -> str:
     return ", ".join(f"{n}={_jsonable(fields[n])}" for n in shown)
 
 
+class _FieldsOnly(MixerConfig):
+    """MixerConfig's field checks (types, bounds, bools, sorted orders) without its cross-field
+    one: what one axis value becomes in any MixerConfig, validated once per value."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "_FieldsOnly":
+        return self
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """A grid's points as index tuples into its axes (in _raw_points' order), each axis's values
+    validated once (issue 21: one pydantic check per axis value, not per point), and per value
+    the key that tells equal values apart as their JSON does (repr: -0.0 / 0.0, 1 / 1.0)."""
+    combos: list[tuple[int, ...]]
+    raw: dict[str, tuple]  # the spec's values, per axis
+    valid: dict[str, list]  # the same as MixerConfig validation makes them (orders sorted, ints as floats)
+    keys: dict[str, list[str]]
+    fixed: dict[str, Any]  # the validated fields every point has (primes, miss_vocab)
+
+    def point(self, combo: tuple[int, ...]) -> dict[str, Any]:
+        """A point's spec values (what error messages show)."""
+        return {n: self.raw[n][i] for n, i in zip(AXES, combo)}
+
+
+def _value_key(v: Any) -> str:
+    return repr(sorted(v.items())) if isinstance(v, dict) else repr(v)
+
+
+_DEFAULTS = {n: f.get_default(call_default_factory=True) for n, f in MixerConfig.model_fields.items()}
+_GRIDS: dict[int, tuple] = {}  # id(mixer) -> (mixer, grid): the spec's check and its expansion share one
+
+
+def _grid_of(mixer: MixerSpec) -> _Grid:
+    hit = _GRIDS.get(id(mixer))
+    if hit is None or hit[0] is not mixer:
+        _GRIDS.clear()
+        raw = {n: mixer.axis(n) for n in AXES}
+        valid = {n: [getattr(_FieldsOnly.model_validate({n: v}), n) for v in raw[n]] for n in AXES}
+        fixed = {n: getattr(_FieldsOnly.model_validate({n: getattr(mixer, n)}), n) for n in ("primes", "miss_vocab")}
+        grid = _Grid(list(itertools.product(*(range(len(raw[n])) for n in AXES))), raw, valid,
+                     {n: [_value_key(v) for v in valid[n]] for n in AXES}, fixed)
+        hit = _GRIDS[id(mixer)] = (mixer, grid)
+    return hit[1]
+
+
+def _construct(template: MixerConfig, fields: dict[str, Any]) -> MixerConfig | None:
+    """MixerConfig(mode=..., primes=..., miss_vocab=..., **fields) from already validated values
+    without validating them again: `template` (model_construct of the mode and fixed fields)
+    copied with `fields` (the fields set come out the same), then only the cross-field check
+    (None when it fails: the caller then validates in full, which gives MixerConfig's own error)."""
+    cfg = template.model_copy(update=fields)
+    try:
+        cfg._consistent()
+    except ValueError:
+        return None
+    return cfg
+
+
 def point_error(mixer: MixerSpec, search: Search) -> str | None:
     """The first invalid point's problem, e.g. `alpha_base + alpha_range must be <= 1 (at ...)`."""
     if not mixer.mixing_modes:
@@ -282,21 +343,54 @@ def point_error(mixer: MixerSpec, search: Search) -> str | None:
         if all(errs):
             return f"no valid point in the search space: {errs[0]} (e.g. {_describe(draws[0], mixer)})"
         return None
+    if search.kind == "grid":  # axis values were validated once; a point needs only the cross-field check
+        grid = _grid_of(mixer)
+        base = {**_DEFAULTS, "mode": "hashed_target", **grid.fixed}
+        cols = [grid.valid[n] for n in AXES]
+        for combo in grid.combos:
+            fields = dict(base)
+            for n, col, i in zip(AXES, cols, combo):
+                fields[n] = col[i]
+            try:  # MixerConfig's cross-field check on the point's values, no object built
+                MixerConfig._consistent(SimpleNamespace(**fields))
+                continue
+            except ValueError:
+                pass
+            pt = grid.point(combo)
+            err = _config_error(pt, mixer)  # MixerConfig's own message
+            if err:
+                return f"{err} (at {_describe(pt, mixer)})"
+        return None
     for pt in _raw_points(mixer, search):
         err = _config_error(pt, mixer)
         if err:
-            if search.kind == "grid":
-                return f"{err} (at {_describe(pt, mixer)})"
             return f"no valid point in the search space: {err} (e.g. {_describe(pt, mixer)})"
     return None
 
 
 def expand_points(mixer: MixerSpec, search: Search) -> list[MixerConfig]:
-    points: dict[str, MixerConfig] = {}
+    points: dict[Any, MixerConfig] = {}
     if "none" in mixer.modes:
         cfg = MixerConfig(mode="none")  # the model alone: no other field matters
         points[cfg.fingerprint()] = cfg
-    if search.kind != "optuna":
+    if search.kind == "grid":
+        # built from the values validated once per axis value, with only the cross-field check
+        # per point; one that fails it is built in full (MixerConfig's own error, as before).
+        # Duplicates are found by the validated values they are built from, as their
+        # fingerprints would: equal values, equal config
+        grid = _grid_of(mixer)
+        for mode in mixer.mixing_modes:
+            pos = [(j, n, grid.valid[n], grid.keys[n]) for j, n in enumerate(AXES) if n in mode_axes(mode)]
+            template = MixerConfig.model_construct(mode=mode, **grid.fixed)
+            for combo in grid.combos:
+                key = (mode, *(keys[combo[j]] for j, _n, _v, keys in pos))
+                if key in points:
+                    continue
+                used = {n: valid[combo[j]] for j, n, valid, _k in pos}
+                points[key] = _construct(template, used) or MixerConfig(  # a mixing mode's: never the `none` point
+                    mode=mode, primes=mixer.primes, miss_vocab=mixer.miss_vocab,
+                    **{n: grid.raw[n][combo[j]] for j, n, _v, _k in pos})
+    elif search.kind != "optuna":
         raw = _raw_points(mixer, search)
         for mode in mixer.mixing_modes:
             for pt in raw:

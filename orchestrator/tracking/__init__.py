@@ -7,7 +7,8 @@
     run.log_artifact(out_dir / "model.ptz"); run.finish("FINISHED")
     tracker.close()
 
-Modules: tracker (Tracker, RunHandle), writer (background batching/retry thread), journal
+Modules: tracker (Tracker, RunHandle), writer (background batching/retry thread), bulk (many runs
+in one SQL transaction), journal
 (on-disk write-ahead log, crash replay), client (queries, errors, URI), params (flat keys,
 MLflow limits, system info).
 """

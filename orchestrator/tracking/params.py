@@ -68,8 +68,25 @@ def flatten_params(config: Mapping[str, Any], prefix: str = "") -> dict[str, str
     for k, v in config.items():
         key = f"{prefix}.{k}" if prefix else str(k)
         t = type(v)
-        if t is str or t is int or t is float or t is bool or v is None:  # most values: no checks below
+        # the common types first, by exact type (isinstance against typing's Mapping is an ABC
+        # check: 150,000 of them cost ~0.3 s in a 50,000-job plan, issue 21); same strings as _to_str
+        if t is str:
+            out[key] = v
+            continue
+        if t is float or t is int:
+            out[key] = repr(v)
+            continue
+        if t is bool or v is None:
             out[key] = _to_str(v)
+            continue
+        if t is list or t is tuple:
+            out[key] = _seq_str(v)
+            continue
+        if t is dict:
+            if v:
+                out.update(flatten_params(v, key))
+            else:
+                out[key] = "{}"
             continue
         if hasattr(v, "model_dump"):  # a pydantic config
             v = v.model_dump(mode="json")
@@ -93,7 +110,7 @@ def _seq_str(v: list | tuple) -> str:
     `primes` in every one of its 50,000 mix jobs: issue 21). Keyed with each item's type, so
     [1, 2] and [1.0, 2.0] stay apart."""
     try:
-        key = tuple((type(x), x) for x in v)
+        key = (tuple(v), tuple(map(type, v)))  # C-speed: no per-item pair (issue 21)
         hit = _SEQ.get(key)
     except TypeError:  # nested lists, dicts: not hashable, serialized each time
         return _to_str(list(v))

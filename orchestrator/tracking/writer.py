@@ -12,6 +12,10 @@ Replays are idempotent: metrics carry the timestamp taken when the caller logged
 SQL store drops a metric identical in (key, value, timestamp, step); a param re-logged with the
 same value is accepted; tags overwrite; a run create that may have reached the server before
 its answer was lost is looked up by its `golf.run_key` tag before creating it again.
+
+On a SQL store, runs go in bulk (bulk.py, issue 21): a segment of fresh creates, logs and
+finishes is one transaction, acknowledged only once committed; what the bulk path does not
+take, or a transaction that fails, goes call by call as above (`Writer.bulk = False`: always).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import threading
 import time
 from collections import Counter
 
+from . import bulk
 from .client import _local_path, is_transient, make_client, redact, search_all, tag_filter
 from .index import IndexEntry, identity_index, is_sql_store
 from .journal import Journal
@@ -55,6 +60,16 @@ def _chunks(metrics: list, params: list, tags: list):
         yield cm, cp, ct
 
 
+class _Known:
+    """Run keys whose run this writer made or verified: the bulk path may write to them."""
+
+    def __init__(self, writer: "Writer"):
+        self.w = writer
+
+    def __contains__(self, key) -> bool:
+        return key in self.w.runs and key not in self.w.unverified
+
+
 class Writer(threading.Thread):
     def __init__(self, tracking_uri: str, journal: Journal, linger_s: float = 0.05,
                  max_backoff_s: float = 5.0):
@@ -81,6 +96,9 @@ class Writer(threading.Thread):
         self._client = None
         self._last_warn = 0.0
         self._gone_warned = False
+        self.bulk = True  # on a SQL store, segments of runs in one transaction (bulk.py); False: per call
+        self._bulk_skip = 0  # ops left that a failed bulk segment sends call by call
+        self._artifact_locations: dict[str, str] = {}
 
     def _store_gone(self, e: BaseException) -> str | None:
         """Why a local store cannot take calls any more (its file deleted, its disk full), or None."""
@@ -192,7 +210,10 @@ class Writer(threading.Thread):
         while pending:
             n = 1
             try:
-                if self._delivered_before(pending[0]):
+                m = 0 if self._bulk_skip else self._bulk(pending)
+                if m:
+                    n = m
+                elif self._delivered_before(pending[0]):
                     pass
                 elif pending[0]["op"] == "log":
                     while n < len(pending) and n < MAX_WINDOW and pending[n]["op"] == "log" \
@@ -212,6 +233,7 @@ class Writer(threading.Thread):
                 except _Permanent as e:
                     log.warning("duplicate check after finishing not done: %s", e)
                     self._window_done = {}
+            self._bulk_skip = max(0, self._bulk_skip - n)
             seq = pending[n - 1]["seq"]
             del pending[:n]
             self.journal.ack(seq)
@@ -219,6 +241,94 @@ class Writer(threading.Thread):
                 self._cond.notify_all()
         self.journal.sync()
         self.journal.compact_if_idle()
+
+    # -- many runs in one SQL transaction (bulk.py) --------------------------------------------
+    def _bulk(self, pending: list[dict]) -> int:
+        """Write the bulk segment at the head of `pending` in one transaction; return how many
+        ops it took (0: none, or the transaction failed and those ops go call by call)."""
+        if not self.bulk or self._window is None:
+            return 0
+        store = bulk.sql_store(self._client)
+        if store is None:
+            return 0
+        n = bulk.plan_segment(pending, _Known(self), self.dead)
+        if not n:
+            return 0
+        seg = pending[:n]
+        try:
+            runs, adds, warnings = self._bulk_runs(seg)
+            self.calls["bulk_write"] += 1
+            bulk.write(store, list(runs.values()), self._artifact_locations)
+        except _Retry:
+            raise
+        except Exception as e:  # noqa: BLE001 - rolled back: these ops go call by call, as before
+            if not isinstance(e, bulk.Unsupported):  # a commit may have landed before its error did
+                for op in seg:
+                    if op["op"] == "create":
+                        op["_tried"] = True  # so its create looks the run up by golf.run_key first
+            log.debug("bulk write of %d tracking calls not done (%s: %s); sending them one by one",
+                      n, type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
+            self._bulk_skip = n
+            return 0
+        created = [r for r in runs.values() if r.new]
+        for r in created:
+            self.journal.map_run(r.key, r.run_id)
+        self.calls["bulk_runs"] += len(created)
+        with self._cond:
+            self.runs.update((r.key, r.run_id) for r in created)
+            self._cond.notify_all()
+        for (experiment, identity), entries in adds.items():
+            self._index(experiment).setdefault(identity, []).extend(entries)
+            self._window_done.setdefault(experiment, set()).add(identity)
+        for args in warnings:
+            log.warning(*args)
+        return n
+
+    def _bulk_runs(self, seg: list[dict]):
+        """The runs a bulk segment writes, the index entries its FINISHED runs add, and the
+        warnings to give once it is committed; finishes are judged duplicates as _finish does."""
+        runs: dict[str, bulk.BulkRun] = {}
+        adds: dict[tuple[str, str], list[IndexEntry]] = {}
+        warnings: list[tuple] = []
+        for op in seg:
+            key = op["key"]
+            if op["op"] == "create":
+                exp_id = self._experiment_id(op["experiment"])
+                if exp_id not in self._artifact_locations:
+                    self._artifact_locations[exp_id] = self._call("get_experiment", exp_id).artifact_location
+                tags = dict(op["tags"])
+                parent = op.get("parent")
+                if parent:
+                    tags["mlflow.parentRunId"] = runs[parent].run_id if parent in runs else self.runs[parent]
+                runs[key] = bulk.BulkRun(key, bulk.new_run_id(), True, exp_id,
+                                         {"tags": tags, "name": op["name"], "start_ms": int(op["start_ms"])})
+                continue
+            r = runs.get(key) or runs.setdefault(key, bulk.BulkRun(key, self.runs[key], False))
+            if op["op"] == "log":
+                r.metrics.extend(op.get("metrics", ()))
+                for k, v in op.get("params", {}).items():
+                    if r.params.setdefault(k, v) != v:
+                        raise bulk.Unsupported(f"param {k} logged twice with different values")
+                r.tags.update(op.get("tags", {}))
+                continue
+            if r.end is not None:
+                raise bulk.Unsupported("a run finished twice")
+            status, tags, identity = op["status"], dict(op.get("tags", {})), op.get("identity")
+            if status == "FINISHED" and identity:
+                exp_id = self._experiment_id(op["experiment"])
+                mine = adds.setdefault((op["experiment"], identity), [])
+                others = [e.run_id for e in [*self._index(op["experiment"]).get(identity, ()), *mine]
+                          if e.run_id != r.run_id and e.computed]
+                if others:
+                    status = "KILLED"
+                    tags.update({"golf.killed_reason": "duplicate", "golf.duplicate_of": others[0]})
+                    warnings.append(("identity %s already has FINISHED run %s; run %s ends KILLED",
+                                     identity, others[0], r.run_id))
+                else:
+                    mine.append(IndexEntry(r.run_id, exp_id, int(op["end_ms"]), True))
+            r.tags.update(tags)
+            r.end = (status, int(op["end_ms"]))
+        return runs, {k: v for k, v in adds.items() if v}, warnings
 
     def _call(self, name: str, *args, **kwargs):
         self.calls[name] += 1

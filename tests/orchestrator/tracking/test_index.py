@@ -83,7 +83,8 @@ def test_never_two_finished_runs_for_one_identity_on_a_sql_store_without_a_searc
         assert tracker.flush(30)
         calls = tracker.stats["calls"]
     assert calls.get("search_runs", 0) == 0  # identity index reads instead, a few per window
-    assert calls["identity_index"] <= 2 * calls["set_terminated"]
+    # a few per window: per set_terminated call, or per bulk transaction on this SQL store
+    assert calls["identity_index"] <= 2 * (calls.get("set_terminated", 0) + calls.get("bulk_write", 0))
     client = MlflowClient(uri)
     runs = {h.run_id: client.get_run(h.run_id) for h in (a, b, c)}
     assert runs[a.run_id].info.status == "FINISHED"
