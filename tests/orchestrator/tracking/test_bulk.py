@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+import orchestrator.tracking.run_handle as run_handle_mod
 import orchestrator.tracking.tracker as tracker_mod
 from orchestrator.tracking import Tracker, bulk
 from tests.orchestrator.tracking.helpers import Job, new_identity
@@ -91,6 +92,7 @@ def test_bulk_runs_read_back_exactly_as_runs_written_call_by_call(tmp_path, monk
     for mode in ("calls", "bulk"):
         clock = [1_700_000_000_000]
         monkeypatch.setattr(tracker_mod, "_now_ms", lambda: clock[0])
+        monkeypatch.setattr(run_handle_mod, "_now_ms", lambda: clock[0])  # a run handle stamps its finish
         uri = f"sqlite:///{tmp_path / mode / 'mlflow.db'}"
         (tmp_path / mode).mkdir()
         tr = Tracker(uri, "same", tmp_path / mode / "journal")
@@ -132,6 +134,7 @@ def test_an_error_inside_the_transaction_rolls_back_and_the_calls_go_one_by_one(
     monkeypatch.setattr(bulk, "write", broken)
     clock = [1_700_000_000_000]
     monkeypatch.setattr(tracker_mod, "_now_ms", lambda: clock[0])
+    monkeypatch.setattr(run_handle_mod, "_now_ms", lambda: clock[0])  # a run handle stamps its finish
     tr = Tracker(uri, "same", tmp_path / "journal")
     handles = _sweep(tr, clock)
     assert tried, "the bulk path was not tried"
