@@ -45,8 +45,8 @@ def run_name(kind: str, path: str) -> str:
     if rest and _EVAL.match(rest[0]):
         ev = "" if rest[0] == "e0" else f" {rest[0]}"
         rest = rest[1:]
-    if k is None or not k.mixer or not rest:  # `train s42`, `eval s42 e1`
-        return f"{kind} {seed}{ev}"
+    if k is None or not k.mixer or not rest:  # `train s42`, `eval s42 e1`, `eval tilt s42` (its tilt eval)
+        return " ".join([kind, *rest, seed]) + ev
     mode, extra = rest[0], rest[1:]
     shown = " ".join(_axes(x) if "=" in x else x for x in extra)
     return " ".join(x for x in (mode, shown, seed) if x) + ev

@@ -297,4 +297,7 @@ def test_script_run_names_put_the_env_point_first():
     from orchestrator.tracking.names import run_name
 
     assert run_name("script_train", "script/s42/MATRIX_LR=0.022,NUM_LAYERS=11") == "MATRIX_LR=0.022 NUM_LAYERS=11 s42"
+    # a sweep with tilt points has two evals per seed: the plain one and the one pricing the hints
+    assert run_name("eval", "eval/s42/e0") == "eval s42" and run_name("eval", "eval/s42/e0/tilt") == "eval tilt s42"
+    assert run_name("eval", "eval/s42/e1/tilt") == "eval tilt s42 e1"
     assert run_name("script_train", "script/s7") == "s7"
