@@ -41,7 +41,7 @@ from orchestrator.kinds import mix as kinds_mix
 from orchestrator.kinds import optuna_mix as kinds_optuna_mix
 from orchestrator.kinds import train as kinds_train
 from orchestrator.kinds.identity import canonical_json, identity_of  # noqa: F401 - re-exported
-from orchestrator.spec.mixer_space import eval_groups
+from orchestrator.spec.mixer_space import eval_groups, mode_axes
 from orchestrator.spec.sweep import Sweep, load_sweep, varying_axes
 from orchestrator.tracking.params import flatten_params
 from workers import contract
@@ -201,6 +201,50 @@ def _short(v: Any) -> str:
 # expansion
 
 
+class _PointDumps:
+    """A mixer point's identity dump and MLflow params, made from its mode's first point (issue 21:
+    pydantic's dump and the params' flattening were ~0.8 s + ~1 s of a 50,000-point plan): the
+    points of one mode differ only in that mode's axes (orchestrator.spec.mixer_space builds
+    them from one template), so a point's dump is the first one's with the differing axis
+    fields' JSON values put in, each value's JSON made once. A dict-valued field (entropy
+    centers: its params are flattened per key) takes the full path. The result is the same
+    dict as `identity_dump()` and `mixer_params` (tests/orchestrator/plan/test_build_speed.py)."""
+
+    def __init__(self):
+        self._modes: dict[str, tuple] = {}  # mode -> (first point, its dump, its params, its axis fields)
+        self._values: dict[tuple[str, str], tuple | None] = {}  # (field, repr) -> (JSON value, params) | None
+
+    @staticmethod
+    def _full(mixer: Any) -> tuple[dict, dict]:
+        dump = mixer.identity_dump()
+        return dump, mixer_params({"mixer": dump})
+
+    def __call__(self, mixer: Any) -> tuple[dict, dict]:
+        t = self._modes.get(mixer.mode)
+        if t is None:
+            dump, params = self._full(mixer)
+            fields = [f for f in mode_axes(mixer.mode) if f in dump and not isinstance(dump[f], dict)] \
+                if mixer.mode != "none" else []
+            self._modes[mixer.mode] = (mixer, dump, params, fields)
+            return dump, params
+        first, dump0, params0, fields = t
+        dump, params = dict(dump0), dict(params0)
+        for f in fields:
+            v, v0 = getattr(mixer, f), getattr(first, f)
+            if type(v) is type(v0) and (v is v0 or repr(v) == repr(v0)):  # repr: -0.0 is not 0.0 in JSON
+                continue
+            key = (f, repr(v))
+            hit = self._values.get(key, False)
+            if hit is False:
+                jv = mixer.model_dump(mode="json", include={f}).get(f)
+                hit = self._values[key] = None if isinstance(jv, dict) else (jv, flatten_params({"mixer": {f: jv}}))
+            if hit is None:
+                return self._full(mixer)
+            dump[f] = hit[0]
+            params.update(hit[1])
+        return dump, params
+
+
 def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | None = None) -> Plan:
     """Expand a validated Sweep into topologically ordered jobs (train, then eval, then mix)."""
     # per job kind: the code that kind runs (golf_core.version); one override string for all in tests
@@ -221,12 +265,14 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
     # (a tilt point's dump leaves out the tilt fields of other modes, so their identities stay)
     points = {}
     mixers = list(sweep.mixer_points())
+    dumps = _PointDumps()
     for mixer in mixers:
-        m_cfg = {"mixer": mixer.identity_dump()}
+        dump, m_params = dumps(mixer)
+        m_cfg = {"mixer": dump}
         shown_axes = [a for a in axes if a in m_cfg["mixer"]]
         shown = "" if mixer.mode == "none" or not shown_axes else \
             "/" + ",".join(f"{a}={_short(m_cfg['mixer'][a])}" for a in shown_axes)
-        points[id(mixer)] = (canonical_json(m_cfg), f"{mixer.mode}{shown}", mixer_params(m_cfg))
+        points[id(mixer)] = (canonical_json(m_cfg), f"{mixer.mode}{shown}", m_params)
     # tilt points need a neural pass that also prices their hints (q = p_model(h)): their own
     # eval job, so the evals and mixes of the other modes keep their identities
     groups = eval_groups(mixers, sweep.optuna_studies())

@@ -19,3 +19,30 @@ def test_list_params_serialized_once_keep_their_types():
     assert flatten_params({"a": [1.0, 2.0]}) == {"a": "[1.0, 2.0]"}
     assert flatten_params({"a": (True, 1)}) == {"a": "[true, 1]"}
     assert flatten_params({"a": [[1], {"x": 2}]}) == {"a": '[[1], {"x": 2}]'}
+
+
+def test_a_points_dump_from_its_modes_first_point_equals_its_own_dump():
+    """build_plan's _PointDumps (issue 21) gives each point exactly identity_dump() and
+    mixer_params: differing axis values, -0.0 beside 0.0 (their JSON differs), per-order
+    entropy centers (a dict: the full path), tilt points, the model alone."""
+    from orchestrator.plan.build import _PointDumps, mixer_params
+
+    points = [MixerConfig(mode="none"),
+              MixerConfig(mode="normalized", alpha_base=0.0, alpha_range=0.4),
+              MixerConfig(mode="normalized", alpha_base=-0.0, alpha_range=0.4, entropy_slope=-0.0),
+              MixerConfig(mode="normalized", alpha_base=0.1, alpha_range=0.5, orders=(2, 3)),
+              MixerConfig(mode="normalized", alpha_base=0.1, alpha_range=0.5,
+                          entropy_centers={2: 4.5, 3: 4.2, 4: 3.8, 5: 3.5, 6: 3.2, 7: 3.0}),
+              MixerConfig(mode="normalized", alpha_base=0.1, alpha_range=0.5),
+              MixerConfig(mode="hashed_target", alpha_base=0.2, alpha_range=0.4, buckets=1024),
+              MixerConfig(mode="hashed_target", alpha_base=0.3, alpha_range=0.4, buckets=2048, min_count=3),
+              MixerConfig(mode="tilt", tilt_order=8, tilt_threshold=0.5),
+              MixerConfig(mode="tilt", tilt_order=16, tilt_threshold=0.8, tilt_boost=1.0)]
+    dumps = _PointDumps()
+    for cfg in points:
+        dump, params = dumps(cfg)
+        full = cfg.identity_dump()
+        assert dump == full and list(dump) == list(full), cfg
+        assert canonical_json({"mixer": dump}) == canonical_json({"mixer": full})
+        assert params == mixer_params({"mixer": full}), cfg
+    assert dumps(points[2])[0]["alpha_base"] == -0.0 and str(dumps(points[2])[0]["alpha_base"]) == "-0.0"
