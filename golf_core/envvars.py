@@ -117,6 +117,10 @@ def apply_env(run_config: Mapping[str, Any], eval_spec: Mapping[str, Any] | None
         if env in environ:
             _set(run, path, parse_value(env, environ[env], ann))
             used[env] = path
+    if spec is None and TILT_SWITCH in environ and parse_value(TILT_SWITCH, environ[TILT_SWITCH], bool):
+        # a script exported without an evaluation: #2135's switch asks for one (the default
+        # EvalSpec, its mixer the tilt below) rather than being ignored in silence
+        spec = eval_spec_cls().model_dump(mode="json")
     for env, (path, ann) in sorted(_aliased(eval_spec_cls, EVAL_ALIASES).items()):
         if env not in environ:
             continue
