@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -249,16 +248,21 @@ def add_unrelated(uri: str, n: int, seed: int = 0) -> float:
 
 
 def golf_cmd(ws: Path, *args: str) -> dict:
-    """`golf ARGS` in ws as a subprocess: wall, CPU and peak RSS of the child."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """`golf ARGS` in ws as a subprocess: wall, CPU and peak RSS of that child alone.
+
+    os.wait4 gives the rusage of this one child (and what it reaped), not RUSAGE_CHILDREN's
+    maximum over every child this bench ever waited for: the sweep phase's Ray workers (over
+    1 GB) were counted as the rerun's peak before (bench/RESULTS.md, part 4)."""
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", *args], cwd=ws, capture_output=True, text=True,
-                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    p = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", *args], cwd=ws, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"rc": p.returncode, "wall_s": wall,
-            "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-            "peak_rss_mb": after.ru_maxrss / 1024, "tail": (p.stdout + p.stderr)[-1500:]}
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return {"rc": p.returncode, "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_rss_mb": usage.ru_maxrss / 1024, "tail": out[-1500:]}
 
 
 # ---------------------------------------------------------------- tracking

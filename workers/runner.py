@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from golf_core.eval.bpb import LN2
+from golf_core.rules import LN2
 from workers.contract import Attempt, ScriptTrainJob
 
 __all__ = ["GolfRunner", "SCRIPT_FAILED", "chunk_bpb"]

@@ -25,8 +25,6 @@ import ray
 from workers.contract import Attempt, JobResult, OptunaMixJob, OptunaSpace
 from workers.files import EVAL_FILES, TRAIN_FILES, pack_dir, unpack_to, work_root
 from workers.search_space import ask, decode_space, new_study
-from golf_core.eval.audit import stream_checks
-from golf_core.eval.bpb import bpb_of
 from workers.runner import chunk_bpb
 
 __all__ = ["Worker", "EVAL_FILES", "TRAIN_FILES", "run_optuna"]
@@ -148,6 +146,11 @@ class Worker:
 
     def _mix(self, attempt: Attempt, stats_key: str, stats_holder: list, data_dir: str, vocab_size: int,
              chunk_tokens: int) -> JobResult:
+        # here, in the actor: the driver imports this module for the actor class, and a rerun
+        # where nothing runs must not pay for torch (golf_core.eval.bpb and .audit import it)
+        from golf_core.eval.audit import stream_checks
+        from golf_core.eval.bpb import bpb_of
+
         t0 = time.time()
         stats_dir = self._materialize(stats_key, stats_holder, "stats")
         stats = self.stats.get_or(stats_key, lambda: self.runner.load_stats(os.path.join(stats_dir, "token_stats.npz")))

@@ -8,32 +8,31 @@
 """
 from __future__ import annotations
 
-from golf_core.data.config import DataConfig
-from golf_core.data.luts import ByteLUTs, build_byte_luts
-from golf_core.data.shards import (
-    SHARD_MAGIC,
-    ShardError,
-    check_data_dir,
-    find_tokenizer,
-    load_split,
-    read_shard,
-    split_files,
-    write_shard,
-)
-from golf_core.data.stream import DistributedTokenLoader, TokenStream
+import importlib
 
-__all__ = [
-    "SHARD_MAGIC",
-    "ByteLUTs",
-    "DataConfig",
-    "DistributedTokenLoader",
-    "ShardError",
-    "TokenStream",
-    "build_byte_luts",
-    "check_data_dir",
-    "find_tokenizer",
-    "load_split",
-    "read_shard",
-    "split_files",
-    "write_shard",
-]
+# Names resolve lazily (as golf_core.eval's do): the spec and plan import golf_core.data.config,
+# and an eager package would pull torch (luts, stream) into every `golf plan` and every rerun
+# where nothing runs (~250 MB of a ~600 MB rerun, issue 21).
+_LAZY = {
+    "DataConfig": "golf_core.data.config",
+    "ByteLUTs": "golf_core.data.luts",
+    "build_byte_luts": "golf_core.data.luts",
+    "SHARD_MAGIC": "golf_core.data.shards",
+    "ShardError": "golf_core.data.shards",
+    "check_data_dir": "golf_core.data.shards",
+    "find_tokenizer": "golf_core.data.shards",
+    "load_split": "golf_core.data.shards",
+    "read_shard": "golf_core.data.shards",
+    "split_files": "golf_core.data.shards",
+    "write_shard": "golf_core.data.shards",
+    "DistributedTokenLoader": "golf_core.data.stream",
+    "TokenStream": "golf_core.data.stream",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'golf_core.data' has no attribute {name!r}")

@@ -9,10 +9,14 @@ interchangeable. Every check raises `ShardError` naming the file and the exact p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
 from golf_core.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 SHARD_MAGIC = 20240520
 SHARD_VERSION = 1
@@ -103,12 +107,14 @@ def split_files(data_dir: str | Path, split: str) -> list[Path]:
     return sorted(Path(data_dir).glob(f"fineweb_{split}_*.bin"))
 
 
-def load_split(data_dir: str | Path, split: str, vocab_size: int | None = None) -> torch.Tensor:
+def load_split(data_dir: str | Path, split: str, vocab_size: int | None = None) -> "torch.Tensor":
     """All shards of a split concatenated in file order, as int64 (a LongTensor)."""
     files = split_files(data_dir, split)
     if not files:
         raise ShardError(f"{data_dir}: no fineweb_{split}_*.bin shards")
     parts = [np.asarray(read_shard(f, vocab_size), dtype=np.int64) for f in files]
+    import torch  # here, not at the top: checking a data dir (every `golf plan`) needs no torch
+
     return torch.from_numpy(np.concatenate(parts) if len(parts) > 1 else parts[0])
 
 

@@ -5,14 +5,13 @@ float64 so 62M tokens add up without drift; ranks add their sums with one all-re
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-LN2 = math.log(2.0)
+from golf_core.rules import LN2  # re-exported: callers import it from here
 
 
 @dataclass

@@ -1,5 +1,25 @@
-"""golf_core.model: the GPT of the upstream baseline and of the PR #779 record stack."""
-from golf_core.model.config import ModelConfig
-from golf_core.model.gpt import CONTROL_TENSOR_PATTERNS, GPT, count_params, crownq_penalty, split_params
+"""golf_core.model: the GPT of the upstream baseline and of the PR #779 record stack.
 
-__all__ = ["CONTROL_TENSOR_PATTERNS", "GPT", "ModelConfig", "count_params", "crownq_penalty", "split_params"]
+Names resolve lazily: golf_core.presets imports golf_core.model.config, and an eager package
+would pull torch into every spec load, `golf plan` and rerun where nothing trains (issue 21).
+"""
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "ModelConfig": "golf_core.model.config",
+    "CONTROL_TENSOR_PATTERNS": "golf_core.model.gpt",
+    "GPT": "golf_core.model.gpt",
+    "count_params": "golf_core.model.gpt",
+    "crownq_penalty": "golf_core.model.gpt",
+    "split_params": "golf_core.model.gpt",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'golf_core.model' has no attribute {name!r}")

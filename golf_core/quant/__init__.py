@@ -1,7 +1,26 @@
-"""golf_core.quant: quantization, pruning, compression and the artifact on disk."""
-from golf_core.quant.artifact import ArtifactError, ArtifactInfo, load_artifact, write_artifact
-from golf_core.quant.config import QuantConfig
-from golf_core.quant.quantize import dequantize_state_dict, quantize_state_dict
+"""golf_core.quant: quantization, pruning, compression and the artifact on disk.
 
-__all__ = ["ArtifactError", "ArtifactInfo", "QuantConfig", "dequantize_state_dict", "load_artifact",
-           "quantize_state_dict", "write_artifact"]
+Names resolve lazily: golf_core.presets imports golf_core.quant.config, and an eager package
+would pull torch into every spec load where nothing quantizes (issue 21).
+"""
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {
+    "ArtifactError": "golf_core.quant.artifact",
+    "ArtifactInfo": "golf_core.quant.artifact",
+    "load_artifact": "golf_core.quant.artifact",
+    "write_artifact": "golf_core.quant.artifact",
+    "QuantConfig": "golf_core.quant.config",
+    "dequantize_state_dict": "golf_core.quant.quantize",
+    "quantize_state_dict": "golf_core.quant.quantize",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'golf_core.quant' has no attribute {name!r}")

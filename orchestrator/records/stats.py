@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from golf_core.eval.bpb import LN2
+from golf_core.rules import LN2
 from golf_core.errors import UserError
 
 __all__ = [
