@@ -7,6 +7,7 @@ injects sleeps). `GolfRunner` is the real one. A job arrives as a workers.contra
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,7 +16,7 @@ import numpy as np
 from golf_core.rules import LN2
 from workers.contract import Attempt, ScriptTrainJob
 
-__all__ = ["GolfRunner", "SCRIPT_FAILED", "chunk_bpb"]
+__all__ = ["ByteTotals", "GolfRunner", "SCRIPT_FAILED", "chunk_bpb"]
 
 # the result key of a script that exited non-zero (the actor turns it into JobResult.failed)
 SCRIPT_FAILED = "script_failed"
@@ -24,13 +25,36 @@ SCRIPT_FAILED = "script_failed"
 def chunk_bpb(nll: np.ndarray, nbytes: np.ndarray, chunk: np.ndarray) -> list[float]:
     """Bits per byte of each score-first chunk (index = chunk id): how the score drifts as the
     n-gram tables fill."""
-    chunk = np.asarray(chunk, dtype=np.int64)
-    if chunk.size == 0:
-        return []
-    n = int(chunk.max()) + 1
-    s = np.bincount(chunk, weights=np.asarray(nll, dtype=np.float64), minlength=n)
-    b = np.bincount(chunk, weights=np.asarray(nbytes, dtype=np.float64), minlength=n)
-    return [float(x) for x in s / LN2 / np.maximum(b, 1.0)]
+    return ByteTotals(nbytes, chunk).chunk_bpb(nll)
+
+
+class ByteTotals:
+    """One eval's bytes, summed once (in total and per score-first chunk) for every config
+    scored against them: a worker scoring a thousand configs of one eval did these sums a
+    thousand times (issue 21). Same float64 sums as golf_core.eval.bpb.bpb_of and chunk_bpb."""
+
+    def __init__(self, nbytes: np.ndarray, chunk: np.ndarray | None = None):
+        from golf_core.eval.bpb import bpb
+
+        self._bpb = bpb
+        b = np.asarray(nbytes, dtype=np.float64)
+        self.byte_sum = float(b.sum())
+        self.chunk = None if chunk is None else np.asarray(chunk, dtype=np.int64)
+        if self.chunk is not None and self.chunk.size:
+            self.n_chunks = int(self.chunk.max()) + 1
+            self.per_chunk = np.maximum(np.bincount(self.chunk, weights=b, minlength=self.n_chunks), 1.0)
+
+    def loss_bpb(self, nll: np.ndarray) -> tuple[float, float]:
+        """(val_loss, val_bpb), as golf_core.eval.bpb.bpb_of(nll, nbytes)."""
+        nll = np.asarray(nll, dtype=np.float64)
+        nll_sum = float(nll.sum())
+        return nll_sum / max(nll.size, 1), self._bpb(nll_sum, self.byte_sum)
+
+    def chunk_bpb(self, nll: np.ndarray) -> list[float]:
+        if self.chunk is None or self.chunk.size == 0:
+            return []
+        s = np.bincount(self.chunk, weights=np.asarray(nll, dtype=np.float64), minlength=self.n_chunks)
+        return [float(x) for x in s / LN2 / self.per_chunk]
 
 
 class GolfRunner:
@@ -64,7 +88,14 @@ class GolfRunner:
         from golf_core.config import build
         from golf_core.eval.config import MixerConfig
 
-        return build(MixerConfig, mixer, prefix="mixer")
+        # a mix point's config is asked for by its score, table key and audit: validated once
+        key = json.dumps(mixer, sort_keys=True, default=str)
+        cache = self.__dict__.setdefault("_configs", {})
+        if key not in cache:
+            if len(cache) >= 4096:
+                cache.clear()
+            cache[key] = build(MixerConfig, mixer, prefix="mixer")
+        return cache[key]
 
     def table_key(self, mixer: dict) -> tuple:
         return self.mixer_config(mixer).table_key()
@@ -94,9 +125,16 @@ class GolfRunner:
                           vocab_size=vocab_size, audit_idx=stats.get("audit_idx"), n_ctx=stats.get("n_ctx"))
 
     def mix_nll(self, stats: dict, ngram: Any, mixer: dict) -> np.ndarray:
-        from golf_core.eval.mix import mix_nll
+        from golf_core.eval.mix import MixInputs, mix_nll
 
-        return np.asarray(mix_nll(stats, ngram, self.mixer_config(mixer)), dtype=np.float64)
+        cfg = self.mixer_config(mixer)
+        if cfg.mode == "tilt":
+            return np.asarray(mix_nll(stats, ngram, cfg), dtype=np.float64)
+        # the pair's tensors, made once for the configs of one table key that follow (a batch)
+        last = self.__dict__.get("_inputs")
+        if last is None or last[0] is not stats or last[1] is not ngram:
+            last = self.__dict__["_inputs"] = (stats, ngram, MixInputs(stats, ngram))
+        return np.asarray(mix_nll(stats, ngram, cfg, inputs=last[2]), dtype=np.float64)
 
     def tilt_counts(self, stats: dict, ngram: Any, mixer: dict) -> dict:
         """tilt_gated / tilt_hits of a tilt point (empty for other modes)."""

@@ -25,7 +25,7 @@ import ray
 from workers.contract import Attempt, JobResult, OptunaMixJob, OptunaSpace
 from workers.files import EVAL_FILES, TRAIN_FILES, pack_dir, unpack_to, work_root
 from workers.search_space import ask, decode_space, new_study
-from workers.runner import chunk_bpb
+from workers.runner import ByteTotals
 
 __all__ = ["Worker", "EVAL_FILES", "TRAIN_FILES", "run_optuna"]
 
@@ -63,6 +63,7 @@ class Worker:
         self.val = _LRU(1)  # (data_dir, vocab) -> validation tokens
         self.ngrams = _LRU(4)  # (eval identity, table key) -> n-gram pass
         self.carried = _LRU(4)  # eval identity -> the eval job's audit checks
+        self.byte_totals = _LRU(2)  # eval identity -> its byte sums (workers.runner.ByteTotals)
         self.shared_checks = _LRU(4)  # (eval identity, table key) -> config-independent audit checks
         self.jobs_done = 0
 
@@ -149,12 +150,12 @@ class Worker:
         # here, in the actor: the driver imports this module for the actor class, and a rerun
         # where nothing runs must not pay for torch (golf_core.eval.bpb and .audit import it)
         from golf_core.eval.audit import stream_checks
-        from golf_core.eval.bpb import bpb_of
 
         t0 = time.time()
         stats_dir = self._materialize(stats_key, stats_holder, "stats")
         stats = self.stats.get_or(stats_key, lambda: self.runner.load_stats(os.path.join(stats_dir, "token_stats.npz")))
         val = self.val.get_or((data_dir, vocab_size), lambda: self.runner.load_val(data_dir, vocab_size))
+        sums = self.byte_totals.get_or(stats_key, lambda: ByteTotals(stats["bytes"], stats.get("chunk")))
         n_passes = [0]
 
         def ngram_for(mixer: dict):
@@ -169,7 +170,7 @@ class Worker:
 
         def score(mixer: dict) -> tuple[float, float]:
             nll = last["nll"] = self.runner.mix_nll(stats, ngram_for(mixer), mixer)
-            loss, val_bpb = bpb_of(nll, stats["bytes"])
+            loss, val_bpb = sums.loss_bpb(nll)
             return val_bpb, loss
 
         job = attempt.job
@@ -180,7 +181,7 @@ class Worker:
             bpb, loss = score(mixer)
             result = {"val_bpb": bpb, "val_loss": loss, "mixer": mixer}
             if "chunk" in stats:  # per score-first chunk: the sweep's drift plot
-                result["chunk_bpb"] = chunk_bpb(last["nll"], stats["bytes"], stats["chunk"])
+                result["chunk_bpb"] = sums.chunk_bpb(last["nll"])
         if (result.get("mixer") or {}).get("mode") == "tilt":  # how often it fires, how often right
             result.update(self.runner.tilt_counts(stats, ngram_for(result["mixer"]), result["mixer"]))
         carried = self.carried.get_or(stats_key, lambda: _carried_checks(stats_dir))

@@ -21,7 +21,7 @@ import yaml
 from golf_core.config import ConfigError, build
 from golf_core.eval.bpb import bpb
 from golf_core.eval.config import MixerConfig
-from golf_core.eval.mixer import P_FLOOR, center_table, mixed_nll
+from golf_core.eval.mixer import P_FLOOR, center_table
 from golf_core.eval.ngram import NgramResult
 from golf_core.errors import UserError
 
@@ -56,20 +56,51 @@ def check_stats(stats: Mapping[str, Any], keys=("p_model", "entropy", "bytes")) 
     return int(n or 0)
 
 
-def mix_nll(stats: Mapping[str, Any], ngram, cfg: MixerConfig) -> np.ndarray:
-    """Per-token NLL (nats, float64) of one mixer config over the saved stats."""
+class MixInputs:
+    """One (stats, n-gram pass) pair as every config of its table key mixes it: the float64
+    tensors, the order mask and the model-alone NLL made once. A worker scoring a thousand
+    configs of one table key pays the conversions once, not per config (issue 21).
+
+    `nll(cfg)` is bit-identical to golf_core.eval.mixer.mixed_nll (tests/golf_core/eval/
+    test_mix.py compares them bit for bit): the same float64 operations on the same elements
+    in the same order, only in place and without the per-config conversions. The warm-up
+    positions' alpha is not zeroed first: their mixed value is replaced by the model alone."""
+
+    def __init__(self, stats: Mapping[str, Any], ngram):
+        n = check_stats(stats)
+        order, p_ng = _ngram_arrays(stats, ngram)
+        if order.shape[0] != n:
+            raise MixError(f"n-gram result has {order.shape[0]} rows, stats have {n}")
+        t = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float64))  # noqa: E731
+        self.p_model, self.p_ngram, self.entropy = t(stats["p_model"]), t(p_ng), t(stats["entropy"])
+        self.order = torch.from_numpy(np.asarray(order, dtype=np.int64))
+        self.active = self.order > 0
+        self.alone = -torch.log(self.p_model.clamp(min=torch.finfo(self.p_model.dtype).tiny))
+
+    def nll(self, cfg: MixerConfig) -> np.ndarray:
+        """Per-token NLL (nats, float64) of one non-tilt config."""
+        if cfg.mode == "none":
+            return self.alone.numpy().copy()
+        if cfg.entropy_centers:  # #798's per-order centers: a gather, as mixer.alpha does
+            a = self.entropy - center_table(cfg, self.entropy.dtype, self.entropy.device)[self.order]
+        else:
+            a = self.entropy - float(cfg.entropy_center)
+        # a = min(base + range * sigmoid(slope (H - c)), alpha_max)
+        a.mul_(cfg.entropy_slope).sigmoid_().mul_(cfg.alpha_range).add_(cfg.alpha_base).clamp_(max=cfg.alpha_max)
+        # p = (1 - a) p_model + a p_ngram; nll = -log max(p, 1e-12)
+        b = torch.mul(a, self.p_ngram)
+        a.neg_().add_(1.0).mul_(self.p_model).add_(b).clamp_(min=P_FLOOR).log_().neg_()
+        return torch.where(self.active, a, self.alone).numpy()
+
+
+def mix_nll(stats: Mapping[str, Any], ngram, cfg: MixerConfig, inputs: MixInputs | None = None) -> np.ndarray:
+    """Per-token NLL (nats, float64) of one mixer config over the saved stats; `inputs`: the
+    pair's MixInputs when the caller scores many configs of it (ignored for tilt)."""
     if cfg.mode == "tilt":  # #2135's tilt: elementwise over the stats' hints and q
         from golf_core.eval.tilt_eval import TiltArrays, stats_tilt_nll, tilt_arrays
 
         return stats_tilt_nll(stats, ngram if isinstance(ngram, TiltArrays) else tilt_arrays(stats, cfg), cfg)
-    n = check_stats(stats)
-    order, p_ng = _ngram_arrays(stats, ngram)
-    if order.shape[0] != n:
-        raise MixError(f"n-gram result has {order.shape[0]} rows, stats have {n}")
-    t = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float64))  # noqa: E731
-    out = mixed_nll(t(stats["p_model"]), t(p_ng), t(stats["entropy"]),
-                    torch.from_numpy(np.asarray(order, dtype=np.int64)), cfg)
-    return out.numpy()
+    return (inputs if inputs is not None else MixInputs(stats, ngram)).nll(cfg)
 
 
 def mix_bpb(stats: Mapping[str, Any], ngram, cfgs: list[MixerConfig], *, device: str | torch.device = "cpu",

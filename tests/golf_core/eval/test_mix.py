@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from golf_core.eval.config import MixerConfig
-from golf_core.eval.mix import MixError, grid_from_dict, load_grid, mix_bpb, mix_nll, stream_from_stats
+from golf_core.eval.mix import MixError, MixInputs, grid_from_dict, load_grid, mix_bpb, mix_nll, stream_from_stats
+from golf_core.eval.mixer import mixed_nll
 from golf_core.eval.ngram import ngram_pass
 from tests.golf_core.eval.ngram_ref import markov_stream
 
@@ -38,6 +39,32 @@ def test_mix_bpb_grid_equals_per_config_mix_nll():
     assert len(set(round(b, 12) for b in got)) > 20  # the configs really differ
     f32 = mix_bpb(st, ng, cfgs[:4], dtype=torch.float32)
     assert np.allclose(f32, got[:4], rtol=1e-5)
+
+
+def test_mix_inputs_bit_identical_to_mixed_nll():
+    """The worker's fast path (conversions once per pass, in-place ops) must not move a single
+    val_bpb (issue 21: the smoke sweep's results bit for bit): every element equal to the
+    reference formula of golf_core.eval.mixer, over clamps, per-order centers and mode none."""
+    val, st = _stats(4000, seed=3)
+    st["p_model"][:50] = 1e-300  # the model-alone floor (tiny) and the mix's P_FLOOR both bite
+    cfgs = grid_from_dict({"mixer": {"mode": "normalized", "buckets": 256, "alpha_base": [0.0, 0.05, 0.31],
+                                     "alpha_range": [0.1, 0.55, 0.69], "entropy_slope": [0.5, 2.0, 7.3],
+                                     "entropy_center": [1.0, 4.0], "alpha_max": [1.0, 0.25]}})
+    cfgs.append(MixerConfig(mode="normalized", buckets=256, entropy_centers={2: 4.5, 3: 4.2, 4: 3.8, 5: 3.5, 6: 3.2, 7: 3.0}))
+    cfgs.append(MixerConfig(mode="none"))
+    ng = ngram_pass(val, st["pos"], st["chunk"], cfgs[0], 500, vocab_size=32)
+    t = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float64))  # noqa: E731
+    inputs = MixInputs(st, ng)
+    differ = 0
+    for cfg in cfgs:
+        want = mixed_nll(t(st["p_model"]), t(ng.p_ngram), t(st["entropy"]),
+                         torch.from_numpy(np.asarray(ng.order, dtype=np.int64)), cfg).numpy()
+        got = inputs.nll(cfg)
+        assert got.dtype == np.float64 and np.array_equal(got, want), cfg
+        assert np.array_equal(mix_nll(st, ng, cfg), want)  # without inputs: the same path
+        differ += not np.array_equal(got, inputs.nll(MixerConfig(mode="none")))
+    assert differ == len(cfgs) - 1  # every mixed config really mixes
+    assert np.array_equal(inputs.nll(cfgs[0]), inputs.nll(cfgs[0]))  # no state left behind
 
 
 def test_mix_bpb_refuses_mixed_table_configs():
