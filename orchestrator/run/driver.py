@@ -315,9 +315,10 @@ class _Driver(ScriptLive, Live):
         while True:
             if self.lease is not None:
                 self.lease.check()  # LeaseLost: another driver took this sweep over
-            asked = self.feed_trials()
-            sched.dispatch_ready()
-            sched.release_idle_actors()
+            with self.track.held():  # the turn's tracking calls: one journal flush
+                asked = self.feed_trials()
+                sched.dispatch_ready()
+                sched.release_idle_actors()
             if not sched.inflight:  # every ready job was dispatched, so nothing can start any more
                 if asked:  # trials whose jobs were reused or could not start: tell them, ask on
                     continue
@@ -325,9 +326,10 @@ class _Driver(ScriptLive, Live):
             t_wait = time.perf_counter()
             done = self.launcher.wait(list(sched.inflight), timeout=self.opts.poll_s)
             waited += time.perf_counter() - t_wait
-            for ref in done:
-                if ref in sched.inflight:  # handling an earlier one may have dropped it (a gang)
-                    sched.handle(ref)
+            with self.track.held():
+                for ref in done:
+                    if ref in sched.inflight:  # handling an earlier one may have dropped it (a gang)
+                        sched.handle(ref)
             # a script job's log lines as live metrics; with a pruner they are its input, so they
             # are asked for 4x as often: a trial past a rung is stopped ~1.5 s sooner
             self.poll_script_logs(0.5 if self.spend.hook is not None else 2.0)

@@ -89,6 +89,11 @@ class TrackingAdapter:
         # job files are written here for the tracker's upload (it reads them later, in order)
         self.spool = Path(spool_dir or Path.cwd() / ".golf" / "spool")
 
+    def held(self):
+        """Context for one loop turn's tracking calls: one journal flush (Tracker.held)."""
+        held = getattr(self.t, "held", None)
+        return held() if held is not None else contextlib.nullcontext()
+
     def start_sweep(self, plan, live_sweeps=None) -> str | None:
         self._plan_ids = {j.identity for j in plan.jobs}  # the reuse lookup reads these runs only
         self.sweep = self.t.start_sweep(plan.sweep_identity, params={"golf.sweep_name": plan.sweep_name},

@@ -100,6 +100,10 @@ class Tracker:
         orphans.release()  # their pending calls are safe in our journal now
         return len(orphans.ops)
 
+    def held(self):
+        """Context: calls made inside are journaled with one flush at the end (Journal.hold)."""
+        return self._journal.hold()
+
     def _enqueue(self, op: dict) -> None:
         # one lock around seq + queue: the writer must see ops in seq order
         with self._lock:

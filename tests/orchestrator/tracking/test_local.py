@@ -127,3 +127,33 @@ def test_journal_adoption_takes_only_dead_journals_of_the_same_uri(tmp_path, mon
     orphans = jmod.adopt_orphans(tmp_path, uri, me)
     assert [op["seq"] for op in orphans.ops] == [2] and orphans.runs == {K(0): "run-0"}
     orphans.release()
+
+
+def test_journal_hold_flushes_a_turn_once_and_other_threads_at_once(tmp_path):
+    """Journal.hold (the driver's loop turn, issue 21): this thread's lines reach the file in
+    one flush at the end; a line another thread writes meanwhile (the writer's ack) is flushed
+    at once and takes the held ones out with it, in order."""
+    import threading
+
+    from orchestrator.tracking import journal as jmod
+
+    j = jmod.Journal(tmp_path, "http://127.0.0.1:1")
+
+    def on_disk() -> list:
+        return [json.loads(line) for line in j.path.read_text().splitlines()][1:]  # past the header
+
+    with j.hold():
+        j.append_op({"op": "log", "key": K(1)})
+        with j.hold():  # nested: still one flush, at the outer end
+            j.append_op({"op": "log", "key": K(2)})
+        assert on_disk() == []  # nothing flushed yet: a crash here loses only this turn
+    assert [r["seq"] for r in on_disk()] == [1, 2]
+    with j.hold():
+        j.append_op({"op": "log", "key": K(3)})
+        t = threading.Thread(target=j.ack, args=(3,))  # the writer thread: not held
+        t.start()
+        t.join()
+        assert [r.get("seq", r.get("ack")) for r in on_disk()] == [1, 2, 3, 3]
+    j.append_op({"op": "log", "key": K(4)})  # outside a hold: flushed per line, as before
+    assert on_disk()[-1]["seq"] == 4
+    j.close(delete=True)
