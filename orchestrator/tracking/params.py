@@ -6,6 +6,7 @@ from the stored one). Everything is made valid here, on the caller's side, befor
 """
 from __future__ import annotations
 
+import functools
 import json
 import posixpath
 import re
@@ -32,7 +33,14 @@ _BAD_KEY_CHARS = re.compile(r"[^/\w.\- ]")
 
 def clean_key(key: Any) -> str:
     """A key MLflow accepts: allowed characters only, no path tricks, at most 250 chars."""
-    k = _BAD_KEY_CHARS.sub("_", str(key)).strip()
+    if isinstance(key, str):  # a sweep repeats the same few dozen keys on every run
+        return _clean_str_key(key)
+    return _clean_str_key(str(key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _clean_str_key(key: str) -> str:
+    k = _BAD_KEY_CHARS.sub("_", key).strip()
     # MLflow treats names as paths: "a//b", "a/", "./a", "/a" would resolve to other names
     parts = [p for p in k.split("/") if p not in ("", ".", "..")]
     k = "/".join(parts) or "_"

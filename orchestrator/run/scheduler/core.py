@@ -74,6 +74,8 @@ class Scheduler(Placement, Gangs, Stopping):
         self.mix_s: float | None = None  # running mean of the mix jobs' wall time (s)
         self._n_mix = 0
         self.gate: Callable[[Any], str | None] | None = None  # job -> why it may not start now (a budget)
+        self._pending: list | None = None  # refresh_ready's PENDING jobs (rebuilt when jobs are added)
+        self._pending_of = 0
 
     def configure(self, *, use_gpus: bool, max_actors: int, node_max: dict[str, float],
                   totals: dict[str, float] | None = None) -> None:
@@ -123,7 +125,14 @@ class Scheduler(Placement, Gangs, Stopping):
     def refresh_ready(self) -> None:
         """PENDING jobs whose dependencies all finished become READY; those with a failed,
         skipped or cancelled dependency (or one whose output is unusable) are SKIPPED."""
-        for out in self.outcomes.values():
+        # only PENDING jobs can change here, and no job becomes PENDING again (states.py): the
+        # scan covers the ones still waiting, not every job, once per finished job (issue 21)
+        if self._pending is None or self._pending_of != len(self.outcomes):
+            self._pending = [o for o in self.outcomes.values() if o.state == JobState.PENDING]
+            self._pending_of = len(self.outcomes)
+        waiting = self._pending
+        self._pending = [o for o in waiting if o.state == JobState.PENDING]
+        for out in waiting:
             if out.state != JobState.PENDING:
                 continue
             deps = [self.outcomes[d] for d in out.job.deps if d in self.outcomes]
@@ -148,7 +157,7 @@ class Scheduler(Placement, Gangs, Stopping):
     # ---------------------------------------------------------------- dispatch
     def dispatch_ready(self) -> int:
         """Start what can start (see the module doc for the order). Returns how many started."""
-        n = 0
+        n, no_slot = 0, set()
         ready = [o for o in self.outcomes.values() if o.state == JobState.READY]
         ready.sort(key=lambda o: (kinds.of(o.job).order, self.order[o.job.identity]))
         for out in ready:
@@ -166,9 +175,16 @@ class Scheduler(Placement, Gangs, Stopping):
                 continue
             if kinds.of(job).trains and not self._fits(out):
                 continue
+            # _pick_slot's answer depends on the job's kind and inputs only, until a job starts:
+            # a thousand READY mixes of one eval ask once per turn, not once each (issue 21)
+            like = (kinds.of(job).name, job.deps)
+            if like in no_slot:
+                continue
             slot = self._pick_slot(job)
             if slot is None:
+                no_slot.add(like)
                 continue  # every worker busy: wait for one
+            no_slot.clear()
             if self._start_on_slot(out, slot):
                 n += 1
         return n
