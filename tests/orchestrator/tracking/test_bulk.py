@@ -145,6 +145,36 @@ def test_an_error_inside_the_transaction_rolls_back_and_the_calls_go_one_by_one(
     assert c.get_run(handles["mix1"].run_id).data.metrics["val_bpb"] == pytest.approx(1 + 1 / 7)
 
 
+def test_a_metric_the_store_already_holds_does_not_fail_the_segment(tmp_path, monkeypatch):
+    """A job's gpu_seconds was logged when charged and again with its result: in the same
+    millisecond but in two writer segments, the second insert hit the metrics table's primary
+    key and the whole segment (1,121 calls once) went one by one. It is skipped, as MLflow's
+    own log_batch skips it, and the segment stays one transaction."""
+    clock = [1_700_000_000_000]
+    monkeypatch.setattr(tracker_mod, "_now_ms", lambda: clock[0])
+    monkeypatch.setattr(run_handle_mod, "_now_ms", lambda: clock[0])
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tr = Tracker(uri, "same", tmp_path / "journal")
+    tr.start_sweep(IDENTS[0])
+    h = tr.start_job(Job("mix", IDENTS[1], "seed1337/eval/mix-0"))
+    h.log_metrics({"gpu_seconds": 1.5, "other": 2.0})
+    assert tr.flush(60)  # segment 1: the run and its first metrics
+    before = dict(tr.stats["calls"])
+    with h.batched():  # segment 2, the same millisecond: one metric again, one new
+        h.log_metrics({"gpu_seconds": 1.5, "val_bpb": 1.25})
+        h.log_metrics({"gpu_seconds": 1.75}, step=1)
+    h.finish()
+    assert tr.close(60)
+    calls = tr.stats["calls"]
+    assert calls["bulk_write"] == before["bulk_write"] + 1  # one transaction, not call by call
+    assert not calls.get("log_batch", 0) - before.get("log_batch", 0) and not calls.get("set_terminated")
+    c = MlflowClient(uri)
+    run = c.get_run(h.run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics == {"gpu_seconds": 1.75, "other": 2.0, "val_bpb": 1.25}
+    hist = sorted((m.step, m.value) for m in c.get_metric_history(h.run_id, "gpu_seconds"))
+    assert hist == [(0, 1.5), (1, 1.75)]  # the repeat kept once
+
+
 @pytest.mark.parametrize("where", ["before_commit", "after_commit"])
 def test_a_driver_killed_inside_a_bulk_write_loses_nothing_and_makes_nothing_twice(tmp_path, where):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
