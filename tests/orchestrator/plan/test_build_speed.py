@@ -46,3 +46,21 @@ def test_a_points_dump_from_its_modes_first_point_equals_its_own_dump():
         assert canonical_json({"mixer": dump}) == canonical_json({"mixer": full})
         assert params == mixer_params({"mixer": full}), cfg
     assert dumps(points[2])[0]["alpha_base"] == -0.0 and str(dumps(points[2])[0]["alpha_base"]) == "-0.0"
+
+
+def test_a_points_canonical_json_from_cached_field_texts_equals_canonical_json():
+    """_PointDumps.canonical (issue 21) is byte for byte canonical_json({"mixer": dump}): nested
+    dicts sorted, -0.0 and 0.0 apart, 1 and 1.0 and True apart, non-ASCII escaped."""
+    from orchestrator.plan.build import _PointDumps
+
+    dumps = _PointDumps()
+    cases = [MixerConfig(mode="normalized", alpha_base=0.0).identity_dump(),
+             MixerConfig(mode="normalized", alpha_base=-0.0).identity_dump(),
+             MixerConfig(mode="normalized", entropy_centers={7: 3.0, 2: 4.5, 3: 4.2, 4: 3.8, 5: 3.5, 6: 3.2}).identity_dump(),
+             MixerConfig(mode="tilt", tilt_order=16, tilt_threshold=0.8).identity_dump(),
+             MixerConfig(mode="none").identity_dump(),
+             {"b": 1, "a": 1.0, "c": True, "d": "\u00e9\"q", "e": [1, 2.5, None], "f": {"z": 1, "y": [0.0, -0.0]}},
+             {"b": 1.0, "a": 1, "c": 1, "d": "e", "e": [1.0], "f": {"y": [-0.0], "z": 1.0}}]
+    for _ in range(2):  # the second round is served from the cache
+        for d in cases:
+            assert dumps.canonical(d) == canonical_json({"mixer": d})
