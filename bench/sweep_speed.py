@@ -247,22 +247,41 @@ def add_unrelated(uri: str, n: int, seed: int = 0) -> float:
     return time.perf_counter() - t0
 
 
+# `golf` as `python -m orchestrator.cli.main`, writing its own peak RSS (VmHWM of its address space)
+# to argv[1] at exit
+_HWM_MAIN = """
+import atexit, runpy, sys
+out = sys.argv.pop(1)
+def hwm():
+    with open("/proc/self/status") as f:
+        kb = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+    with open(out, "w") as f:
+        f.write(kb)
+atexit.register(hwm)
+sys.argv[0] = "golf"
+runpy.run_module("orchestrator.cli.main", run_name="__main__", alter_sys=True)
+"""
+
+
 def golf_cmd(ws: Path, *args: str) -> dict:
     """`golf ARGS` in ws as a subprocess: wall, CPU and peak RSS of that child alone.
 
-    os.wait4 gives the rusage of this one child (and what it reaped), not RUSAGE_CHILDREN's
-    maximum over every child this bench ever waited for: the sweep phase's Ray workers (over
-    1 GB) were counted as the rerun's peak before (bench/RESULTS.md, part 4)."""
+    The peak is the child's own VmHWM, read by itself at exit. Neither RUSAGE_CHILDREN (the
+    largest child ever waited for: the sweep phase's Ray workers) nor wait4's ru_maxrss will
+    do: Linux starts a forked child's maxrss at its parent's high-water mark and keeps it
+    through exec, so both reported this >1 GB bench process's own peak (bench/RESULTS.md, part 4)."""
+    hwm = ws / f".hwm-{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
-    p = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", *args], cwd=ws, stdout=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, "-c", _HWM_MAIN, str(hwm), *args], cwd=ws, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     out = p.stdout.read()
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
-    p.returncode = os.waitstatus_to_exitcode(status)
-    return {"rc": p.returncode, "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "peak_rss_mb": usage.ru_maxrss / 1024, "tail": out[-1500:]}
+    rss_mb = int(hwm.read_text()) / 1024 if hwm.exists() else float("nan")
+    hwm.unlink(missing_ok=True)
+    return {"rc": os.waitstatus_to_exitcode(status), "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
+            "peak_rss_mb": rss_mb, "tail": out[-1500:]}
 
 
 # ---------------------------------------------------------------- tracking
