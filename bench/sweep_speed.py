@@ -171,6 +171,9 @@ def run_sweep(ws: Path, n_configs: int) -> dict:
            "runs_per_s": len(runs) / max(marks["closed"] - ev, 1e-9),
            "driver_busy_s": report.driver_busy_s,
            "driver_ms_per_job": 1e3 * report.driver_busy_s / max(1, len(plan.jobs)),
+           # its thread's CPU: the busy time less waits for the GIL (the tracker's writer thread)
+           # and for a core (two workers and Ray beside it on a 2-core machine)
+           "driver_cpu_ms_per_job": 1e3 * getattr(report, "driver_cpu_s", float("nan")) / max(1, len(plan.jobs)),
            "val_bpb": {o.job.identity: (o.result or {}).get("val_bpb") for o in report.outcomes.values()
                        if o.job.kind == "mix"}}
     # the anchor: the same configs in-process, over the eval's stats
@@ -361,7 +364,8 @@ def main() -> None:
         s = res["sweep"]
         print(f"sweep: {s['counts']}; eval end -> results known {s['results_known_s']:.2f} s, printed "
               f"{s['results_printed_s']:.2f} s, all {s['mix_runs_in_mlflow']} mix runs in MLflow "
-              f"{s['all_in_mlflow_s']:.2f} s ({s['runs_per_s']:.1f} runs/s); driver {s['driver_ms_per_job']:.2f} ms/job; "
+              f"{s['all_in_mlflow_s']:.2f} s ({s['runs_per_s']:.1f} runs/s); driver {s['driver_ms_per_job']:.2f} ms/job "
+              f"({s['driver_cpu_ms_per_job']:.2f} ms of its thread's CPU); "
               f"compute anchor mix_bpb {s['compute_s']:.3f} s (+ n-gram pass {s['ngram_pass_s']:.2f} s); "
               f"max |dbpb| vs anchor {s['max_abs_diff_vs_anchor']}; load {load()}", flush=True)
     if "rerun" not in skip:

@@ -68,3 +68,26 @@ def test_importing_every_golf_core_module_loads_no_ray_or_mlflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"golf_core pulled in: {out.stdout.strip()}"
+
+
+def test_planning_and_the_driver_load_no_torch(tmp_path):
+    """`golf plan` and a rerun where every job is reused load no torch (issue 21: ~250 MB of a
+    ~600 MB rerun): the spec, the plan, the driver, the Ray launcher and the worker's module
+    import it only where a job really runs (golf_core.data/model/quant resolve names lazily)."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import orchestrator.cli.main, orchestrator.cli.run, orchestrator.run.driver, orchestrator.run.start\n"
+        "import orchestrator.records.stats, workers.worker, workers.runner\n"
+        "from orchestrator.plan.build import load_plan\n"
+        "import golf_core.data, golf_core.model, golf_core.quant\n"
+        "golf_core.data.DataConfig, golf_core.model.ModelConfig, golf_core.quant.QuantConfig\n"
+        f"load_plan(Path({str(ROOT / 'experiments' / 'smoke.yaml')!r}), workspace=Path({str(tmp_path)!r}))\n"
+        "print(','.join(m for m in sys.modules if m.split('.')[0] == 'torch'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert out.stdout.strip() == "", f"torch loaded: {out.stdout.strip()[:200]}"
+    # and the lazy names still resolve to the real objects
+    lazy = subprocess.run([sys.executable, "-c", "import golf_core.model as m, golf_core.model.gpt as g; "
+                           "print(m.GPT is g.GPT)"], capture_output=True, text=True, check=True)
+    assert lazy.stdout.strip() == "True"

@@ -310,7 +310,7 @@ class _Driver(ScriptLive, Live):
 
     # ---------------------------------------------------------------- loop
     def loop(self) -> None:
-        t_loop, waited = time.perf_counter(), 0.0
+        t_loop, waited, cpu0 = time.perf_counter(), 0.0, time.thread_time()
         sched = self.sched
         while True:
             if self.lease is not None:
@@ -338,6 +338,7 @@ class _Driver(ScriptLive, Live):
                 self.opts.progress.update(self.report, self._running_progress())
             # the driver's own time (dispatch, bookkeeping, tracker calls), not the jobs'
             self.report.driver_busy_s = time.perf_counter() - t_loop - waited
+            self.report.driver_cpu_s = time.thread_time() - cpu0
         sched.skip_unstarted()
         self.tell_trials()
 

@@ -72,6 +72,7 @@ class SweepReport:
     sweep_run_id: str | None = None
     status: str = "RUNNING"
     driver_busy_s: float = 0.0  # time the driver loop spent outside ray.wait
+    driver_cpu_s: float = 0.0  # CPU time of the driver loop's thread (busy less GIL and core contention)
     trials: Any = None  # an optuna env study's bookkeeping (orchestrator.run.trials.EnvTrials)
     spend: Any = None  # GPU-seconds, budget, prune decisions (orchestrator.run.spend.Spend)
     budget_skipped: int = 0  # jobs the budget kept from starting (SKIPPED, but the sweep ends exit 0)
