@@ -215,20 +215,19 @@ class _PointDumps:
         self._values: dict[tuple[str, str], tuple | None] = {}  # (field, repr) -> (JSON value, params) | None
         self._json: dict[tuple, str] = {}  # (field, type, repr) -> '"field":<canonical JSON of the value>'
 
+    def _text(self, k: str, v: Any) -> str:
+        """'"k":<canonical JSON of v>', made once per (field, type, repr) of the value."""
+        key = (k, type(v), repr(v))
+        text = self._json.get(key)
+        if text is None:
+            text = self._json[key] = f"{canonical_json(k)}:{canonical_json(v)}"
+        return text
+
     def canonical(self, dump: dict) -> str:
-        """canonical_json({"mixer": dump}), each field's `"key":value` text made once per distinct
-        value (json.dumps per point was a third of a 50,000-point plan's build): sort_keys sorts
-        the items and encodes each on its own, so joining the sorted items' texts is the same
-        string (tests/orchestrator/plan/test_build_speed.py)."""
-        parts = []
-        for k in sorted(dump):
-            v = dump[k]
-            key = (k, type(v), repr(v))
-            text = self._json.get(key)
-            if text is None:
-                text = self._json[key] = f"{canonical_json(k)}:{canonical_json(v)}"
-            parts.append(text)
-        return '{"mixer":{' + ",".join(parts) + "}}"
+        """canonical_json({"mixer": dump}) from per-field texts (json.dumps per point was a third of
+        a 50,000-point plan's build): sort_keys sorts the items and encodes each on its own, so
+        joining the sorted items' texts is the same string (tests/orchestrator/plan/test_build_speed.py)."""
+        return '{"mixer":{' + ",".join(self._text(k, dump[k]) for k in sorted(dump)) + "}}"
 
     @staticmethod
     def _full(mixer: Any) -> tuple[dict, dict]:
@@ -236,15 +235,20 @@ class _PointDumps:
         return dump, mixer_params({"mixer": dump})
 
     def __call__(self, mixer: Any) -> tuple[dict, dict]:
+        return self.point(mixer)[:2]
+
+    def point(self, mixer: Any) -> tuple[dict, dict, str]:
+        """(identity dump, MLflow params, canonical JSON of {"mixer": dump}) of one point."""
         t = self._modes.get(mixer.mode)
         if t is None:
             dump, params = self._full(mixer)
             fields = [f for f in mode_axes(mixer.mode) if f in dump and not isinstance(dump[f], dict)] \
                 if mixer.mode != "none" else []
-            self._modes[mixer.mode] = (mixer, dump, params, fields)
-            return dump, params
-        first, dump0, params0, fields = t
-        dump, params = dict(dump0), dict(params0)
+            texts0 = {k: self._text(k, dump[k]) for k in dump}
+            self._modes[mixer.mode] = (mixer, dump, params, fields, sorted(dump), texts0)
+            return dump, params, self.canonical(dump)
+        first, dump0, params0, fields, keys, texts0 = t
+        dump, params, texts = dict(dump0), dict(params0), None
         for f in fields:
             v, v0 = getattr(mixer, f), getattr(first, f)
             if type(v) is type(v0) and (v is v0 or repr(v) == repr(v0)):  # repr: -0.0 is not 0.0 in JSON
@@ -253,12 +257,17 @@ class _PointDumps:
             hit = self._values.get(key, False)
             if hit is False:
                 jv = mixer.model_dump(mode="json", include={f}).get(f)
-                hit = self._values[key] = None if isinstance(jv, dict) else (jv, flatten_params({"mixer": {f: jv}}))
+                hit = self._values[key] = None if isinstance(jv, dict) else \
+                    (jv, flatten_params({"mixer": {f: jv}}), self._text(f, jv))
             if hit is None:
-                return self._full(mixer)
+                dump, params = self._full(mixer)
+                return dump, params, self.canonical(dump)
             dump[f] = hit[0]
             params.update(hit[1])
-        return dump, params
+            texts = texts or dict(texts0)
+            texts[f] = hit[2]
+        texts = texts or texts0
+        return dump, params, '{"mixer":{' + ",".join(texts[k] for k in keys) + "}}"
 
 
 def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | None = None) -> Plan:
@@ -283,12 +292,12 @@ def build_plan(sweep: Sweep, workspace: str | Path = ".", code_version: str | No
     mixers = list(sweep.mixer_points())
     dumps = _PointDumps()
     for mixer in mixers:
-        dump, m_params = dumps(mixer)
+        dump, m_params, m_json = dumps.point(mixer)
         m_cfg = {"mixer": dump}
         shown_axes = [a for a in axes if a in m_cfg["mixer"]]
         shown = "" if mixer.mode == "none" or not shown_axes else \
             "/" + ",".join(f"{a}={_short(m_cfg['mixer'][a])}" for a in shown_axes)
-        points[id(mixer)] = (dumps.canonical(m_cfg["mixer"]), f"{mixer.mode}{shown}", m_params)
+        points[id(mixer)] = (m_json, f"{mixer.mode}{shown}", m_params)
     # tilt points need a neural pass that also prices their hints (q = p_model(h)): their own
     # eval job, so the evals and mixes of the other modes keep their identities
     groups = eval_groups(mixers, sweep.optuna_studies())

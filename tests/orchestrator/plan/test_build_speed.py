@@ -45,6 +45,7 @@ def test_a_points_dump_from_its_modes_first_point_equals_its_own_dump():
         assert dump == full and list(dump) == list(full), cfg
         assert canonical_json({"mixer": dump}) == canonical_json({"mixer": full})
         assert params == mixer_params({"mixer": full}), cfg
+        assert dumps.point(cfg)[2] == canonical_json({"mixer": full}), cfg  # the identity's bytes
     assert dumps(points[2])[0]["alpha_base"] == -0.0 and str(dumps(points[2])[0]["alpha_base"]) == "-0.0"
 
 
