@@ -373,7 +373,7 @@ def _train_and_score(cfg, data_dir: Path, out_dir: Path, ctx: D.DistContext, emi
         "final_train_loss": trained["train_loss_curve"][-1][1] if trained["train_loss_curve"] else None,
         "nan": trained["nan"], "nan_reason": trained["nan_reason"], "final_weights": trained["final_weights"],
         "swa_count": trained["swa_count"], "qat_step": trained["qat_step"],
-        "n_params": sum(p.numel() for p in tr.base.parameters()), "torch_version": torch.__version__,
+        "n_params": sum(p.numel() for p in tr.base.parameters()), "torch_version": str(torch.__version__),
         "cuda_version": torch.version.cuda,
     }
     if not trained["nan"]:

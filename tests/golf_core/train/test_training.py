@@ -120,6 +120,15 @@ def test_wallclock_cap_stops_on_time(synthetic_data_dir, tmp_path):
     assert (tmp_path / "model.ptz").is_file()
     assert [e["event"] for e in events][-1] == "done"
     assert {e["phase"] for e in events if e["event"] == "val"} == {"train", "prequant", "roundtrip"}
+    # the result crosses Ray to the driver: unpickling it must not need torch there (a TorchVersion
+    # in it made every driver import torch, ~2 s of CPU and ~250 MB, to read one result; issue 21)
+    import pickle
+    import subprocess
+    import sys
+
+    code = "import pickle, sys; pickle.loads(sys.stdin.buffer.read()); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(result), capture_output=True, check=True)
+    assert out.stdout.strip() == b"False"
 
 
 def test_nan_loss_stops_with_a_reason(synthetic_data_dir, tmp_path):
