@@ -326,6 +326,9 @@ class _Driver(ScriptLive, Live):
             t_wait = time.perf_counter()
             done = self.launcher.wait(list(sched.inflight), timeout=self.opts.poll_s)
             waited += time.perf_counter() - t_wait
+            prefetch = getattr(self.launcher, "prefetch", None)
+            if prefetch is not None:  # the turn's short results (mix points) in one call
+                prefetch([r for r in done if sched._short(r)])
             with self.track.held():
                 for ref in done:
                     if ref in sched.inflight:  # handling an earlier one may have dropped it (a gang)

@@ -56,7 +56,9 @@ class Journal:
         # 0600: the journal holds params, tags and paths of the user's runs
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.fchmod(fd, 0o600)
-        self._f = os.fdopen(fd, "a", encoding="utf-8")
+        # a large buffer: inside hold() a loop turn's lines (a batch of mix results, ~1 KB each)
+        # stay in memory until its one flush, not a write(2) (and a GIL hand-off) every 8 KB
+        self._f = os.fdopen(fd, "a", encoding="utf-8", buffering=1 << 20)
         fcntl.flock(self._f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._lock = threading.Lock()
         self._held = threading.local()  # hold(): this thread's lines wait for one flush

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import uuid
 from pathlib import Path
@@ -113,9 +114,17 @@ class Tracker:
             self._journal.append_op(op)
             self._writer.submit(op)
 
+    def _run_key(self) -> str:
+        """A run's local key: 128 random bits, as uuid4, from a generator seeded once from the
+        OS (os.urandom per run gave up the GIL once a run, a wait behind the writer thread)."""
+        rng = self.__dict__.get("_keys")
+        if rng is None:
+            rng = self._keys = random.Random(int.from_bytes(os.urandom(32), "big"))
+        return uuid.UUID(int=rng.getrandbits(128), version=4).hex
+
     def _new_run(self, kind: str, identity: str | None, tags: dict, name: str,
                  parent: RunHandle | None, reuse: dict | None = None) -> RunHandle:
-        handle = RunHandle(self, uuid.uuid4().hex, kind, identity)
+        handle = RunHandle(self, self._run_key(), kind, identity)
         tags = clean_tags({**system_tags(), **tags, "golf.kind": kind, "golf.run_key": handle.key})
         op = {"op": "create", "key": handle.key, "experiment": self.experiment_name,
               "tags": tags, "name": name, "start_ms": _now_ms(),
