@@ -29,3 +29,34 @@ def test_a_grid_of_mixes_runs_in_batches_each_its_own_run(ray_local, mlflow_serv
         assert run.data.tags["golf.compliant"] == ("false" if o.job.mixer.mode == "hashed_target" else "true")
     # one n-gram pass per (worker, table key), not one per point
     assert sum(o.result["ngram_passes"] for o in mixes) <= 2 * len({o.output["actor_pid"] for o in mixes})
+
+
+def test_prefetch_gets_a_turns_results_in_one_call_and_errors_stay_per_ref(ray_local):
+    """RayLauncher.prefetch (issue 21): the values of done refs fetched in one ray.get and
+    handed out by get(); a turn holding a failed ref falls back to one get per ref, so the
+    error is raised for that ref alone (as JobFailed) and the others still come back."""
+    from orchestrator.run.ray_launcher import RayLauncher
+    from workers.contract import JobFailed
+
+    @ray.remote(num_returns=3)
+    def three(x):
+        return x, x + 1, x + 2
+
+    @ray.remote
+    def boom():
+        raise ValueError("bad point")
+
+    launcher = RayLauncher(None, data_dir=".", work_dir=None, vocab_size=8)
+    refs = list(three.remote(10))
+    ray.wait(refs, num_returns=3)
+    launcher.prefetch(refs)
+    assert set(launcher._fetched) == set(refs)  # fetched together
+    assert [launcher.get(r) for r in refs] == [10, 11, 12] and not launcher._fetched
+    bad = boom.remote()
+    more = list(three.remote(20))
+    ray.wait([bad, *more], num_returns=4)
+    launcher.prefetch([bad, *more])
+    assert launcher._fetched == {}  # one failed: nothing prefetched
+    assert [launcher.get(r) for r in more] == [20, 21, 22]
+    with pytest.raises(JobFailed, match="bad point"):
+        launcher.get(bad)
