@@ -46,3 +46,15 @@ def test_an_invalid_grid_point_fails_with_mixer_configs_own_message():
     tilt = MixerSpec.model_validate({"modes": ["tilt"], "orders": [2, 3], "primes": [3, 5, 7]})
     with pytest.raises(ValidationError, match="needs 7 primes"):
         expand_points(tilt, GridSearch())
+
+
+def test_copy_with_is_model_copy():
+    from orchestrator.spec.mixer_space import _copy_with
+
+    template = MixerConfig.model_construct(mode="normalized", primes=(3, 5, 7, 11, 13, 17, 19))
+    for fields in ({}, {"alpha_base": 0.2}, {"alpha_base": 0.1, "orders": (2, 3), "entropy_centers": {2: 4.0, 3: 4.5}}):
+        a, b = _copy_with(template, fields), template.model_copy(update=fields)
+        assert type(a) is type(b) and a == b and a.__dict__ == b.__dict__
+        assert a.model_fields_set == b.model_fields_set and a.__pydantic_extra__ == b.__pydantic_extra__
+        assert a.__pydantic_private__ == b.__pydantic_private__ and a.model_dump() == b.model_dump()
+        assert a.__dict__ is not template.__dict__ and a.model_fields_set is not template.model_fields_set
