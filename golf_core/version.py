@@ -55,16 +55,24 @@ def normalized_source(text: str) -> str:
 
 
 @lru_cache(maxsize=512)
-def _analyzed(text: str) -> tuple[str, tuple]:
-    """(sha256 of the normalized AST, the import statements) of one source, from one parse:
-    every `golf plan` and `golf run` versions ~70 modules, and parsing each twice (once for its
-    digest, once for its imports) was a sixth of `golf plan`'s CPU (issue 21)."""
+def _analyzed(text: str) -> tuple[str, tuple, dict]:
+    """(sha256 of the normalized AST, the import statements, the lazy names) of one source, from
+    one parse: every `golf plan` and `golf run` versions ~70 modules, and parsing each twice
+    (once for its digest, once for its imports) was a sixth of `golf plan`'s CPU (issue 21).
+    Lazy names: a package's module-level `_LAZY = {"name": "golf_core.pkg.module", ...}`, what
+    its __getattr__ imports on first use (golf_core.data, .model, .quant, .eval, .train)."""
     tree = ast.parse(text)
     imports = tuple((0, None, tuple(a.name for a in node.names)) if isinstance(node, ast.Import)
                     else (node.level, node.module, tuple(a.name for a in node.names))
                     for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)))
+    lazy: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["_LAZY"] \
+                and isinstance(node.value, ast.Dict):
+            lazy = {k.value: v.value for k, v in zip(node.value.keys, node.value.values)
+                    if isinstance(k, ast.Constant) and isinstance(v, ast.Constant)}
     dump = ast.dump(_strip_docstrings(tree), annotate_fields=False, include_attributes=False)
-    return hashlib.sha256(dump.encode()).hexdigest(), imports
+    return hashlib.sha256(dump.encode()).hexdigest(), imports, lazy
 
 
 def _digest_text(text: str) -> str:
@@ -76,14 +84,29 @@ def module_digest(path: Path) -> str:
     return _digest_text(path.read_text(encoding="utf-8"))
 
 
+def _lazy_of(module: str, root: Path) -> dict[str, str]:
+    """A package's lazy names (name -> the module that defines it); {} for anything else."""
+    path = _path_of(module, root)
+    if path is None or path.name != "__init__.py":
+        return {}
+    return _analyzed(path.read_text(encoding="utf-8"))[2]
+
+
 def _imports(module: str, path: Path, root: Path) -> set[str]:
-    """golf_core modules that `module` imports (absolute or relative; `from pkg import sub` too)."""
+    """golf_core modules that `module` imports (absolute or relative; `from pkg import sub` too).
+
+    A lazy package's names count as imports of the modules behind them: `from golf_core.model
+    import GPT` imports golf_core.model.gpt, and a lazy package imported whole (`import
+    golf_core.data`, `from golf_core import data`) may use any of its names. Being the parent of
+    an imported module (golf_core.data of golf_core.data.config) runs only its __init__."""
     is_pkg = path.name == "__init__.py"
     here = module.split(".") if is_pkg else module.split(".")[:-1]
     found: set[str] = set()
+    whole: set[str] = set()
     for level, module_name, names in _analyzed(path.read_text(encoding="utf-8"))[1]:
         if module_name is None and not level:  # `import a.b, c`
             found.update(names)
+            whole.update(names)
             continue
         if level:
             base = here[: len(here) - level + 1] if level > 1 else here
@@ -91,7 +114,17 @@ def _imports(module: str, path: Path, root: Path) -> set[str]:
         else:
             mod = module_name or ""
         found.add(mod)
-        found.update(f"{mod}.{a}" for a in names)  # `from golf_core.eval import ngram`
+        lazy = _lazy_of(mod, root) if mod.split(".")[0] == _PKG else {}
+        for a in names:
+            sub = f"{mod}.{a}"
+            found.add(sub)  # `from golf_core.eval import ngram`
+            if sub.split(".")[0] == _PKG and _path_of(sub, root) is not None:
+                whole.add(sub)
+            elif a in lazy:
+                found.add(lazy[a])
+    for w in whole:
+        if w.split(".")[0] == _PKG:
+            found.update(_lazy_of(w, root).values())
     return {p for name in found if name.split(".")[0] == _PKG
             for p in _with_parents(name) if _path_of(p, root) is not None}
 

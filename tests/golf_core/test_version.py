@@ -43,6 +43,11 @@ TABLE = [
     ("train/muon.py", _edit_code, {"mix"}),                   # train; eval loads artifacts via train code
     ("data/synthetic.py", _edit_code, {"train", "eval", "mix"}),  # no job imports it
     ("data/fineweb.py", _edit_code, {"train", "eval", "mix"}),
+    # behind lazy package names (issue 21): `from golf_core.model import GPT` runs model/gpt.py
+    ("model/gpt.py", _edit_code, {"mix"}),
+    ("quant/quantize.py", _edit_code, {"mix"}),
+    ("data/luts.py", _edit_code, {"mix"}),
+    ("data/config.py", _edit_code, {"train", "eval", "mix"}),  # only the spec and plan use it
 ]
 
 
@@ -83,6 +88,31 @@ def test_relative_and_submodule_imports_are_followed(tmp_path):
     mods = version.kind_modules("mix", pkg)
     assert {"golf_core.eval.helper", "golf_core.eval.other", "golf_core.util"} <= set(mods)
     assert "golf_core.unused" not in mods
+
+
+def test_lazy_package_names_count_as_imports_of_their_modules(tmp_path):
+    """A package whose __getattr__ loads `_LAZY` names: `from pkg import Name` imports the module
+    behind Name, `import pkg` / `from golf_core import pkg` may use any of them, and being the
+    parent of an imported module runs only the package's __init__."""
+    pkg = tmp_path / "golf_core"
+    (pkg / "lazy").mkdir(parents=True)
+    (pkg / "eval").mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "eval" / "__init__.py").write_text("")
+    (pkg / "lazy" / "__init__.py").write_text(
+        '_LAZY = {"A": "golf_core.lazy.a", "B": "golf_core.lazy.b", "C": "golf_core.lazy.c"}\n')
+    for m in "abc":
+        (pkg / "lazy" / f"{m}.py").write_text(f"{m.upper()} = 1\n")
+    (pkg / "lazy" / "cfg.py").write_text("X = 1\n")
+    mix = pkg / "eval" / "mix_dir.py"
+    mix.write_text("from golf_core.lazy import A\nfrom golf_core.lazy.cfg import X\n")
+    mods = set(version.kind_modules("mix", pkg))
+    assert {"golf_core.lazy", "golf_core.lazy.a", "golf_core.lazy.cfg"} <= mods
+    assert not {"golf_core.lazy.b", "golf_core.lazy.c"} & mods  # a parent's other names do not run
+    version._analyzed.cache_clear()
+    for whole in ("import golf_core.lazy\n", "from golf_core import lazy\n"):
+        mix.write_text(whole)
+        assert {"golf_core.lazy.a", "golf_core.lazy.b", "golf_core.lazy.c"} <= set(version.kind_modules("mix", pkg))
 
 
 def test_unknown_kind_is_refused():
