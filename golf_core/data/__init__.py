@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-import importlib
+from golf_core import lazy
 
 # Names resolve lazily (as golf_core.eval's do): the spec and plan import golf_core.data.config,
 # and an eager package would pull torch (luts, stream) into every `golf plan` and every rerun
@@ -31,8 +31,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'golf_core.data' has no attribute {name!r}")
+__getattr__ = lazy.getattr_of(__name__, _LAZY)

@@ -11,7 +11,7 @@ config import (and risk an import cycle through golf_core.train).
 """
 from __future__ import annotations
 
-import importlib
+from golf_core import lazy
 
 from golf_core.eval.config import EvalConfig, EvalSpec, MixerConfig, TTTConfig
 
@@ -37,8 +37,4 @@ _LAZY = {
 
 __all__ = ["EvalConfig", "EvalSpec", "MixerConfig", "TTTConfig", *_LAZY]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'golf_core.eval' has no attribute {name!r}")
+__getattr__ = lazy.getattr_of(__name__, _LAZY)

@@ -5,7 +5,7 @@ would pull torch into every spec load, `golf plan` and rerun where nothing train
 """
 from __future__ import annotations
 
-import importlib
+from golf_core import lazy
 
 _LAZY = {
     "ModelConfig": "golf_core.model.config",
@@ -18,8 +18,4 @@ _LAZY = {
 
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'golf_core.model' has no attribute {name!r}")
+__getattr__ = lazy.getattr_of(__name__, _LAZY)
