@@ -11,9 +11,14 @@ from tests.orchestrator.run.prune_e2e import ASHA, LRS, _alive, _golf, _runs, _w
 
 @pytest.mark.slow
 def test_a_budget_stops_the_sweep_and_a_larger_one_runs_only_the_rest(tmp_path):
-    ws = _ws(tmp_path, "budget", "budget: {gpu_hours: 0.015}\n")  # 54 GPU-seconds: some of the 6 trials
+    # 36 GPU-seconds against 6 trials capped at 6 s of training each (80 steps of 0.15 s would take
+    # 12 s: the cap binds): they cannot all fit whatever a job's start-up costs, and the first one
+    # always starts. (A 54 s budget over 3 s caps assumed ~9 s a job: once jobs got faster, all six
+    # fit and nothing was left to stop.)
+    ws = _ws(tmp_path, "budget", "budget: {gpu_hours: 0.01}\n")
     spec = ws / "budget.yaml"
-    spec.write_text(spec.read_text().replace("seeds: [1]", "seeds: [1]\n  max_wallclock_seconds: 3"))
+    spec.write_text(spec.read_text().replace("seeds: [1]", "seeds: [1]\n  max_wallclock_seconds: 6")
+                    .replace("ITERATIONS: 24", "ITERATIONS: 80"))
     args = ["run", "budget.yaml", "--no-progress", "--num-cpus", "2"]
     first, _ = _golf(args, ws)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -25,9 +30,9 @@ def test_a_budget_stops_the_sweep_and_a_larger_one_runs_only_the_rest(tmp_path):
     longest = max(r.data.metrics["gpu_seconds"] for r in runs)
     assert total == pytest.approx(sum(r.data.metrics["gpu_seconds"] for r in runs))
     # within one job's length of the budget (a third more: on 2 loaded CPU cores a job's wall varies that much)
-    assert total <= 54 + 1.35 * longest
+    assert total <= 36 + 1.35 * longest
 
-    spec.write_text(spec.read_text().replace("gpu_hours: 0.015", "gpu_hours: 1"))
+    spec.write_text(spec.read_text().replace("gpu_hours: 0.01", "gpu_hours: 1"))
     second, _ = _golf(args, ws)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     runs2 = _runs(ws, "budget")[1]
