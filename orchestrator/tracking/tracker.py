@@ -70,6 +70,9 @@ class Tracker:
         # a replayed upload must come from here (default: the work dir holding the journal)
         self.artifact_roots = [Path(r) for r in (artifact_roots or [self.journal_dir.resolve().parent])]
         self._lock = threading.Lock()
+        # run keys: 128 random bits each, as uuid4, from a generator seeded once from the OS
+        # (os.urandom per run gave up the GIL once a run, a wait behind the writer thread)
+        self._keys = random.Random(int.from_bytes(os.urandom(32), "big"))
         self._journal = Journal(self.journal_dir, self.tracking_uri, self.experiment_name)
         try:
             self._writer = Writer(self.tracking_uri, self._journal, linger_s, max_backoff_s)
@@ -115,12 +118,7 @@ class Tracker:
             self._writer.submit(op)
 
     def _run_key(self) -> str:
-        """A run's local key: 128 random bits, as uuid4, from a generator seeded once from the
-        OS (os.urandom per run gave up the GIL once a run, a wait behind the writer thread)."""
-        rng = self.__dict__.get("_keys")
-        if rng is None:
-            rng = self._keys = random.Random(int.from_bytes(os.urandom(32), "big"))
-        return uuid.UUID(int=rng.getrandbits(128), version=4).hex
+        return uuid.UUID(int=self._keys.getrandbits(128), version=4).hex
 
     def _new_run(self, kind: str, identity: str | None, tags: dict, name: str,
                  parent: RunHandle | None, reuse: dict | None = None) -> RunHandle:
